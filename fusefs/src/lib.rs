@@ -1,0 +1,1 @@
+//! FUSE filesystem over `sqfs` (issue 3; a skeleton until then).

@@ -1,0 +1,1 @@
+//! ch-run runtime (issue 4; a skeleton until then).
