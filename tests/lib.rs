@@ -1,1 +1,7 @@
-//! Shared helpers for the end-to-end tests live in the test files themselves.
+//! Helpers shared by the end-to-end tests: the test image corpus, loop mounts of it, and a
+//! snapshot of a file tree (what `lstat`, `readlink`, xattrs and the bytes say) that can be
+//! taken from a directory on disk or from an `sqfs::Archive`, so the two can be compared.
+
+pub mod corpus;
+pub mod snapshot;
+pub mod sys;

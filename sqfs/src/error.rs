@@ -16,10 +16,7 @@ pub enum Error {
     #[error("unsupported compressor options: {0}")]
     CompressorOptions(String),
     #[error("{codec} decompression failed: {reason}")]
-    Decompress {
-        codec: &'static str,
-        reason: String,
-    },
+    Decompress { codec: &'static str, reason: String },
     #[error("corrupt image: {0}")]
     Corrupt(String),
     #[error("no such file or directory")]

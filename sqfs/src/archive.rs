@@ -1,0 +1,360 @@
+//! `Archive`: the one type users of the library hold. It opens an image lazily (superblock
+//! and the small table indexes only) and answers lookups, listings, attributes and reads.
+
+use std::fs::File;
+use std::path::Path;
+
+use crate::compress::new_decompressor;
+use crate::dir::{self, DirEntry, ReadDir};
+use crate::error::{corrupt, Error, Result};
+use crate::export::ExportTable;
+use crate::file::FileData;
+use crate::fragment::FragmentTable;
+use crate::id::IdTable;
+use crate::inode::{Inode, InodeBody, Limits};
+use crate::metadata::{MetaRef, Table};
+use crate::reader::BlockReader;
+use crate::source::Source;
+use crate::superblock::{flags, Superblock, NO_TABLE, SUPERBLOCK_SIZE};
+use crate::xattr::{Xattr, XattrTable};
+
+/// How to open an image.
+#[derive(Debug, Clone)]
+pub struct OpenOptions {
+    /// Where the SquashFS starts inside the file (SIF, AppImage, `mksquashfs -offset`).
+    pub offset: u64,
+    /// Bytes of decompressed blocks to keep cached.
+    pub cache_bytes: usize,
+}
+
+impl Default for OpenOptions {
+    fn default() -> Self {
+        OpenOptions {
+            offset: 0,
+            cache_bytes: 32 << 20,
+        }
+    }
+}
+
+/// Attributes of an inode as the kernel's squashfs driver reports them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Attr {
+    pub ino: u32,
+    pub mode: u32,
+    pub nlink: u32,
+    pub uid: u32,
+    pub gid: u32,
+    pub size: u64,
+    pub mtime: u32,
+    pub rdev: u64,
+}
+
+/// An open SquashFS image. `Send + Sync`: share it between threads behind an `Arc`.
+pub struct Archive {
+    sb: Superblock,
+    reader: BlockReader,
+    inodes: Table,
+    dirs: Table,
+    ids: IdTable,
+    fragments: Option<FragmentTable>,
+    export: Option<ExportTable>,
+    xattrs: Option<XattrTable>,
+    limits: Limits,
+    compressor_options: Option<Vec<u8>>,
+}
+
+impl Archive {
+    /// Opens the image at `path` with default options.
+    pub fn open(path: impl AsRef<Path>) -> Result<Self> {
+        Self::open_file(File::open(path)?, &OpenOptions::default())
+    }
+
+    /// Opens the image in `file`, starting at `options.offset`.
+    pub fn open_file(file: File, options: &OpenOptions) -> Result<Self> {
+        let mut source = Source::new(file, options.offset);
+        let available = source.available()?;
+        if available < SUPERBLOCK_SIZE as u64 {
+            return Err(if available == 0 {
+                Error::BadMagic
+            } else {
+                corrupt!("file too short for a superblock")
+            });
+        }
+        let mut raw = [0u8; SUPERBLOCK_SIZE];
+        source.read_exact_at(0, &mut raw)?;
+        let sb = Superblock::parse(&raw, available)?;
+        source.set_len(sb.bytes_used);
+
+        let compressor_options = if sb.has(flags::COMPRESSOR_OPTIONS) {
+            Some(read_compressor_options(&source)?)
+        } else {
+            None
+        };
+        let decompressor = new_decompressor(sb.compression, compressor_options.as_deref())?;
+        let reader = BlockReader::new(source, decompressor, options.cache_bytes, sb.block_size);
+
+        // The tables are read back to front: each one's first block is where the one
+        // ahead of it must end (the kernel checks the same chain).
+        let lowest = sb.directory_table_start;
+        let mut next = sb.bytes_used;
+        let xattrs = if sb.xattr_id_table_start == NO_TABLE {
+            None
+        } else {
+            let t = XattrTable::read(&reader, sb.xattr_id_table_start, next, lowest)?;
+            next = t.first_block();
+            Some(t)
+        };
+        let ids = IdTable::read(&reader, sb.id_table_start, next, lowest, sb.id_count)?;
+        next = ids.first_block();
+        let export = if sb.export_table_start == NO_TABLE {
+            None
+        } else {
+            let t =
+                ExportTable::read(&reader, sb.export_table_start, next, lowest, sb.inode_count)?;
+            next = t.first_block();
+            Some(t)
+        };
+        let fragments = if sb.fragment_count == 0 {
+            None
+        } else {
+            let t = FragmentTable::read(
+                &reader,
+                sb.fragment_table_start,
+                next,
+                lowest,
+                sb.fragment_count,
+            )?;
+            next = t.first_block();
+            Some(t)
+        };
+        if sb.directory_table_start > next {
+            return Err(corrupt!(
+                "directory table starts after the tables that follow it"
+            ));
+        }
+        let archive = Archive {
+            inodes: Table {
+                start: sb.inode_table_start,
+                end: sb.directory_table_start,
+            },
+            dirs: Table {
+                start: sb.directory_table_start,
+                end: next,
+            },
+            limits: Limits {
+                inode_count: sb.inode_count,
+                id_count: sb.id_count,
+                block_size: sb.block_size,
+            },
+            sb,
+            reader,
+            ids,
+            fragments,
+            export,
+            xattrs,
+            compressor_options,
+        };
+        if !archive.root()?.is_dir() {
+            return Err(corrupt!("the root inode is not a directory"));
+        }
+        Ok(archive)
+    }
+
+    pub fn superblock(&self) -> &Superblock {
+        &self.sb
+    }
+
+    /// The decompressed compressor options block, when the image stores one.
+    pub fn compressor_options(&self) -> Option<&[u8]> {
+        self.compressor_options.as_deref()
+    }
+
+    /// Bytes the block cache holds now.
+    pub fn cached_bytes(&self) -> usize {
+        self.reader.cache().bytes()
+    }
+
+    pub fn has_export_table(&self) -> bool {
+        self.export.is_some()
+    }
+
+    pub fn xattr_id_count(&self) -> u64 {
+        self.xattrs.as_ref().map_or(0, |x| x.count())
+    }
+
+    pub fn root(&self) -> Result<Inode> {
+        self.inode(MetaRef::from_packed(self.sb.root_inode))
+    }
+
+    /// The inode at `reference` (relative to the inode table).
+    pub fn inode(&self, reference: MetaRef) -> Result<Inode> {
+        let mut c = self.inodes.cursor(&self.reader, reference)?;
+        Inode::parse(&mut c, reference, &self.limits)
+    }
+
+    /// The inode with number `number`, through the export table.
+    pub fn inode_by_number(&self, number: u32) -> Result<Inode> {
+        let export = self.export.as_ref().ok_or(Error::NoExportTable)?;
+        let inode = self.inode(export.get(&self.reader, number)?)?;
+        if inode.number != number {
+            return Err(corrupt!(
+                "export table entry {number} leads to inode {}",
+                inode.number
+            ));
+        }
+        Ok(inode)
+    }
+
+    fn dir_info<'i>(&self, dir: &'i Inode) -> Result<&'i crate::inode::DirInfo> {
+        match &dir.body {
+            InodeBody::Directory(d) => Ok(d),
+            _ => Err(Error::NotADirectory),
+        }
+    }
+
+    /// The entry called `name` in `dir`, if there is one.
+    pub fn lookup_entry(&self, dir: &Inode, name: &[u8]) -> Result<Option<DirEntry>> {
+        let info = self.dir_info(dir)?;
+        if name.is_empty() || name.len() > dir::MAX_NAME {
+            return Ok(None);
+        }
+        dir::lookup(
+            &self.reader,
+            self.dirs,
+            self.inodes,
+            info,
+            name,
+            self.limits.inode_count,
+        )
+    }
+
+    /// The inode an entry names, checked to agree with the entry.
+    pub fn entry_inode(&self, entry: &DirEntry) -> Result<Inode> {
+        let inode = self.inode(entry.inode)?;
+        if inode.kind != entry.kind || inode.number != entry.inode_number {
+            return Err(corrupt!(
+                "entry {:?} says {:?} #{} but its inode is {:?} #{}",
+                String::from_utf8_lossy(&entry.name),
+                entry.kind,
+                entry.inode_number,
+                inode.kind,
+                inode.number
+            ));
+        }
+        Ok(inode)
+    }
+
+    /// The inode called `name` in `dir`.
+    pub fn lookup(&self, dir: &Inode, name: &[u8]) -> Result<Inode> {
+        let entry = self.lookup_entry(dir, name)?.ok_or(Error::NotFound)?;
+        self.entry_inode(&entry)
+    }
+
+    /// The inode at a `/`-separated path from the root; symlinks are not followed.
+    pub fn lookup_path(&self, path: &str) -> Result<Inode> {
+        let mut inode = self.root()?;
+        for part in path.split('/').filter(|p| !p.is_empty() && *p != ".") {
+            inode = self.lookup(&inode, part.as_bytes())?;
+        }
+        Ok(inode)
+    }
+
+    /// The entries of `dir` in on-disk order.
+    pub fn read_dir(&self, dir: &Inode) -> Result<ReadDir<'_>> {
+        self.read_dir_from(dir, 0)
+    }
+
+    /// The entries of `dir` after the one whose cookie is `cookie` (0: all of them).
+    pub fn read_dir_from(&self, dir: &Inode, cookie: u64) -> Result<ReadDir<'_>> {
+        let info = self.dir_info(dir)?;
+        ReadDir::new(
+            &self.reader,
+            self.dirs,
+            self.inodes,
+            info,
+            cookie,
+            self.limits.inode_count,
+        )
+    }
+
+    pub fn attr(&self, inode: &Inode) -> Result<Attr> {
+        Ok(Attr {
+            ino: inode.number,
+            mode: inode.mode(),
+            nlink: inode.nlink,
+            uid: self.ids.get(&self.reader, inode.uid_index)?,
+            gid: self.ids.get(&self.reader, inode.gid_index)?,
+            size: inode.size(),
+            mtime: inode.mtime,
+            rdev: inode.rdev(),
+        })
+    }
+
+    /// The block list of a regular file, for repeated reads.
+    pub fn file_data(&self, inode: &Inode) -> Result<FileData> {
+        match &inode.body {
+            InodeBody::File(info) => FileData::load(&self.reader, self.inodes, info),
+            _ => Err(Error::NotAFile),
+        }
+    }
+
+    /// Reads file bytes at `offset` through an already loaded block list.
+    pub fn read_data(&self, data: &FileData, offset: u64, buf: &mut [u8]) -> Result<usize> {
+        data.read_at(&self.reader, self.fragments.as_ref(), offset, buf)
+    }
+
+    /// Reads bytes of a regular file at `offset`; returns how many (0 at the end).
+    pub fn read_at(&self, inode: &Inode, offset: u64, buf: &mut [u8]) -> Result<usize> {
+        self.read_data(&self.file_data(inode)?, offset, buf)
+    }
+
+    /// Block `index` of a file, decompressed and shared (None for a sparse hole). For
+    /// readers that want whole blocks, e.g. to prefetch or to fill a page cache.
+    pub fn data_block(&self, data: &FileData, index: usize) -> Result<Option<crate::cache::Block>> {
+        data.load_block(&self.reader, index)
+    }
+
+    pub fn read_link<'i>(&self, inode: &'i Inode) -> Result<&'i [u8]> {
+        match &inode.body {
+            InodeBody::Symlink(target) => Ok(target),
+            _ => Err(Error::NotASymlink),
+        }
+    }
+
+    /// All extended attributes of `inode`, in stored order.
+    pub fn xattrs(&self, inode: &Inode) -> Result<Vec<Xattr>> {
+        match (inode.xattr, &self.xattrs) {
+            (None, _) => Ok(Vec::new()),
+            (Some(i), Some(table)) => table.list(&self.reader, i),
+            (Some(i), None) => Err(corrupt!(
+                "inode {} has xattr index {i} but the image has no xattr table",
+                inode.number
+            )),
+        }
+    }
+
+    /// The value of the xattr called `name` (with its prefix, as `user.foo`).
+    pub fn xattr(&self, inode: &Inode, name: &[u8]) -> Result<Vec<u8>> {
+        self.xattrs(inode)?
+            .into_iter()
+            .find(|x| x.name == name)
+            .map(|x| x.value)
+            .ok_or(Error::NoXattr)
+    }
+}
+
+/// The compressor options block sits right after the superblock, always uncompressed.
+fn read_compressor_options(source: &Source) -> Result<Vec<u8>> {
+    let mut header = [0u8; 2];
+    source.read_exact_at(SUPERBLOCK_SIZE as u64, &mut header)?;
+    let word = u16::from_le_bytes(header);
+    let len = usize::from(word & 0x7FFF);
+    if word & 0x8000 == 0 || len == 0 || len > 64 {
+        return Err(Error::CompressorOptions(format!(
+            "options block header {word:#06x} is not a small uncompressed block"
+        )));
+    }
+    let mut options = vec![0u8; len];
+    source.read_exact_at(SUPERBLOCK_SIZE as u64 + 2, &mut options)?;
+    Ok(options)
+}

@@ -1,0 +1,192 @@
+//! `sqfs extract`: the tree written out like `unsquashfs -d DIR` does it. One thread walks
+//! and creates the skeleton (directories, links, special files, empty regular files); the
+//! regular files' contents are written by a pool of workers; directory attributes go on
+//! last, deepest first, so a read-only or mode-000 directory does not block its children.
+
+use std::collections::HashMap;
+use std::ffi::OsStr;
+use std::fs::{self, File};
+use std::io::IsTerminal;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{symlink, FileExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use indicatif::{ProgressBar, ProgressStyle};
+use sqfs::{Archive, FileType, Inode};
+
+use crate::sys;
+use crate::walk::{lookup, walk};
+
+/// What the workers do: fill one regular file, then give it its attributes.
+struct Job {
+    path: PathBuf,
+    inode: Inode,
+}
+
+pub fn run(archive: &Archive, from: &str, dir: &Path, processors: Option<usize>) -> Result<(), String> {
+    let start = lookup(archive, from)?;
+    prepare_destination(dir)?;
+    let root = is_root_privileged();
+    let mut jobs = Vec::new();
+    let mut later = Vec::new(); // directories and non-file inodes, for attributes at the end
+    let mut links: HashMap<u32, PathBuf> = HashMap::new();
+    let mut skipped_devices = 0usize;
+    let mut total_bytes = 0u64;
+    let start_is_dir = start.is_dir();
+    walk(archive, start, &mut |rel, inode| {
+        let path = if rel.is_empty() {
+            if start_is_dir {
+                dir.to_path_buf()
+            } else {
+                dir.join(from.rsplit('/').find(|s| !s.is_empty()).unwrap_or("file"))
+            }
+        } else {
+            dir.join(OsStr::from_bytes(rel))
+        };
+        let fail = |e: std::io::Error| format!("{}: {e}", path.display());
+        match inode.kind {
+            FileType::Directory => {
+                if !rel.is_empty() {
+                    fs::create_dir(&path).map_err(fail)?;
+                }
+                later.push(Job { path, inode: inode.clone() });
+            }
+            FileType::File => {
+                if let Some(first) = links.get(&inode.number) {
+                    fs::hard_link(first, &path).map_err(fail)?;
+                } else {
+                    File::create(&path).map_err(fail)?;
+                    links.insert(inode.number, path.clone());
+                    total_bytes += inode.size();
+                    jobs.push(Job { path, inode: inode.clone() });
+                }
+            }
+            FileType::Symlink => {
+                let target = archive.read_link(inode).map_err(|e| format!("{}: {e}", path.display()))?;
+                symlink(OsStr::from_bytes(target), &path).map_err(fail)?;
+                later.push(Job { path, inode: inode.clone() });
+            }
+            FileType::BlockDevice | FileType::CharDevice | FileType::Fifo | FileType::Socket => {
+                let is_device = matches!(inode.kind, FileType::BlockDevice | FileType::CharDevice);
+                if is_device && !root {
+                    skipped_devices += 1;
+                    return Ok(());
+                }
+                sys::mknod(&path, inode.mode(), inode.rdev()).map_err(fail)?;
+                later.push(Job { path, inode: inode.clone() });
+            }
+        }
+        Ok(())
+    })?;
+
+    let progress = progress_bar(total_bytes);
+    let threads = processors
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+        .max(1);
+    let queue = Mutex::new(jobs.into_iter());
+    let first_error = Mutex::new(None);
+    std::thread::scope(|s| {
+        for _ in 0..threads {
+            s.spawn(|| loop {
+                let Some(job) = queue.lock().unwrap_or_else(|e| e.into_inner()).next() else { break };
+                let result = write_file(archive, &job, &progress).and_then(|_| apply_attrs(archive, &job, root));
+                if let Err(e) = result {
+                    first_error.lock().unwrap_or_else(|e| e.into_inner()).get_or_insert(e);
+                    break;
+                }
+            });
+        }
+    });
+    progress.finish_and_clear();
+    if let Some(e) = first_error.into_inner().unwrap_or_else(|e| e.into_inner()) {
+        return Err(e);
+    }
+    // Parents were pushed before children: reversed, every directory comes after its contents.
+    for job in later.iter().rev() {
+        apply_attrs(archive, job, root)?;
+    }
+    if skipped_devices > 0 {
+        eprintln!("sqfs: warning: {skipped_devices} device node(s) not created: that needs root");
+    }
+    Ok(())
+}
+
+fn is_root_privileged() -> bool {
+    sys::is_root()
+}
+
+fn prepare_destination(dir: &Path) -> Result<(), String> {
+    match fs::read_dir(dir) {
+        Ok(mut entries) => {
+            if entries.next().is_some() {
+                return Err(format!("{}: destination exists and is not empty", dir.display()));
+            }
+            Ok(())
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))
+        }
+        Err(e) => Err(format!("{}: {e}", dir.display())),
+    }
+}
+
+fn progress_bar(total: u64) -> ProgressBar {
+    if !std::io::stderr().is_terminal() {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::new(total);
+    bar.set_style(
+        ProgressStyle::with_template("[{bar:50}] {percent:>3}% {bytes}/{total_bytes} {bytes_per_sec}")
+            .expect("static template")
+            .progress_chars("=> "),
+    );
+    bar
+}
+
+/// Writes a file's blocks, leaving sparse holes as holes.
+fn write_file(archive: &Archive, job: &Job, progress: &ProgressBar) -> Result<(), String> {
+    let fail = |e: String| format!("{}: {e}", job.path.display());
+    let data = archive.file_data(&job.inode).map_err(|e| fail(e.to_string()))?;
+    let out = fs::OpenOptions::new().write(true).open(&job.path).map_err(|e| fail(e.to_string()))?;
+    let bs = u64::from(archive.superblock().block_size);
+    for i in 0..data.block_count() {
+        if let Some(block) = archive.data_block(&data, i).map_err(|e| fail(e.to_string()))? {
+            out.write_all_at(&block, i as u64 * bs).map_err(|e| fail(e.to_string()))?;
+        }
+        progress.inc(bs.min(data.size() - i as u64 * bs));
+    }
+    let tail_at = data.block_count() as u64 * bs;
+    if tail_at < data.size() {
+        let mut tail = vec![0u8; (data.size() - tail_at) as usize];
+        let n = archive.read_data(&data, tail_at, &mut tail).map_err(|e| fail(e.to_string()))?;
+        out.write_all_at(&tail[..n], tail_at).map_err(|e| fail(e.to_string()))?;
+        progress.inc(n as u64);
+    }
+    // Trailing holes are never written: the length makes them.
+    out.set_len(data.size()).map_err(|e| fail(e.to_string()))
+}
+
+/// Owner (as root), mode, xattrs, then mtime last, since each of the others changes ctime
+/// and chown clears setuid bits.
+fn apply_attrs(archive: &Archive, job: &Job, root: bool) -> Result<(), String> {
+    let path = &job.path;
+    let fail = |e: std::io::Error| format!("{}: {e}", path.display());
+    let attr = archive.attr(&job.inode).map_err(|e| format!("{}: {e}", path.display()))?;
+    if root {
+        sys::lchown(path, attr.uid, attr.gid).map_err(fail)?;
+    }
+    if job.inode.kind != FileType::Symlink {
+        fs::set_permissions(path, fs::Permissions::from_mode(attr.mode & 0o7777)).map_err(fail)?;
+    }
+    let xattrs = archive.xattrs(&job.inode).map_err(|e| format!("{}: {e}", path.display()))?;
+    for x in xattrs {
+        match sys::lsetxattr(path, &x.name, &x.value) {
+            Ok(()) => {}
+            // Without root, trusted.* and security.* cannot be set: unsquashfs skips them too.
+            Err(_) if !root && !x.name.starts_with(b"user.") => {}
+            Err(e) => return Err(format!("{}: xattr {}: {e}", path.display(), String::from_utf8_lossy(&x.name))),
+        }
+    }
+    sys::set_mtime(path, attr.mtime).map_err(fail)
+}

@@ -1,0 +1,204 @@
+//! A bounded, sharded cache of decompressed blocks (data, fragment and metadata blocks).
+//!
+//! Two threads that miss the same block decompress it once: the first inserts a slot and
+//! fills it outside the shard lock, the second waits on that slot. Eviction is CLOCK
+//! (second chance) per shard, bounded by bytes.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex, OnceLock};
+
+use crate::error::{Error, Result};
+
+/// A decompressed block, shared by every reader that needs it.
+pub type Block = Arc<[u8]>;
+
+/// What the cache remembers of a failed fill, for the threads that waited on it.
+type Filled = std::result::Result<Block, String>;
+
+const SHARDS: usize = 16;
+
+struct Entry {
+    slot: Arc<OnceLock<Filled>>,
+    charge: usize,
+    referenced: bool,
+}
+
+#[derive(Default)]
+struct Shard {
+    map: HashMap<u64, Entry>,
+    clock: VecDeque<u64>,
+    bytes: usize,
+}
+
+pub struct BlockCache {
+    shards: Vec<Mutex<Shard>>,
+    shard_capacity: usize,
+}
+
+impl BlockCache {
+    /// A cache holding about `capacity` bytes of decompressed blocks.
+    pub fn new(capacity: usize) -> Self {
+        BlockCache {
+            shards: (0..SHARDS).map(|_| Mutex::new(Shard::default())).collect(),
+            shard_capacity: capacity / SHARDS,
+        }
+    }
+
+    fn shard(&self, key: u64) -> &Mutex<Shard> {
+        // Block positions are spread but aligned; mix the bits before picking a shard.
+        let h = key.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 58;
+        &self.shards[h as usize % SHARDS]
+    }
+
+    /// Returns the block at `key`, calling `fill` to produce it on a miss. `charge` is the
+    /// number of bytes the block will hold at most, accounted before it is filled.
+    pub fn get_or_fill(
+        &self,
+        key: u64,
+        charge: usize,
+        fill: impl FnOnce() -> Result<Vec<u8>>,
+    ) -> Result<Block> {
+        let slot = {
+            let mut shard = self.shard(key).lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(entry) = shard.map.get_mut(&key) {
+                entry.referenced = true;
+                entry.slot.clone()
+            } else {
+                let slot = Arc::new(OnceLock::new());
+                shard.map.insert(
+                    key,
+                    Entry {
+                        slot: slot.clone(),
+                        charge,
+                        referenced: false,
+                    },
+                );
+                shard.clock.push_back(key);
+                shard.bytes += charge;
+                self.evict(&mut shard, key);
+                slot
+            }
+        };
+        let mut error = None;
+        let filled = slot.get_or_init(|| match fill() {
+            Ok(data) => Ok(Block::from(data)),
+            Err(e) => {
+                let msg = e.to_string();
+                error = Some(e);
+                Err(msg)
+            }
+        });
+        match filled {
+            Ok(block) => Ok(block.clone()),
+            Err(msg) => {
+                // Forget the failure so a later read tries again (the file may be fixed).
+                let mut shard = self.shard(key).lock().unwrap_or_else(|e| e.into_inner());
+                if shard
+                    .map
+                    .get(&key)
+                    .is_some_and(|e| Arc::ptr_eq(&e.slot, &slot))
+                {
+                    let entry = shard.map.remove(&key).expect("present");
+                    shard.bytes -= entry.charge;
+                    shard.clock.retain(|&k| k != key);
+                }
+                Err(error.unwrap_or_else(|| Error::Corrupt(msg.clone())))
+            }
+        }
+    }
+
+    fn evict(&self, shard: &mut Shard, keep: u64) {
+        // Each key is looked at most twice per pass: once to clear its bit, once to evict.
+        let mut budget = shard.clock.len() * 2;
+        while shard.bytes > self.shard_capacity && budget > 0 {
+            budget -= 1;
+            let Some(key) = shard.clock.pop_front() else {
+                break;
+            };
+            let entry = shard.map.get_mut(&key).expect("clock and map agree");
+            if entry.referenced || key == keep {
+                entry.referenced = false;
+                shard.clock.push_back(key);
+            } else {
+                let entry = shard.map.remove(&key).expect("present");
+                shard.bytes -= entry.charge;
+            }
+        }
+    }
+
+    /// Bytes currently accounted to cached blocks.
+    pub fn bytes(&self) -> usize {
+        self.shards
+            .iter()
+            .map(|s| s.lock().unwrap_or_else(|e| e.into_inner()).bytes)
+            .sum()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    #[test]
+    fn stays_within_its_capacity() {
+        let cache = BlockCache::new(16 * 4 * 1024);
+        for key in 0..1000u64 {
+            cache
+                .get_or_fill(key * 4096, 1024, || Ok(vec![1; 1024]))
+                .unwrap();
+        }
+        assert!(
+            cache.bytes() <= 16 * 4 * 1024,
+            "{} bytes cached",
+            cache.bytes()
+        );
+    }
+
+    #[test]
+    fn a_hit_does_not_refill() {
+        let cache = BlockCache::new(1 << 20);
+        let fills = AtomicUsize::new(0);
+        for _ in 0..3 {
+            let b = cache
+                .get_or_fill(7, 3, || {
+                    fills.fetch_add(1, Ordering::SeqCst);
+                    Ok(vec![1, 2, 3])
+                })
+                .unwrap();
+            assert_eq!(&*b, &[1, 2, 3]);
+        }
+        assert_eq!(fills.load(Ordering::SeqCst), 1);
+    }
+
+    #[test]
+    fn concurrent_misses_fill_once() {
+        let cache = BlockCache::new(1 << 20);
+        let fills = AtomicUsize::new(0);
+        std::thread::scope(|s| {
+            for _ in 0..8 {
+                s.spawn(|| {
+                    let b = cache
+                        .get_or_fill(42, 4, || {
+                            fills.fetch_add(1, Ordering::SeqCst);
+                            std::thread::sleep(std::time::Duration::from_millis(50));
+                            Ok(vec![9; 4])
+                        })
+                        .unwrap();
+                    assert_eq!(&*b, &[9; 4]);
+                });
+            }
+        });
+        assert_eq!(fills.load(Ordering::SeqCst), 1);
+    }
+
+    #[test]
+    fn a_failed_fill_is_retried() {
+        let cache = BlockCache::new(1 << 20);
+        let err = cache.get_or_fill(1, 4, || Err(crate::error::corrupt!("bad")));
+        assert!(err.is_err());
+        let ok = cache.get_or_fill(1, 4, || Ok(vec![1])).unwrap();
+        assert_eq!(&*ok, &[1]);
+        assert_eq!(cache.bytes(), 4);
+    }
+}

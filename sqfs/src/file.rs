@@ -1,0 +1,188 @@
+//! Regular file contents: the block list, sparse holes, and the tail in a fragment.
+
+use crate::error::{corrupt, Result};
+use crate::fragment::FragmentTable;
+use crate::inode::FileInfo;
+use crate::metadata::Table;
+use crate::reader::{BlockReader, DataBlock};
+
+/// A block position is remembered every this many blocks; the rest are summed on demand,
+/// which keeps the list at about 4 bytes a block for multi-GiB files.
+const CHECKPOINT_EVERY: usize = 64;
+/// Block size words read from the inode table per step: the list grows only as fast as the
+/// image really holds entries, never from an untrusted count alone.
+const WORDS_PER_STEP: u64 = 2048;
+
+/// An open regular file: its inode facts and its checked block list.
+#[derive(Debug, Clone)]
+pub struct FileData {
+    info: FileInfo,
+    blocks: Vec<DataBlock>,
+    checkpoints: Vec<u64>,
+    block_size: u32,
+}
+
+impl FileData {
+    /// Reads and checks the block list of a file.
+    pub fn load(reader: &BlockReader, inodes: Table, info: &FileInfo) -> Result<Self> {
+        let image_len = reader.source().len();
+        let block_size = reader.block_size();
+        let mut blocks = Vec::new();
+        let mut checkpoints = Vec::new();
+        let mut pos = info.blocks_start;
+        if info.block_count > 0 {
+            let mut c = inodes.cursor(reader, info.block_list_at)?;
+            let mut left = info.block_count;
+            let mut raw = Vec::new();
+            while left > 0 {
+                let n = left.min(WORDS_PER_STEP);
+                raw.resize(n as usize * 4, 0);
+                c.read_exact(&mut raw)?;
+                for w in raw.chunks_exact(4) {
+                    if blocks.len() % CHECKPOINT_EVERY == 0 {
+                        checkpoints.push(pos);
+                    }
+                    let b = DataBlock::from_word(
+                        u32::from_le_bytes(w.try_into().expect("4")),
+                        block_size,
+                    )?;
+                    pos = pos
+                        .checked_add(u64::from(b.stored))
+                        .filter(|&end| end <= image_len)
+                        .ok_or_else(|| corrupt!("file data runs past the image end"))?;
+                    blocks.push(b);
+                }
+                left -= n;
+            }
+        }
+        Ok(FileData {
+            info: info.clone(),
+            blocks,
+            checkpoints,
+            block_size,
+        })
+    }
+
+    pub fn size(&self) -> u64 {
+        self.info.size
+    }
+
+    /// Number of blocks stored as blocks (the tail in a fragment is not one).
+    pub fn block_count(&self) -> usize {
+        self.blocks.len()
+    }
+
+    /// Image position and size word of block `i`.
+    pub fn block(&self, i: usize) -> (u64, DataBlock) {
+        let first = i / CHECKPOINT_EVERY * CHECKPOINT_EVERY;
+        let pos = self.checkpoints[i / CHECKPOINT_EVERY]
+            + self.blocks[first..i]
+                .iter()
+                .map(|b| u64::from(b.stored))
+                .sum::<u64>();
+        (pos, self.blocks[i])
+    }
+
+    /// Bytes of block `i` that belong to the file.
+    fn block_len(&self, i: usize) -> usize {
+        let bs = u64::from(self.block_size);
+        (self.info.size - i as u64 * bs).min(bs) as usize
+    }
+
+    /// Copies file bytes from `offset` into `buf`; returns how many (0 at or past the end).
+    pub fn read_at(
+        &self,
+        reader: &BlockReader,
+        fragments: Option<&FragmentTable>,
+        offset: u64,
+        buf: &mut [u8],
+    ) -> Result<usize> {
+        if offset >= self.info.size {
+            return Ok(0);
+        }
+        let total = buf
+            .len()
+            .min((self.info.size - offset).min(usize::MAX as u64) as usize);
+        let bs = u64::from(self.block_size);
+        let mut done = 0;
+        while done < total {
+            let at = offset + done as u64;
+            let index = (at / bs) as usize;
+            let within = (at % bs) as usize;
+            let chunk = if index < self.blocks.len() {
+                let want = self.block_len(index);
+                let n = (want - within).min(total - done);
+                self.copy_block(reader, index, want, within, &mut buf[done..done + n])?;
+                n
+            } else {
+                self.copy_tail(reader, fragments, within, &mut buf[done..total])?
+            };
+            done += chunk;
+        }
+        Ok(total)
+    }
+
+    /// Block `index` decompressed (None for a hole), checked to hold exactly `want` bytes.
+    pub fn load_block(
+        &self,
+        reader: &BlockReader,
+        index: usize,
+    ) -> Result<Option<crate::cache::Block>> {
+        let (pos, block) = self.block(index);
+        if block.is_hole() {
+            return Ok(None);
+        }
+        let want = self.block_len(index);
+        let data = reader.data_block(pos, block)?;
+        if data.len() != want {
+            return Err(corrupt!(
+                "data block at {pos} holds {} bytes, the file needs {want}",
+                data.len()
+            ));
+        }
+        Ok(Some(data))
+    }
+
+    fn copy_block(
+        &self,
+        reader: &BlockReader,
+        index: usize,
+        _want: usize,
+        within: usize,
+        out: &mut [u8],
+    ) -> Result<()> {
+        match self.load_block(reader, index)? {
+            None => out.fill(0),
+            Some(data) => out.copy_from_slice(&data[within..within + out.len()]),
+        }
+        Ok(())
+    }
+
+    fn copy_tail(
+        &self,
+        reader: &BlockReader,
+        fragments: Option<&FragmentTable>,
+        within: usize,
+        out: &mut [u8],
+    ) -> Result<usize> {
+        let (index, frag_offset) = self
+            .info
+            .fragment
+            .ok_or_else(|| corrupt!("file of {} bytes has too few blocks", self.info.size))?;
+        let fragments =
+            fragments.ok_or_else(|| corrupt!("file uses a fragment but the image has none"))?;
+        let frag = fragments.get(reader, index)?;
+        let data = reader.data_block(frag.start, frag.block)?;
+        let tail = (self.info.size % u64::from(self.block_size)) as usize;
+        let start = frag_offset as usize;
+        if start.checked_add(tail).is_none_or(|end| end > data.len()) {
+            return Err(corrupt!(
+                "file tail at {start}+{tail} is past its {}-byte fragment",
+                data.len()
+            ));
+        }
+        let n = out.len().min(tail - within);
+        out[..n].copy_from_slice(&data[start + within..start + within + n]);
+        Ok(n)
+    }
+}

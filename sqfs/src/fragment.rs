@@ -1,0 +1,59 @@
+//! The fragment table: where each fragment block (packed file tails) is stored.
+
+use crate::error::{corrupt, Result};
+use crate::reader::{BlockReader, DataBlock};
+use crate::table::LookupTable;
+
+/// A fragment's `frag_index` meaning "this file has no fragment".
+pub const NO_FRAGMENT: u32 = u32::MAX;
+
+#[derive(Debug)]
+pub struct FragmentTable(LookupTable);
+
+#[derive(Debug, Clone, Copy)]
+pub struct Fragment {
+    pub start: u64,
+    pub block: DataBlock,
+}
+
+impl FragmentTable {
+    pub fn read(
+        reader: &BlockReader,
+        start: u64,
+        next_table: u64,
+        lowest: u64,
+        count: u32,
+    ) -> Result<Self> {
+        LookupTable::read(
+            reader,
+            "fragment",
+            start,
+            start,
+            next_table,
+            lowest,
+            u64::from(count),
+            16,
+        )
+        .map(FragmentTable)
+    }
+
+    pub fn first_block(&self) -> u64 {
+        self.0.first_block()
+    }
+
+    pub fn get(&self, reader: &BlockReader, index: u32) -> Result<Fragment> {
+        let mut c = self.0.entry(reader, u64::from(index))?;
+        let start = c.u64()?;
+        let block = DataBlock::from_word(c.u32()?, reader.block_size())?;
+        if block.is_hole() {
+            return Err(corrupt!("fragment {index} has size 0"));
+        }
+        if start
+            .checked_add(u64::from(block.stored))
+            .is_none_or(|end| end > reader.source().len())
+        {
+            return Err(corrupt!("fragment {index} lies past the image end"));
+        }
+        Ok(Fragment { start, block })
+    }
+}

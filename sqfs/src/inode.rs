@@ -1,0 +1,318 @@
+//! Inodes: the 14 on-disk inode types, decoded into one `Inode`.
+
+use crate::error::{corrupt, Result};
+use crate::fragment::NO_FRAGMENT;
+use crate::metadata::{MetaCursor, MetaRef};
+
+/// Longest symlink target accepted (the kernel's PATH_MAX).
+pub const MAX_SYMLINK: u32 = 4096;
+/// An inode's xattr index meaning "no xattrs".
+pub const NO_XATTR: u32 = u32::MAX;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum FileType {
+    Directory,
+    File,
+    Symlink,
+    BlockDevice,
+    CharDevice,
+    Fifo,
+    Socket,
+}
+
+impl FileType {
+    /// From a basic inode type (1..=7), the kind directory entries use.
+    pub fn from_basic(t: u16) -> Result<Self> {
+        Ok(match t {
+            1 => FileType::Directory,
+            2 => FileType::File,
+            3 => FileType::Symlink,
+            4 => FileType::BlockDevice,
+            5 => FileType::CharDevice,
+            6 => FileType::Fifo,
+            7 => FileType::Socket,
+            _ => return Err(corrupt!("unknown inode type {t}")),
+        })
+    }
+
+    /// The `S_IFMT` bits of this type.
+    pub fn mode_bits(self) -> u32 {
+        match self {
+            FileType::Directory => 0o040000,
+            FileType::File => 0o100000,
+            FileType::Symlink => 0o120000,
+            FileType::BlockDevice => 0o060000,
+            FileType::CharDevice => 0o020000,
+            FileType::Fifo => 0o010000,
+            FileType::Socket => 0o140000,
+        }
+    }
+}
+
+/// Where a directory's listing lives in the directory table.
+#[derive(Debug, Clone)]
+pub struct DirInfo {
+    /// Start of the listing, relative to the directory table.
+    pub listing: MetaRef,
+    /// The stored size: listing bytes + 3, as the kernel reports it.
+    pub size: u32,
+    pub parent: u32,
+    pub index_count: u16,
+    /// Where the directory index (extended directories) starts, in the inode table.
+    pub index_at: MetaRef,
+}
+
+/// Where a regular file's bytes live.
+#[derive(Debug, Clone)]
+pub struct FileInfo {
+    pub blocks_start: u64,
+    pub size: u64,
+    /// (fragment index, offset of the tail inside the fragment block)
+    pub fragment: Option<(u32, u32)>,
+    /// Number of full or partial blocks stored as blocks (not in the fragment).
+    pub block_count: u64,
+    /// Where the block size list starts, in the inode table.
+    pub block_list_at: MetaRef,
+}
+
+#[derive(Debug, Clone)]
+pub enum InodeBody {
+    Directory(DirInfo),
+    File(FileInfo),
+    Symlink(Vec<u8>),
+    /// The encoded device number, as the kernel's `new_decode_dev` takes it.
+    Device(u32),
+    Ipc,
+}
+
+/// One decoded inode.
+#[derive(Debug, Clone)]
+pub struct Inode {
+    /// Where the inode lives in the inode table (its identity for lookups).
+    pub reference: MetaRef,
+    pub number: u32,
+    pub kind: FileType,
+    pub extended: bool,
+    pub permissions: u16,
+    pub uid_index: u16,
+    pub gid_index: u16,
+    pub mtime: u32,
+    pub nlink: u32,
+    /// Index into the xattr id table, if the inode has xattrs.
+    pub xattr: Option<u32>,
+    pub body: InodeBody,
+}
+
+/// What an inode's fields are checked against.
+pub struct Limits {
+    pub inode_count: u32,
+    pub id_count: u16,
+    pub block_size: u32,
+}
+
+impl Inode {
+    /// Decodes the inode at the cursor (which stands at `reference`).
+    pub fn parse(c: &mut MetaCursor, reference: MetaRef, limits: &Limits) -> Result<Self> {
+        let inode_type = c.u16()?;
+        let permissions = c.u16()? & 0o7777;
+        let uid_index = c.u16()?;
+        let gid_index = c.u16()?;
+        let mtime = c.u32()?;
+        let number = c.u32()?;
+        if number == 0 || number > limits.inode_count {
+            return Err(corrupt!(
+                "inode number {number} outside 1..={}",
+                limits.inode_count
+            ));
+        }
+        if uid_index >= limits.id_count || gid_index >= limits.id_count {
+            return Err(corrupt!("inode {number}: owner index past the id table"));
+        }
+        if !(1..=14).contains(&inode_type) {
+            return Err(corrupt!("inode {number}: unknown inode type {inode_type}"));
+        }
+        let extended = inode_type > 7;
+        let kind = FileType::from_basic((inode_type - 1) % 7 + 1)?;
+        let mut nlink = 1;
+        let mut xattr = NO_XATTR;
+        let body = match (kind, extended) {
+            (FileType::Directory, false) => {
+                let start_block = c.u32()?;
+                nlink = c.u32()?;
+                let size = u32::from(c.u16()?);
+                let offset = c.u16()?;
+                let parent = c.u32()?;
+                InodeBody::Directory(DirInfo {
+                    listing: dir_listing_ref(start_block, offset)?,
+                    size,
+                    parent,
+                    index_count: 0,
+                    index_at: c.position(),
+                })
+            }
+            (FileType::Directory, true) => {
+                nlink = c.u32()?;
+                let size = c.u32()?;
+                let start_block = c.u32()?;
+                let parent = c.u32()?;
+                let index_count = c.u16()?;
+                let offset = c.u16()?;
+                xattr = c.u32()?;
+                InodeBody::Directory(DirInfo {
+                    listing: dir_listing_ref(start_block, offset)?,
+                    size,
+                    parent,
+                    index_count,
+                    index_at: c.position(),
+                })
+            }
+            (FileType::File, false) => {
+                let blocks_start = u64::from(c.u32()?);
+                let frag = c.u32()?;
+                let frag_offset = c.u32()?;
+                let size = u64::from(c.u32()?);
+                file_info(
+                    blocks_start,
+                    size,
+                    frag,
+                    frag_offset,
+                    c.position(),
+                    limits.block_size,
+                )
+            }
+            (FileType::File, true) => {
+                let blocks_start = c.u64()?;
+                let size = c.u64()?;
+                let _sparse = c.u64()?;
+                nlink = c.u32()?;
+                let frag = c.u32()?;
+                let frag_offset = c.u32()?;
+                xattr = c.u32()?;
+                file_info(
+                    blocks_start,
+                    size,
+                    frag,
+                    frag_offset,
+                    c.position(),
+                    limits.block_size,
+                )
+            }
+            (FileType::Symlink, _) => {
+                nlink = c.u32()?;
+                let len = c.u32()?;
+                if len == 0 || len > MAX_SYMLINK {
+                    return Err(corrupt!("inode {number}: symlink target of {len} bytes"));
+                }
+                let target = c.bytes(len as usize)?;
+                if extended {
+                    xattr = c.u32()?;
+                }
+                InodeBody::Symlink(target)
+            }
+            (FileType::BlockDevice | FileType::CharDevice, _) => {
+                nlink = c.u32()?;
+                let dev = c.u32()?;
+                if extended {
+                    xattr = c.u32()?;
+                }
+                InodeBody::Device(dev)
+            }
+            (FileType::Fifo | FileType::Socket, _) => {
+                nlink = c.u32()?;
+                if extended {
+                    xattr = c.u32()?;
+                }
+                InodeBody::Ipc
+            }
+        };
+        Ok(Inode {
+            reference,
+            number,
+            kind,
+            extended,
+            permissions,
+            uid_index,
+            gid_index,
+            mtime,
+            nlink,
+            xattr: (xattr != NO_XATTR).then_some(xattr),
+            body,
+        })
+    }
+
+    /// `st_mode`: type bits and permissions.
+    pub fn mode(&self) -> u32 {
+        self.kind.mode_bits() | u32::from(self.permissions)
+    }
+
+    /// `st_size` as the kernel reports it: file bytes, symlink target length, the stored
+    /// directory size, 0 for devices and IPC objects.
+    pub fn size(&self) -> u64 {
+        match &self.body {
+            InodeBody::Directory(d) => u64::from(d.size),
+            InodeBody::File(f) => f.size,
+            InodeBody::Symlink(t) => t.len() as u64,
+            InodeBody::Device(_) | InodeBody::Ipc => 0,
+        }
+    }
+
+    /// `(major, minor)` of a device inode, decoded as the kernel's `new_decode_dev` does.
+    pub fn device(&self) -> Option<(u32, u32)> {
+        match self.body {
+            InodeBody::Device(dev) => {
+                Some(((dev & 0xfff00) >> 8, (dev & 0xff) | ((dev >> 12) & 0xfff00)))
+            }
+            _ => None,
+        }
+    }
+
+    /// `st_rdev` in glibc's encoding (`makedev`), 0 for non-devices.
+    pub fn rdev(&self) -> u64 {
+        self.device()
+            .map(|(major, minor)| libc::makedev(major, minor))
+            .unwrap_or(0)
+    }
+
+    pub fn is_dir(&self) -> bool {
+        self.kind == FileType::Directory
+    }
+}
+
+fn dir_listing_ref(start_block: u32, offset: u16) -> Result<MetaRef> {
+    if usize::from(offset) >= crate::metadata::METADATA_SIZE {
+        return Err(corrupt!(
+            "directory listing offset {offset} past a metadata block"
+        ));
+    }
+    Ok(MetaRef {
+        block: u64::from(start_block),
+        offset,
+    })
+}
+
+fn file_info(
+    blocks_start: u64,
+    size: u64,
+    frag: u32,
+    frag_offset: u32,
+    list: MetaRef,
+    block_size: u32,
+) -> InodeBody {
+    let bs = u64::from(block_size);
+    let tail = size % bs;
+    let (fragment, block_count) = if frag == NO_FRAGMENT {
+        (None, size.div_ceil(bs))
+    } else if tail == 0 {
+        // A fragment for a file with no tail holds nothing of it.
+        (None, size / bs)
+    } else {
+        (Some((frag, frag_offset)), size / bs)
+    };
+    InodeBody::File(FileInfo {
+        blocks_start,
+        size,
+        fragment,
+        block_count,
+        block_list_at: list,
+    })
+}

@@ -1,0 +1,126 @@
+//! Turns a (position, stored size) pair into a decompressed block, through the cache.
+
+use std::cell::RefCell;
+
+use crate::cache::{Block, BlockCache};
+use crate::compress::Decompressor;
+use crate::error::{corrupt, Result};
+use crate::metadata::METADATA_SIZE;
+use crate::source::Source;
+
+/// Bit 24 of a data block's size word: the block is stored uncompressed.
+const DATA_UNCOMPRESSED: u32 = 1 << 24;
+
+/// A data or fragment block's size word, decoded and checked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DataBlock {
+    /// Bytes on disk; 0 for a sparse hole.
+    pub stored: u32,
+    pub compressed: bool,
+}
+
+impl DataBlock {
+    pub fn from_word(word: u32, block_size: u32) -> Result<Self> {
+        if word & !(DATA_UNCOMPRESSED | (DATA_UNCOMPRESSED - 1)) != 0 {
+            return Err(corrupt!(
+                "data block size word {word:#x} has unknown high bits"
+            ));
+        }
+        let stored = word & (DATA_UNCOMPRESSED - 1);
+        if stored > block_size {
+            return Err(corrupt!(
+                "data block of {stored} bytes exceeds the block size {block_size}"
+            ));
+        }
+        Ok(DataBlock {
+            stored,
+            compressed: word & DATA_UNCOMPRESSED == 0,
+        })
+    }
+
+    pub fn is_hole(self) -> bool {
+        self.stored == 0
+    }
+}
+
+pub struct BlockReader {
+    source: Source,
+    decompressor: Box<dyn Decompressor>,
+    cache: BlockCache,
+    block_size: u32,
+}
+
+thread_local! {
+    /// Compressed bytes on their way to the decompressor, reused across reads.
+    static READ_BUF: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Metadata blocks and data blocks never share a cache key, even when a hostile image
+/// points both at the same position.
+const METADATA_KEY: u64 = 1 << 63;
+
+impl BlockReader {
+    pub fn new(
+        source: Source,
+        decompressor: Box<dyn Decompressor>,
+        cache_bytes: usize,
+        block_size: u32,
+    ) -> Self {
+        BlockReader {
+            source,
+            decompressor,
+            cache: BlockCache::new(cache_bytes),
+            block_size,
+        }
+    }
+
+    pub fn source(&self) -> &Source {
+        &self.source
+    }
+
+    pub fn block_size(&self) -> u32 {
+        self.block_size
+    }
+
+    pub fn cache(&self) -> &BlockCache {
+        &self.cache
+    }
+
+    /// The metadata block whose `len` stored bytes follow the header at `pos`.
+    pub fn metadata_block(&self, pos: u64, len: usize, compressed: bool) -> Result<Block> {
+        self.cache
+            .get_or_fill(pos | METADATA_KEY, METADATA_SIZE, || {
+                self.load(pos + 2, len, compressed, METADATA_SIZE)
+            })
+    }
+
+    /// The data or fragment block stored at `pos`, decompressed; callers check its length
+    /// against what the file needs.
+    pub fn data_block(&self, pos: u64, block: DataBlock) -> Result<Block> {
+        let max = self.block_size as usize;
+        self.cache.get_or_fill(pos, max, || {
+            self.load(pos, block.stored as usize, block.compressed, max)
+        })
+    }
+
+    /// Reads `len` bytes at `pos` and decompresses them into at most `max` bytes.
+    fn load(&self, pos: u64, len: usize, compressed: bool, max: usize) -> Result<Vec<u8>> {
+        if !compressed {
+            if len > max {
+                return Err(corrupt!("uncompressed block of {len} bytes exceeds {max}"));
+            }
+            let mut out = vec![0u8; len];
+            self.source.read_exact_at(pos, &mut out)?;
+            return Ok(out);
+        }
+        READ_BUF.with(|buf| {
+            let mut input = buf.borrow_mut();
+            input.resize(len, 0);
+            self.source.read_exact_at(pos, &mut input)?;
+            let mut out = vec![0u8; max];
+            let n = self.decompressor.decompress(&input, &mut out)?;
+            out.truncate(n);
+            Ok(out)
+        })
+    }
+}

@@ -1,0 +1,169 @@
+//! The 96-byte superblock at the start of every image, and its sanity checks.
+
+use crate::compress::Compression;
+use crate::error::{corrupt, Error, Result};
+
+pub const MAGIC: u32 = 0x7371_7368;
+pub const SUPERBLOCK_SIZE: usize = 96;
+/// Absent optional tables (fragments, export, xattrs) point here.
+pub const NO_TABLE: u64 = u64::MAX;
+
+/// Superblock flag bits, as mksquashfs writes them.
+pub mod flags {
+    pub const UNCOMPRESSED_INODES: u16 = 0x0001;
+    pub const UNCOMPRESSED_DATA: u16 = 0x0002;
+    pub const CHECK: u16 = 0x0004;
+    pub const UNCOMPRESSED_FRAGMENTS: u16 = 0x0008;
+    pub const NO_FRAGMENTS: u16 = 0x0010;
+    pub const ALWAYS_FRAGMENTS: u16 = 0x0020;
+    pub const DUPLICATES: u16 = 0x0040;
+    pub const EXPORTABLE: u16 = 0x0080;
+    pub const UNCOMPRESSED_XATTRS: u16 = 0x0100;
+    pub const NO_XATTRS: u16 = 0x0200;
+    pub const COMPRESSOR_OPTIONS: u16 = 0x0400;
+    pub const UNCOMPRESSED_IDS: u16 = 0x0800;
+
+    /// Each flag with the name `sqfs info` prints for it.
+    pub const NAMES: [(u16, &str); 12] = [
+        (UNCOMPRESSED_INODES, "uncompressed-inodes"),
+        (UNCOMPRESSED_DATA, "uncompressed-data"),
+        (CHECK, "check"),
+        (UNCOMPRESSED_FRAGMENTS, "uncompressed-fragments"),
+        (NO_FRAGMENTS, "no-fragments"),
+        (ALWAYS_FRAGMENTS, "always-fragments"),
+        (DUPLICATES, "duplicates"),
+        (EXPORTABLE, "exportable"),
+        (UNCOMPRESSED_XATTRS, "uncompressed-xattrs"),
+        (NO_XATTRS, "no-xattrs"),
+        (COMPRESSOR_OPTIONS, "compressor-options"),
+        (UNCOMPRESSED_IDS, "uncompressed-ids"),
+    ];
+}
+
+/// The decoded superblock. Table starts are relative to the start of the image.
+#[derive(Debug, Clone)]
+pub struct Superblock {
+    pub inode_count: u32,
+    pub mkfs_time: u32,
+    pub block_size: u32,
+    pub block_log: u16,
+    pub fragment_count: u32,
+    pub compression: Compression,
+    pub flags: u16,
+    pub id_count: u16,
+    pub root_inode: u64,
+    pub bytes_used: u64,
+    pub id_table_start: u64,
+    pub xattr_id_table_start: u64,
+    pub inode_table_start: u64,
+    pub directory_table_start: u64,
+    pub fragment_table_start: u64,
+    pub export_table_start: u64,
+}
+
+fn u16_at(b: &[u8], at: usize) -> u16 {
+    u16::from_le_bytes([b[at], b[at + 1]])
+}
+fn u32_at(b: &[u8], at: usize) -> u32 {
+    u32::from_le_bytes(b[at..at + 4].try_into().expect("4 bytes"))
+}
+fn u64_at(b: &[u8], at: usize) -> u64 {
+    u64::from_le_bytes(b[at..at + 8].try_into().expect("8 bytes"))
+}
+
+impl Superblock {
+    /// Decodes and validates a superblock. `image_len` is how many bytes the image may span
+    /// (the file's length minus the offset the image starts at).
+    pub fn parse(b: &[u8; SUPERBLOCK_SIZE], image_len: u64) -> Result<Self> {
+        if u32_at(b, 0) != MAGIC {
+            return Err(Error::BadMagic);
+        }
+        let (major, minor) = (u16_at(b, 28), u16_at(b, 30));
+        if (major, minor) != (4, 0) {
+            return Err(Error::UnsupportedVersion(major, minor));
+        }
+        let sb = Superblock {
+            inode_count: u32_at(b, 4),
+            mkfs_time: u32_at(b, 8),
+            block_size: u32_at(b, 12),
+            fragment_count: u32_at(b, 16),
+            compression: Compression::from_id(u16_at(b, 20))?,
+            block_log: u16_at(b, 22),
+            flags: u16_at(b, 24),
+            id_count: u16_at(b, 26),
+            root_inode: u64_at(b, 32),
+            bytes_used: u64_at(b, 40),
+            id_table_start: u64_at(b, 48),
+            xattr_id_table_start: u64_at(b, 56),
+            inode_table_start: u64_at(b, 64),
+            directory_table_start: u64_at(b, 72),
+            fragment_table_start: u64_at(b, 80),
+            export_table_start: u64_at(b, 88),
+        };
+        sb.validate(image_len)?;
+        Ok(sb)
+    }
+
+    fn validate(&self, image_len: u64) -> Result<()> {
+        let bs = self.block_size;
+        if !(4096..=1 << 20).contains(&bs) || !bs.is_power_of_two() {
+            return Err(corrupt!(
+                "block size {bs} is not a power of two in 4 KiB..1 MiB"
+            ));
+        }
+        if u32::from(self.block_log) >= 32 || 1u32 << self.block_log != bs {
+            return Err(corrupt!(
+                "block_log {} does not match block size {bs}",
+                self.block_log
+            ));
+        }
+        if self.bytes_used > image_len {
+            return Err(corrupt!(
+                "image claims {} bytes but only {image_len} are there (truncated?)",
+                self.bytes_used
+            ));
+        }
+        if self.bytes_used < SUPERBLOCK_SIZE as u64 {
+            return Err(corrupt!(
+                "bytes_used {} is smaller than a superblock",
+                self.bytes_used
+            ));
+        }
+        if self.inode_count == 0 {
+            return Err(corrupt!("inode count is 0"));
+        }
+        if self.id_count == 0 {
+            return Err(corrupt!("id count is 0"));
+        }
+        // Tables appear in this order on disk; every start must be inside the image.
+        let start = SUPERBLOCK_SIZE as u64;
+        if self.inode_table_start < start || self.inode_table_start >= self.directory_table_start {
+            return Err(corrupt!("inode table does not precede the directory table"));
+        }
+        for (name, at, optional) in [
+            ("directory", self.directory_table_start, false),
+            ("fragment", self.fragment_table_start, true),
+            ("export", self.export_table_start, true),
+            ("id", self.id_table_start, false),
+            ("xattr", self.xattr_id_table_start, true),
+        ] {
+            if optional && at == NO_TABLE {
+                continue;
+            }
+            if at >= self.bytes_used {
+                return Err(corrupt!("{name} table starts at {at}, past the image end"));
+            }
+        }
+        if self.fragment_count > 0 && self.fragment_table_start == NO_TABLE {
+            return Err(corrupt!(
+                "{} fragments but no fragment table",
+                self.fragment_count
+            ));
+        }
+        Ok(())
+    }
+
+    pub fn has(&self, flag: u16) -> bool {
+        self.flags & flag != 0
+    }
+}

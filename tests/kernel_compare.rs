@@ -1,0 +1,122 @@
+//! Every corpus image, read by the library, must answer exactly what the kernel's own
+//! squashfs driver answers from a loop mount: the walk in readdir order, every `lstat`
+//! field, symlink targets, xattrs, and the bytes (whole, and at odd offsets).
+
+use std::fs::File;
+use std::os::unix::fs::FileExt;
+
+use e2e_tests::corpus::{images, Image};
+use e2e_tests::snapshot::{compare, from_archive, from_dir, Ignore};
+use e2e_tests::sys::{is_root, LoopMount};
+use sqfs::{Archive, FileType, OpenOptions};
+
+fn open(image: &Image) -> Archive {
+    let file = File::open(&image.path).unwrap();
+    Archive::open_file(file, &OpenOptions { offset: image.offset, ..OpenOptions::default() })
+        .unwrap_or_else(|e| panic!("{}: open: {e}", image.name))
+}
+
+/// The image the kernel mounts in place of one it cannot (legacy lzma): the same tree,
+/// built by the same tool, in gzip.
+fn kernel_reference(image: &Image) -> &'static Image {
+    images()
+        .iter()
+        .find(|i| i.codec == "gzip" && i.builder == image.builder && i.has_note("reference"))
+        .unwrap_or_else(|| panic!("no gzip reference image for {}", image.name))
+}
+
+#[test]
+fn library_matches_kernel_on_every_image() {
+    if !is_root() {
+        eprintln!("SKIPPED: loop mounts need root (CI runs as root)");
+        return;
+    }
+    let mut failures = Vec::new();
+    for image in images() {
+        let mounted = if image.has_note("lzma-kernel-unsupported") { kernel_reference(image) } else { image };
+        let mount = LoopMount::new(&mounted.path, mounted.offset).unwrap();
+        let expected = from_dir(&mount.dir);
+        let archive = open(image);
+        let actual = from_archive(&archive).unwrap_or_else(|e| panic!("{}: walk: {e}", image.name));
+        if let Err(diff) = compare(&expected, &actual, Ignore::default()) {
+            failures.push(format!("{}:\n{diff}", image.name));
+        }
+        if let Err(diff) = odd_reads(&archive, &mount.dir) {
+            failures.push(format!("{}: {diff}", image.name));
+        }
+        eprintln!("{}: {} nodes match the kernel", image.name, actual.len());
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+}
+
+/// Reads at offsets and lengths that straddle 4 KiB pages and block boundaries, the
+/// library's answer against the kernel's `pread` on the same file.
+fn odd_reads(archive: &Archive, mount: &std::path::Path) -> Result<(), String> {
+    let bs = u64::from(archive.superblock().block_size);
+    let mut checked = 0;
+    for entry in walk_files(archive) {
+        let (path, inode) = entry;
+        let size = inode.size();
+        if size < 2 || size > 64 << 20 {
+            continue;
+        }
+        let kernel = File::open(mount.join(&path)).map_err(|e| format!("{path}: {e}"))?;
+        let data = archive.file_data(&inode).map_err(|e| format!("{path}: {e}"))?;
+        let probes = [
+            (0, 1),
+            (1, 4095),
+            (4095, 2),
+            (bs - 1, 2),
+            (bs.saturating_sub(7), bs + 14),
+            (size / 2 - 1, 3),
+            (size - 1, 10),
+            (size, 5),
+            (size + 100, 1),
+            (size.saturating_sub(bs + 3), 2 * bs),
+        ];
+        for (offset, len) in probes {
+            let mut want = vec![0u8; len as usize];
+            let mut got = vec![0u8; len as usize];
+            let n_want = read_full(&kernel, offset, &mut want);
+            let n_got = archive.read_data(&data, offset, &mut got).map_err(|e| format!("{path}@{offset}: {e}"))?;
+            if n_want != n_got || want[..n_want] != got[..n_got] {
+                return Err(format!("{path}: read of {len} at {offset}: kernel {n_want} bytes, library {n_got}, or bytes differ"));
+            }
+        }
+        checked += 1;
+    }
+    if checked == 0 && archive.superblock().inode_count > 1 {
+        return Err("no file was probed".into());
+    }
+    Ok(())
+}
+
+fn read_full(f: &File, offset: u64, buf: &mut [u8]) -> usize {
+    let mut done = 0;
+    while done < buf.len() {
+        let n = f.read_at(&mut buf[done..], offset + done as u64).unwrap();
+        if n == 0 {
+            break;
+        }
+        done += n;
+    }
+    done
+}
+
+fn walk_files(archive: &Archive) -> Vec<(String, sqfs::Inode)> {
+    let mut out = Vec::new();
+    let mut stack = vec![(String::new(), archive.root().unwrap())];
+    while let Some((path, dir)) = stack.pop() {
+        for entry in archive.read_dir(&dir).unwrap() {
+            let entry = entry.unwrap();
+            let child = format!("{path}/{}", String::from_utf8_lossy(&entry.name));
+            let inode = archive.entry_inode(&entry).unwrap();
+            match inode.kind {
+                FileType::Directory => stack.push((child, inode)),
+                FileType::File if entry.name.is_ascii() => out.push((child.trim_start_matches('/').to_string(), inode)),
+                _ => {}
+            }
+        }
+    }
+    out
+}
