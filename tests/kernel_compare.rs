@@ -16,13 +16,22 @@ fn open(image: &Image) -> Archive {
         .unwrap_or_else(|e| panic!("{}: open: {e}", image.name))
 }
 
-/// The image the kernel mounts in place of one it cannot (legacy lzma): the same tree,
-/// built by the same tool, in gzip.
+/// The image the kernel mounts in place of one it cannot (legacy lzma; `-nopad` images,
+/// which a loop device cannot map): the same tree, built by the same tool, in gzip.
 fn kernel_reference(image: &Image) -> &'static Image {
+    let name = format!("{}-gzip", &image.name[..1]);
     images()
         .iter()
-        .find(|i| i.codec == "gzip" && i.builder == image.builder && i.has_note("reference"))
-        .unwrap_or_else(|| panic!("no gzip reference image for {}", image.name))
+        .find(|i| i.name == name && i.builder == image.builder)
+        .unwrap_or_else(|| panic!("no gzip reference image {name} for {}", image.name))
+}
+
+/// Linux has no legacy lzma, dropped the IA-64 BCJ filter along with IA-64 (6.7), and a
+/// loop device cannot map a `-nopad` image's partial last block.
+fn kernel_cannot_read(image: &Image) -> bool {
+    image.has_note("lzma-kernel-unsupported")
+        || image.has_note("kernel-mount-failed")
+        || image.name.contains("bcj-ia64")
 }
 
 #[test]
@@ -33,7 +42,7 @@ fn library_matches_kernel_on_every_image() {
     }
     let mut failures = Vec::new();
     for image in images() {
-        let mounted = if image.has_note("lzma-kernel-unsupported") { kernel_reference(image) } else { image };
+        let mounted = if kernel_cannot_read(image) { kernel_reference(image) } else { image };
         let mount = LoopMount::new(&mounted.path, mounted.offset).unwrap();
         let expected = from_dir(&mount.dir);
         let archive = open(image);

@@ -1,7 +1,8 @@
 //! `sqfs extract`: the tree written out like `unsquashfs -d DIR` does it. One thread walks
-//! and creates the skeleton (directories, links, special files, empty regular files); the
-//! regular files' contents are written by a pool of workers; directory attributes go on
-//! last, deepest first, so a read-only or mode-000 directory does not block its children.
+//! and creates the skeleton (directories, links, special files, regular files at their
+//! length); a pool of workers writes the contents in chunks of blocks; then file attributes,
+//! then directory attributes deepest first, so a mode-000 directory does not block its
+//! children.
 
 use std::collections::HashMap;
 use std::ffi::OsStr;
@@ -13,22 +14,34 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use indicatif::{ProgressBar, ProgressStyle};
-use sqfs::{Archive, FileType, Inode};
+use sqfs::{Archive, FileData, FileType, Inode};
 
 use crate::sys;
 use crate::walk::{lookup, walk};
 
-/// What the workers do: fill one regular file, then give it its attributes.
+/// An inode written out at `path`, whose attributes go on once its contents are in.
 struct Job {
     path: PathBuf,
     inode: Inode,
 }
 
+/// Blocks `first..end` of regular file `file` (plus its fragment tail when `tail`): the
+/// unit of parallel work, so one large file keeps every core busy too.
+struct Chunk {
+    file: usize,
+    first: usize,
+    end: usize,
+    tail: bool,
+}
+
+/// Blocks per chunk: 32 blocks of 128 KiB are 4 MiB of output.
+const CHUNK_BLOCKS: usize = 32;
+
 pub fn run(archive: &Archive, from: &str, dir: &Path, processors: Option<usize>) -> Result<(), String> {
     let start = lookup(archive, from)?;
     prepare_destination(dir)?;
     let root = is_root_privileged();
-    let mut jobs = Vec::new();
+    let mut files: Vec<(Job, FileData)> = Vec::new();
     let mut later = Vec::new(); // directories and non-file inodes, for attributes at the end
     let mut links: HashMap<u32, PathBuf> = HashMap::new();
     let mut skipped_devices = 0usize;
@@ -56,10 +69,12 @@ pub fn run(archive: &Archive, from: &str, dir: &Path, processors: Option<usize>)
                 if let Some(first) = links.get(&inode.number) {
                     fs::hard_link(first, &path).map_err(fail)?;
                 } else {
-                    File::create(&path).map_err(fail)?;
+                    let data = archive.file_data(inode).map_err(|e| format!("{}: {e}", path.display()))?;
+                    // The length first: holes are never written, and stay holes.
+                    File::create(&path).and_then(|f| f.set_len(data.size())).map_err(fail)?;
                     links.insert(inode.number, path.clone());
                     total_bytes += inode.size();
-                    jobs.push(Job { path, inode: inode.clone() });
+                    files.push((Job { path, inode: inode.clone() }, data));
                 }
             }
             FileType::Symlink => {
@@ -84,14 +99,14 @@ pub fn run(archive: &Archive, from: &str, dir: &Path, processors: Option<usize>)
     let threads = processors
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
         .max(1);
-    let queue = Mutex::new(jobs.into_iter());
+    let queue = Mutex::new(chunks(&files).into_iter());
     let first_error = Mutex::new(None);
     std::thread::scope(|s| {
         for _ in 0..threads {
             s.spawn(|| loop {
-                let Some(job) = queue.lock().unwrap_or_else(|e| e.into_inner()).next() else { break };
-                let result = write_file(archive, &job, &progress).and_then(|_| apply_attrs(archive, &job, root));
-                if let Err(e) = result {
+                let Some(chunk) = queue.lock().unwrap_or_else(|e| e.into_inner()).next() else { break };
+                let (job, data) = &files[chunk.file];
+                if let Err(e) = write_chunk(archive, job, data, &chunk, &progress) {
                     first_error.lock().unwrap_or_else(|e| e.into_inner()).get_or_insert(e);
                     break;
                 }
@@ -101,6 +116,9 @@ pub fn run(archive: &Archive, from: &str, dir: &Path, processors: Option<usize>)
     progress.finish_and_clear();
     if let Some(e) = first_error.into_inner().unwrap_or_else(|e| e.into_inner()) {
         return Err(e);
+    }
+    for (job, _) in &files {
+        apply_attrs(archive, job, root)?;
     }
     // Parents were pushed before children: reversed, every directory comes after its contents.
     for job in later.iter().rev() {
@@ -144,27 +162,43 @@ fn progress_bar(total: u64) -> ProgressBar {
     bar
 }
 
-/// Writes a file's blocks, leaving sparse holes as holes.
-fn write_file(archive: &Archive, job: &Job, progress: &ProgressBar) -> Result<(), String> {
+fn chunks(files: &[(Job, FileData)]) -> Vec<Chunk> {
+    let mut out = Vec::new();
+    for (file, (_, data)) in files.iter().enumerate() {
+        let blocks = data.block_count();
+        let mut first = 0;
+        loop {
+            let end = (first + CHUNK_BLOCKS).min(blocks);
+            let tail = end == blocks;
+            out.push(Chunk { file, first, end, tail });
+            if tail {
+                break;
+            }
+            first = end;
+        }
+    }
+    out
+}
+
+/// Writes one chunk of a file's blocks, skipping sparse holes.
+fn write_chunk(archive: &Archive, job: &Job, data: &FileData, chunk: &Chunk, progress: &ProgressBar) -> Result<(), String> {
     let fail = |e: String| format!("{}: {e}", job.path.display());
-    let data = archive.file_data(&job.inode).map_err(|e| fail(e.to_string()))?;
     let out = fs::OpenOptions::new().write(true).open(&job.path).map_err(|e| fail(e.to_string()))?;
     let bs = u64::from(archive.superblock().block_size);
-    for i in 0..data.block_count() {
-        if let Some(block) = archive.data_block(&data, i).map_err(|e| fail(e.to_string()))? {
+    for i in chunk.first..chunk.end {
+        if let Some(block) = archive.data_block(data, i).map_err(|e| fail(e.to_string()))? {
             out.write_all_at(&block, i as u64 * bs).map_err(|e| fail(e.to_string()))?;
         }
         progress.inc(bs.min(data.size() - i as u64 * bs));
     }
     let tail_at = data.block_count() as u64 * bs;
-    if tail_at < data.size() {
+    if chunk.tail && tail_at < data.size() {
         let mut tail = vec![0u8; (data.size() - tail_at) as usize];
-        let n = archive.read_data(&data, tail_at, &mut tail).map_err(|e| fail(e.to_string()))?;
+        let n = archive.read_data(data, tail_at, &mut tail).map_err(|e| fail(e.to_string()))?;
         out.write_all_at(&tail[..n], tail_at).map_err(|e| fail(e.to_string()))?;
         progress.inc(n as u64);
     }
-    // Trailing holes are never written: the length makes them.
-    out.set_len(data.size()).map_err(|e| fail(e.to_string()))
+    Ok(())
 }
 
 /// Owner (as root), mode, xattrs, then mtime last, since each of the others changes ctime
