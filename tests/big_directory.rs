@@ -31,26 +31,47 @@ fn index_lookups_and_resumed_listings_in_a_huge_directory() {
     let archive = Archive::open(&image).unwrap();
     let d = archive.lookup_path("/d").unwrap();
     match &d.body {
-        InodeBody::Directory(info) => assert!(info.index_count > 100, "the directory has an index to use"),
+        InodeBody::Directory(info) => {
+            assert!(info.index_count > 100, "the directory has an index to use")
+        }
         other => panic!("/d is {other:?}"),
     }
     let listing: Vec<_> = archive.read_dir(&d).unwrap().map(|e| e.unwrap()).collect();
     assert_eq!(listing.len(), ENTRIES);
-    assert!(listing.windows(2).all(|w| w[0].name < w[1].name), "listing not in sorted on-disk order");
+    assert!(
+        listing.windows(2).all(|w| w[0].name < w[1].name),
+        "listing not in sorted on-disk order"
+    );
 
     for (i, entry) in listing.iter().enumerate().step_by(997) {
-        let found = archive.lookup_entry(&d, &entry.name).unwrap().expect("present name found");
+        let found = archive
+            .lookup_entry(&d, &entry.name)
+            .unwrap()
+            .expect("present name found");
         assert_eq!(found, *entry, "lookup of entry {i}");
         let mut absent = entry.name.clone();
         absent.push(b'~');
         if listing.get(i + 1).is_none_or(|next| next.name != absent) {
             assert!(archive.lookup_entry(&d, &absent).unwrap().is_none());
         }
-        let rest: Vec<_> = archive.read_dir_from(&d, entry.cookie).unwrap().take(3).map(|e| e.unwrap()).collect();
-        assert_eq!(rest.as_slice(), &listing[i + 1..(i + 4).min(ENTRIES)], "resume after entry {i}");
+        let rest: Vec<_> = archive
+            .read_dir_from(&d, entry.cookie)
+            .unwrap()
+            .take(3)
+            .map(|e| e.unwrap())
+            .collect();
+        assert_eq!(
+            rest.as_slice(),
+            &listing[i + 1..(i + 4).min(ENTRIES)],
+            "resume after entry {i}"
+        );
     }
     // The last entry and names sorting before the first and after the last.
-    assert!(archive.read_dir_from(&d, listing[ENTRIES - 1].cookie).unwrap().next().is_none());
+    assert!(archive
+        .read_dir_from(&d, listing[ENTRIES - 1].cookie)
+        .unwrap()
+        .next()
+        .is_none());
     assert!(archive.lookup_entry(&d, b"a").unwrap().is_none());
     assert!(archive.lookup_entry(&d, b"zzz").unwrap().is_none());
     let _ = std::fs::remove_dir_all(&base);

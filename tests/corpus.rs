@@ -22,7 +22,10 @@ impl Image {
 }
 
 pub fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
 }
 
 /// Builds the corpus (once per test process; the script itself skips an up-to-date corpus)
@@ -48,7 +51,11 @@ pub fn images() -> &'static [Image] {
                 let path = PathBuf::from(f[1]);
                 Image {
                     name: f[0].to_string(),
-                    path: if path.is_absolute() { path } else { out.join(path) },
+                    path: if path.is_absolute() {
+                        path
+                    } else {
+                        out.join(path)
+                    },
                     offset: f[2].parse().expect("offset"),
                     codec: f[3].to_string(),
                     builder: f[4].to_string(),

@@ -12,7 +12,11 @@ use e2e_tests::sys::is_root;
 fn sqfs_bin() -> PathBuf {
     let exe = std::env::current_exe().unwrap();
     let bin = exe.parent().unwrap().parent().unwrap().join("sqfs");
-    assert!(bin.exists(), "{} not built (cargo test --workspace builds it)", bin.display());
+    assert!(
+        bin.exists(),
+        "{} not built (cargo test --workspace builds it)",
+        bin.display()
+    );
     bin
 }
 
@@ -27,14 +31,19 @@ fn run(cmd: &mut Command) -> Result<(), String> {
     if out.status.success() {
         Ok(())
     } else {
-        Err(format!("{cmd:?}: {}", String::from_utf8_lossy(&out.stderr).trim()))
+        Err(format!(
+            "{cmd:?}: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        ))
     }
 }
 
 #[test]
 fn extract_matches_unsquashfs_on_every_image() {
     if !is_root() {
-        eprintln!("SKIPPED: extracting owners, devices and trusted.* xattrs needs root (CI runs as root)");
+        eprintln!(
+            "SKIPPED: extracting owners, devices and trusted.* xattrs needs root (CI runs as root)"
+        );
         return;
     }
     let _ = repo_root();
@@ -58,7 +67,14 @@ fn extract_matches_unsquashfs_on_every_image() {
                 .arg("-d")
                 .arg(&theirs)
                 .arg(&image.path))?;
-            compare(&from_dir(&theirs), &from_dir(&ours), Ignore { ino: true, dir_size: true })
+            compare(
+                &from_dir(&theirs),
+                &from_dir(&ours),
+                Ignore {
+                    ino: true,
+                    dir_size: true,
+                },
+            )
         })();
         if let Err(e) = result {
             failures.push(format!("{}: {e}", image.name));

@@ -12,8 +12,14 @@ use sqfs::{Archive, FileType, OpenOptions};
 
 fn open(image: &Image) -> Archive {
     let file = File::open(&image.path).unwrap();
-    Archive::open_file(file, &OpenOptions { offset: image.offset, ..OpenOptions::default() })
-        .unwrap_or_else(|e| panic!("{}: open: {e}", image.name))
+    Archive::open_file(
+        file,
+        &OpenOptions {
+            offset: image.offset,
+            ..OpenOptions::default()
+        },
+    )
+    .unwrap_or_else(|e| panic!("{}: open: {e}", image.name))
 }
 
 /// The image the kernel mounts in place of one it cannot (legacy lzma; `-nopad` images,
@@ -42,7 +48,11 @@ fn library_matches_kernel_on_every_image() {
     }
     let mut failures = Vec::new();
     for image in images() {
-        let mounted = if kernel_cannot_read(image) { kernel_reference(image) } else { image };
+        let mounted = if kernel_cannot_read(image) {
+            kernel_reference(image)
+        } else {
+            image
+        };
         let mount = LoopMount::new(&mounted.path, mounted.offset).unwrap();
         let expected = from_dir(&mount.dir);
         let archive = open(image);
@@ -66,11 +76,13 @@ fn odd_reads(archive: &Archive, mount: &std::path::Path) -> Result<(), String> {
     for entry in walk_files(archive) {
         let (path, inode) = entry;
         let size = inode.size();
-        if size < 2 || size > 64 << 20 {
+        if !(2..=64 << 20).contains(&size) {
             continue;
         }
         let kernel = File::open(mount.join(&path)).map_err(|e| format!("{path}: {e}"))?;
-        let data = archive.file_data(&inode).map_err(|e| format!("{path}: {e}"))?;
+        let data = archive
+            .file_data(&inode)
+            .map_err(|e| format!("{path}: {e}"))?;
         let probes = [
             (0, 1),
             (1, 4095),
@@ -87,7 +99,9 @@ fn odd_reads(archive: &Archive, mount: &std::path::Path) -> Result<(), String> {
             let mut want = vec![0u8; len as usize];
             let mut got = vec![0u8; len as usize];
             let n_want = read_full(&kernel, offset, &mut want);
-            let n_got = archive.read_data(&data, offset, &mut got).map_err(|e| format!("{path}@{offset}: {e}"))?;
+            let n_got = archive
+                .read_data(&data, offset, &mut got)
+                .map_err(|e| format!("{path}@{offset}: {e}"))?;
             if n_want != n_got || want[..n_want] != got[..n_got] {
                 return Err(format!("{path}: read of {len} at {offset}: kernel {n_want} bytes, library {n_got}, or bytes differ"));
             }
@@ -122,7 +136,9 @@ fn walk_files(archive: &Archive) -> Vec<(String, sqfs::Inode)> {
             let inode = archive.entry_inode(&entry).unwrap();
             match inode.kind {
                 FileType::Directory => stack.push((child, inode)),
-                FileType::File if entry.name.is_ascii() => out.push((child.trim_start_matches('/').to_string(), inode)),
+                FileType::File if entry.name.is_ascii() => {
+                    out.push((child.trim_start_matches('/').to_string(), inode))
+                }
                 _ => {}
             }
         }

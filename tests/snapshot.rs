@@ -58,7 +58,11 @@ pub fn digest(size: u64, mut read_at: impl FnMut(u64, &mut [u8]) -> usize) -> u6
         while done < len {
             let want = (len - done).min(buf.len() as u64) as usize;
             let n = read_at(start + done, &mut buf[..want]);
-            assert!(n > 0, "short read at {} of a {size}-byte file", start + done);
+            assert!(
+                n > 0,
+                "short read at {} of a {size}-byte file",
+                start + done
+            );
             h.write(&buf[..n]);
             done += n as u64;
         }
@@ -74,7 +78,8 @@ pub fn from_dir(root: &Path) -> Vec<Node> {
 }
 
 fn walk_dir(path: &Path, rel: &[u8], nodes: &mut Vec<Node>) {
-    let md = std::fs::symlink_metadata(path).unwrap_or_else(|e| panic!("lstat {}: {e}", path.display()));
+    let md =
+        std::fs::symlink_metadata(path).unwrap_or_else(|e| panic!("lstat {}: {e}", path.display()));
     let mode = md.mode();
     let digest = (mode & S_IFMT == S_IFREG).then(|| {
         let f = File::open(path).unwrap_or_else(|e| panic!("open {}: {e}", path.display()));
@@ -90,7 +95,13 @@ fn walk_dir(path: &Path, rel: &[u8], nodes: &mut Vec<Node>) {
         size: md.size(),
         mtime: md.mtime(),
         rdev: md.rdev(),
-        target: md.file_type().is_symlink().then(|| std::fs::read_link(path).unwrap().as_os_str().as_bytes().to_vec()),
+        target: md.file_type().is_symlink().then(|| {
+            std::fs::read_link(path)
+                .unwrap()
+                .as_os_str()
+                .as_bytes()
+                .to_vec()
+        }),
         xattrs: crate::sys::xattrs(path),
         digest,
     });
@@ -112,11 +123,18 @@ pub fn from_archive(archive: &Archive) -> Result<Vec<Node>, sqfs::Error> {
     Ok(nodes)
 }
 
-fn walk_archive(archive: &Archive, inode: Inode, rel: &[u8], nodes: &mut Vec<Node>) -> Result<(), sqfs::Error> {
+fn walk_archive(
+    archive: &Archive,
+    inode: Inode,
+    rel: &[u8],
+    nodes: &mut Vec<Node>,
+) -> Result<(), sqfs::Error> {
     let attr = archive.attr(&inode)?;
     let digest = if inode.kind == FileType::File {
         let data = archive.file_data(&inode)?;
-        Some(digest(attr.size, |at, buf| archive.read_data(&data, at, buf).expect("library read")))
+        Some(digest(attr.size, |at, buf| {
+            archive.read_data(&data, at, buf).expect("library read")
+        }))
     } else {
         None
     };
@@ -131,7 +149,11 @@ fn walk_archive(archive: &Archive, inode: Inode, rel: &[u8], nodes: &mut Vec<Nod
         mtime: i64::from(attr.mtime),
         rdev: attr.rdev,
         target: archive.read_link(&inode).ok().map(|t| t.to_vec()),
-        xattrs: archive.xattrs(&inode)?.into_iter().map(|x| (x.name, x.value)).collect(),
+        xattrs: archive
+            .xattrs(&inode)?
+            .into_iter()
+            .map(|x| (x.name, x.value))
+            .collect(),
         digest,
     });
     if inode.is_dir() {
@@ -168,14 +190,22 @@ pub fn compare(expected: &[Node], actual: &[Node], ignore: Ignore) -> Result<(),
             (e.size, a.size, e.nlink, a.nlink) = (0, 0, 0, 0);
         }
         if e != a {
-            diffs.push(format!("node {i}:\n  expected {}\n  actual   {}", show(&e), show(&a)));
+            diffs.push(format!(
+                "node {i}:\n  expected {}\n  actual   {}",
+                show(&e),
+                show(&a)
+            ));
             if diffs.len() >= 5 {
                 break;
             }
         }
     }
     if expected.len() != actual.len() {
-        diffs.push(format!("{} nodes expected, {} found", expected.len(), actual.len()));
+        diffs.push(format!(
+            "{} nodes expected, {} found",
+            expected.len(),
+            actual.len()
+        ));
     }
     if diffs.is_empty() {
         Ok(())

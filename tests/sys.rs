@@ -30,7 +30,11 @@ impl LoopMount {
             .output()
             .map_err(|e| e.to_string())?;
         if !out.status.success() {
-            return Err(format!("mount {}: {}", image.display(), String::from_utf8_lossy(&out.stderr)));
+            return Err(format!(
+                "mount {}: {}",
+                image.display(),
+                String::from_utf8_lossy(&out.stderr)
+            ));
         }
         Ok(LoopMount { dir })
     }
@@ -65,9 +69,19 @@ pub fn xattrs(path: &Path) -> Vec<(Vec<u8>, Vec<u8>)> {
             let mut value = vec![0u8; 65536];
             // SAFETY: both strings are NUL-terminated; value has value.len() writable bytes.
             let len = unsafe {
-                libc::lgetxattr(p.as_ptr(), cname.as_ptr(), value.as_mut_ptr().cast(), value.len())
+                libc::lgetxattr(
+                    p.as_ptr(),
+                    cname.as_ptr(),
+                    value.as_mut_ptr().cast(),
+                    value.len(),
+                )
             };
-            assert!(len >= 0, "lgetxattr {} {:?}", path.display(), String::from_utf8_lossy(name));
+            assert!(
+                len >= 0,
+                "lgetxattr {} {:?}",
+                path.display(),
+                String::from_utf8_lossy(name)
+            );
             value.truncate(len as usize);
             (name.to_vec(), value)
         })

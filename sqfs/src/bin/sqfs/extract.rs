@@ -37,7 +37,12 @@ struct Chunk {
 /// Blocks per chunk: 32 blocks of 128 KiB are 4 MiB of output.
 const CHUNK_BLOCKS: usize = 32;
 
-pub fn run(archive: &Archive, from: &str, dir: &Path, processors: Option<usize>) -> Result<(), String> {
+pub fn run(
+    archive: &Archive,
+    from: &str,
+    dir: &Path,
+    processors: Option<usize>,
+) -> Result<(), String> {
     let start = lookup(archive, from)?;
     prepare_destination(dir)?;
     let root = is_root_privileged();
@@ -63,24 +68,42 @@ pub fn run(archive: &Archive, from: &str, dir: &Path, processors: Option<usize>)
                 if !rel.is_empty() {
                     fs::create_dir(&path).map_err(fail)?;
                 }
-                later.push(Job { path, inode: inode.clone() });
+                later.push(Job {
+                    path,
+                    inode: inode.clone(),
+                });
             }
             FileType::File => {
                 if let Some(first) = links.get(&inode.number) {
                     fs::hard_link(first, &path).map_err(fail)?;
                 } else {
-                    let data = archive.file_data(inode).map_err(|e| format!("{}: {e}", path.display()))?;
+                    let data = archive
+                        .file_data(inode)
+                        .map_err(|e| format!("{}: {e}", path.display()))?;
                     // The length first: holes are never written, and stay holes.
-                    File::create(&path).and_then(|f| f.set_len(data.size())).map_err(fail)?;
+                    File::create(&path)
+                        .and_then(|f| f.set_len(data.size()))
+                        .map_err(fail)?;
                     links.insert(inode.number, path.clone());
                     total_bytes += inode.size();
-                    files.push((Job { path, inode: inode.clone() }, data));
+                    files.push((
+                        Job {
+                            path,
+                            inode: inode.clone(),
+                        },
+                        data,
+                    ));
                 }
             }
             FileType::Symlink => {
-                let target = archive.read_link(inode).map_err(|e| format!("{}: {e}", path.display()))?;
+                let target = archive
+                    .read_link(inode)
+                    .map_err(|e| format!("{}: {e}", path.display()))?;
                 symlink(OsStr::from_bytes(target), &path).map_err(fail)?;
-                later.push(Job { path, inode: inode.clone() });
+                later.push(Job {
+                    path,
+                    inode: inode.clone(),
+                });
             }
             FileType::BlockDevice | FileType::CharDevice | FileType::Fifo | FileType::Socket => {
                 let is_device = matches!(inode.kind, FileType::BlockDevice | FileType::CharDevice);
@@ -89,7 +112,10 @@ pub fn run(archive: &Archive, from: &str, dir: &Path, processors: Option<usize>)
                     return Ok(());
                 }
                 sys::mknod(&path, inode.mode(), inode.rdev()).map_err(fail)?;
-                later.push(Job { path, inode: inode.clone() });
+                later.push(Job {
+                    path,
+                    inode: inode.clone(),
+                });
             }
         }
         Ok(())
@@ -104,10 +130,15 @@ pub fn run(archive: &Archive, from: &str, dir: &Path, processors: Option<usize>)
     std::thread::scope(|s| {
         for _ in 0..threads {
             s.spawn(|| loop {
-                let Some(chunk) = queue.lock().unwrap_or_else(|e| e.into_inner()).next() else { break };
+                let Some(chunk) = queue.lock().unwrap_or_else(|e| e.into_inner()).next() else {
+                    break;
+                };
                 let (job, data) = &files[chunk.file];
                 if let Err(e) = write_chunk(archive, job, data, &chunk, &progress) {
-                    first_error.lock().unwrap_or_else(|e| e.into_inner()).get_or_insert(e);
+                    first_error
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .get_or_insert(e);
                     break;
                 }
             });
@@ -138,7 +169,10 @@ fn prepare_destination(dir: &Path) -> Result<(), String> {
     match fs::read_dir(dir) {
         Ok(mut entries) => {
             if entries.next().is_some() {
-                return Err(format!("{}: destination exists and is not empty", dir.display()));
+                return Err(format!(
+                    "{}: destination exists and is not empty",
+                    dir.display()
+                ));
             }
             Ok(())
         }
@@ -155,9 +189,11 @@ fn progress_bar(total: u64) -> ProgressBar {
     }
     let bar = ProgressBar::new(total);
     bar.set_style(
-        ProgressStyle::with_template("[{bar:50}] {percent:>3}% {bytes}/{total_bytes} {bytes_per_sec}")
-            .expect("static template")
-            .progress_chars("=> "),
+        ProgressStyle::with_template(
+            "[{bar:50}] {percent:>3}% {bytes}/{total_bytes} {bytes_per_sec}",
+        )
+        .expect("static template")
+        .progress_chars("=> "),
     );
     bar
 }
@@ -170,7 +206,12 @@ fn chunks(files: &[(Job, FileData)]) -> Vec<Chunk> {
         loop {
             let end = (first + CHUNK_BLOCKS).min(blocks);
             let tail = end == blocks;
-            out.push(Chunk { file, first, end, tail });
+            out.push(Chunk {
+                file,
+                first,
+                end,
+                tail,
+            });
             if tail {
                 break;
             }
@@ -181,21 +222,37 @@ fn chunks(files: &[(Job, FileData)]) -> Vec<Chunk> {
 }
 
 /// Writes one chunk of a file's blocks, skipping sparse holes.
-fn write_chunk(archive: &Archive, job: &Job, data: &FileData, chunk: &Chunk, progress: &ProgressBar) -> Result<(), String> {
+fn write_chunk(
+    archive: &Archive,
+    job: &Job,
+    data: &FileData,
+    chunk: &Chunk,
+    progress: &ProgressBar,
+) -> Result<(), String> {
     let fail = |e: String| format!("{}: {e}", job.path.display());
-    let out = fs::OpenOptions::new().write(true).open(&job.path).map_err(|e| fail(e.to_string()))?;
+    let out = fs::OpenOptions::new()
+        .write(true)
+        .open(&job.path)
+        .map_err(|e| fail(e.to_string()))?;
     let bs = u64::from(archive.superblock().block_size);
     for i in chunk.first..chunk.end {
-        if let Some(block) = archive.data_block(data, i).map_err(|e| fail(e.to_string()))? {
-            out.write_all_at(&block, i as u64 * bs).map_err(|e| fail(e.to_string()))?;
+        if let Some(block) = archive
+            .data_block(data, i)
+            .map_err(|e| fail(e.to_string()))?
+        {
+            out.write_all_at(&block, i as u64 * bs)
+                .map_err(|e| fail(e.to_string()))?;
         }
         progress.inc(bs.min(data.size() - i as u64 * bs));
     }
     let tail_at = data.block_count() as u64 * bs;
     if chunk.tail && tail_at < data.size() {
         let mut tail = vec![0u8; (data.size() - tail_at) as usize];
-        let n = archive.read_data(data, tail_at, &mut tail).map_err(|e| fail(e.to_string()))?;
-        out.write_all_at(&tail[..n], tail_at).map_err(|e| fail(e.to_string()))?;
+        let n = archive
+            .read_data(data, tail_at, &mut tail)
+            .map_err(|e| fail(e.to_string()))?;
+        out.write_all_at(&tail[..n], tail_at)
+            .map_err(|e| fail(e.to_string()))?;
         progress.inc(n as u64);
     }
     Ok(())
@@ -206,20 +263,30 @@ fn write_chunk(archive: &Archive, job: &Job, data: &FileData, chunk: &Chunk, pro
 fn apply_attrs(archive: &Archive, job: &Job, root: bool) -> Result<(), String> {
     let path = &job.path;
     let fail = |e: std::io::Error| format!("{}: {e}", path.display());
-    let attr = archive.attr(&job.inode).map_err(|e| format!("{}: {e}", path.display()))?;
+    let attr = archive
+        .attr(&job.inode)
+        .map_err(|e| format!("{}: {e}", path.display()))?;
     if root {
         sys::lchown(path, attr.uid, attr.gid).map_err(fail)?;
     }
     if job.inode.kind != FileType::Symlink {
         fs::set_permissions(path, fs::Permissions::from_mode(attr.mode & 0o7777)).map_err(fail)?;
     }
-    let xattrs = archive.xattrs(&job.inode).map_err(|e| format!("{}: {e}", path.display()))?;
+    let xattrs = archive
+        .xattrs(&job.inode)
+        .map_err(|e| format!("{}: {e}", path.display()))?;
     for x in xattrs {
         match sys::lsetxattr(path, &x.name, &x.value) {
             Ok(()) => {}
             // Without root, trusted.* and security.* cannot be set: unsquashfs skips them too.
             Err(_) if !root && !x.name.starts_with(b"user.") => {}
-            Err(e) => return Err(format!("{}: xattr {}: {e}", path.display(), String::from_utf8_lossy(&x.name))),
+            Err(e) => {
+                return Err(format!(
+                    "{}: xattr {}: {e}",
+                    path.display(),
+                    String::from_utf8_lossy(&x.name)
+                ))
+            }
         }
     }
     sys::set_mtime(path, attr.mtime).map_err(fail)

@@ -7,7 +7,11 @@ use sqfs::Archive;
 
 pub fn run(archive: &Archive, path: &Path) -> Result<(), String> {
     let sb = archive.superblock();
-    let set: Vec<&str> = flags::NAMES.iter().filter(|(bit, _)| sb.has(*bit)).map(|(_, name)| *name).collect();
+    let set: Vec<&str> = flags::NAMES
+        .iter()
+        .filter(|(bit, _)| sb.has(*bit))
+        .map(|(_, name)| *name)
+        .collect();
     println!("image:           {}", path.display());
     println!("version:         4.0");
     println!("compression:     {}", sb.compression.name());
@@ -21,7 +25,14 @@ pub fn run(archive: &Archive, path: &Path) -> Result<(), String> {
     println!("fragments:       {}", sb.fragment_count);
     println!("ids:             {}", sb.id_count);
     println!("xattr ids:       {}", archive.xattr_id_count());
-    println!("exportable:      {}", if archive.has_export_table() { "yes" } else { "no" });
+    println!(
+        "exportable:      {}",
+        if archive.has_export_table() {
+            "yes"
+        } else {
+            "no"
+        }
+    );
     println!("flags:           {:#06x} {}", sb.flags, set.join(" "));
     println!("inode table:     {}", sb.inode_table_start);
     println!("directory table: {}", sb.directory_table_start);

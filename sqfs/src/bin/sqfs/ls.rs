@@ -11,8 +11,14 @@ pub fn run(archive: &Archive, path: &str, long: bool, recursive: bool) -> Result
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
     let mut print = |name: &[u8], inode: &Inode| -> Result<(), String> {
-        let line = if long { long_line(archive, name, inode)? } else { name.to_vec() };
-        out.write_all(&line).and_then(|_| out.write_all(b"\n")).map_err(|e| format!("standard output: {e}"))
+        let line = if long {
+            long_line(archive, name, inode)?
+        } else {
+            name.to_vec()
+        };
+        out.write_all(&line)
+            .and_then(|_| out.write_all(b"\n"))
+            .map_err(|e| format!("standard output: {e}"))
     };
     let base = path.trim_end_matches('/');
     if recursive {
@@ -27,9 +33,14 @@ pub fn run(archive: &Archive, path: &str, long: bool, recursive: bool) -> Result
             print(&full, inode)
         })
     } else if start.is_dir() {
-        for entry in archive.read_dir(&start).map_err(|e| format!("{path}: {e}"))? {
+        for entry in archive
+            .read_dir(&start)
+            .map_err(|e| format!("{path}: {e}"))?
+        {
             let entry = entry.map_err(|e| format!("{path}: {e}"))?;
-            let inode = archive.entry_inode(&entry).map_err(|e| describe(&entry.name, e))?;
+            let inode = archive
+                .entry_inode(&entry)
+                .map_err(|e| describe(&entry.name, e))?;
             print(&entry.name, &inode)?;
         }
         Ok(())
@@ -106,7 +117,12 @@ pub fn format_time(t: u32) -> String {
     let day = doy - (153 * mp + 2) / 5 + 1;
     let month = if mp < 10 { mp + 3 } else { mp - 9 };
     let year = yoe + era * 400 + i64::from(month <= 2);
-    format!("{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02}", rem / 3600, rem % 3600 / 60, rem % 60)
+    format!(
+        "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02}",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
 }
 
 #[cfg(test)]

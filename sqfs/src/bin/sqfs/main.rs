@@ -75,18 +75,29 @@ enum Command {
 
 fn open(args: &ImageArgs) -> Result<Archive, String> {
     let file = File::open(&args.image).map_err(|e| format!("{}: {e}", args.image.display()))?;
-    let options = OpenOptions { offset: args.offset, ..OpenOptions::default() };
+    let options = OpenOptions {
+        offset: args.offset,
+        ..OpenOptions::default()
+    };
     Archive::open_file(file, &options).map_err(|e| format!("{}: {e}", args.image.display()))
 }
 
 fn run(cli: Cli) -> Result<(), String> {
     match cli.command {
         Command::Info { image } => info::run(&open(&image)?, &image.image),
-        Command::Ls { image, long, recursive, path } => ls::run(&open(&image)?, &path, long, recursive),
+        Command::Ls {
+            image,
+            long,
+            recursive,
+            path,
+        } => ls::run(&open(&image)?, &path, long, recursive),
         Command::Cat { image, path } => cat::run(&open(&image)?, &path),
-        Command::Extract { image, dir, path, processors } => {
-            extract::run(&open(&image)?, &path, &dir, processors)
-        }
+        Command::Extract {
+            image,
+            dir,
+            path,
+            processors,
+        } => extract::run(&open(&image)?, &path, &dir, processors),
     }
 }
 

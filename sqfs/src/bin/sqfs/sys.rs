@@ -6,7 +6,8 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
 fn cpath(path: &Path) -> io::Result<CString> {
-    CString::new(path.as_os_str().as_bytes()).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))
+    CString::new(path.as_os_str().as_bytes())
+        .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))
 }
 
 fn check(ret: libc::c_int) -> io::Result<()> {
@@ -36,14 +37,32 @@ pub fn lsetxattr(path: &Path, name: &[u8], value: &[u8]) -> io::Result<()> {
     let p = cpath(path)?;
     let n = CString::new(name).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
     // SAFETY: both strings are NUL-terminated; value points to value.len() readable bytes.
-    check(unsafe { libc::lsetxattr(p.as_ptr(), n.as_ptr(), value.as_ptr().cast(), value.len(), 0) })
+    check(unsafe {
+        libc::lsetxattr(
+            p.as_ptr(),
+            n.as_ptr(),
+            value.as_ptr().cast(),
+            value.len(),
+            0,
+        )
+    })
 }
 
 /// Sets atime and mtime to `mtime` without following a symlink.
 pub fn set_mtime(path: &Path, mtime: u32) -> io::Result<()> {
     let p = cpath(path)?;
-    let t = libc::timespec { tv_sec: libc::time_t::from(mtime), tv_nsec: 0 };
+    let t = libc::timespec {
+        tv_sec: libc::time_t::from(mtime),
+        tv_nsec: 0,
+    };
     let times = [t, t];
     // SAFETY: p is NUL-terminated and times points to two timespecs.
-    check(unsafe { libc::utimensat(libc::AT_FDCWD, p.as_ptr(), times.as_ptr(), libc::AT_SYMLINK_NOFOLLOW) })
+    check(unsafe {
+        libc::utimensat(
+            libc::AT_FDCWD,
+            p.as_ptr(),
+            times.as_ptr(),
+            libc::AT_SYMLINK_NOFOLLOW,
+        )
+    })
 }
