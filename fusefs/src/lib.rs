@@ -1,1 +1,14 @@
-//! FUSE filesystem over `sqfs` (issue 3; a skeleton until then).
+//! `squashfuse-rs`: a read-only, multi-threaded FUSE filesystem over the `sqfs` library, with
+//! squashfuse_ll's calling convention. The library half is also what `ch-run` mounts
+//! in-process.
+
+pub mod attr;
+pub mod fs;
+pub mod handles;
+pub mod mount;
+pub mod nodes;
+pub mod options;
+pub mod prefetch;
+
+pub use fs::SquashFs;
+pub use options::MountConfig;

@@ -1,0 +1,75 @@
+//! Open regular files: the checked block list, loaded once at open, and what readahead
+//! and the page-cache pushes need to know about the reader.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use sqfs::FileData;
+
+pub struct OpenFile {
+    pub node: u64,
+    pub data: FileData,
+    /// Where the last read ended: a read starting here is sequential.
+    pub last_end: AtomicU64,
+    /// Blocks already pushed into the kernel's page cache, one bit each.
+    pushed: Vec<AtomicU64>,
+}
+
+impl OpenFile {
+    pub fn new(node: u64, data: FileData) -> Self {
+        let words = data.block_count().div_ceil(64) + 1;
+        OpenFile {
+            node,
+            data,
+            last_end: AtomicU64::new(u64::MAX),
+            pushed: (0..words).map(|_| AtomicU64::new(0)).collect(),
+        }
+    }
+
+    /// Marks block `index` pushed; true the first time only.
+    pub fn first_push(&self, index: usize) -> bool {
+        let Some(word) = self.pushed.get(index / 64) else {
+            return false;
+        };
+        let bit = 1u64 << (index % 64);
+        word.fetch_or(bit, Ordering::Relaxed) & bit == 0
+    }
+}
+
+/// File handles given out by `open`.
+#[derive(Default)]
+pub struct Handles {
+    next: AtomicU64,
+    open: Mutex<HashMap<u64, Arc<OpenFile>>>,
+}
+
+impl Handles {
+    pub fn insert(&self, file: OpenFile) -> u64 {
+        let fh = self.next.fetch_add(1, Ordering::Relaxed) + 1;
+        self.open
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(fh, Arc::new(file));
+        fh
+    }
+
+    pub fn get(&self, fh: u64) -> Option<Arc<OpenFile>> {
+        self.open
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&fh)
+            .cloned()
+    }
+
+    pub fn remove(&self, fh: u64) {
+        self.open
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&fh);
+    }
+
+    pub fn count(&self) -> usize {
+        self.open.lock().unwrap_or_else(|e| e.into_inner()).len()
+    }
+}

@@ -1,0 +1,94 @@
+//! FUSE node ids and the inodes behind them.
+//!
+//! fuser sends an entry's `attr.ino` as its node id, and the kernel shows `attr.ino` as
+//! `st_ino`; users expect `st_ino` to be the squashfs inode number, as the kernel's own
+//! driver reports. So node id = inode number, with one exception: FUSE's root is node 1.
+//! The mount root's number and 1 swap places (the inode numbered 1 takes the root's number
+//! as its node id, which no entry can otherwise name); that inode's attributes are never
+//! cached by the kernel, so every `stat` asks us and gets `st_ino` 1.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use sqfs::Inode;
+
+pub const ROOT_NODE: u64 = 1;
+const SHARDS: usize = 32;
+
+/// Node id -> (inode, lookup count).
+type Shard = Mutex<HashMap<u64, (Arc<Inode>, u64)>>;
+
+/// Maps node ids to the inodes the kernel knows, counted as FUSE's lookup counts are.
+pub struct Nodes {
+    root_number: u32,
+    shards: Vec<Shard>,
+}
+
+impl Nodes {
+    pub fn new(root: Inode) -> Self {
+        let nodes = Nodes {
+            root_number: root.number,
+            shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
+        };
+        // The root is never forgotten: one lookup count that no FORGET takes away.
+        nodes.remember(Arc::new(root), 1);
+        nodes
+    }
+
+    fn shard(&self, node: u64) -> &Shard {
+        &self.shards[node as usize % SHARDS]
+    }
+
+    /// The node id for inode `number`.
+    pub fn node_of(&self, number: u32) -> u64 {
+        match number {
+            n if n == self.root_number => ROOT_NODE,
+            1 => u64::from(self.root_number),
+            n => u64::from(n),
+        }
+    }
+
+    /// Whether the kernel may cache this inode's attributes (see the module comment).
+    pub fn attrs_cacheable(&self, number: u32) -> bool {
+        number != 1 || self.root_number == 1
+    }
+
+    /// Records that the kernel now holds `count` more references to `inode`.
+    pub fn remember(&self, inode: Arc<Inode>, count: u64) -> u64 {
+        let node = self.node_of(inode.number);
+        let mut shard = self.shard(node).lock().unwrap_or_else(|e| e.into_inner());
+        shard
+            .entry(node)
+            .and_modify(|e| e.1 += count)
+            .or_insert((inode, count));
+        node
+    }
+
+    pub fn get(&self, node: u64) -> Option<Arc<Inode>> {
+        let shard = self.shard(node).lock().unwrap_or_else(|e| e.into_inner());
+        shard.get(&node).map(|e| e.0.clone())
+    }
+
+    /// FUSE FORGET: the kernel dropped `count` references.
+    pub fn forget(&self, node: u64, count: u64) {
+        let mut shard = self.shard(node).lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(entry) = shard.get_mut(&node) {
+            entry.1 = entry.1.saturating_sub(count);
+            if entry.1 == 0 && node != ROOT_NODE {
+                shard.remove(&node);
+            }
+        }
+    }
+
+    /// Inodes the kernel holds now (for tests and memory bounds).
+    pub fn len(&self) -> usize {
+        self.shards
+            .iter()
+            .map(|s| s.lock().unwrap_or_else(|e| e.into_inner()).len())
+            .sum()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
