@@ -19,6 +19,14 @@ impl Image {
     pub fn has_note(&self, note: &str) -> bool {
         self.notes.iter().any(|n| n == note)
     }
+
+    /// Whether the kernel's squashfs driver can mount and read this image. It cannot read
+    /// legacy lzma, nor the IA-64 BCJ filter (gone with IA-64 in Linux 6.7), and a loop
+    /// device cannot map a `-nopad` image's partial last block; the manifest marks these
+    /// with a `…kernel-…` note.
+    pub fn kernel_readable(&self) -> bool {
+        !self.notes.iter().any(|n| n.contains("kernel-")) && !self.name.contains("bcj-ia64")
+    }
 }
 
 pub fn repo_root() -> PathBuf {

@@ -32,14 +32,6 @@ fn kernel_reference(image: &Image) -> &'static Image {
         .unwrap_or_else(|| panic!("no gzip reference image {name} for {}", image.name))
 }
 
-/// Linux has no legacy lzma, dropped the IA-64 BCJ filter along with IA-64 (6.7), and a
-/// loop device cannot map a `-nopad` image's partial last block.
-fn kernel_cannot_read(image: &Image) -> bool {
-    image.has_note("lzma-kernel-unsupported")
-        || image.has_note("kernel-mount-failed")
-        || image.name.contains("bcj-ia64")
-}
-
 #[test]
 fn library_matches_kernel_on_every_image() {
     if !is_root() {
@@ -48,7 +40,7 @@ fn library_matches_kernel_on_every_image() {
     }
     let mut failures = Vec::new();
     for image in images() {
-        let mounted = if kernel_cannot_read(image) {
+        let mounted = if !image.kernel_readable() {
             kernel_reference(image)
         } else {
             image

@@ -87,3 +87,76 @@ pub fn xattrs(path: &Path) -> Vec<(Vec<u8>, Vec<u8>)> {
         })
         .collect()
 }
+
+/// A binary cargo built in this workspace (target/<profile>/NAME), next to the test.
+pub fn built_binary(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let bin = exe.parent().unwrap().parent().unwrap().join(name);
+    assert!(
+        bin.exists(),
+        "{} not built (cargo test --workspace builds it)",
+        bin.display()
+    );
+    bin
+}
+
+/// A `squashfuse-rs` mount (daemon mode: the command returns once the mount is ready);
+/// unmounted on drop, and the daemon is waited for.
+pub struct FuseMount {
+    pub dir: PathBuf,
+}
+
+impl FuseMount {
+    pub fn new(image: &Path, options: &[&str]) -> Result<Self, String> {
+        static COUNTER: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let dir = std::env::temp_dir().join(format!("sqfs-fmnt-{}-{n}", std::process::id()));
+        std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+        let mut cmd = Command::new(built_binary("squashfuse-rs"));
+        for o in options {
+            cmd.args(["-o", o]);
+        }
+        let out = cmd
+            .arg(image)
+            .arg(&dir)
+            .output()
+            .map_err(|e| e.to_string())?;
+        if !out.status.success() {
+            let _ = std::fs::remove_dir(&dir);
+            return Err(String::from_utf8_lossy(&out.stderr).trim().to_string());
+        }
+        Ok(FuseMount { dir })
+    }
+}
+
+/// Whether `dir` is a mount point now.
+pub fn is_mounted(dir: &Path) -> bool {
+    let mounts = std::fs::read_to_string("/proc/self/mounts").unwrap_or_default();
+    let target = dir.to_string_lossy();
+    mounts
+        .lines()
+        .any(|l| l.split_whitespace().nth(1) == Some(&*target))
+}
+
+impl Drop for FuseMount {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.dir).status();
+        // The daemon exits once the kernel ends the session; give it a moment.
+        for _ in 0..100 {
+            if !is_mounted(&self.dir) {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        let _ = std::fs::remove_dir(&self.dir);
+    }
+}
+
+/// Whether FUSE can be used here: /dev/fuse opens for reading and writing.
+pub fn fuse_available() -> bool {
+    std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/fuse")
+        .is_ok()
+}
