@@ -125,7 +125,7 @@ fn stress(image: &Image) {
         for t in 0..8u64 {
             let (candidates, kernel, fuse) = (&candidates, &kernel.dir, &fuse.dir);
             s.spawn(move || {
-                let mut state = 0x9E37_79B9 ^ (t + 1) * 0x1234_5678_9ABC;
+                let mut state = 0x9E37_79B9 ^ ((t + 1) * 0x1234_5678_9ABC);
                 let open: Vec<_> = candidates
                     .iter()
                     .map(|p| {

@@ -1,0 +1,67 @@
+//! zstd: one zstd frame per block (zstd_wrapper.c uses ZSTD_compress).
+
+use std::cell::RefCell;
+
+use ::zstd::bulk::Decompressor as DCtx;
+
+use super::{fail, with_cached, Compression, Decompressor};
+use crate::error::Result;
+
+pub(super) struct Zstd;
+
+thread_local! {
+    // A DCtx holds ~100 KiB of tables; creating one per block would dominate small blocks.
+    static DCTX: RefCell<Option<DCtx<'static>>> = const { RefCell::new(None) };
+}
+
+impl Decompressor for Zstd {
+    fn decompress(&self, src: &[u8], dst: &mut [u8]) -> Result<usize> {
+        with_cached(
+            &DCTX,
+            || DCtx::new().map_err(|e| fail(Compression::Zstd, e.to_string())),
+            // ZSTD_decompressDCtx: single pass into dst, so no window buffer is allocated
+            // whatever window size the frame claims, and a frame larger than dst fails
+            // with "Destination buffer is too small".
+            |dctx| {
+                // Zero frames are valid to zstd (0 bytes out) but never a squashfs block.
+                if src.is_empty() {
+                    return Err(fail(Compression::Zstd, "empty block"));
+                }
+                dctx.decompress_to_buffer(src, dst)
+                    .map_err(|e| fail(Compression::Zstd, e.to_string()))
+            },
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use ::zstd::bulk::Compressor;
+    use ::zstd::zstd_safe::CParameter;
+
+    use super::super::tests::{block, check_block};
+    use super::super::{new_decompressor, Compression};
+
+    #[test]
+    fn levels() {
+        let plain = block();
+        for level in [-5, 1, 15, 22] {
+            let encoded = ::zstd::bulk::compress(&plain, level).unwrap();
+            check_block(Compression::Zstd, None, &encoded, &plain, false);
+        }
+    }
+
+    #[test]
+    fn content_checksum_is_verified() {
+        // mksquashfs writes no checksum, but other encoders may: it must be honoured.
+        let plain = block();
+        let mut c = Compressor::new(3).unwrap();
+        c.set_parameter(CParameter::ChecksumFlag(true)).unwrap();
+        let mut encoded = c.compress(&plain).unwrap();
+        check_block(Compression::Zstd, None, &encoded, &plain, false);
+        let last = encoded.len() - 1;
+        encoded[last] ^= 1;
+        let d = new_decompressor(Compression::Zstd, None).unwrap();
+        assert!(d.decompress(&encoded, &mut vec![0; plain.len()]).is_err());
+    }
+}
