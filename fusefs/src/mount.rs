@@ -6,6 +6,7 @@ use std::fs::File;
 use std::io::{Read, Write};
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -137,21 +138,30 @@ impl Outcome {
 /// Mounts and serves until unmounted. In daemon mode the calling process exits inside
 /// (0 once the mount is ready, 1 with the error printed if it failed).
 pub fn run(config: MountConfig) -> Result<(), String> {
-    let (archive, root) = open_image(&config)?;
-    check_mountpoint(&config.mountpoint)?;
     let mut outcome = Outcome {
         parent: None,
         notify_pipe: config.notify_pipe.clone(),
     };
-    if !config.foreground {
-        outcome.parent = Some(daemonize()?);
-    }
-    let result = mount_and_serve(&config, archive, root, &mut outcome);
+    let result = (|| {
+        let (archive, root) = open_image(&config)?;
+        check_mountpoint(&config.mountpoint)?;
+        if !config.foreground {
+            outcome.parent = Some(daemonize()?);
+        }
+        mount_and_serve(&config, archive, root, &mut outcome)
+    })();
     if result.is_err() {
         outcome.report(&result);
+        if DAEMONIZED.load(Ordering::Relaxed) {
+            // The waiting parent printed the message; the daemon leaves quietly.
+            std::process::exit(1);
+        }
     }
     result
 }
+
+/// Set in the forked daemon, whose errors go to the waiting parent instead of stderr.
+static DAEMONIZED: AtomicBool = AtomicBool::new(false);
 
 /// Forks; the parent waits for the child's word and exits with it. Returns, in the child,
 /// the pipe to report on. Must run before any thread is started.
@@ -177,6 +187,7 @@ fn daemonize() -> Result<OwnedFd, String> {
             }
         }
         ForkResult::Child => {
+            DAEMONIZED.store(true, Ordering::Relaxed);
             drop(read_end);
             let _ = setsid();
             Ok(write_end)

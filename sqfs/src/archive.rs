@@ -74,10 +74,15 @@ impl Archive {
         let mut source = Source::new(file, options.offset);
         let available = source.available()?;
         if available < SUPERBLOCK_SIZE as u64 {
-            return Err(if available == 0 {
-                Error::BadMagic
+            // Too short for a superblock: say whether it even starts like one.
+            let mut magic = [0u8; 4];
+            let starts_right = available >= 4
+                && source.read_prefix(&mut magic).is_ok()
+                && u32::from_le_bytes(magic) == crate::superblock::MAGIC;
+            return Err(if starts_right {
+                corrupt!("file too short for a superblock (truncated?)")
             } else {
-                corrupt!("file too short for a superblock")
+                Error::BadMagic
             });
         }
         let mut raw = [0u8; SUPERBLOCK_SIZE];

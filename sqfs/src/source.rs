@@ -44,6 +44,11 @@ impl Source {
         self.len == 0
     }
 
+    /// Reads the first bytes of the image before its length is known (magic checks).
+    pub fn read_prefix(&self, buf: &mut [u8]) -> Result<()> {
+        Ok(self.file.read_exact_at(buf, self.offset)?)
+    }
+
     /// Fills `buf` from image position `pos`; a range past the image end is corruption.
     pub fn read_exact_at(&self, pos: u64, buf: &mut [u8]) -> Result<()> {
         let end = pos
