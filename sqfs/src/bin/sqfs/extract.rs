@@ -63,6 +63,13 @@ pub fn run(
             dir.join(OsStr::from_bytes(rel))
         };
         let fail = |e: std::io::Error| format!("{}: {e}", path.display());
+        // Any non-directory inode met again is a hard link to where it was first written
+        // (symlinks, fifos and devices can be hard-linked too).
+        if !inode.is_dir() {
+            if let Some(first) = links.get(&inode.number) {
+                return fs::hard_link(first, &path).map_err(fail);
+            }
+        }
         match inode.kind {
             FileType::Directory => {
                 if !rel.is_empty() {
@@ -74,32 +81,29 @@ pub fn run(
                 });
             }
             FileType::File => {
-                if let Some(first) = links.get(&inode.number) {
-                    fs::hard_link(first, &path).map_err(fail)?;
-                } else {
-                    let data = archive
-                        .file_data(inode)
-                        .map_err(|e| format!("{}: {e}", path.display()))?;
-                    // The length first: holes are never written, and stay holes.
-                    File::create(&path)
-                        .and_then(|f| f.set_len(data.size()))
-                        .map_err(fail)?;
-                    links.insert(inode.number, path.clone());
-                    total_bytes += inode.size();
-                    files.push((
-                        Job {
-                            path,
-                            inode: inode.clone(),
-                        },
-                        data,
-                    ));
-                }
+                let data = archive
+                    .file_data(inode)
+                    .map_err(|e| format!("{}: {e}", path.display()))?;
+                // The length first: holes are never written, and stay holes.
+                File::create(&path)
+                    .and_then(|f| f.set_len(data.size()))
+                    .map_err(fail)?;
+                links.insert(inode.number, path.clone());
+                total_bytes += inode.size();
+                files.push((
+                    Job {
+                        path,
+                        inode: inode.clone(),
+                    },
+                    data,
+                ));
             }
             FileType::Symlink => {
                 let target = archive
                     .read_link(inode)
                     .map_err(|e| format!("{}: {e}", path.display()))?;
                 symlink(OsStr::from_bytes(target), &path).map_err(fail)?;
+                links.insert(inode.number, path.clone());
                 later.push(Job {
                     path,
                     inode: inode.clone(),
@@ -112,6 +116,7 @@ pub fn run(
                     return Ok(());
                 }
                 sys::mknod(&path, inode.mode(), inode.rdev()).map_err(fail)?;
+                links.insert(inode.number, path.clone());
                 later.push(Job {
                     path,
                     inode: inode.clone(),
