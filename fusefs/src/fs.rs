@@ -169,15 +169,14 @@ impl SquashFs {
             .map_err(|e| self.errno("readdir", e))?;
         for entry in entries {
             let entry = entry.map_err(|e| self.errno("readdir", e))?;
-            if add(entry.cookie + 2, &entry.name.clone(), Some(&entry))? {
+            if add(entry.cookie + 2, &entry.name, Some(&entry))? {
                 break;
             }
         }
         Ok(())
     }
 
-    /// Decompressed block `index` of `file`, queueing the blocks after it when the reader
-    /// is sequential.
+    /// Decompressed block `index` of `file` (None for a sparse hole), through the cache.
     fn block(
         &self,
         file: &Arc<OpenFile>,
