@@ -111,15 +111,7 @@ fn errors_are_one_line_and_nonzero() {
         ),
         (&["cat", path(&img), "/dir"], "not a regular file"),
         (&["cat", path(&img), "/hello.txt/x"], "not a directory"),
-        (
-            &[
-                "info",
-                "--offset",
-                "4096",
-                path(&at_8k),
-            ],
-            "bad magic",
-        ),
+        (&["info", "--offset", "4096", path(&at_8k)], "bad magic"),
     ];
     for (args, expect) in cases {
         let (ok, _, err) = sqfs(args);
