@@ -269,3 +269,107 @@ fn inode_numbers_and_hard_links_match_the_kernel() {
         assert_eq!((k.ino(), k.nlink()), (f.ino(), f.nlink()), "{rel}");
     }
 }
+
+/// The unprivileged user CI creates (`.ci/run`); made here when missing.
+const PLAIN_USER: &str = "chtest";
+
+fn ensure_plain_user() {
+    let exists = Command::new("id")
+        .arg(PLAIN_USER)
+        .output()
+        .unwrap()
+        .status
+        .success();
+    if !exists {
+        assert!(Command::new("useradd")
+            .args(["--create-home", PLAIN_USER])
+            .status()
+            .unwrap()
+            .success());
+    }
+}
+
+fn daemon_running(mountpoint: &Path) -> bool {
+    let pattern = format!("squashfuse-rs .*{}", mountpoint.display());
+    Command::new("pgrep")
+        .args(["-f", &pattern])
+        .output()
+        .unwrap()
+        .status
+        .success()
+}
+
+#[test]
+fn a_plain_user_mounts_through_fusermount3_and_unmount_ends_the_daemon() {
+    if !can_run() {
+        return;
+    }
+    ensure_plain_user();
+    // Everything the user touches must be theirs or world-readable: a scratch dir under /tmp.
+    let dir = scratch_dir("plain-user");
+    let img = dir.join("image.sqfs");
+    std::fs::copy(&repo_tiny("tiny-gzip.sqfs"), &img).unwrap();
+    let mnt = dir.join("mnt");
+    std::fs::create_dir_all(&mnt).unwrap();
+    let bin = dir.join("squashfuse-rs");
+    std::fs::copy(built_binary("squashfuse-rs"), &bin).unwrap();
+    assert!(Command::new("chown")
+        .args(["-R", PLAIN_USER])
+        .arg(&dir)
+        .status()
+        .unwrap()
+        .success());
+    assert!(Command::new("chmod")
+        .args(["755"])
+        .arg(&dir)
+        .status()
+        .unwrap()
+        .success());
+
+    let out = Command::new("runuser")
+        .args(["-u", PLAIN_USER, "--"])
+        .arg(&bin)
+        .arg(&img)
+        .arg(&mnt)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(is_mounted(&mnt));
+    let hello = Command::new("runuser")
+        .args(["-u", PLAIN_USER, "--", "cat"])
+        .arg(mnt.join("hello.txt"))
+        .output()
+        .unwrap();
+    assert_eq!(hello.stdout, b"Hello, SquashFS!\n");
+    let mounts = std::fs::read_to_string("/proc/self/mounts").unwrap();
+    let line = mounts
+        .lines()
+        .find(|l| l.contains(&*mnt.to_string_lossy()))
+        .unwrap()
+        .to_string();
+    assert!(line.contains("nosuid") && line.contains("nodev"), "{line}");
+
+    let unmount = Command::new("runuser")
+        .args(["-u", PLAIN_USER, "--", "fusermount3", "-u"])
+        .arg(&mnt)
+        .status()
+        .unwrap();
+    assert!(unmount.success());
+    wait_until(
+        "the daemon to exit after fusermount3 -u",
+        Duration::from_secs(10),
+        || !daemon_running(&mnt),
+    );
+    assert!(!is_mounted(&mnt));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+fn repo_tiny(name: &str) -> PathBuf {
+    e2e_tests::corpus::repo_root()
+        .join("testdata/tiny")
+        .join(name)
+}
