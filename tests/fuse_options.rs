@@ -308,7 +308,7 @@ fn a_plain_user_mounts_through_fusermount3_and_unmount_ends_the_daemon() {
     // Everything the user touches must be theirs or world-readable: a scratch dir under /tmp.
     let dir = scratch_dir("plain-user");
     let img = dir.join("image.sqfs");
-    std::fs::copy(&repo_tiny("tiny-gzip.sqfs"), &img).unwrap();
+    std::fs::copy(repo_tiny("tiny-gzip.sqfs"), &img).unwrap();
     let mnt = dir.join("mnt");
     std::fs::create_dir_all(&mnt).unwrap();
     let bin = dir.join("squashfuse-rs");
