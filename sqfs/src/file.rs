@@ -112,7 +112,7 @@ impl FileData {
             let chunk = if index < self.blocks.len() {
                 let want = self.block_len(index);
                 let n = (want - within).min(total - done);
-                self.copy_block(reader, index, want, within, &mut buf[done..done + n])?;
+                self.copy_block(reader, index, within, &mut buf[done..done + n])?;
                 n
             } else {
                 self.copy_tail(reader, fragments, within, &mut buf[done..total])?
@@ -147,7 +147,6 @@ impl FileData {
         &self,
         reader: &BlockReader,
         index: usize,
-        _want: usize,
         within: usize,
         out: &mut [u8],
     ) -> Result<()> {
