@@ -14,11 +14,11 @@ mkdir -p "$work" "$here/results"
 cargo build --release -p sqfs --manifest-path "$repo/Cargo.toml" >/dev/null
 sqfs=$repo/target/release/sqfs
 
-# Source tree: ~1.2 GiB of real files (binaries, libraries, text), the same for every codec.
+# Source tree: ~1.6 GiB of real files (libraries, binaries, text), the same for every codec.
 src=$work/src
 if [ ! -f "$work/src.stamp" ]; then
   rm -rf "$src"; mkdir -p "$src"
-  cp -a /usr/lib "$src/lib"; cp -a /usr/share "$src/share"; cp -a /usr/bin "$src/bin"
+  cp -a /usr/lib/x86_64-linux-gnu "$src/lib"; cp -a /usr/share "$src/share"; cp -a /usr/bin "$src/bin"
   touch "$work/src.stamp"
 fi
 big=$(find "$src" -type f -size +20M -printf '%s %P\n' | sort -n | tail -1 | cut -d' ' -f2-)
@@ -43,7 +43,7 @@ report=$here/results/extract.md
   echo "# sqfs extract vs unsquashfs"
   echo
   echo "Made by \`bash bench/extract.sh $runs\` on $(date -u +%F), $(nproc) cores, $(uname -r)."
-  echo "Source: /usr/lib + /usr/share + /usr/bin of this machine ($(du -sh "$src" | cut -f1))."
+  echo "Source: /usr/lib/x86_64-linux-gnu + /usr/share + /usr/bin of this machine ($(du -sh "$src" | cut -f1))."
   echo "Extraction into tmpfs, image in the page cache (decoding, not the disk, is measured)."
   echo "Medians of $runs runs, seconds; ratio = unsquashfs time / sqfs time (> 1: sqfs faster)."
   echo
