@@ -73,6 +73,7 @@ fn extract_matches_unsquashfs_on_every_image() {
                 Ignore {
                     ino: true,
                     dir_size: true,
+                    ..Ignore::default()
                 },
             )
         })();

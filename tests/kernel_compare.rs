@@ -49,7 +49,20 @@ fn library_matches_kernel_on_every_image() {
         let expected = from_dir(&mount.dir);
         let archive = open(image);
         let actual = from_archive(&archive).unwrap_or_else(|e| panic!("{}: walk: {e}", image.name));
-        if let Err(diff) = compare(&expected, &actual, Ignore::default()) {
+        // Against another build of the tree, inode numbers and hard-link grouping may differ:
+        // mksquashfs 4.5.1 was seen giving two hard-linked symlinks one inode in one build and
+        // two in the next. Those images' own links are checked against unsquashfs in
+        // extract_compare.rs.
+        let ignore = if image.kernel_readable() {
+            Ignore::default()
+        } else {
+            Ignore {
+                ino: true,
+                nlink: true,
+                ..Ignore::default()
+            }
+        };
+        if let Err(diff) = compare(&expected, &actual, ignore) {
             failures.push(format!("{}:\n{diff}", image.name));
         }
         if let Err(diff) = odd_reads(&archive, &mount.dir) {
