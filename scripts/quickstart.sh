@@ -30,3 +30,13 @@ echo "== sqfs ls -lR demo.sqfs"; $sqfs ls -lR demo.sqfs
 echo "== sqfs cat demo.sqfs /etc/os-release"; $sqfs cat demo.sqfs /etc/os-release
 $sqfs extract demo.sqfs "$demo/out"
 echo "== extracted busybox runs:"; "$demo/out/bin/busybox" echo "hello from inside demo.sqfs"
+
+# The same image through FUSE: squashfuse-rs returns once the mount is ready.
+mkdir -p "$demo/mnt"
+if target/release/squashfuse-rs demo.sqfs "$demo/mnt"; then
+  echo "== squashfuse-rs demo.sqfs: busybox runs from the mount:"
+  "$demo/mnt/bin/busybox" sh -c '. /dev/stdin; echo "$PRETTY_NAME, mounted by squashfuse-rs"' <"$demo/mnt/etc/os-release"
+  umount "$demo/mnt" 2>/dev/null || fusermount3 -u "$demo/mnt"
+else
+  echo "(no FUSE here: /dev/fuse must be usable to mount with squashfuse-rs)"
+fi
