@@ -3,7 +3,8 @@
 # with every core, on a >= 1 GiB image per codec; and `sqfs cat` of one large file.
 # Medians of RUNS runs, written as a Markdown table to bench/results/extract.md.
 #
-# Usage: bash bench/extract.sh [RUNS]      (root; needs squashfs-tools; ~15 min on 2 cores)
+# Usage: bash bench/extract.sh [RUNS]      (root; needs squashfs-tools; ~20 min on 2 cores)
+#   CODECS="zstd lz4" to run some codecs only; REPORT=name.md to write another results file.
 set -euo pipefail
 runs=${1:-3}
 here=$(cd "$(dirname "$0")" && pwd)
@@ -38,11 +39,11 @@ run_median() { # label, command...
   printf '%s\n' "${vals[@]}" | median
 }
 
-report=$here/results/extract.md
+report=$here/results/${REPORT:-extract.md}
 {
   echo "# sqfs extract vs unsquashfs"
   echo
-  echo "Made by \`bash bench/extract.sh $runs\` on $(date -u +%F), $(nproc) cores, $(uname -r)."
+  echo "Made by \`${CODECS:+CODECS=\"$CODECS\" }${REPORT:+REPORT=$REPORT }bash bench/extract.sh $runs\` at commit $(git -C "$repo" rev-parse --short HEAD) on $(date -u +%F), $(nproc) cores, $(uname -r)."
   echo "Source: /usr/lib/x86_64-linux-gnu + /usr/share + /usr/bin of this machine ($(du -sh "$src" | cut -f1))."
   echo "Extraction into tmpfs, image in the page cache (decoding, not the disk, is measured)."
   echo "Medians of $runs runs, seconds; ratio = unsquashfs time / sqfs time (> 1: sqfs faster)."
@@ -50,7 +51,7 @@ report=$here/results/extract.md
   echo "| codec | image | unsquashfs -processors 1 | sqfs extract -p 1 | ratio | unsquashfs (all cores) | sqfs extract (all cores) | ratio | sqfs cat of $(basename "$big") |"
   echo "|---|---|---|---|---|---|---|---|---|"
 } >"$report"
-for codec in gzip xz zstd lz4 lzo; do
+for codec in ${CODECS:-gzip xz zstd lz4 lzo}; do
   img=$work/$codec.sqfs
   [ -f "$img" ] || mksquashfs "$src" "$img" -comp "$codec" -no-progress -quiet >/dev/null
   cat "$img" >/dev/null # warm the page cache

@@ -20,11 +20,12 @@ ours=$repo/target/release/squashfuse-rs
 mnt=$work/mnt; mkdir -p "$mnt"
 
 # ---- data ------------------------------------------------------------------------------
-if [ ! -s "$work/data/a" ]; then
+if [ ! -s "$work/data/b" ]; then
   mkdir -p "$work/data"
   # Real bytes (libraries and binaries), so every codec sees realistic compressibility.
-  find /usr/lib /usr/bin -type f -size +64k -print0 | sort -z | xargs -0 cat 2>/dev/null | head -c 1G >"$work/data/a"
-  find /usr/share -type f -print0 | sort -z | xargs -0 cat 2>/dev/null | head -c 256M >"$work/data/b"
+  # (head ends the pipe early on purpose: its SIGPIPE is not an error here)
+  { find /usr/lib /usr/bin -type f -size +64k -print0 | sort -z | xargs -0 cat 2>/dev/null || true; } | head -c 1G >"$work/data/a"
+  { find /usr/share -type f -print0 | sort -z | xargs -0 cat 2>/dev/null || true; } | head -c 256M >"$work/data/b"
 fi
 for c in "${codecs[@]}"; do
   [ -f "$work/seq-$c.sqfs" ] || mksquashfs "$work/data" "$work/seq-$c.sqfs" -comp "$c" -no-progress -quiet >/dev/null
@@ -61,7 +62,7 @@ out=$here/results/fuse.md
 {
   echo "# squashfuse-rs vs squashfuse_ll, squashfuse and the kernel"
   echo
-  echo "Made by \`bash bench/fuse.sh $runs ${codecs[*]}\` on $(date -u +%F), $(nproc) cores, $(uname -r)."
+  echo "Made by \`bash bench/fuse.sh $runs ${codecs[*]}\` at commit $(git -C "$repo" rev-parse --short HEAD) on $(date -u +%F), $(nproc) cores, $(uname -r)."
   echo "Medians of $runs runs. Cold = page cache dropped and a fresh mount before each run."
   echo "squashfuse 0.1.105 (Debian 12); squashfuse-rs default options (threads = cores)."
   echo

@@ -319,6 +319,17 @@ impl Archive {
         data.load_block(&self.reader, index)
     }
 
+    /// Block `index` of a file decompressed into `out`, bypassing the cache (for readers
+    /// that take each block once); `Some(n)`: the bytes are `out[..n]`; None: a hole.
+    pub fn data_block_into(
+        &self,
+        data: &FileData,
+        index: usize,
+        out: &mut Vec<u8>,
+    ) -> Result<Option<usize>> {
+        data.load_block_into(&self.reader, index, out)
+    }
+
     pub fn read_link<'i>(&self, inode: &'i Inode) -> Result<&'i [u8]> {
         match &inode.body {
             InodeBody::Symlink(target) => Ok(target),

@@ -143,6 +143,28 @@ impl FileData {
         Ok(Some(data))
     }
 
+    /// Block `index` decompressed into `out` without the cache (None for a hole); the
+    /// block's bytes are `out[..n]`, checked to be exactly what the file needs.
+    pub fn load_block_into(
+        &self,
+        reader: &BlockReader,
+        index: usize,
+        out: &mut Vec<u8>,
+    ) -> Result<Option<usize>> {
+        let (pos, block) = self.block(index);
+        if block.is_hole() {
+            return Ok(None);
+        }
+        let want = self.block_len(index);
+        let n = reader.data_block_into(pos, block, out)?;
+        if n != want {
+            return Err(corrupt!(
+                "data block at {pos} holds {n} bytes, the file needs {want}"
+            ));
+        }
+        Ok(Some(n))
+    }
+
     fn copy_block(
         &self,
         reader: &BlockReader,

@@ -105,22 +105,44 @@ impl BlockReader {
 
     /// Reads `len` bytes at `pos` and decompresses them into at most `max` bytes.
     fn load(&self, pos: u64, len: usize, compressed: bool, max: usize) -> Result<Vec<u8>> {
+        let mut out = Vec::new();
+        let n = self.load_into(pos, len, compressed, max, &mut out)?;
+        out.truncate(n);
+        Ok(out)
+    }
+
+    /// Reads `len` bytes at `pos` and decompresses them into `out`, which grows to `max`
+    /// once and is reused as is afterwards (no zeroing per block); returns the bytes made.
+    fn load_into(
+        &self,
+        pos: u64,
+        len: usize,
+        compressed: bool,
+        max: usize,
+        out: &mut Vec<u8>,
+    ) -> Result<usize> {
+        if out.len() < max {
+            out.resize(max, 0);
+        }
         if !compressed {
             if len > max {
                 return Err(corrupt!("uncompressed block of {len} bytes exceeds {max}"));
             }
-            let mut out = vec![0u8; len];
-            self.source.read_exact_at(pos, &mut out)?;
-            return Ok(out);
+            self.source.read_exact_at(pos, &mut out[..len])?;
+            return Ok(len);
         }
         READ_BUF.with(|buf| {
             let mut input = buf.borrow_mut();
             input.resize(len, 0);
             self.source.read_exact_at(pos, &mut input)?;
-            let mut out = vec![0u8; max];
-            let n = self.decompressor.decompress(&input, &mut out)?;
-            out.truncate(n);
-            Ok(out)
+            self.decompressor.decompress(&input, &mut out[..max])
         })
+    }
+
+    /// A data block decompressed into the caller's buffer, bypassing the cache: for readers
+    /// that take each block once (extraction), where caching would only churn.
+    pub fn data_block_into(&self, pos: u64, block: DataBlock, out: &mut Vec<u8>) -> Result<usize> {
+        let max = self.block_size as usize;
+        self.load_into(pos, block.stored as usize, block.compressed, max, out)
     }
 }

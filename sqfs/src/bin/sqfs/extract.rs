@@ -134,17 +134,20 @@ pub fn run(
     let first_error = Mutex::new(None);
     std::thread::scope(|s| {
         for _ in 0..threads {
-            s.spawn(|| loop {
-                let Some(chunk) = queue.lock().unwrap_or_else(|e| e.into_inner()).next() else {
-                    break;
-                };
-                let (job, data) = &files[chunk.file];
-                if let Err(e) = write_chunk(archive, job, data, &chunk, &progress) {
-                    first_error
-                        .lock()
-                        .unwrap_or_else(|e| e.into_inner())
-                        .get_or_insert(e);
-                    break;
+            s.spawn(|| {
+                let mut buf = Vec::new();
+                loop {
+                    let Some(chunk) = queue.lock().unwrap_or_else(|e| e.into_inner()).next() else {
+                        break;
+                    };
+                    let (job, data) = &files[chunk.file];
+                    if let Err(e) = write_chunk(archive, job, data, &chunk, &progress, &mut buf) {
+                        first_error
+                            .lock()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .get_or_insert(e);
+                        break;
+                    }
                 }
             });
         }
@@ -233,6 +236,7 @@ fn write_chunk(
     data: &FileData,
     chunk: &Chunk,
     progress: &ProgressBar,
+    buf: &mut Vec<u8>,
 ) -> Result<(), String> {
     let fail = |e: String| format!("{}: {e}", job.path.display());
     let out = fs::OpenOptions::new()
@@ -241,11 +245,12 @@ fn write_chunk(
         .map_err(|e| fail(e.to_string()))?;
     let bs = u64::from(archive.superblock().block_size);
     for i in chunk.first..chunk.end {
-        if let Some(block) = archive
-            .data_block(data, i)
+        // Each block is written once: decompress into this worker's buffer, not the cache.
+        if let Some(n) = archive
+            .data_block_into(data, i, buf)
             .map_err(|e| fail(e.to_string()))?
         {
-            out.write_all_at(&block, i as u64 * bs)
+            out.write_all_at(&buf[..n], i as u64 * bs)
                 .map_err(|e| fail(e.to_string()))?;
         }
         progress.inc(bs.min(data.size() - i as u64 * bs));
