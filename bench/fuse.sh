@@ -39,6 +39,7 @@ fi
 do_mount() { # fs image
   case $1 in
     squashfuse-rs) "$ours" "$2" "$mnt" ;;
+    squashfuse-rs-s) "$ours" -s "$2" "$mnt" ;;
     squashfuse_ll) squashfuse_ll "$2" "$mnt" ;;
     squashfuse) squashfuse "$2" "$mnt" ;;
     kernel) mount -t squashfs -o loop,ro "$2" "$mnt" ;;
@@ -108,10 +109,7 @@ for walk in find ls tar; do
   for mode in cold warm; do
     declare -A w=()
     for fs in squashfuse-rs squashfuse-rs-s squashfuse_ll squashfuse kernel; do
-      real=$fs; [ "$fs" = squashfuse-rs-s ] && real=squashfuse-rs
-      if [ "$fs" = squashfuse-rs-s ]; then ours_saved=$ours; ours="$ours -s"; fi
-      w[$fs]=$(for _ in $(seq "$runs"); do $mode "$real" "$work/rootfs.sqfs" "walk_$walk"; done | median)
-      [ "$fs" = squashfuse-rs-s ] && ours=$ours_saved
+      w[$fs]=$(for _ in $(seq "$runs"); do $mode "$fs" "$work/rootfs.sqfs" "walk_$walk"; done | median)
     done
     printf '| %s %s | %.3f | %.3f | %.3f | %.3f | %.3f | %.2f |\n' "$walk" "$mode" "${w[squashfuse-rs]}" "${w[squashfuse-rs-s]}" \
       "${w[squashfuse_ll]}" "${w[squashfuse]}" "${w[kernel]}" "$(echo "${w[squashfuse-rs]} / ${w[kernel]}" | bc -l)" >>"$out"
