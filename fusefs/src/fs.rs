@@ -105,7 +105,6 @@ impl SquashFs {
             let msg = format!("{what}: {e}");
             let mut logged = self.logged.lock().unwrap_or_else(|e| e.into_inner());
             if logged.len() < MAX_LOGGED_ERRORS && logged.insert(msg.clone()) {
-                log::error!("{msg}");
                 eprintln!("squashfuse-rs: {msg}");
             }
         }

@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, RwLock};
 
 use sqfs::FileData;
 
@@ -41,14 +41,15 @@ impl OpenFile {
 #[derive(Default)]
 pub struct Handles {
     next: AtomicU64,
-    open: Mutex<HashMap<u64, Arc<OpenFile>>>,
+    /// Read on every FUSE read, written only at open and release.
+    open: RwLock<HashMap<u64, Arc<OpenFile>>>,
 }
 
 impl Handles {
     pub fn insert(&self, file: OpenFile) -> u64 {
         let fh = self.next.fetch_add(1, Ordering::Relaxed) + 1;
         self.open
-            .lock()
+            .write()
             .unwrap_or_else(|e| e.into_inner())
             .insert(fh, Arc::new(file));
         fh
@@ -56,7 +57,7 @@ impl Handles {
 
     pub fn get(&self, fh: u64) -> Option<Arc<OpenFile>> {
         self.open
-            .lock()
+            .read()
             .unwrap_or_else(|e| e.into_inner())
             .get(&fh)
             .cloned()
@@ -64,12 +65,12 @@ impl Handles {
 
     pub fn remove(&self, fh: u64) {
         self.open
-            .lock()
+            .write()
             .unwrap_or_else(|e| e.into_inner())
             .remove(&fh);
     }
 
     pub fn count(&self) -> usize {
-        self.open.lock().unwrap_or_else(|e| e.into_inner()).len()
+        self.open.read().unwrap_or_else(|e| e.into_inner()).len()
     }
 }

@@ -5,52 +5,48 @@
 
 use std::sync::{Arc, OnceLock};
 
-use crossbeam_channel::{bounded, Sender, TrySendError};
+use crossbeam_channel::{bounded, Sender};
 use fuser::{INodeNo, Notifier};
 use sqfs::cache::Block;
 use sqfs::Archive;
 
 use crate::handles::OpenFile;
 
-enum Job {
-    /// Decompress block `index` of a file into the block cache.
-    Prefetch(Arc<OpenFile>, usize),
-    /// Store `block` at `offset` of node `node` in the page cache.
-    Store(u64, u64, Block, usize),
-}
+/// Decompress block `.1` of file `.0` into the block cache.
+struct Prefetch(Arc<OpenFile>, usize);
+/// Store the first `.3` bytes of `.2` at offset `.1` of node `.0` in the page cache.
+struct Store(u64, u64, Block, usize);
 
 pub struct Background {
-    jobs: Sender<Job>,
-    stores: Sender<Job>,
+    jobs: Sender<Prefetch>,
+    stores: Sender<Store>,
 }
 
 impl Background {
     /// Starts `threads` prefetch workers and one page-cache writer. Request threads never
     /// wait on them: a full queue drops the job (it is only ever an optimisation).
     pub fn start(archive: Arc<Archive>, notifier: Arc<OnceLock<Notifier>>, threads: usize) -> Self {
-        let (jobs, rx) = bounded::<Job>(256);
+        let (jobs, rx) = bounded::<Prefetch>(256);
         for i in 0..threads.max(1) {
             let rx = rx.clone();
             let archive = archive.clone();
             std::thread::Builder::new()
                 .name(format!("prefetch-{i}"))
                 .spawn(move || {
-                    for job in rx {
-                        if let Job::Prefetch(file, index) = job {
-                            let _ = archive.data_block(&file.data, index);
-                        }
+                    for Prefetch(file, index) in rx {
+                        let _ = archive.data_block(&file.data, index);
                     }
                 })
                 .expect("spawn prefetch thread");
         }
         // One writer: a store waits for pages that a pending read holds locked, and that
         // read is served by a request thread, which never waits here.
-        let (stores, rx) = bounded::<Job>(64);
+        let (stores, rx) = bounded::<Store>(64);
         std::thread::Builder::new()
             .name("page-store".into())
             .spawn(move || {
-                for job in rx {
-                    if let (Job::Store(node, offset, block, len), Some(n)) = (job, notifier.get()) {
+                for Store(node, offset, block, len) in rx {
+                    if let Some(n) = notifier.get() {
                         let _ = n.store(INodeNo(node), offset, &block[..len]);
                     }
                 }
@@ -60,13 +56,11 @@ impl Background {
     }
 
     pub fn prefetch(&self, file: &Arc<OpenFile>, index: usize) {
-        match self.jobs.try_send(Job::Prefetch(file.clone(), index)) {
-            Ok(()) | Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => {}
-        }
+        let _ = self.jobs.try_send(Prefetch(file.clone(), index));
     }
 
     /// Pushes the first `len` bytes of `block` into the page cache at `offset`.
     pub fn store(&self, node: u64, offset: u64, block: Block, len: usize) {
-        let _ = self.stores.try_send(Job::Store(node, offset, block, len));
+        let _ = self.stores.try_send(Store(node, offset, block, len));
     }
 }
