@@ -1,1 +1,26 @@
-//! ch-run runtime (issue 4; a skeleton until then).
+//! `ch-run`: a Charliecloud-compatible, fully unprivileged container runtime that mounts
+//! SquashFS images in-process (see DESIGN.md, "ch-run's life").
+//!
+//! One run is two processes: the `ch-run` the user started ([`waiter`]), which forwards
+//! signals and exits with the command's status, and the supervisor it forks
+//! ([`supervisor`]), which enters new namespaces, serves the image over FUSE, builds the
+//! root ([`rootfs`]) and is the command's parent until every process of the container is gone.
+
+pub mod binds;
+pub mod cli;
+pub mod environ;
+pub mod exec;
+pub mod failure;
+pub mod fuse_mount;
+pub mod image;
+pub mod join;
+pub mod passwd;
+pub mod plan;
+pub mod protocol;
+pub mod rootfs;
+pub mod supervisor;
+pub mod userns;
+pub mod waiter;
+
+/// The version `ch-run -V` prints.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -1,0 +1,241 @@
+//! Starting the command: everything is prepared before `fork`, because the forking process
+//! serves FUSE with other threads and its child may then only make plain system calls until
+//! it execs (no allocation, no locks).
+
+use std::ffi::{CString, OsStr, OsString};
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+
+use nix::errno::Errno;
+use nix::sys::wait::waitpid;
+use nix::unistd::{fork, pipe2, ForkResult, Pid};
+
+use crate::failure::{with_errno, Failure};
+
+/// Where the child failed, sent back over the error pipe with the errno.
+const STAGE_CD: u8 = 1;
+const STAGE_EXEC: u8 = 2;
+
+/// The default search path when the container's environment has none (glibc's `execvp`).
+const DEFAULT_PATH: &str = "/bin:/usr/bin";
+
+/// A command ready to exec in the container.
+pub struct Command {
+    /// The command as the user typed it, for messages.
+    name: String,
+    /// Full paths to try in order (from `$PATH` when the name has no slash).
+    candidates: Vec<CString>,
+    argv: Vec<CString>,
+    envp: Vec<CString>,
+    cwd: Option<CString>,
+    cwd_text: String,
+}
+
+fn cstring(bytes: &[u8]) -> Result<CString, Failure> {
+    CString::new(bytes).map_err(|_| Failure::Runtime("argument contains a NUL byte".into()))
+}
+
+impl Command {
+    /// `argv` run with `env` (name, value pairs) in `cwd` (None: stay at `/`).
+    pub fn new(
+        argv: &[OsString],
+        env: &[(OsString, OsString)],
+        cwd: Option<&str>,
+    ) -> Result<Self, Failure> {
+        let name = argv
+            .first()
+            .ok_or_else(|| Failure::Usage("no command specified".into()))?;
+        let name_bytes = name.as_bytes();
+        let path = env
+            .iter()
+            .rev()
+            .find(|(k, _)| k == "PATH")
+            .map_or(OsStr::new(DEFAULT_PATH), |(_, v)| v.as_os_str());
+        let candidates = if name_bytes.contains(&b'/') {
+            vec![cstring(name_bytes)?]
+        } else if name_bytes.is_empty() {
+            Vec::new()
+        } else {
+            path.as_bytes()
+                .split(|&b| b == b':')
+                .map(|dir| {
+                    let dir = if dir.is_empty() { &b"."[..] } else { dir };
+                    let mut full = dir.to_vec();
+                    full.push(b'/');
+                    full.extend_from_slice(name_bytes);
+                    cstring(&full)
+                })
+                .collect::<Result<_, _>>()?
+        };
+        let mut envp = Vec::with_capacity(env.len());
+        for (k, v) in env {
+            let mut pair = k.as_bytes().to_vec();
+            pair.push(b'=');
+            pair.extend_from_slice(v.as_bytes());
+            envp.push(cstring(&pair)?);
+        }
+        Ok(Command {
+            name: name.to_string_lossy().into_owned(),
+            candidates,
+            argv: argv
+                .iter()
+                .map(|a| cstring(a.as_bytes()))
+                .collect::<Result<_, _>>()?,
+            envp,
+            cwd: cwd.map(|d| cstring(d.as_bytes())).transpose()?,
+            cwd_text: cwd.unwrap_or("/").to_string(),
+        })
+    }
+
+    /// Forks and execs the command; returns its pid once the exec succeeded, or the failure
+    /// (`can't cd to …`, exit 31; `can't execve(2): …`, exit 49) after reaping the child.
+    pub fn spawn(&self) -> Result<Pid, Failure> {
+        let (err_read, err_write) = pipe2(nix::fcntl::OFlag::O_CLOEXEC)
+            .map_err(|e| Failure::Runtime(with_errno("can't make pipe", e)))?;
+        let argv: Vec<*const libc::c_char> = self
+            .argv
+            .iter()
+            .map(|a| a.as_ptr())
+            .chain(std::iter::once(std::ptr::null()))
+            .collect();
+        let envp: Vec<*const libc::c_char> = self
+            .envp
+            .iter()
+            .map(|a| a.as_ptr())
+            .chain(std::iter::once(std::ptr::null()))
+            .collect();
+        // SAFETY: the child only makes system calls on memory prepared above, then execs
+        // or exits.
+        match unsafe { fork() }.map_err(|e| Failure::Runtime(with_errno("can't fork", e)))? {
+            ForkResult::Child => {
+                drop(err_read);
+                self.child(&err_write, &argv, &envp)
+            }
+            ForkResult::Parent { child } => {
+                drop(err_write);
+                let mut buf = [0u8; 5];
+                let n = read_full(&err_read, &mut buf);
+                if n < buf.len() {
+                    return Ok(child);
+                }
+                let _ = waitpid(child, None);
+                let errno = Errno::from_raw(i32::from_ne_bytes([buf[1], buf[2], buf[3], buf[4]]));
+                Err(match buf[0] {
+                    STAGE_CD => Failure::Runtime(with_errno(
+                        format!("can't cd to {}", self.cwd_text),
+                        errno,
+                    )),
+                    _ => {
+                        Failure::Exec(with_errno(format!("can't execve(2): {}", self.name), errno))
+                    }
+                })
+            }
+        }
+    }
+
+    /// In the forked child: restore what the parent changed for itself, then exec.
+    fn child(
+        &self,
+        err: &OwnedFd,
+        argv: &[*const libc::c_char],
+        envp: &[*const libc::c_char],
+    ) -> ! {
+        // SAFETY: async-signal-safe system calls only.
+        unsafe {
+            // The supervisor blocks the signals it forwards and Rust ignores SIGPIPE; the
+            // command starts with a clean slate, as it would from a shell.
+            let mut empty: libc::sigset_t = std::mem::zeroed();
+            libc::sigemptyset(&mut empty);
+            libc::sigprocmask(libc::SIG_SETMASK, &empty, std::ptr::null_mut());
+            for sig in 1..libc::SIGRTMIN() {
+                if sig != libc::SIGKILL && sig != libc::SIGSTOP {
+                    libc::signal(sig, libc::SIG_DFL);
+                }
+            }
+            if let Some(dir) = &self.cwd {
+                if libc::chdir(dir.as_ptr()) != 0 {
+                    fail_child(err, STAGE_CD, 31);
+                }
+            }
+            let mut errno = libc::ENOENT;
+            for path in &self.candidates {
+                libc::execve(path.as_ptr(), argv.as_ptr(), envp.as_ptr());
+                let e = *libc::__errno_location();
+                // execvp's rule: a permission error is reported if nothing else works.
+                if errno != libc::EACCES {
+                    errno = e;
+                }
+            }
+            *libc::__errno_location() = errno;
+            fail_child(err, STAGE_EXEC, 49)
+        }
+    }
+}
+
+/// Sends `stage` and errno to the parent and exits with `code`.
+unsafe fn fail_child(err: &OwnedFd, stage: u8, code: i32) -> ! {
+    let e = (*libc::__errno_location()).to_ne_bytes();
+    let msg = [stage, e[0], e[1], e[2], e[3]];
+    libc::write(err.as_raw_fd(), msg.as_ptr().cast(), msg.len());
+    libc::_exit(code)
+}
+
+/// Reads until `buf` is full or end of file; returns the bytes read.
+fn read_full(fd: &OwnedFd, buf: &mut [u8]) -> usize {
+    let mut n = 0;
+    while n < buf.len() {
+        match nix::unistd::read(fd.as_raw_fd(), &mut buf[n..]) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(Errno::EINTR) => continue,
+            Err(_) => break,
+        }
+    }
+    n
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn os(v: &[&str]) -> Vec<OsString> {
+        v.iter().map(OsString::from).collect()
+    }
+
+    #[test]
+    fn a_bare_name_is_searched_in_the_containers_path() {
+        let env = vec![(OsString::from("PATH"), OsString::from("/a::/b"))];
+        let c = Command::new(&os(&["ls", "-l"]), &env, None).unwrap();
+        assert_eq!(c.candidates, [c"/a/ls", c"./ls", c"/b/ls"]);
+        let c = Command::new(&os(&["./x"]), &env, None).unwrap();
+        assert_eq!(c.candidates, [c"./x"]);
+    }
+
+    #[test]
+    fn exec_failures_report_the_command_and_exit_49() {
+        let env = vec![(OsString::from("PATH"), OsString::from("/nonexistent"))];
+        let c = Command::new(&os(&["no-such-command"]), &env, None).unwrap();
+        let e = c.spawn().unwrap_err();
+        assert_eq!(e.exit_code(), 49);
+        assert_eq!(
+            e.message(),
+            "can't execve(2): no-such-command: No such file or directory"
+        );
+        let c = Command::new(&os(&["/bin/true"]), &[], Some("/nonexistent-dir")).unwrap();
+        let e = c.spawn().unwrap_err();
+        assert_eq!(e.exit_code(), 31);
+        assert!(
+            e.message().starts_with("can't cd to /nonexistent-dir: "),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn a_started_command_runs_with_the_given_environment() {
+        let env = vec![(OsString::from("X"), OsString::from("42"))];
+        let c = Command::new(&os(&["/bin/sh", "-c", "exit $X"]), &env, Some("/")).unwrap();
+        let pid = c.spawn().unwrap();
+        let status = waitpid(pid, None).unwrap();
+        assert_eq!(status, nix::sys::wait::WaitStatus::Exited(pid, 42));
+    }
+}

@@ -1,0 +1,185 @@
+//! Everything a run needs, worked out and checked on the host before any namespace exists,
+//! so that every mistake a user can make is a one-line error up front.
+
+use std::path::PathBuf;
+
+use nix::unistd::{getegid, geteuid};
+
+use crate::binds::{self, Bind};
+use crate::cli::Options;
+use crate::environ::Environment;
+use crate::exec::Command;
+use crate::failure::{fail, Failure};
+use crate::image::{self, Image};
+use crate::passwd;
+
+pub struct Plan {
+    pub image: Image,
+    /// Where the container's tree is assembled (a tmpfs goes on it, in the namespace only).
+    pub mountpoint: PathBuf,
+    pub uid: u32,
+    pub gid: u32,
+    pub binds: Vec<Bind>,
+    /// `--home`: the host `$HOME` and the user name it appears under.
+    pub home: Option<(PathBuf, String)>,
+    pub passwd: Option<passwd::Files>,
+    pub private_tmp: bool,
+    /// Host directory seen as `/tmp`: `$TMPDIR`, else `/tmp`.
+    pub host_tmp: PathBuf,
+    pub write: bool,
+    pub write_fake: Option<String>,
+    pub command: Command,
+    pub verbose: i32,
+    pub join: crate::join::Plan,
+    /// Lines to print at `-v` before the run.
+    pub notes: Vec<String>,
+}
+
+fn host_var(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.is_empty())
+}
+
+/// The mount point: `-m DIR`, which must exist, or `/var/tmp/$USER.ch/mnt`, made if missing.
+fn mountpoint(options: &Options, user: &str, notes: &mut Vec<String>) -> Result<PathBuf, Failure> {
+    match &options.mount {
+        Some(dir) if dir.is_empty() => fail("mount point can't be empty string"),
+        Some(dir) => match std::fs::metadata(dir) {
+            Ok(md) if md.is_dir() => Ok(PathBuf::from(dir)),
+            Ok(_) => fail(format!("can't stat mount point: {dir}: Not a directory")),
+            Err(e) => fail(format!("can't stat mount point: {dir}: {}", io_text(&e))),
+        },
+        None => {
+            let dir = PathBuf::from(format!("/var/tmp/{user}.ch/mnt"));
+            notes.push(format!("using default mount point: {}", dir.display()));
+            std::fs::create_dir_all(&dir).map_err(|e| {
+                Failure::Runtime(format!("can't mkdir: {}: {}", dir.display(), io_text(&e)))
+            })?;
+            Ok(dir)
+        }
+    }
+}
+
+/// An io::Error's text without Rust's " (os error N)" tail.
+pub fn io_text(e: &std::io::Error) -> String {
+    match e.raw_os_error() {
+        Some(code) => nix::errno::Errno::from_raw(code).desc().to_string(),
+        None => e.to_string(),
+    }
+}
+
+/// Reads `/ch/environment` from the image.
+fn image_environment(image: &Image) -> Result<Vec<u8>, Failure> {
+    const PATH: &str = "/ch/environment";
+    let cant = |e: String| Failure::Runtime(format!("can't open: {PATH}: {e}"));
+    match image {
+        Image::Directory(dir) => {
+            std::fs::read(dir.join("ch/environment")).map_err(|e| cant(io_text(&e)))
+        }
+        Image::Squash { archive, .. } => {
+            let inode = archive.lookup_path(PATH).map_err(|e| cant(e.to_string()))?;
+            let size = archive.attr(&inode).map_err(|e| cant(e.to_string()))?.size;
+            let mut buf = vec![0u8; usize::try_from(size).map_err(|_| cant("too big".into()))?];
+            let n = archive
+                .read_at(&inode, 0, &mut buf)
+                .map_err(|e| cant(e.to_string()))?;
+            buf.truncate(n);
+            Ok(buf)
+        }
+    }
+}
+
+pub fn build(options: &Options) -> Result<Plan, Failure> {
+    crate::userns::refuse_setuid()?;
+    let user = host_var("USER").ok_or_else(|| Failure::Runtime("$USER not set".into()))?;
+    let mut notes = vec![format!("verbosity: {}", options.verbose)];
+    let storage = options
+        .storage
+        .as_deref()
+        .map(PathBuf::from)
+        .unwrap_or_else(|| image::default_storage(&user));
+    let join = crate::join::plan(
+        &options.join,
+        options.join_pid,
+        &|name| std::env::var(name).ok(),
+        &mut notes,
+    )?;
+    let image = image::resolve(&options.image, &storage)?;
+    notes.push(format!("image: {}", image.path().display()));
+    notes.push(format!("storage: {}", storage.display()));
+    let uid = options.uid.unwrap_or_else(|| geteuid().as_raw());
+    let gid = options.gid.unwrap_or_else(|| getegid().as_raw());
+    notes.push(format!("container uid: {uid}"));
+    notes.push(format!("container gid: {gid}"));
+    notes.push(format!("private /tmp: {}", u8::from(options.private_tmp)));
+
+    let binds = options
+        .binds
+        .iter()
+        .map(|spec| binds::parse(spec))
+        .collect::<Result<Vec<_>, _>>()?;
+    for bind in &binds {
+        if !bind.src.exists() {
+            return fail(format!(
+                "can't bind: source not found: {}",
+                bind.src.display()
+            ));
+        }
+    }
+    let home = if options.home {
+        let home = host_var("HOME")
+            .ok_or_else(|| Failure::Runtime("--home failed: $HOME not set".into()))?;
+        Some((PathBuf::from(home), user.clone()))
+    } else {
+        None
+    };
+    let mountpoint = mountpoint(options, &user, &mut notes)?;
+    let passwd = (!options.no_passwd).then(|| {
+        let files = passwd::generate(uid, gid);
+        notes.extend(files.notes.iter().cloned());
+        files
+    });
+
+    let mut env = Environment::from_host();
+    env.adjust_for_container(home.as_ref().map(|(_, u)| u.as_str()));
+    let assigned = env.apply(
+        &options.env_steps,
+        !options.env_no_expand,
+        &mut |path| match path {
+            Some(p) => std::fs::read(p)
+                .map(|bytes| (p.to_string(), bytes))
+                .map_err(|e| Failure::Runtime(format!("can't open: {p}: {}", io_text(&e)))),
+            None => image_environment(&image).map(|b| ("/ch/environment".to_string(), b)),
+        },
+    )?;
+    notes.extend(assigned.into_iter().map(|a| format!("environment: {a}")));
+    let command = Command::new(&options.command, env.pairs(), options.cd.as_deref())?;
+    notes.push(format!(
+        "executing: {}",
+        options
+            .command
+            .iter()
+            .map(|a| a.to_string_lossy())
+            .collect::<Vec<_>>()
+            .join(" ")
+    ));
+    let host_tmp = host_var("TMPDIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/tmp"));
+    Ok(Plan {
+        image,
+        mountpoint,
+        uid,
+        gid,
+        binds,
+        home,
+        passwd,
+        private_tmp: options.private_tmp,
+        host_tmp,
+        write: options.write,
+        write_fake: options.write_fake.clone(),
+        command,
+        verbose: options.verbose,
+        join,
+        notes,
+    })
+}

@@ -1,0 +1,214 @@
+//! Building the container's root inside the new mount namespace, then moving into it.
+//!
+//! A small tmpfs goes on the mount point first; it holds the generated `/etc/passwd` and
+//! `/etc/group` (so no file is ever written on the host) and the directory `root` on which
+//! the image is mounted. Everything is bound into that root, then `pivot_root` makes it `/`
+//! and the host's tree is detached. All of it exists only in this namespace: nothing is left
+//! for anyone to clean up.
+
+use std::os::fd::OwnedFd;
+use std::path::{Path, PathBuf};
+
+use nix::fcntl::{open, OFlag};
+use nix::mount::{mount, umount2, MntFlags, MsFlags};
+use nix::sys::stat::Mode;
+use nix::unistd::{chdir, mkdir, pivot_root};
+
+use crate::binds::{self, Bind, Unusable};
+use crate::failure::{with_errno, Failure};
+use crate::fuse_mount::{self, FuseServer};
+use crate::image::Image;
+use crate::plan::Plan;
+
+/// Host files bound when both ends exist.
+const OPTIONAL_FILES: [&str; 3] = ["/etc/hosts", "/etc/resolv.conf", "/etc/machine-id"];
+/// Host trees every container gets.
+const SYSTEM_TREES: [&str; 3] = ["/dev", "/proc", "/sys"];
+
+fn runtime(what: impl std::fmt::Display, e: nix::errno::Errno) -> Failure {
+    Failure::Runtime(with_errno(what, e))
+}
+
+fn mount_tmpfs(target: &Path, options: &str) -> Result<(), Failure> {
+    mount(
+        Some("tmpfs"),
+        target,
+        Some("tmpfs"),
+        MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
+        Some(options),
+    )
+    .map_err(|e| runtime(format!("can't mount tmpfs at {}", target.display()), e))
+}
+
+fn open_dir(path: &Path) -> Result<OwnedFd, Failure> {
+    open(
+        path,
+        OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .map(|raw| unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(raw) })
+    .map_err(|e| runtime(format!("can't open {}", path.display()), e))
+}
+
+/// Builds the root; returns the FUSE server for a SquashFS image (keep it alive).
+pub fn build(plan: &Plan, say: &mut dyn FnMut(String)) -> Result<Option<FuseServer>, Failure> {
+    let base = &plan.mountpoint;
+    let size = plan
+        .write_fake
+        .as_deref()
+        .filter(|s| !s.is_empty())
+        .unwrap_or("12%");
+    mount_tmpfs(base, &format!("mode=0755,size={size}"))?;
+    let image_root = base.join("root");
+    mkdir(&image_root, Mode::from_bits_truncate(0o755))
+        .map_err(|e| runtime("can't make image mount point", e))?;
+
+    let server = match &plan.image {
+        Image::Squash { path, archive } => Some(fuse_mount::mount_and_serve(
+            archive.clone(),
+            path,
+            &image_root,
+        )?),
+        Image::Directory(dir) => {
+            bind_directory_image(dir, &image_root, plan.write)?;
+            None
+        }
+    };
+    let newroot = match &plan.write_fake {
+        Some(_) => overlay(base, &image_root)?,
+        None => image_root,
+    };
+    say(format!("newroot: {}", plan.image.path().display()));
+    let root = open_dir(&newroot)?;
+
+    for tree in SYSTEM_TREES {
+        let bind = Bind {
+            src: tree.into(),
+            dst: tree.into(),
+        };
+        binds::bind_user(&root, plan.image.path(), &bind)?;
+    }
+    for file in OPTIONAL_FILES {
+        if Path::new(file).exists() {
+            if let Ok(target) = binds::resolve(&root, Path::new(file)) {
+                let _ = binds::bind_onto(Path::new(file), &target, false);
+            }
+        }
+    }
+    mount_tmp(plan, &root)?;
+    if let Some((host_home, user)) = &plan.home {
+        bind_home(&root, host_home, user)?;
+    }
+    if let Some(files) = &plan.passwd {
+        for (name, text) in [("passwd", &files.passwd), ("group", &files.group)] {
+            let staged = base.join(name);
+            std::fs::write(&staged, text)
+                .map_err(|e| Failure::Runtime(format!("can't write {name}: {e}")))?;
+            let dst = PathBuf::from("/etc").join(name);
+            match binds::resolve(&root, &dst) {
+                Ok(target) => binds::bind_onto(&staged, &target, false)
+                    .map_err(|e| runtime(format!("can't bind {}", dst.display()), e))?,
+                Err(_) => say(format!("no {} in image; not binding it", dst.display())),
+            }
+        }
+    }
+    for bind in &plan.binds {
+        binds::bind_user(&root, plan.image.path(), bind)?;
+    }
+    enter_root(&newroot)?;
+    Ok(server)
+}
+
+/// A directory image is bound onto the mount point, read-only unless `-w`.
+fn bind_directory_image(dir: &Path, target: &Path, writable: bool) -> Result<(), Failure> {
+    let fail = |e| runtime(format!("can't bind image {}", dir.display()), e);
+    mount(
+        Some(dir),
+        target,
+        None::<&str>,
+        MsFlags::MS_BIND | MsFlags::MS_REC,
+        None::<&str>,
+    )
+    .map_err(fail)?;
+    if !writable {
+        mount(
+            None::<&str>,
+            target,
+            None::<&str>,
+            MsFlags::MS_REMOUNT | MsFlags::MS_BIND | MsFlags::MS_RDONLY,
+            None::<&str>,
+        )
+        .map_err(fail)?;
+    }
+    Ok(())
+}
+
+/// `-W`: overlayfs with the image as the lower layer and the tmpfs as the upper one.
+fn overlay(base: &Path, lower: &Path) -> Result<PathBuf, Failure> {
+    let (upper, work, merged) = (base.join("upper"), base.join("work"), base.join("merged"));
+    for dir in [&upper, &work, &merged] {
+        mkdir(dir, Mode::from_bits_truncate(0o755))
+            .map_err(|e| runtime(format!("can't mkdir {}", dir.display()), e))?;
+    }
+    let options = format!(
+        "lowerdir={},upperdir={},workdir={},userxattr",
+        lower.display(),
+        upper.display(),
+        work.display()
+    );
+    mount(
+        Some("overlay"),
+        &merged,
+        Some("overlay"),
+        MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
+        Some(options.as_str()),
+    )
+    .map_err(|e| runtime("can't overlay a writeable tmpfs on the image", e))?;
+    Ok(merged)
+}
+
+/// `/tmp`: the host's `$TMPDIR` (or `/tmp`), or a private tmpfs with `-t`; skipped when the
+/// image has no `/tmp`.
+fn mount_tmp(plan: &Plan, root: &OwnedFd) -> Result<(), Failure> {
+    let target = match binds::resolve(root, Path::new("/tmp")) {
+        Ok(fd) => fd,
+        Err(Unusable::Missing) => return Ok(()),
+        Err(_) => return Err(Failure::Runtime("can't bind: /tmp not usable".into())),
+    };
+    if plan.private_tmp {
+        mount_tmpfs(&binds::fd_path(&target), "mode=1777")
+    } else {
+        binds::bind_onto(&plan.host_tmp, &target, false)
+            .map_err(|e| runtime(format!("can't bind {} to /tmp", plan.host_tmp.display()), e))
+    }
+}
+
+/// `--home`: a tmpfs over the image's `/home` holding only `/home/$USER`, the host `$HOME`.
+fn bind_home(root: &OwnedFd, host_home: &Path, user: &str) -> Result<(), Failure> {
+    let home = binds::resolve(root, Path::new("/home"))
+        .map_err(|_| Failure::Runtime("--home failed: no /home in image".into()))?;
+    mount_tmpfs(&binds::fd_path(&home), "mode=0755")?;
+    let home = binds::resolve(root, Path::new("/home"))
+        .map_err(|_| Failure::Runtime("--home failed: can't open /home".into()))?;
+    let dir = binds::fd_path(&home).join(user);
+    mkdir(&dir, Mode::from_bits_truncate(0o755))
+        .map_err(|e| runtime(format!("--home failed: can't mkdir /home/{user}"), e))?;
+    binds::bind_user(
+        root,
+        Path::new("/"),
+        &Bind {
+            src: host_home.to_path_buf(),
+            dst: PathBuf::from(format!("/home/{user}")),
+        },
+    )
+}
+
+/// Makes `newroot` the root of this namespace and drops the host's tree out of it.
+fn enter_root(newroot: &Path) -> Result<(), Failure> {
+    chdir(newroot).map_err(|e| runtime(format!("can't chdir to {}", newroot.display()), e))?;
+    // pivot_root(".", ".") stacks the old root on top of the new one; detaching it leaves
+    // the new root alone, with no directory needed in the (read-only) image.
+    pivot_root(".", ".").map_err(|e| runtime("can't pivot_root(2)", e))?;
+    umount2(".", MntFlags::MNT_DETACH).map_err(|e| runtime("can't detach old root", e))?;
+    chdir("/").map_err(|e| runtime("can't chdir to new root", e))
+}

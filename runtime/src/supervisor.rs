@@ -1,0 +1,227 @@
+//! The supervisor: the process `ch-run` forks to build the container, serve its FUSE mount
+//! and be the parent of the command.
+//!
+//! It is a child subreaper, so every process the command leaves behind becomes its child
+//! when orphaned: it keeps serving the image until the last of them has exited, and then
+//! leaves, taking the namespaces (and so the mount) with it. The waiting `ch-run` process
+//! learns the command's status as soon as the command itself ends. If `ch-run` dies first
+//! (`kill -9`), the lifeline pipe tells the supervisor, which kills everything it supervises.
+
+use std::fs::File;
+use std::io::Write;
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use nix::errno::Errno;
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use nix::sys::prctl;
+use nix::sys::signal::{kill, Signal};
+use nix::sys::wait::{waitpid, WaitStatus};
+use nix::unistd::Pid;
+
+use crate::failure::Failure;
+use crate::join::{self, Membership};
+use crate::plan::Plan;
+use crate::protocol::Message;
+use crate::{rootfs, userns};
+
+struct Reporter {
+    out: File,
+}
+
+impl Reporter {
+    fn send(&mut self, msg: Message) {
+        // The waiting process may be gone (killed); nothing to do about it then.
+        let _ = msg.write_to(&mut self.out);
+    }
+}
+
+/// Runs in the forked supervisor; never returns.
+pub fn run(plan: Plan, report: OwnedFd, lifeline: OwnedFd) -> ! {
+    let mut reporter = Reporter {
+        out: File::from(report),
+    };
+    match start(&plan, &mut reporter) {
+        Err(failure) => {
+            reporter.send(Message::Failed(
+                failure.exit_code(),
+                failure.message().into(),
+            ));
+            std::process::exit(0)
+        }
+        Ok(started) => supervise(started, reporter, lifeline),
+    }
+}
+
+/// What must stay alive while the container runs.
+struct Started {
+    command: Pid,
+    _server: Option<crate::fuse_mount::FuseServer>,
+    membership: Membership,
+}
+
+fn start(plan: &Plan, reporter: &mut Reporter) -> Result<Started, Failure> {
+    prctl::set_child_subreaper(true)
+        .map_err(|e| Failure::Runtime(format!("can't become subreaper: {e}")))?;
+    let mut say = |msg: String| {
+        if plan.verbose >= 1 {
+            reporter.send(Message::Info(msg));
+        }
+    };
+    let (server, membership) = match &plan.join {
+        join::Plan::None => {
+            userns::enter(plan.uid, plan.gid)?;
+            (rootfs::build(plan, &mut say)?, Membership::Alone)
+        }
+        join::Plan::Pid(pid) => {
+            say(format!("joining namespaces of pid {pid}"));
+            userns::Namespaces::of_pid_for_join(*pid)?.join()?;
+            (None, Membership::Alone)
+        }
+        join::Plan::Group(group) => match join::claim(group, &mut say)? {
+            join::Claim::Winner(listener) => {
+                userns::enter(plan.uid, plan.gid)?;
+                let server = rootfs::build(plan, &mut say)?;
+                (server, Membership::Winner(listener.serve(group.count)?))
+            }
+            join::Claim::Peer(peer) => {
+                let member = peer.join()?;
+                (None, Membership::Peer(member))
+            }
+        },
+    };
+    for note in &plan.notes {
+        say(note.clone());
+    }
+    prctl::set_no_new_privs()
+        .map_err(|e| Failure::Runtime(format!("can't set no_new_privs: {e}")))?;
+    let command = plan.command.spawn()?;
+    Ok(Started {
+        command,
+        _server: server,
+        membership,
+    })
+}
+
+fn supervise(started: Started, mut reporter: Reporter, lifeline: OwnedFd) -> ! {
+    reporter.send(Message::Started(started.command.as_raw()));
+    detach_stdio();
+    let command_done = Arc::new(AtomicBool::new(false));
+    {
+        let command_done = command_done.clone();
+        let _ = std::thread::Builder::new()
+            .name("lifeline".into())
+            .spawn(move || watch_lifeline(lifeline, &command_done));
+    }
+    loop {
+        match waitpid(None::<Pid>, None) {
+            Ok(status) => {
+                if status.pid() == Some(started.command) {
+                    if let Some(raw) = raw_status(status) {
+                        command_done.store(true, Ordering::SeqCst);
+                        reporter.send(Message::Ended(raw));
+                        if let Membership::Winner(peers) = &started.membership {
+                            peers.stop_accepting();
+                        }
+                    }
+                }
+            }
+            Err(Errno::EINTR) => continue,
+            Err(_) => break, // ECHILD: nothing of ours is left running.
+        }
+    }
+    started.membership.wait_for_peers();
+    std::process::exit(0)
+}
+
+/// The wait status as the kernel encodes it (for the waiting process to decode).
+fn raw_status(status: WaitStatus) -> Option<i32> {
+    match status {
+        WaitStatus::Exited(_, code) => Some((code & 0xff) << 8),
+        WaitStatus::Signaled(_, sig, core) => Some(sig as i32 | if core { 0x80 } else { 0 }),
+        _ => None,
+    }
+}
+
+/// Waits for `ch-run` to go away. If it goes before the command ended, it was killed: kill
+/// everything below this process too (repeatedly, in case something forked meanwhile).
+fn watch_lifeline(lifeline: OwnedFd, command_done: &AtomicBool) {
+    loop {
+        let mut fds = [PollFd::new(lifeline.as_fd(), PollFlags::POLLIN)];
+        match poll(&mut fds, PollTimeout::NONE) {
+            Err(Errno::EINTR) => continue,
+            _ => break,
+        }
+    }
+    if command_done.load(Ordering::SeqCst) {
+        return;
+    }
+    loop {
+        let victims = descendants(std::process::id() as i32);
+        for pid in &victims {
+            let _ = kill(Pid::from_raw(*pid), Signal::SIGKILL);
+        }
+        std::thread::sleep(Duration::from_millis(if victims.is_empty() {
+            200
+        } else {
+            20
+        }));
+    }
+}
+
+/// Every process below `root`, from `/proc/*/stat` (parent ids).
+fn descendants(root: i32) -> Vec<i32> {
+    let mut links = Vec::new();
+    if let Ok(entries) = std::fs::read_dir("/proc") {
+        for entry in entries.flatten() {
+            let Some(pid) = entry
+                .file_name()
+                .to_str()
+                .and_then(|s| s.parse::<i32>().ok())
+            else {
+                continue;
+            };
+            if let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+                // The parent id is the second field after the parenthesised name.
+                if let Some(ppid) = stat
+                    .rsplit_once(')')
+                    .and_then(|(_, rest)| rest.split_whitespace().nth(1))
+                    .and_then(|p| p.parse::<i32>().ok())
+                {
+                    links.push((pid, ppid));
+                }
+            }
+        }
+    }
+    let mut found = vec![root];
+    let mut i = 0;
+    while i < found.len() {
+        let parent = found[i];
+        found.extend(
+            links
+                .iter()
+                .filter(|(_, pp)| *pp == parent)
+                .map(|(p, _)| *p),
+        );
+        i += 1;
+    }
+    found.remove(0);
+    found
+}
+
+/// The supervisor outlives the command and must not hold its terminal or output pipes
+/// (a `$(ch-run …)` would otherwise wait for it).
+fn detach_stdio() {
+    if let Ok(null) = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/null")
+    {
+        for fd in 0..3 {
+            let _ = nix::unistd::dup2(null.as_raw_fd(), fd);
+        }
+    }
+    let _ = std::io::stderr().flush();
+}
