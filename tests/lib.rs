@@ -2,6 +2,7 @@
 //! snapshot of a file tree (what `lstat`, `readlink`, xattrs and the bytes say) that can be
 //! taken from a directory on disk or from an `sqfs::Archive`, so the two can be compared.
 
+pub mod container;
 pub mod corpus;
 pub mod snapshot;
 pub mod sys;

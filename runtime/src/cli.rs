@@ -19,7 +19,8 @@ use crate::failure::Failure;
     after_help = "Example:\n\n  $ ch-run /data/foo.sqfs -- echo hello\n  hello\n\nYou cannot use this program to actually change your UID.",
     disable_help_flag = true,
     disable_version_flag = true,
-    infer_long_args = true
+    infer_long_args = true,
+    help_template = "{usage-heading} {usage}\n\n{about}\n\n{options}{after-help}"
 )]
 struct Cli {
     /// mount SRC at guest DST (default: same as SRC)
@@ -164,10 +165,31 @@ pub enum Request {
     Feature(String),
 }
 
-fn number<T: std::str::FromStr>(option: &str, text: &str) -> Result<T, Failure> {
-    text.trim()
-        .parse()
-        .map_err(|_| Failure::Runtime(format!("{option}: invalid number: {text}")))
+/// A decimal number the way Charliecloud's `parse_int` takes it (leading blanks and a sign
+/// allowed, nothing after the digits), with its messages.
+fn number<T: TryFrom<i64>>(option: &str, text: &str) -> Result<T, Failure> {
+    let err = |what: &str| Failure::Runtime(format!("{option}: {what}"));
+    let t = text.trim_start();
+    let (negative, digits) = match t.as_bytes().first() {
+        Some(b'-') => (true, &t[1..]),
+        Some(b'+') => (false, &t[1..]),
+        _ => (false, t),
+    };
+    let end = digits.bytes().take_while(u8::is_ascii_digit).count();
+    if end == 0 {
+        return Err(err("no digits found"));
+    }
+    if end != digits.len() {
+        return Err(err("extra characters after digits"));
+    }
+    let value: i64 = digits[..end]
+        .parse::<i32>()
+        .map_err(|_| err("out of range"))?
+        .into();
+    if negative && value != 0 {
+        return Err(err("must be non-negative"));
+    }
+    T::try_from(value).map_err(|_| err("out of range"))
 }
 
 /// Parses `args` (without the program name).
@@ -374,6 +396,20 @@ mod tests {
 
     #[test]
     fn join_options_imply_join_and_counts_are_numbers() {
+        let msg = |args: &[&str]| {
+            parse(args.iter().map(OsString::from))
+                .unwrap_err()
+                .message()
+                .to_string()
+        };
+        assert_eq!(msg(&["-u", "abc", "i", "c"]), "--uid: no digits found");
+        assert_eq!(
+            msg(&["-u", "5x", "i", "c"]),
+            "--uid: extra characters after digits"
+        );
+        assert_eq!(msg(&["-g", "99999999999", "i", "c"]), "--gid: out of range");
+        assert_eq!(msg(&["--uid=-1", "i", "c"]), "--uid: must be non-negative");
+        assert_eq!(run(&["-u", " +7", "i", "c"]).uid, Some(7));
         let o = run(&["--join-ct=4", "img", "true"]);
         assert!(o.join.enabled);
         assert_eq!(o.join.count, Some(4));

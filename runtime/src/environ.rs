@@ -75,30 +75,33 @@ impl Environment {
         &self.vars
     }
 
-    /// Charliecloud's fixed changes: `CH_RUNNING`, `/bin` on `PATH`, no `TMPDIR` (the
-    /// container's /tmp is the host's `$TMPDIR` already), and `HOME` under `--home`.
-    pub fn adjust_for_container(&mut self, home_user: Option<&str>) {
-        self.set("CH_RUNNING", "Weird Al Yankovic");
+    /// Charliecloud's fixed changes, made before `--set-env`: `HOME` under `--home`, `/bin`
+    /// on `PATH`, no `TMPDIR` (the container's /tmp is the host's `$TMPDIR` already).
+    /// Returns warnings to print.
+    pub fn adjust_for_container(&mut self, home_user: Option<&str>) -> Vec<String> {
+        let mut warnings = Vec::new();
+        if let Some(user) = home_user {
+            self.set("HOME", format!("/home/{user}"));
+        }
         match self.get("PATH").map(|p| p.as_bytes().to_vec()) {
-            None => self.set("PATH", "/bin"),
+            None => warnings.push("$PATH not set".to_string()),
             Some(path) => {
-                if !path
-                    .split(|&b| b == b':')
-                    .any(|d| d == b"/bin" || d == b"/bin/")
-                {
+                // Charliecloud's test, kept as it is: starts with "/bin" or has ":/bin".
+                let has_bin = path.starts_with(b"/bin") || path.windows(5).any(|w| w == b":/bin");
+                if !has_bin {
                     let mut path = path;
-                    if !path.is_empty() {
-                        path.push(b':');
-                    }
-                    path.extend_from_slice(b"/bin");
+                    path.extend_from_slice(b":/bin");
                     self.set("PATH", OsString::from_vec(path));
                 }
             }
         }
         self.unset("TMPDIR");
-        if let Some(user) = home_user {
-            self.set("HOME", format!("/home/{user}"));
-        }
+        warnings
+    }
+
+    /// Set last, so no `--set-env` or `--unset-env` can change it.
+    pub fn mark_running(&mut self) {
+        self.set("CH_RUNNING", "Weird Al Yankovic");
     }
 
     /// Applies `--set-env`/`--unset-env` steps in order. `read` fetches a file's bytes:
@@ -115,7 +118,7 @@ impl Environment {
             match step {
                 EnvStep::Unset(glob) => self.unset_matching(glob),
                 EnvStep::Assign(pair) => {
-                    let (name, value) = split_pair(pair.as_bytes(), "--set-env", 0)?;
+                    let (name, value) = split_pair(pair.as_bytes(), pair, 0)?;
                     let value = strip_quotes(value);
                     let value = if expand {
                         self.expand(value)
@@ -128,7 +131,7 @@ impl Environment {
                     let (name, bytes) = read(path.as_deref())?;
                     let delimiter = if *nul { 0 } else { b'\n' };
                     for (i, line) in bytes.split(|&b| b == delimiter).enumerate() {
-                        if line.is_empty() || (!*nul && line.iter().all(u8::is_ascii_whitespace)) {
+                        if line.is_empty() {
                             continue;
                         }
                         let (var, value) = split_pair(line, &name, i + 1)?;
@@ -157,20 +160,24 @@ impl Environment {
         text
     }
 
-    /// Expands `$VAR` items of a `:`-separated list with their current values; items that
-    /// end up empty are dropped (so `PATH=$NOPE:/bin` is `/bin`).
+    /// Expands `$VAR` items of a `:`-separated list with their current values; an item
+    /// whose variable is unset or empty is dropped (so `PATH=$NOPE:/bin` is `/bin`), other
+    /// items stay as they are, empty ones too.
     fn expand(&self, value: &[u8]) -> Vec<u8> {
         let mut out: Vec<&[u8]> = Vec::new();
         for item in value.split(|&b| b == b':') {
-            let item: &[u8] = match item.strip_prefix(b"$") {
-                Some(name) => std::str::from_utf8(name)
-                    .ok()
-                    .and_then(|n| self.get(n))
-                    .map_or(&[][..], |v| v.as_bytes()),
-                None => item,
-            };
-            if !item.is_empty() {
-                out.push(item);
+            match item.strip_prefix(b"$").filter(|name| !name.is_empty()) {
+                Some(name) => {
+                    let found = std::str::from_utf8(name)
+                        .ok()
+                        .and_then(|n| self.get(n))
+                        .map(|v| v.as_bytes())
+                        .filter(|v| !v.is_empty());
+                    if let Some(v) = found {
+                        out.push(v);
+                    }
+                }
+                None => out.push(item),
             }
         }
         out.join(&b':')
@@ -225,15 +232,26 @@ mod tests {
     #[test]
     fn container_adjustments() {
         let mut e = env(&[("PATH", "/usr/bin"), ("TMPDIR", "/scratch"), ("HOME", "/h")]);
-        e.adjust_for_container(None);
+        assert!(e.adjust_for_container(None).is_empty());
+        e.mark_running();
         assert_eq!(e.get("PATH").unwrap(), "/usr/bin:/bin");
         assert_eq!(e.get("TMPDIR"), None);
         assert_eq!(e.get("HOME").unwrap(), "/h");
         assert_eq!(e.get("CH_RUNNING").unwrap(), "Weird Al Yankovic");
-        let mut e = env(&[("PATH", "/bin:/usr/bin")]);
-        e.adjust_for_container(Some("alice"));
-        assert_eq!(e.get("PATH").unwrap(), "/bin:/usr/bin");
-        assert_eq!(e.get("HOME").unwrap(), "/home/alice");
+        for (path, adjusted) in [
+            ("/bin:/usr/bin", "/bin:/usr/bin"),
+            ("/opt/bin:/bin/", "/opt/bin:/bin/"),
+            ("", ":/bin"),
+            ("/usr/bin:/binx", "/usr/bin:/binx"),
+        ] {
+            let mut e = env(&[("PATH", path)]);
+            e.adjust_for_container(Some("alice"));
+            assert_eq!(e.get("PATH").unwrap(), adjusted);
+            assert_eq!(e.get("HOME").unwrap(), "/home/alice");
+        }
+        let mut e = env(&[]);
+        assert_eq!(e.adjust_for_container(None), ["$PATH not set"]);
+        assert_eq!(e.get("PATH"), None);
     }
 
     #[test]
@@ -247,11 +265,11 @@ mod tests {
         let steps = [
             EnvStep::Unset("FOO*".into()),
             EnvStep::Assign("FOO=new".into()),
-            EnvStep::Assign("PATH=/opt:$PATH:$NOPE".into()),
+            EnvStep::Assign("PATH=/opt:$PATH:$NOPE::$".into()),
             EnvStep::Unset("!(FOO|PATH)".into()),
         ];
         e.apply(&steps, true, &mut no_files).unwrap();
-        assert_eq!(e, env(&[("PATH", "/opt:/bin"), ("FOO", "new")]));
+        assert_eq!(e, env(&[("PATH", "/opt:/bin::$"), ("FOO", "new")]));
     }
 
     #[test]
@@ -279,6 +297,13 @@ mod tests {
         let mut bad = |_: Option<&str>| Ok(("f".to_string(), b"=v\n".to_vec()));
         let err = e.apply(&steps, true, &mut bad).unwrap_err();
         assert_eq!(err.message(), "can't parse variable: empty name: f:1");
+        let mut blank = |_: Option<&str>| Ok(("f".to_string(), b"A=1\n \n".to_vec()));
+        let err = e.apply(&steps, true, &mut blank).unwrap_err();
+        assert_eq!(err.message(), "can't parse variable: no delimiter: f:2");
+        let err = e
+            .apply(&[EnvStep::Assign("=x".into())], true, &mut no_files)
+            .unwrap_err();
+        assert_eq!(err.message(), "can't parse variable: empty name: =x");
     }
 
     #[test]

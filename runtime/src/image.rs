@@ -30,10 +30,12 @@ impl Image {
     }
 }
 
-/// The storage directory's image path for a name: `STORAGE/img/NAME` with `/` as `%`, as
-/// ch-image stores them.
+/// The storage directory's image path for a name: `STORAGE/img/NAME` with `/` as `%` and
+/// `:` as `+`, as ch-image stores them.
 pub fn storage_path(storage: &Path, name: &str) -> PathBuf {
-    storage.join("img").join(name.replace('/', "%"))
+    storage
+        .join("img")
+        .join(name.replace('/', "%").replace(':', "+"))
 }
 
 /// The default storage directory, `/var/tmp/$USER.ch`, as ch-image uses.
@@ -41,21 +43,22 @@ pub fn default_storage(user: &str) -> PathBuf {
     PathBuf::from(format!("/var/tmp/{user}.ch"))
 }
 
-/// Resolves `reference`: a path first; failing that, a name in `storage`.
+/// Resolves `reference`: an image of that name in `storage` first (as Charliecloud looks),
+/// else a path.
 pub fn resolve(reference: &str, storage: &Path) -> Result<Image, Failure> {
-    let path = Path::new(reference);
-    let path = if path.exists() {
-        path.to_path_buf()
+    let stored = storage_path(storage, reference);
+    let path = if !reference.is_empty() && stored.symlink_metadata().is_ok() {
+        stored
     } else {
-        let stored = storage_path(storage, reference);
-        if stored.exists() && !reference.is_empty() {
-            stored
-        } else {
-            return Err(Failure::Runtime(format!("can't find image: {reference}")));
-        }
+        PathBuf::from(reference)
     };
-    let md = std::fs::metadata(&path)
-        .map_err(|e| Failure::Runtime(format!("can't stat image: {}: {e}", path.display())))?;
+    let md = std::fs::metadata(&path).map_err(|e| {
+        Failure::Runtime(format!(
+            "can't stat: {}: {}",
+            path.display(),
+            crate::plan::io_text(&e)
+        ))
+    })?;
     if md.is_dir() {
         return Ok(Image::Directory(path));
     }

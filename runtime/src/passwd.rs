@@ -5,7 +5,7 @@ use nix::unistd::{Gid, Group, Uid, User};
 
 /// Names used when the host has no entry for an id.
 const DUMMY_USER: &str = "charlie";
-const DUMMY_GECOS: &str = "Charliecloud User";
+const DUMMY_GECOS: &str = "Charlie";
 const DUMMY_GROUP: &str = "charliegroup";
 
 pub struct Files {
@@ -77,7 +77,7 @@ mod tests {
         let f = generate(4_000_123, 4_000_321);
         assert!(f
             .passwd
-            .contains("charlie:x:4000123:4000321:Charliecloud User:/:/bin/sh\n"));
+            .contains("charlie:x:4000123:4000321:Charlie:/:/bin/sh\n"));
         assert!(f.passwd.starts_with("root:x:0:0:"));
         assert!(f.group.contains("charliegroup:x:4000321:\n"));
         assert_eq!(f.notes[0], "UID 4000123 not found; using dummy info");

@@ -97,6 +97,12 @@ pub fn build(options: &Options) -> Result<Plan, Failure> {
         .as_deref()
         .map(PathBuf::from)
         .unwrap_or_else(|| image::default_storage(&user));
+    if options.storage.is_some() && !storage.exists() {
+        crate::failure::say(
+            "warning",
+            &format!("storage directory not found: {}", storage.display()),
+        );
+    }
     let join = crate::join::plan(
         &options.join,
         options.join_pid,
@@ -132,7 +138,20 @@ pub fn build(options: &Options) -> Result<Plan, Failure> {
     } else {
         None
     };
-    let mountpoint = mountpoint(options, &user, &mut notes)?;
+    let mountpoint = match (&image, &options.mount) {
+        (Image::Directory(_), Some(_)) => {
+            crate::failure::say("warning", "--mount invalid with directory image, ignoring");
+            mountpoint(
+                &Options {
+                    mount: None,
+                    ..options.clone()
+                },
+                &user,
+                &mut notes,
+            )?
+        }
+        _ => mountpoint(options, &user, &mut notes)?,
+    };
     let passwd = (!options.no_passwd).then(|| {
         let files = passwd::generate(uid, gid);
         notes.extend(files.notes.iter().cloned());
@@ -140,7 +159,9 @@ pub fn build(options: &Options) -> Result<Plan, Failure> {
     });
 
     let mut env = Environment::from_host();
-    env.adjust_for_container(home.as_ref().map(|(_, u)| u.as_str()));
+    for warning in env.adjust_for_container(home.as_ref().map(|(_, u)| u.as_str())) {
+        crate::failure::say("warning", &warning);
+    }
     let assigned = env.apply(
         &options.env_steps,
         !options.env_no_expand,
@@ -152,6 +173,7 @@ pub fn build(options: &Options) -> Result<Plan, Failure> {
         },
     )?;
     notes.extend(assigned.into_iter().map(|a| format!("environment: {a}")));
+    env.mark_running();
     let command = Command::new(&options.command, env.pairs(), options.cd.as_deref())?;
     notes.push(format!(
         "executing: {}",

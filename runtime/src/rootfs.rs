@@ -105,11 +105,14 @@ pub fn build(plan: &Plan, say: &mut dyn FnMut(String)) -> Result<Option<FuseServ
             std::fs::write(&staged, text)
                 .map_err(|e| Failure::Runtime(format!("can't write {name}: {e}")))?;
             let dst = PathBuf::from("/etc").join(name);
-            match binds::resolve(&root, &dst) {
-                Ok(target) => binds::bind_onto(&staged, &target, false)
-                    .map_err(|e| runtime(format!("can't bind {}", dst.display()), e))?,
-                Err(_) => say(format!("no {} in image; not binding it", dst.display())),
-            }
+            let target = binds::resolve(&root, &dst).map_err(|_| {
+                Failure::Runtime(format!(
+                    "can't bind: destination not found: {}",
+                    dst.display()
+                ))
+            })?;
+            binds::bind_onto(&staged, &target, false)
+                .map_err(|e| runtime(format!("can't bind {}", dst.display()), e))?;
         }
     }
     for bind in &plan.binds {
@@ -167,16 +170,24 @@ fn overlay(base: &Path, lower: &Path) -> Result<PathBuf, Failure> {
     Ok(merged)
 }
 
-/// `/tmp`: the host's `$TMPDIR` (or `/tmp`), or a private tmpfs with `-t`; skipped when the
-/// image has no `/tmp`.
+/// `/tmp`: the host's `$TMPDIR` (or `/tmp`), or a private tmpfs with `-t`.
 fn mount_tmp(plan: &Plan, root: &OwnedFd) -> Result<(), Failure> {
     let target = match binds::resolve(root, Path::new("/tmp")) {
         Ok(fd) => fd,
-        Err(Unusable::Missing) => return Ok(()),
-        Err(_) => return Err(Failure::Runtime("can't bind: /tmp not usable".into())),
+        Err(Unusable::Missing) if plan.private_tmp => {
+            return Err(Failure::Runtime(
+                "can't mount tmpfs at /tmp: No such file or directory".into(),
+            ))
+        }
+        Err(_) => {
+            return Err(Failure::Runtime(
+                "can't bind: destination not found: /tmp".into(),
+            ))
+        }
     };
     if plan.private_tmp {
         mount_tmpfs(&binds::fd_path(&target), "mode=1777")
+            .map_err(|_| Failure::Runtime("can't mount tmpfs at /tmp".into()))
     } else {
         binds::bind_onto(&plan.host_tmp, &target, false)
             .map_err(|e| runtime(format!("can't bind {} to /tmp", plan.host_tmp.display()), e))
@@ -187,7 +198,7 @@ fn mount_tmp(plan: &Plan, root: &OwnedFd) -> Result<(), Failure> {
 fn bind_home(root: &OwnedFd, host_home: &Path, user: &str) -> Result<(), Failure> {
     let home = binds::resolve(root, Path::new("/home"))
         .map_err(|_| Failure::Runtime("--home failed: no /home in image".into()))?;
-    mount_tmpfs(&binds::fd_path(&home), "mode=0755")?;
+    mount_tmpfs(&binds::fd_path(&home), "mode=0755,size=4m")?;
     let home = binds::resolve(root, Path::new("/home"))
         .map_err(|_| Failure::Runtime("--home failed: can't open /home".into()))?;
     let dir = binds::fd_path(&home).join(user);

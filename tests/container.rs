@@ -1,0 +1,401 @@
+//! For the `ch-run` tests: a busybox image built from the host's `busybox-static` with
+//! mksquashfs, running `ch-run` as an unprivileged user (`chtest`, made by `.ci/run`, when
+//! the tests run as root), and the check that nothing is left behind afterwards.
+
+use std::os::unix::fs::{symlink, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use crate::sys::{built_binary, is_root};
+
+/// The unprivileged user CI creates; the tests run ch-run as this user when they are root.
+pub const TEST_USER: &str = "chtest";
+
+/// Applets linked in the image's /bin.
+const APPLETS: &[&str] = &[
+    "sh",
+    "cat",
+    "ls",
+    "sleep",
+    "echo",
+    "env",
+    "id",
+    "pwd",
+    "sha256sum",
+    "wc",
+    "kill",
+    "mkdir",
+    "touch",
+    "true",
+    "false",
+    "stat",
+    "readlink",
+    "grep",
+    "head",
+    "dd",
+    "printf",
+    "test",
+    "tr",
+    "cut",
+    "sort",
+    "rm",
+    "mount",
+    "seq",
+];
+
+pub struct TestImage {
+    /// The SquashFS image.
+    pub sqfs: PathBuf,
+    /// The same tree as a directory image.
+    pub tree: PathBuf,
+    /// sha256 of /data/big (8 MiB of varied bytes) in the image.
+    pub big_sha256: String,
+}
+
+fn run_ok(cmd: &mut Command) {
+    let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{cmd:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn sha256(path: &Path) -> String {
+    let out = Command::new("sha256sum").arg(path).output().unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_string()
+}
+
+/// The test image, built once per test binary.
+pub fn test_image() -> &'static TestImage {
+    static IMAGE: OnceLock<TestImage> = OnceLock::new();
+    IMAGE.get_or_init(build_image)
+}
+
+fn build_image() -> TestImage {
+    let busybox = Path::new("/bin/busybox");
+    assert!(
+        busybox.exists(),
+        "/bin/busybox missing: install busybox-static (.ci/run does)"
+    );
+    let base = std::env::temp_dir().join(format!("ch-run-image-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&base);
+    let tree = base.join("tree");
+    for dir in [
+        "bin", "dev", "proc", "sys", "tmp", "home", "mnt", "etc", "ch", "data", "root", "var/tmp",
+    ] {
+        std::fs::create_dir_all(tree.join(dir)).unwrap();
+    }
+    std::fs::copy(busybox, tree.join("bin/busybox")).unwrap();
+    for applet in APPLETS {
+        symlink("busybox", tree.join("bin").join(applet)).unwrap();
+    }
+    // A setuid-root copy (busybox runs as busybox for any name starting so): inert in the
+    // container (nosuid, no_new_privs).
+    std::fs::copy(busybox, tree.join("bin/busybox-suid")).unwrap();
+    std::fs::write(
+        tree.join("etc/passwd"),
+        "imageuser:x:4242:4242::/:/bin/sh\n",
+    )
+    .unwrap();
+    std::fs::write(tree.join("etc/group"), "imagegroup:x:4242:\n").unwrap();
+    for f in ["etc/hosts", "etc/resolv.conf", "etc/machine-id"] {
+        std::fs::write(tree.join(f), "image's own\n").unwrap();
+    }
+    std::fs::write(
+        tree.join("ch/environment"),
+        "FROM_IMAGE='image value'\nPATH=/opt/image:$PATH\n",
+    )
+    .unwrap();
+    std::fs::write(tree.join("data/hello"), "hello from the image\n").unwrap();
+    let big: Vec<u8> = (0..8u32 << 20)
+        .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
+        .collect();
+    std::fs::write(tree.join("data/big"), &big).unwrap();
+    // Symlinks that point out of the image: a bind must refuse them as destinations.
+    symlink("/etc", tree.join("escape-abs")).unwrap();
+    symlink("../../../../..", tree.join("escape-up")).unwrap();
+    symlink("data", tree.join("data-link")).unwrap();
+    run_ok(Command::new("chmod").args(["-R", "a+rX"]).arg(&base));
+    // Owned by the user who runs it, as images ch-image builds are; the setuid file is root's.
+    if is_root() {
+        run_ok(
+            Command::new("chown")
+                .args(["-R", &format!("{TEST_USER}:{TEST_USER}")])
+                .arg(&tree),
+        );
+    }
+    std::fs::set_permissions(
+        tree.join("bin/busybox-suid"),
+        std::fs::Permissions::from_mode(0o4755),
+    )
+    .unwrap();
+    if is_root() {
+        run_ok(
+            Command::new("chown")
+                .arg("root:root")
+                .arg(tree.join("bin/busybox-suid")),
+        );
+        run_ok(
+            Command::new("chmod")
+                .arg("4755")
+                .arg(tree.join("bin/busybox-suid")),
+        );
+    }
+
+    let sqfs = base.join("busybox.sqfs");
+    run_ok(
+        Command::new("mksquashfs")
+            .arg(&tree)
+            .arg(&sqfs)
+            .args(["-noappend", "-quiet", "-no-progress"])
+            // A character device (1,3, like /dev/null): unusable through a nodev mount.
+            .args(["-p", "devnode c 666 0 0 1 3"]),
+    );
+    std::fs::set_permissions(&sqfs, std::fs::Permissions::from_mode(0o644)).unwrap();
+    TestImage {
+        big_sha256: sha256(&tree.join("data/big")),
+        sqfs,
+        tree,
+    }
+}
+
+/// The uid of the user ch-run runs as.
+pub fn test_uid() -> u32 {
+    if is_root() {
+        nix_uid(TEST_USER)
+    } else {
+        // SAFETY: getuid has no preconditions.
+        unsafe { libc::getuid() }
+    }
+}
+
+fn nix_uid(name: &str) -> u32 {
+    let out = Command::new("id").args(["-u", name]).output().unwrap();
+    assert!(
+        out.status.success(),
+        "user {name} missing: .ci/run creates it (useradd -m {name})"
+    );
+    String::from_utf8_lossy(&out.stdout).trim().parse().unwrap()
+}
+
+pub fn user_name() -> String {
+    if is_root() {
+        TEST_USER.to_string()
+    } else {
+        std::env::var("USER").unwrap_or_else(|_| "nobody".into())
+    }
+}
+
+/// A test's own directories (TMPDIR, HOME, mount point), owned by the test user; the
+/// environment marker lets `assert_clean` find every process a test started.
+pub struct Scratch {
+    pub dir: PathBuf,
+    pub tmp: PathBuf,
+    pub home: PathBuf,
+    pub mnt: PathBuf,
+    marker: String,
+}
+
+pub struct Outcome {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Outcome {
+    fn from(out: Output) -> Self {
+        use std::os::unix::process::ExitStatusExt;
+        Outcome {
+            code: out
+                .status
+                .code()
+                .unwrap_or_else(|| 128 + out.status.signal().unwrap_or(0)),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+}
+
+impl std::fmt::Debug for Outcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "exit {}\nstdout: {}\nstderr: {}",
+            self.code, self.stdout, self.stderr
+        )
+    }
+}
+
+impl Scratch {
+    pub fn new(name: &str) -> Self {
+        let dir = std::env::temp_dir().join(format!("ch-run-test-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let (tmp, home, mnt) = (dir.join("tmp"), dir.join("home"), dir.join("mnt"));
+        for d in [&tmp, &home, &mnt] {
+            std::fs::create_dir_all(d).unwrap();
+        }
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+        if is_root() {
+            run_ok(Command::new("chown").args(["-R", TEST_USER]).arg(&dir));
+        }
+        Scratch {
+            marker: format!("{name}-{}", std::process::id()),
+            dir,
+            tmp,
+            home,
+            mnt,
+        }
+    }
+
+    /// `ch-run ARGS` as the test user with a clean environment plus `env`.
+    pub fn command(&self, args: &[&str], env: &[(&str, &str)]) -> Command {
+        let mut vars: Vec<String> = vec![
+            format!("USER={}", user_name()),
+            format!("HOME={}", self.home.display()),
+            "PATH=/usr/bin:/usr/sbin".to_string(),
+            format!("TMPDIR={}", self.tmp.display()),
+            format!("CH_TEST_MARKER={}", self.marker),
+        ];
+        vars.extend(env.iter().map(|(k, v)| format!("{k}={v}")));
+        let mut cmd = if is_root() {
+            let mut c = Command::new("runuser");
+            c.args(["-u", TEST_USER, "--", "env", "-i"]);
+            c
+        } else {
+            let mut c = Command::new("env");
+            c.arg("-i");
+            c
+        };
+        cmd.args(&vars).arg(built_binary("ch-run")).args(args);
+        cmd.stdin(Stdio::null());
+        cmd
+    }
+
+    pub fn run(&self, args: &[&str]) -> Outcome {
+        self.run_env(args, &[])
+    }
+
+    pub fn run_env(&self, args: &[&str], env: &[(&str, &str)]) -> Outcome {
+        Outcome::from(self.command(args, env).output().unwrap())
+    }
+
+    pub fn spawn(&self, args: &[&str], env: &[(&str, &str)]) -> Child {
+        self.command(args, env)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    }
+
+    /// Live processes this test started (zombies excluded: the sandbox's pid 1 does not
+    /// reap orphans, a real init does).
+    pub fn processes(&self) -> Vec<String> {
+        let needle = format!("CH_TEST_MARKER={}", self.marker);
+        let mut found = Vec::new();
+        for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+            let name = entry.file_name();
+            let Some(pid) = name.to_str().and_then(|s| s.parse::<u32>().ok()) else {
+                continue;
+            };
+            if pid == std::process::id() {
+                continue;
+            }
+            let Ok(environ) = std::fs::read(entry.path().join("environ")) else {
+                continue;
+            };
+            if !environ.split(|&b| b == 0).any(|v| v == needle.as_bytes()) {
+                continue;
+            }
+            let stat = std::fs::read_to_string(entry.path().join("stat")).unwrap_or_default();
+            let state = stat
+                .rsplit_once(')')
+                .and_then(|(_, r)| r.split_whitespace().next());
+            if state == Some("Z") || state.is_none() {
+                continue;
+            }
+            let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
+            found.push(format!(
+                "{pid}: {}",
+                String::from_utf8_lossy(&cmdline).replace('\0', " ")
+            ));
+        }
+        found
+    }
+
+    /// Nothing left: no process, no host-visible mount of the image or in the scratch dir,
+    /// no /dev/shm object of the user, no file in TMPDIR. Waits up to `patience` for
+    /// processes that are exiting.
+    pub fn assert_clean_within(&self, patience: Duration) {
+        let deadline = Instant::now() + patience;
+        while !self.processes().is_empty() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        assert_eq!(
+            self.processes(),
+            Vec::<String>::new(),
+            "processes left behind"
+        );
+        let mounts = std::fs::read_to_string("/proc/mounts").unwrap();
+        let image_dir = test_image()
+            .sqfs
+            .parent()
+            .unwrap()
+            .to_string_lossy()
+            .into_owned();
+        let scratch = self.dir.to_string_lossy().into_owned();
+        for line in mounts.lines() {
+            assert!(
+                !line.contains(&image_dir) && !line.contains(&scratch),
+                "mount left behind: {line}"
+            );
+        }
+        let uid = test_uid();
+        for entry in std::fs::read_dir("/dev/shm").unwrap().flatten() {
+            use std::os::unix::fs::MetadataExt;
+            if let Ok(md) = entry.metadata() {
+                assert_ne!(md.uid(), uid, "/dev/shm object left: {:?}", entry.path());
+            }
+        }
+        let left: Vec<_> = std::fs::read_dir(&self.tmp)
+            .unwrap()
+            .flatten()
+            .map(|e| e.path())
+            .collect();
+        assert!(left.is_empty(), "temp files left: {left:?}");
+    }
+
+    pub fn assert_clean(&self) {
+        self.assert_clean_within(Duration::from_secs(5));
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Whether this machine can run ch-run at all: unprivileged user namespaces and /dev/fuse.
+/// CI has both; a test skips only where they are truly absent, and says so.
+pub fn can_run_containers() -> bool {
+    let fuse = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/fuse")
+        .is_ok();
+    let userns = Command::new("unshare")
+        .args(["-Ur", "true"])
+        .status()
+        .is_ok_and(|s| s.success());
+    if !fuse || !userns {
+        eprintln!("SKIPPED: this machine lacks /dev/fuse or unprivileged user namespaces");
+    }
+    fuse && userns
+}
