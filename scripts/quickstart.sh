@@ -18,25 +18,29 @@ cargo build --release --workspace
 
 demo=$(mktemp -d)
 trap 'rm -rf "$demo"' EXIT
-mkdir -p "$demo/root/bin" "$demo/root/etc"
-cp /bin/busybox "$demo/root/bin/busybox"
-for cmd in sh ls cat echo uname; do ln -s busybox "$demo/root/bin/$cmd"; done
-printf 'PRETTY_NAME="sqfs demo (busybox)"\nNAME=demo\n' >"$demo/root/etc/os-release"
-mksquashfs "$demo/root" demo.sqfs -noappend -comp zstd -quiet -no-progress >/dev/null
+chmod 755 "$demo"
+root="$demo/root"
+mkdir -p "$root"/{bin,etc,dev,proc,sys,tmp,home,mnt}
+cp /bin/busybox "$root/bin/busybox"
+for cmd in sh ls cat echo uname id; do ln -s busybox "$root/bin/$cmd"; done
+printf 'PRETTY_NAME="sqfs demo (busybox)"\nNAME=demo\n' >"$root/etc/os-release"
+touch "$root/etc/passwd" "$root/etc/group"
+mksquashfs "$root" demo.sqfs -noappend -comp zstd -quiet -no-progress >/dev/null
 
 sqfs=target/release/sqfs
 echo "== sqfs info demo.sqfs"; $sqfs info demo.sqfs
-echo "== sqfs ls -lR demo.sqfs"; $sqfs ls -lR demo.sqfs
-echo "== sqfs cat demo.sqfs /etc/os-release"; $sqfs cat demo.sqfs /etc/os-release
-$sqfs extract demo.sqfs "$demo/out"
-echo "== extracted busybox runs:"; "$demo/out/bin/busybox" echo "hello from inside demo.sqfs"
+echo "== sqfs ls -lR demo.sqfs /etc"; $sqfs ls -lR demo.sqfs /etc
 
-# The same image through FUSE: squashfuse-rs returns once the mount is ready.
-mkdir -p "$demo/mnt"
-if target/release/squashfuse-rs demo.sqfs "$demo/mnt"; then
-  echo "== squashfuse-rs demo.sqfs: busybox runs from the mount:"
-  "$demo/mnt/bin/busybox" sh -c '. /dev/stdin; echo "$PRETTY_NAME, mounted by squashfuse-rs"' <"$demo/mnt/etc/os-release"
-  umount "$demo/mnt" 2>/dev/null || fusermount3 -u "$demo/mnt"
-else
-  echo "(no FUSE here: /dev/fuse must be usable to mount with squashfuse-rs)"
+# ch-run, as an ordinary user: mount, run, clean up, one command. As root, run it as the
+# user who called sudo, else as nobody (from a copy everyone can read).
+cp demo.sqfs target/release/ch-run "$demo/"
+chmod 644 "$demo/demo.sqfs"
+as_user=()
+if [ "$(id -u)" -eq 0 ]; then
+  as_user=(runuser -u "${SUDO_USER:-nobody}" -- env USER="${SUDO_USER:-nobody}" PATH=/usr/bin:/bin)
 fi
+echo "== ch-run demo.sqfs -- sh -c '…'"
+(cd "$demo" && "${as_user[@]}" ./ch-run demo.sqfs -- sh -c \
+  '. /etc/os-release; echo "Hello from $PRETTY_NAME: I am $(id -un) (uid $(id -u)), / is $(cat /proc/self/mounts | while read -r dev mnt type rest; do [ "$mnt" = / ] && echo "$type"; done)"')
+echo "== nothing left behind: no mount of demo.sqfs on the host"
+! grep -q demo.sqfs /proc/mounts && echo "ok"
