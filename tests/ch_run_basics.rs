@@ -509,6 +509,19 @@ fn directory_images_and_writes() {
         out.stdout.starts_with("hello from the image\n") && out.stdout.ends_with("ro\n"),
         "{out:?}"
     );
+    let mnt = s.mnt.to_string_lossy().into_owned();
+    let out = s.run(&["-m", &mnt, &img, "--", "true"]);
+    assert!(
+        out.stderr
+            .ends_with("]: warning: --mount invalid with directory image, ignoring\n"),
+        "{out:?}"
+    );
+    let out = s.run(&["-q", "-m", &mnt, &img, "--", "true"]);
+    assert_eq!(
+        (out.code, out.stderr.as_str()),
+        (0, ""),
+        "-q keeps warnings quiet"
+    );
     let out = s.run(&["-w", &img, "--", "sh", "-c", "echo w > /data/x"]);
     assert_eq!(out.code, 0, "{out:?}");
     assert_eq!(std::fs::read_to_string(copy.join("data/x")).unwrap(), "w\n");

@@ -307,6 +307,26 @@ mod tests {
     }
 
     #[test]
+    fn nul_delimited_files_keep_quotes_and_newlines() {
+        let mut e = env(&[]);
+        let mut read = |p: Option<&str>| {
+            assert_eq!(p, None);
+            Ok((
+                "/ch/environment".to_string(),
+                b"A='x'\0B=two\nlines\0\0".to_vec(),
+            ))
+        };
+        let steps = [EnvStep::File {
+            path: None,
+            nul: true,
+        }];
+        let assigned = e.apply(&steps, true, &mut read).unwrap();
+        assert_eq!(e.get("A").unwrap(), "'x'");
+        assert_eq!(e.get("B").unwrap(), "two\nlines");
+        assert_eq!(assigned, ["A='x'", "B=two\nlines"]);
+    }
+
+    #[test]
     fn no_expand_keeps_dollars() {
         let mut e = env(&[("A", "x")]);
         e.apply(&[EnvStep::Assign("B=$A".into())], false, &mut no_files)

@@ -59,6 +59,13 @@ fn mountpoint(options: &Options, user: &str, notes: &mut Vec<String>) -> Result<
     }
 }
 
+/// Warnings print unless `-q`.
+fn warn(options: &Options, msg: &str) {
+    if options.verbose >= 0 {
+        crate::failure::say("warning", msg);
+    }
+}
+
 /// An io::Error's text without Rust's " (os error N)" tail.
 pub fn io_text(e: &std::io::Error) -> String {
     match e.raw_os_error() {
@@ -98,8 +105,8 @@ pub fn build(options: &Options) -> Result<Plan, Failure> {
         .map(PathBuf::from)
         .unwrap_or_else(|| image::default_storage(&user));
     if options.storage.is_some() && !storage.exists() {
-        crate::failure::say(
-            "warning",
+        warn(
+            options,
             &format!("storage directory not found: {}", storage.display()),
         );
     }
@@ -140,7 +147,7 @@ pub fn build(options: &Options) -> Result<Plan, Failure> {
     };
     let mountpoint = match (&image, &options.mount) {
         (Image::Directory(_), Some(_)) => {
-            crate::failure::say("warning", "--mount invalid with directory image, ignoring");
+            warn(options, "--mount invalid with directory image, ignoring");
             mountpoint(
                 &Options {
                     mount: None,
@@ -160,7 +167,7 @@ pub fn build(options: &Options) -> Result<Plan, Failure> {
 
     let mut env = Environment::from_host();
     for warning in env.adjust_for_container(home.as_ref().map(|(_, u)| u.as_str())) {
-        crate::failure::say("warning", &warning);
+        warn(options, &warning);
     }
     let assigned = env.apply(
         &options.env_steps,
