@@ -416,6 +416,10 @@ fn tmp_home_and_host_files() {
         format!("/home/{user}\nat home\n{user}\n"),
         "{out:?}"
     );
+    let image = test_image().sqfs.to_string_lossy().into_owned();
+    let out = s.run_env(&["--home", &image, "--", "true"], &[("HOME", "")]);
+    assert_eq!(out.code, 31);
+    assert_eq!(error_line(&out), "--home failed: $HOME not set");
     s.assert_clean();
 }
 
