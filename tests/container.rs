@@ -210,7 +210,7 @@ pub struct Outcome {
 }
 
 impl Outcome {
-    fn from(out: Output) -> Self {
+    pub fn from(out: Output) -> Self {
         use std::os::unix::process::ExitStatusExt;
         Outcome {
             code: out
@@ -256,6 +256,16 @@ impl Scratch {
 
     /// `ch-run ARGS` as the test user with a clean environment plus `env`.
     pub fn command(&self, args: &[&str], env: &[(&str, &str)]) -> Command {
+        self.launched_command(&[], args, env)
+    }
+
+    /// `LAUNCHER… ch-run ARGS` (e.g. `srun -n 4`), as `command`.
+    pub fn launched_command(
+        &self,
+        launcher: &[&str],
+        args: &[&str],
+        env: &[(&str, &str)],
+    ) -> Command {
         let mut vars: Vec<String> = vec![
             format!("USER={}", user_name()),
             format!("HOME={}", self.home.display()),
@@ -273,7 +283,10 @@ impl Scratch {
             c.arg("-i");
             c
         };
-        cmd.args(&vars).arg(built_binary("ch-run")).args(args);
+        cmd.args(&vars)
+            .args(launcher)
+            .arg(built_binary("ch-run"))
+            .args(args);
         cmd.stdin(Stdio::null());
         cmd
     }

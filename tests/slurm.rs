@@ -1,0 +1,248 @@
+//! ch-run under a real one-node Slurm (`scripts/slurm-up.sh`, which `.ci/run` starts):
+//! `srun` ranks, `--join` with one mount per node, MPI over PMIx, `scancel`, exit codes.
+//! Without a running Slurm these tests say so and skip, unless `CH_TEST_REQUIRE_SLURM` is
+//! set (CI sets it), in which case a missing Slurm is a failure.
+
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+use std::process::Command;
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use e2e_tests::container::{can_run_containers, test_image, Outcome, Scratch, TEST_USER};
+use e2e_tests::sys::is_root;
+
+fn slurm_running() -> bool {
+    let up = Command::new("sinfo")
+        .args(["-h", "-N", "-o", "%T"])
+        .output()
+        .is_ok_and(|o| {
+            let state = String::from_utf8_lossy(&o.stdout);
+            o.status.success()
+                && state
+                    .lines()
+                    .any(|l| l.starts_with("idle") || l.starts_with("mixed"))
+        });
+    if !up {
+        assert!(
+            std::env::var_os("CH_TEST_REQUIRE_SLURM").is_none(),
+            "CH_TEST_REQUIRE_SLURM is set but no Slurm node is idle (scripts/slurm-up.sh)"
+        );
+        eprintln!("SKIPPED: no Slurm running here (start one with scripts/slurm-up.sh as root)");
+    }
+    up && can_run_containers()
+}
+
+fn srun(s: &Scratch, srun_args: &[&str], args: &[&str], env: &[(&str, &str)]) -> Outcome {
+    let mut launcher = vec!["srun"];
+    launcher.extend_from_slice(srun_args);
+    let mut cmd = s.launched_command(&launcher, args, env);
+    Outcome::from(cmd.output().unwrap())
+}
+
+fn image() -> String {
+    test_image().sqfs.to_string_lossy().into_owned()
+}
+
+#[test]
+fn ranks_run_and_exit_codes_come_through() {
+    if !slurm_running() {
+        return;
+    }
+    let s = Scratch::new("srun");
+    let mnt = s.mnt.to_string_lossy().into_owned();
+    let out = srun(
+        &s,
+        &["-n", "4"],
+        &["-m", &mnt, &image(), "--", "sh", "-c", "echo $SLURM_PROCID"],
+        &[],
+    );
+    assert_eq!(out.code, 0, "{out:?}");
+    let ranks: BTreeSet<&str> = out.stdout.lines().collect();
+    assert_eq!(ranks, BTreeSet::from(["0", "1", "2", "3"]), "{out:?}");
+    let out = srun(
+        &s,
+        &["-n", "3"],
+        &[
+            "-m",
+            &mnt,
+            &image(),
+            "--",
+            "sh",
+            "-c",
+            "exit $((SLURM_PROCID == 1 ? 3 : 0))",
+        ],
+        &[],
+    );
+    assert_eq!(out.code, 3, "{out:?}");
+    s.assert_clean();
+}
+
+#[test]
+fn join_gives_the_step_one_mount() {
+    if !slurm_running() {
+        return;
+    }
+    let s = Scratch::new("srunjoin");
+    let mnt = s.mnt.to_string_lossy().into_owned();
+    // Ranks end at different times; the late ones read the image after the early ones left.
+    let script = "echo $(readlink /proc/self/ns/mnt) $(grep -c fuse.squashfuse /proc/mounts); \
+                  sleep 0.$((SLURM_PROCID * 2)); sha256sum /data/big";
+    let out = srun(
+        &s,
+        &["-n", "8"],
+        &["--join", "-m", &mnt, &image(), "--", "sh", "-c", script],
+        &[],
+    );
+    assert_eq!(out.code, 0, "{out:?}");
+    let lines: Vec<&str> = out.stdout.lines().collect();
+    assert_eq!(lines.len(), 16, "{out:?}");
+    let namespaces: BTreeSet<&str> = lines
+        .iter()
+        .filter(|l| l.starts_with("mnt:"))
+        .copied()
+        .collect();
+    assert_eq!(
+        namespaces.len(),
+        1,
+        "ranks in different containers: {namespaces:?}"
+    );
+    assert!(
+        namespaces.iter().next().unwrap().ends_with(" 1"),
+        "{namespaces:?}"
+    );
+    let sums = lines
+        .iter()
+        .filter(|l| l.starts_with(&test_image().big_sha256))
+        .count();
+    assert_eq!(sums, 8, "{out:?}");
+    s.assert_clean();
+}
+
+/// A busybox image with an MPI hello world (compiled here with mpicc) that binds the host's
+/// /usr for the MPI libraries.
+fn mpi_image() -> &'static PathBuf {
+    static IMAGE: OnceLock<PathBuf> = OnceLock::new();
+    IMAGE.get_or_init(|| {
+        let dir = std::env::temp_dir().join(format!("ch-run-mpi-{}", std::process::id()));
+        let root = dir.join("root");
+        let _ = std::fs::remove_dir_all(&dir);
+        for d in ["bin", "etc", "dev", "proc", "sys", "tmp", "home", "usr"] {
+            std::fs::create_dir_all(root.join(d)).unwrap();
+        }
+        std::fs::write(
+            dir.join("hello.c"),
+            "#include <mpi.h>\n#include <stdio.h>\nint main(int c, char **v) {\n  int rank, size, sum = 0;\n  MPI_Init(&c, &v);\n  MPI_Comm_rank(MPI_COMM_WORLD, &rank);\n  MPI_Comm_size(MPI_COMM_WORLD, &size);\n  MPI_Allreduce(&rank, &sum, 1, MPI_INT, MPI_SUM, MPI_COMM_WORLD);\n  printf(\"rank %d of %d: sum %d\\n\", rank, size, sum);\n  MPI_Finalize();\n  return 0;\n}\n",
+        )
+        .unwrap();
+        let ok = Command::new("mpicc")
+            .arg("-o")
+            .arg(root.join("hello"))
+            .arg(dir.join("hello.c"))
+            .status()
+            .unwrap();
+        assert!(ok.success(), "mpicc failed (libopenmpi-dev; scripts/slurm-up.sh installs it)");
+        std::fs::copy("/bin/busybox", root.join("bin/busybox")).unwrap();
+        std::os::unix::fs::symlink("busybox", root.join("bin/sh")).unwrap();
+        std::os::unix::fs::symlink("usr/lib", root.join("lib")).unwrap();
+        std::os::unix::fs::symlink("usr/lib64", root.join("lib64")).unwrap();
+        for f in ["etc/passwd", "etc/group", "etc/hosts"] {
+            std::fs::write(root.join(f), "").unwrap();
+        }
+        if is_root() {
+            Command::new("chown").args(["-R", &format!("{TEST_USER}:{TEST_USER}")]).arg(&root).status().unwrap();
+        }
+        let image = dir.join("mpi.sqfs");
+        let ok = Command::new("mksquashfs")
+            .arg(&root)
+            .arg(&image)
+            .args(["-noappend", "-quiet", "-no-progress"])
+            .status()
+            .unwrap();
+        assert!(ok.success());
+        Command::new("chmod").args(["-R", "a+rX"]).arg(&dir).status().unwrap();
+        image
+    })
+}
+
+#[test]
+fn mpi_allreduce_across_joined_ranks() {
+    if !slurm_running() {
+        return;
+    }
+    let s = Scratch::new("mpi");
+    let mnt = s.mnt.to_string_lossy().into_owned();
+    let image = mpi_image().to_string_lossy().into_owned();
+    let out = srun(
+        &s,
+        &["--mpi=pmix", "-n", "4"],
+        &["--join", "-b", "/usr", "-m", &mnt, &image, "--", "/hello"],
+        // PMIx's shared-memory store warns about locks it can't take: use its plain one.
+        &[("PMIX_MCA_gds", "hash")],
+    );
+    assert_eq!(out.code, 0, "{out:?}");
+    let lines: BTreeSet<&str> = out.stdout.lines().collect();
+    let expected: BTreeSet<String> = (0..4).map(|r| format!("rank {r} of 4: sum 6")).collect();
+    assert_eq!(
+        lines,
+        expected.iter().map(String::as_str).collect(),
+        "{out:?}"
+    );
+    // Slurm's PMIx plugin makes spmix_appdir_UID_JOB.STEP in the job's $TMPDIR and the MPI
+    // ranks delete it at MPI_Finalize by its host path, which a container (Charliecloud's
+    // too) sees at /tmp instead: it stays. Not ch-run's file; everything else must be gone.
+    for entry in std::fs::read_dir(&s.tmp).unwrap().flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        assert!(name.starts_with("spmix_appdir_"), "temp file left: {name}");
+        std::fs::remove_dir_all(entry.path()).unwrap();
+    }
+    s.assert_clean();
+}
+
+#[test]
+fn scancel_leaves_nothing_behind() {
+    if !slurm_running() {
+        return;
+    }
+    let s = Scratch::new("scancel");
+    let mnt = s.mnt.to_string_lossy().into_owned();
+    let name = format!("chrun-scancel-{}", std::process::id());
+    let job_name = format!("--job-name={name}");
+    for join in [false, true] {
+        let mut args = vec!["-m", &mnt];
+        if join {
+            args.push("--join");
+        }
+        let image = image();
+        args.extend_from_slice(&[
+            &image,
+            "--",
+            "sh",
+            "-c",
+            "sleep 1000 & touch /tmp/ready-$SLURM_PROCID; wait",
+        ]);
+        let mut child = s
+            .launched_command(&["srun", "-n", "2", &job_name], &args, &[])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !(s.tmp.join("ready-0").exists() && s.tmp.join("ready-1").exists()) {
+            assert!(Instant::now() < deadline, "ranks never started");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        assert!(s.processes().len() >= 4, "{:?}", s.processes());
+        let ok = Command::new("scancel")
+            .args(["-n", &name])
+            .status()
+            .unwrap();
+        assert!(ok.success());
+        let _ = child.wait();
+        for r in ["ready-0", "ready-1"] {
+            std::fs::remove_file(s.tmp.join(r)).unwrap();
+        }
+        // Slurm sends SIGTERM, then SIGKILL after KillWait (5 s).
+        s.assert_clean_within(Duration::from_secs(20));
+    }
+}
