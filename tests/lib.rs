@@ -4,5 +4,6 @@
 
 pub mod container;
 pub mod corpus;
+pub mod hostile;
 pub mod snapshot;
 pub mod sys;

@@ -3,7 +3,7 @@
 //! it execs (no allocation, no locks).
 
 use std::ffi::{CString, OsStr, OsString};
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 
 use nix::errno::Errno;
@@ -89,7 +89,8 @@ impl Command {
 
     /// Forks and execs the command; returns its pid once the exec succeeded, or the failure
     /// (`can't cd to …`, exit 31; `can't execve(2): …`, exit 49) after reaping the child.
-    pub fn spawn(&self) -> Result<Pid, Failure> {
+    /// `stderr`, if given, becomes the command's standard error.
+    pub fn spawn(&self, stderr: Option<RawFd>) -> Result<Pid, Failure> {
         let (err_read, err_write) = pipe2(nix::fcntl::OFlag::O_CLOEXEC)
             .map_err(|e| Failure::Runtime(with_errno("can't make pipe", e)))?;
         let argv: Vec<*const libc::c_char> = self
@@ -109,7 +110,7 @@ impl Command {
         match unsafe { fork() }.map_err(|e| Failure::Runtime(with_errno("can't fork", e)))? {
             ForkResult::Child => {
                 drop(err_read);
-                self.child(&err_write, &argv, &envp)
+                self.child(&err_write, stderr, &argv, &envp)
             }
             ForkResult::Parent { child } => {
                 drop(err_write);
@@ -137,6 +138,7 @@ impl Command {
     fn child(
         &self,
         err: &OwnedFd,
+        stderr: Option<RawFd>,
         argv: &[*const libc::c_char],
         envp: &[*const libc::c_char],
     ) -> ! {
@@ -147,6 +149,9 @@ impl Command {
             let mut empty: libc::sigset_t = std::mem::zeroed();
             libc::sigemptyset(&mut empty);
             libc::sigprocmask(libc::SIG_SETMASK, &empty, std::ptr::null_mut());
+            if let Some(fd) = stderr {
+                libc::dup2(fd, 2);
+            }
             for sig in 1..libc::SIGRTMIN() {
                 if sig != libc::SIGKILL && sig != libc::SIGSTOP {
                     libc::signal(sig, libc::SIG_DFL);
@@ -215,14 +220,14 @@ mod tests {
     fn exec_failures_report_the_command_and_exit_49() {
         let env = vec![(OsString::from("PATH"), OsString::from("/nonexistent"))];
         let c = Command::new(&os(&["no-such-command"]), &env, None).unwrap();
-        let e = c.spawn().unwrap_err();
+        let e = c.spawn(None).unwrap_err();
         assert_eq!(e.exit_code(), 49);
         assert_eq!(
             e.message(),
             "can't execve(2): no-such-command: No such file or directory"
         );
         let c = Command::new(&os(&["/bin/true"]), &[], Some("/nonexistent-dir")).unwrap();
-        let e = c.spawn().unwrap_err();
+        let e = c.spawn(None).unwrap_err();
         assert_eq!(e.exit_code(), 31);
         assert!(
             e.message().starts_with("can't cd to /nonexistent-dir: "),
@@ -234,7 +239,7 @@ mod tests {
     fn a_started_command_runs_with_the_given_environment() {
         let env = vec![(OsString::from("X"), OsString::from("42"))];
         let c = Command::new(&os(&["/bin/sh", "-c", "exit $X"]), &env, Some("/")).unwrap();
-        let pid = c.spawn().unwrap();
+        let pid = c.spawn(None).unwrap();
         let status = waitpid(pid, None).unwrap();
         assert_eq!(status, nix::sys::wait::WaitStatus::Exited(pid, 42));
     }

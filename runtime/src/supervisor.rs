@@ -65,6 +65,14 @@ struct Started {
 fn start(plan: &Plan, reporter: &mut Reporter) -> Result<Started, Failure> {
     prctl::set_child_subreaper(true)
         .map_err(|e| Failure::Runtime(format!("can't become subreaper: {e}")))?;
+    // What goes wrong in the image reaches the user as one error line (through the
+    // reporter) or as EIO to the command, not as the FUSE server's log on the terminal;
+    // -vv shows that log. The command gets the real stderr back.
+    let command_stderr = if plan.verbose >= 2 {
+        None
+    } else {
+        Some(quiet_stderr()?)
+    };
     let mut say = |msg: String| {
         if plan.verbose >= 1 {
             reporter.send(Message::Info(msg));
@@ -97,7 +105,9 @@ fn start(plan: &Plan, reporter: &mut Reporter) -> Result<Started, Failure> {
     }
     prctl::set_no_new_privs()
         .map_err(|e| Failure::Runtime(format!("can't set no_new_privs: {e}")))?;
-    let command = plan.command.spawn()?;
+    let command = plan
+        .command
+        .spawn(command_stderr.as_ref().map(|fd| fd.as_raw_fd()))?;
     Ok(Started {
         command,
         _server: server,
@@ -209,6 +219,20 @@ fn descendants(root: i32) -> Vec<i32> {
     }
     found.remove(0);
     found
+}
+
+/// Points this process's stderr at /dev/null; returns (close-on-exec) the stderr it had.
+fn quiet_stderr() -> Result<OwnedFd, Failure> {
+    let fail = |e: Errno| Failure::Runtime(format!("can't redirect stderr: {e}"));
+    let saved = nix::fcntl::fcntl(2, nix::fcntl::FcntlArg::F_DUPFD_CLOEXEC(3)).map_err(fail)?;
+    // SAFETY: fcntl returned a new descriptor we own.
+    let saved = unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(saved) };
+    let null = std::fs::OpenOptions::new()
+        .write(true)
+        .open("/dev/null")
+        .map_err(|e| Failure::Runtime(format!("can't open /dev/null: {e}")))?;
+    nix::unistd::dup2(null.as_raw_fd(), 2).map_err(fail)?;
+    Ok(saved)
 }
 
 /// The supervisor outlives the command and must not hold its terminal or output pipes
