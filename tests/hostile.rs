@@ -13,7 +13,7 @@ use sqfs::{Archive, Inode};
 pub struct Rng(pub u64);
 
 impl Rng {
-    pub fn next(&mut self) -> u64 {
+    pub fn next_u64(&mut self) -> u64 {
         self.0 ^= self.0 >> 12;
         self.0 ^= self.0 << 25;
         self.0 ^= self.0 >> 27;
@@ -21,7 +21,7 @@ impl Rng {
     }
 
     pub fn below(&mut self, n: usize) -> usize {
-        (self.next() % n.max(1) as u64) as usize
+        (self.next_u64() % n.max(1) as u64) as usize
     }
 }
 
@@ -77,8 +77,8 @@ pub fn variants(image: &[u8], seed: u64, count: usize) -> Vec<(String, Vec<u8>)>
                 let value = match rng.below(4) {
                     0 => 0,
                     1 => u32::MAX,
-                    2 => rng.next() as u32,
-                    _ => (rng.next() as u32) % (image.len() as u32 * 2),
+                    2 => rng.next_u64() as u32,
+                    _ => (rng.next_u64() as u32) % (image.len() as u32 * 2),
                 };
                 v[field..field + 4].copy_from_slice(&value.to_le_bytes());
                 format!("superblock-{field}={value:#x}")
