@@ -280,3 +280,51 @@ fn damaged_images_through_ch_run() {
         "{refused} variants refused with one line, {ran} ran (their commands saw EIO or nothing)"
     );
 }
+
+#[test]
+fn image_truncated_under_a_running_container() {
+    if !can_run_containers() {
+        return;
+    }
+    let s = Scratch::new("truncated");
+    let copy = s.dir.join("copy.sqfs");
+    std::fs::copy(&test_image().sqfs, &copy).unwrap();
+    std::fs::set_permissions(&copy, std::os::unix::fs::PermissionsExt::from_mode(0o666)).unwrap();
+    let path = copy.to_string_lossy().into_owned();
+    let mnt = s.mnt.to_string_lossy().into_owned();
+    // The shell and cat are in memory before the cut; the read of /data/big after it fails.
+    let script = "cat /data/hello; touch /tmp/ready; while [ ! -e /tmp/go ]; do :; done; \
+                  cat /data/big > /dev/null; echo cat=$?";
+    let child = s
+        .command(&["-m", &mnt, &path, "--", "/bin/sh", "-c", script], &[])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !s.tmp.join("ready").exists() {
+        assert!(Instant::now() < deadline, "the container never started");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // Someone rewrites the image on the shared filesystem: it shrinks to its first 64 KiB.
+    let f = std::fs::OpenOptions::new().write(true).open(&copy).unwrap();
+    f.set_len(64 << 10).unwrap();
+    std::fs::write(s.tmp.join("go"), "").unwrap();
+    let out = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stdout} {stderr}");
+    assert!(stdout.starts_with("hello from the image\n"), "{stdout}");
+    assert!(
+        stdout.ends_with("cat=1\n"),
+        "the read after the cut must fail: {stdout} {stderr}"
+    );
+    assert!(
+        stderr.contains("I/O error") && !stderr.contains("panicked"),
+        "{stderr}"
+    );
+    for f in ["ready", "go"] {
+        std::fs::remove_file(s.tmp.join(f)).unwrap();
+    }
+    s.assert_clean();
+}
