@@ -4,21 +4,9 @@
 
 use std::io::Read;
 use std::process::Child;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use e2e_tests::container::{can_run_containers, test_image, Scratch};
-
-fn wait_for_file(path: &std::path::Path) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !path.exists() {
-        assert!(
-            Instant::now() < deadline,
-            "{} never appeared",
-            path.display()
-        );
-        std::thread::sleep(Duration::from_millis(10));
-    }
-}
+use e2e_tests::container::{can_run_containers, test_image, wait_for_file, Scratch};
 
 /// Starts `n` peers; each reports its mount namespace and the number of FUSE mounts it
 /// sees, waits for its go file, then checksums the big file and exits with its index.
@@ -152,23 +140,7 @@ fn a_killed_peer_leaves_the_others_working() {
         // kill -9 the victim's ch-run: its command dies, the others go on.
         let mut child = peers[victim].take().unwrap();
         let wrapper = child.id();
-        let pid = s
-            .processes()
-            .iter()
-            .filter_map(|p| p.split_once(": "))
-            .map(|(pid, cmd)| (pid.parse::<i32>().unwrap(), cmd.to_string()))
-            .find(|(pid, cmd)| {
-                cmd.contains("ch-run") && {
-                    let stat =
-                        std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-                    stat.rsplit_once(')')
-                        .and_then(|(_, r)| r.split_whitespace().nth(1))
-                        == Some(&wrapper.to_string())
-                        || *pid as u32 == wrapper
-                }
-            })
-            .map(|(pid, _)| pid)
-            .expect("victim's ch-run");
+        let pid = s.ch_run_pid(wrapper);
         // SAFETY: kill has no memory preconditions.
         unsafe { libc::kill(pid, libc::SIGKILL) };
         let mut err = String::new();

@@ -5,50 +5,10 @@
 use std::io::Read;
 use std::time::{Duration, Instant};
 
-use e2e_tests::container::{can_run_containers, test_image, Scratch};
+use e2e_tests::container::{can_run_containers, test_image, wait_for_file, Scratch};
 
 fn image() -> String {
     test_image().sqfs.to_string_lossy().into_owned()
-}
-
-/// The host pid of the `ch-run` a `runuser`/`env` wrapper started (the wrapper's child).
-fn ch_run_pid(s: &Scratch, wrapper: u32) -> i32 {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        for p in s.processes() {
-            let (pid, cmd) = p.split_once(": ").unwrap();
-            let pid: i32 = pid.parse().unwrap();
-            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-            let ppid: u32 = stat
-                .rsplit_once(')')
-                .and_then(|(_, r)| r.split_whitespace().nth(1))
-                .and_then(|p| p.parse().ok())
-                .unwrap_or(0);
-            if cmd.contains("ch-run") && (ppid == wrapper || pid as u32 == wrapper) {
-                // runuser forks; with env the wrapper execs into ch-run itself.
-                return pid;
-            }
-        }
-        assert!(
-            Instant::now() < deadline,
-            "ch-run did not start: {:?}",
-            s.processes()
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-/// Waits until `path` exists (the command wrote it: it is running).
-fn wait_for_file(path: &std::path::Path) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !path.exists() {
-        assert!(
-            Instant::now() < deadline,
-            "{} never appeared",
-            path.display()
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
 }
 
 #[test]
@@ -63,7 +23,7 @@ fn signals_sent_to_ch_run_reach_the_command() {
         let script = format!("trap 'echo got-{sig}; exit 3' {sig}; touch /tmp/ready; while true; do sleep 0.05; done");
         let mut child = s.spawn(&["-m", &mnt, &image(), "--", "sh", "-c", &script], &[]);
         wait_for_file(&ready);
-        let pid = ch_run_pid(&s, child.id());
+        let pid = s.ch_run_pid(child.id());
         let signal = format!("-{sig}");
         assert!(std::process::Command::new("kill")
             .args([&signal, &pid.to_string()])
@@ -96,7 +56,7 @@ fn kill_9_of_ch_run_ends_everything() {
     let mut child = s.spawn(&["-m", &mnt, &image(), "--", "sh", "-c", script], &[]);
     wait_for_file(&s.tmp.join("ready"));
     std::fs::remove_file(s.tmp.join("ready")).unwrap();
-    let pid = ch_run_pid(&s, child.id());
+    let pid = s.ch_run_pid(child.id());
     assert!(s.processes().len() >= 5, "{:?}", s.processes());
     nix_kill(pid, libc::SIGKILL);
     let _ = child.wait();

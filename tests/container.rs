@@ -384,6 +384,33 @@ impl Scratch {
         assert!(left.is_empty(), "temp files left: {left:?}");
     }
 
+    /// The host pid of the `ch-run` a `runuser`/`env` wrapper started (the wrapper's child).
+    pub fn ch_run_pid(&self, wrapper: u32) -> i32 {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            for p in self.processes() {
+                let (pid, cmd) = p.split_once(": ").unwrap();
+                let pid: i32 = pid.parse().unwrap();
+                let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+                let ppid: u32 = stat
+                    .rsplit_once(')')
+                    .and_then(|(_, r)| r.split_whitespace().nth(1))
+                    .and_then(|p| p.parse().ok())
+                    .unwrap_or(0);
+                if cmd.contains("ch-run") && (ppid == wrapper || pid as u32 == wrapper) {
+                    // runuser forks; with env the wrapper execs into ch-run itself.
+                    return pid;
+                }
+            }
+            assert!(
+                Instant::now() < deadline,
+                "ch-run did not start: {:?}",
+                self.processes()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     pub fn assert_clean(&self) {
         self.assert_clean_within(Duration::from_secs(5));
     }
@@ -411,4 +438,17 @@ pub fn can_run_containers() -> bool {
         eprintln!("SKIPPED: this machine lacks /dev/fuse or unprivileged user namespaces");
     }
     fuse && userns
+}
+
+/// Waits until `path` exists (the command wrote it: it is running).
+pub fn wait_for_file(path: &std::path::Path) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !path.exists() {
+        assert!(
+            Instant::now() < deadline,
+            "{} never appeared",
+            path.display()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }

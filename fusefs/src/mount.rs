@@ -272,7 +272,7 @@ fn unmount(unmounter: &Mutex<SessionUnmounter>, mountpoint: &Path) {
 }
 
 /// A daemon keeps no terminal: stdin, stdout and stderr go to /dev/null.
-fn detach_stdio() {
+pub fn detach_stdio() {
     if let Ok(null) = std::fs::OpenOptions::new()
         .read(true)
         .write(true)

@@ -8,7 +8,6 @@
 //! (`kill -9`), the lifeline pipe tells the supervisor, which kills everything it supervises.
 
 use std::fs::File;
-use std::io::Write;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -117,7 +116,9 @@ fn start(plan: &Plan, reporter: &mut Reporter) -> Result<Started, Failure> {
 
 fn supervise(started: Started, mut reporter: Reporter, lifeline: OwnedFd) -> ! {
     reporter.send(Message::Started(started.command.as_raw()));
-    detach_stdio();
+    // The supervisor outlives the command and must not hold its terminal or output pipes
+    // (a `$(ch-run …)` would otherwise wait for it).
+    fusefs::mount::detach_stdio();
     let command_done = Arc::new(AtomicBool::new(false));
     {
         let command_done = command_done.clone();
@@ -233,19 +234,4 @@ fn quiet_stderr() -> Result<OwnedFd, Failure> {
         .map_err(|e| Failure::Runtime(format!("can't open /dev/null: {e}")))?;
     nix::unistd::dup2(null.as_raw_fd(), 2).map_err(fail)?;
     Ok(saved)
-}
-
-/// The supervisor outlives the command and must not hold its terminal or output pipes
-/// (a `$(ch-run …)` would otherwise wait for it).
-fn detach_stdio() {
-    if let Ok(null) = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open("/dev/null")
-    {
-        for fd in 0..3 {
-            let _ = nix::unistd::dup2(null.as_raw_fd(), fd);
-        }
-    }
-    let _ = std::io::stderr().flush();
 }
