@@ -221,3 +221,46 @@ fn join_pid_enters_a_running_container() {
     }
     s.assert_clean();
 }
+
+#[test]
+fn many_groups_started_at_once_all_run() {
+    if !can_run_containers() {
+        return;
+    }
+    let s = Scratch::new("joinmany");
+    let image = test_image().sqfs.to_string_lossy().into_owned();
+    let mnt = s.mnt.to_string_lossy().into_owned();
+    for group in 0..15 {
+        let tag = format!("--join-tag=many-{group}-{}", std::process::id());
+        // Peers that arrive while the winner is closing its group start another one.
+        let peers: Vec<Child> = (0..4)
+            .map(|_| {
+                s.spawn(
+                    &[
+                        "-m",
+                        &mnt,
+                        "--join-ct=4",
+                        &tag,
+                        &image,
+                        "--",
+                        "ls",
+                        "/proc/self/fd",
+                    ],
+                    &[],
+                )
+            })
+            .collect();
+        for peer in peers {
+            let out = peer.wait_with_output().unwrap();
+            assert_eq!(
+                out.status.code(),
+                Some(0),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            // The winner's command too: no peer connection leaks into it (3 is ls's own).
+            assert_eq!(String::from_utf8_lossy(&out.stdout), "0\n1\n2\n3\n");
+        }
+    }
+    s.assert_clean();
+}

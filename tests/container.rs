@@ -201,6 +201,14 @@ pub struct Scratch {
     pub home: PathBuf,
     pub mnt: PathBuf,
     marker: String,
+    /// What /dev/shm held when the test started (other programs may leave things there).
+    shm_before: Vec<PathBuf>,
+}
+
+fn shm_objects() -> Vec<PathBuf> {
+    std::fs::read_dir("/dev/shm")
+        .map(|d| d.flatten().map(|e| e.path()).collect())
+        .unwrap_or_default()
 }
 
 pub struct Outcome {
@@ -246,6 +254,7 @@ impl Scratch {
             run_ok(Command::new("chown").args(["-R", TEST_USER]).arg(&dir));
         }
         Scratch {
+            shm_before: shm_objects(),
             marker: format!("{name}-{}", std::process::id()),
             dir,
             tmp,
@@ -288,6 +297,16 @@ impl Scratch {
             .arg(built_binary("ch-run"))
             .args(args);
         cmd.stdin(Stdio::null());
+        // ch-run passes on the descriptors it inherits (srun's PMI ones, say); the tests
+        // check what it adds, so it inherits nothing but stdio from the test process.
+        // SAFETY: close_range is async-signal-safe; CLOEXEC leaves std's own pipe working.
+        unsafe {
+            std::os::unix::process::CommandExt::pre_exec(&mut cmd, || {
+                const CLOSE_RANGE_CLOEXEC: libc::c_uint = 1 << 2;
+                libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, CLOSE_RANGE_CLOEXEC);
+                Ok(())
+            });
+        }
         cmd
     }
 
@@ -370,10 +389,13 @@ impl Scratch {
             );
         }
         let uid = test_uid();
-        for entry in std::fs::read_dir("/dev/shm").unwrap().flatten() {
+        for path in shm_objects() {
             use std::os::unix::fs::MetadataExt;
-            if let Ok(md) = entry.metadata() {
-                assert_ne!(md.uid(), uid, "/dev/shm object left: {:?}", entry.path());
+            if self.shm_before.contains(&path) {
+                continue;
+            }
+            if let Ok(md) = std::fs::metadata(&path) {
+                assert_ne!(md.uid(), uid, "/dev/shm object left: {}", path.display());
             }
         }
         let left: Vec<_> = std::fs::read_dir(&self.tmp)
@@ -411,6 +433,22 @@ impl Scratch {
         }
     }
 
+    /// The supervisor: the ch-run process whose parent is ch-run `parent`.
+    pub fn child_ch_run(&self, parent: i32) -> i32 {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            for p in self.processes() {
+                let (pid, cmd) = p.split_once(": ").unwrap();
+                let pid: i32 = pid.parse().unwrap();
+                if cmd.contains("ch-run") && parent_of(pid) == Some(parent) {
+                    return pid;
+                }
+            }
+            assert!(Instant::now() < deadline, "no supervisor under {parent}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     pub fn assert_clean(&self) {
         self.assert_clean_within(Duration::from_secs(5));
     }
@@ -422,22 +460,34 @@ impl Drop for Scratch {
     }
 }
 
-/// Whether this machine can run ch-run at all: unprivileged user namespaces and /dev/fuse.
-/// CI has both; a test skips only where they are truly absent, and says so.
+/// Whether this machine can run ch-run at all: the test user can open /dev/fuse and make
+/// an unprivileged user namespace. A test skips only where they are truly absent, and says
+/// so; CI sets `CH_TEST_REQUIRE_CONTAINERS`, which makes their absence a failure instead.
 pub fn can_run_containers() -> bool {
-    let fuse = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open("/dev/fuse")
-        .is_ok();
-    let userns = Command::new("unshare")
-        .args(["-Ur", "true"])
-        .status()
-        .is_ok_and(|s| s.success());
-    if !fuse || !userns {
-        eprintln!("SKIPPED: this machine lacks /dev/fuse or unprivileged user namespaces");
-    }
-    fuse && userns
+    static ANSWER: OnceLock<bool> = OnceLock::new();
+    *ANSWER.get_or_init(|| {
+        let probe = "exec 3<>/dev/fuse && unshare -Ur true";
+        let mut cmd = if is_root() {
+            let mut c = Command::new("runuser");
+            c.args(["-u", TEST_USER, "--"]);
+            c
+        } else {
+            Command::new("env")
+        };
+        let ok = cmd
+            .args(["sh", "-c", probe])
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        if !ok {
+            assert!(
+                std::env::var_os("CH_TEST_REQUIRE_CONTAINERS").is_none(),
+                "CH_TEST_REQUIRE_CONTAINERS is set, but the test user can't open /dev/fuse or make a user namespace"
+            );
+            eprintln!("SKIPPED: the test user can't open /dev/fuse or make a user namespace here");
+        }
+        ok
+    })
 }
 
 /// Waits until `path` exists (the command wrote it: it is running).
@@ -451,4 +501,15 @@ pub fn wait_for_file(path: &std::path::Path) {
         );
         std::thread::sleep(Duration::from_millis(20));
     }
+}
+
+/// A process's parent, from /proc.
+pub fn parent_of(pid: i32) -> Option<i32> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    stat.rsplit_once(')')?
+        .1
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
 }

@@ -16,6 +16,9 @@ use crate::failure::{with_errno, Failure};
 const STAGE_CD: u8 = 1;
 const STAGE_EXEC: u8 = 2;
 
+/// The shell that runs scripts without `#!`.
+const SH: &std::ffi::CStr = c"/bin/sh";
+
 /// The default search path when the container's environment has none (glibc's `execvp`).
 const DEFAULT_PATH: &str = "/bin:/usr/bin";
 
@@ -29,6 +32,24 @@ pub struct Command {
     envp: Vec<CString>,
     cwd: Option<CString>,
     cwd_text: String,
+    /// Signals ignored when ch-run started (`nohup`): they stay ignored in the command.
+    keep_ignored: Vec<libc::c_int>,
+}
+
+/// The signals this process ignores (apart from SIGPIPE, which Rust's runtime ignores for
+/// itself before `main`), as inherited from whoever started ch-run.
+pub fn ignored_signals() -> Vec<libc::c_int> {
+    (1..libc::SIGRTMIN())
+        .filter(|&sig| sig != libc::SIGPIPE && sig != libc::SIGKILL && sig != libc::SIGSTOP)
+        .filter(|&sig| {
+            // SAFETY: sigaction with a null new action only reads the current one.
+            unsafe {
+                let mut old: libc::sigaction = std::mem::zeroed();
+                libc::sigaction(sig, std::ptr::null(), &mut old) == 0
+                    && old.sa_sigaction == libc::SIG_IGN
+            }
+        })
+        .collect()
 }
 
 fn cstring(bytes: &[u8]) -> Result<CString, Failure> {
@@ -84,7 +105,14 @@ impl Command {
             envp,
             cwd: cwd.map(|d| cstring(d.as_bytes())).transpose()?,
             cwd_text: cwd.unwrap_or("/").to_string(),
+            keep_ignored: Vec::new(),
         })
+    }
+
+    /// Keeps these signals ignored in the command.
+    pub fn keep_ignored(mut self, signals: Vec<libc::c_int>) -> Self {
+        self.keep_ignored = signals;
+        self
     }
 
     /// Forks and execs the command; returns its pid once the exec succeeded, or the failure
@@ -105,12 +133,18 @@ impl Command {
             .map(|a| a.as_ptr())
             .chain(std::iter::once(std::ptr::null()))
             .collect();
+        // For a file without `#!` (ENOEXEC), execvp's rule: run it with /bin/sh. The slot
+        // after "/bin/sh" takes the candidate's path in the child.
+        let mut sh_argv: Vec<*const libc::c_char> = vec![SH.as_ptr(), std::ptr::null()];
+        sh_argv.extend(self.argv.iter().skip(1).map(|a| a.as_ptr()));
+        sh_argv.push(std::ptr::null());
+        let parent = nix::unistd::getpid().as_raw();
         // SAFETY: the child only makes system calls on memory prepared above, then execs
         // or exits.
         match unsafe { fork() }.map_err(|e| Failure::Runtime(with_errno("can't fork", e)))? {
             ForkResult::Child => {
                 drop(err_read);
-                self.child(&err_write, stderr, &argv, &envp)
+                self.child(&err_write, stderr, parent, &argv, &envp, &mut sh_argv)
             }
             ForkResult::Parent { child } => {
                 drop(err_write);
@@ -139,11 +173,18 @@ impl Command {
         &self,
         err: &OwnedFd,
         stderr: Option<RawFd>,
+        parent: libc::pid_t,
         argv: &[*const libc::c_char],
         envp: &[*const libc::c_char],
+        sh_argv: &mut [*const libc::c_char],
     ) -> ! {
         // SAFETY: async-signal-safe system calls only.
         unsafe {
+            // If the supervisor dies, the mount dies with it: so does the command.
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+            if libc::getppid() != parent {
+                libc::_exit(137);
+            }
             // The supervisor blocks the signals it forwards and Rust ignores SIGPIPE; the
             // command starts with a clean slate, as it would from a shell.
             let mut empty: libc::sigset_t = std::mem::zeroed();
@@ -153,7 +194,8 @@ impl Command {
                 libc::dup2(fd, 2);
             }
             for sig in 1..libc::SIGRTMIN() {
-                if sig != libc::SIGKILL && sig != libc::SIGSTOP {
+                if sig != libc::SIGKILL && sig != libc::SIGSTOP && !self.keep_ignored.contains(&sig)
+                {
                     libc::signal(sig, libc::SIG_DFL);
                 }
             }
@@ -165,10 +207,29 @@ impl Command {
             let mut errno = libc::ENOENT;
             for path in &self.candidates {
                 libc::execve(path.as_ptr(), argv.as_ptr(), envp.as_ptr());
-                let e = *libc::__errno_location();
-                // execvp's rule: a permission error is reported if nothing else works.
+                let mut e = *libc::__errno_location();
+                if e == libc::ENOEXEC {
+                    sh_argv[1] = path.as_ptr();
+                    libc::execve(SH.as_ptr(), sh_argv.as_ptr(), envp.as_ptr());
+                    e = *libc::__errno_location();
+                }
+                // execvp's rules: a permission error is reported if nothing else works;
+                // only "not here" errors move on to the next directory.
                 if errno != libc::EACCES {
                     errno = e;
+                }
+                if ![
+                    libc::EACCES,
+                    libc::ENOENT,
+                    libc::ENOTDIR,
+                    libc::ESTALE,
+                    libc::ENODEV,
+                    libc::ETIMEDOUT,
+                ]
+                .contains(&e)
+                {
+                    errno = e;
+                    break;
                 }
             }
             *libc::__errno_location() = errno;

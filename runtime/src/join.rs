@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use nix::errno::Errno;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::socket::{
-    accept, bind, connect, getsockopt, listen, recvmsg, sendmsg, shutdown, socket, sockopt,
+    accept4, bind, connect, getsockopt, listen, recvmsg, sendmsg, shutdown, socket, sockopt,
     AddressFamily, Backlog, ControlMessage, ControlMessageOwned, MsgFlags, Shutdown, SockFlag,
     SockType, UnixAddr,
 };
@@ -26,8 +26,9 @@ use nix::unistd::getuid;
 use crate::failure::{with_errno, Failure};
 use crate::userns::Namespaces;
 
-/// How long a peer tries to find or become a winner before giving up.
-const CLAIM_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a peer tries to find or become a winner, and to get into its container,
+/// before giving up.
+pub const CLAIM_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// A peer group: its size and its tag.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -139,9 +140,19 @@ fn new_socket() -> Result<OwnedFd, Failure> {
 }
 
 /// Whether the process at the other end is the same user (an abstract socket has no
-/// permissions of its own).
-fn same_user(fd: &OwnedFd) -> bool {
-    getsockopt(fd, sockopt::PeerCredentials).is_ok_and(|c| c.uid() == getuid().as_raw())
+/// permissions of its own). `uid` is this user as this process sees it: the host uid
+/// before entering the container, the container's uid after (where every other host user
+/// appears as the overflow uid, which therefore never matches).
+fn same_user(fd: &OwnedFd, uid: u32) -> bool {
+    uid != overflow_uid() && getsockopt(fd, sockopt::PeerCredentials).is_ok_and(|c| c.uid() == uid)
+}
+
+/// The uid unmapped users appear as in a user namespace.
+pub fn overflow_uid() -> u32 {
+    std::fs::read_to_string("/proc/sys/kernel/overflowuid")
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(65534)
 }
 
 pub enum Claim {
@@ -150,9 +161,12 @@ pub enum Claim {
 }
 
 /// Becomes the group's winner, or a peer of the existing winner.
-pub fn claim(group: &Group, say: &mut dyn FnMut(String)) -> Result<Claim, Failure> {
+pub fn claim(
+    group: &Group,
+    deadline: Instant,
+    say: &mut dyn FnMut(String),
+) -> Result<Claim, Failure> {
     let addr = address(group)?;
-    let deadline = Instant::now() + CLAIM_TIMEOUT;
     loop {
         let fd = new_socket()?;
         match bind(fd.as_raw_fd(), &addr) {
@@ -167,7 +181,7 @@ pub fn claim(group: &Group, say: &mut dyn FnMut(String)) -> Result<Claim, Failur
         }
         let fd = new_socket()?;
         match connect(fd.as_raw_fd(), &addr) {
-            Ok(()) if same_user(&fd) => {
+            Ok(()) if same_user(&fd, getuid().as_raw()) => {
                 say("join: I lost".into());
                 return Ok(Claim::Peer(Peer { fd }));
             }
@@ -195,7 +209,8 @@ pub struct Listener {
 impl Listener {
     /// Hands the container (this process's namespaces) to up to `count - 1` peers, in a
     /// thread, and tracks their connections.
-    pub fn serve(self, count: u32) -> Result<Peers, Failure> {
+    /// `uid` is the container's uid (this user, inside).
+    pub fn serve(self, count: u32, uid: u32) -> Result<Peers, Failure> {
         let ns = Namespaces::of_self()?;
         let state = Arc::new((
             Mutex::new(PeerState {
@@ -211,7 +226,7 @@ impl Listener {
         let listener = self.fd;
         std::thread::Builder::new()
             .name("join".into())
-            .spawn(move || accept_peers(listener, &ns, count.saturating_sub(1), &state))
+            .spawn(move || accept_peers(listener, &ns, count.saturating_sub(1), uid, &state))
             .map_err(|e| Failure::Runtime(format!("join: can't start thread: {e}")))?;
         Ok(peers)
     }
@@ -229,6 +244,7 @@ fn accept_peers(
     listener: OwnedFd,
     ns: &Namespaces,
     wanted: u32,
+    uid: u32,
     state: &(Mutex<PeerState>, Condvar),
 ) {
     let (lock, cvar) = state;
@@ -278,10 +294,11 @@ fn accept_peers(
             !closed
         });
         if let (Some(l), Some(true)) = (&listener, ready.last()) {
-            if let Ok(raw) = accept(l.as_raw_fd()) {
-                // SAFETY: accept returned a new descriptor we own.
+            // Close-on-exec: the winner's command must not inherit its peers' connections.
+            if let Ok(raw) = accept4(l.as_raw_fd(), SockFlag::SOCK_CLOEXEC) {
+                // SAFETY: accept4 returned a new descriptor we own.
                 let conn = unsafe { OwnedFd::from_raw_fd(raw) };
-                if same_user(&conn) && send_namespaces(&conn, ns).is_ok() {
+                if same_user(&conn, uid) && send_namespaces(&conn, ns).is_ok() {
                     conns.push(conn);
                     accepted += 1;
                 }
@@ -343,7 +360,23 @@ pub struct Peer {
 impl Peer {
     /// Receives the winner's namespaces and enters them (this process must be
     /// single-threaded). The connection stays open as long as the returned value lives.
-    pub fn join(self) -> Result<OwnedFd, Failure> {
+    /// None: the winner closed the connection without taking us in (its group was complete
+    /// or it failed); the caller tries again.
+    pub fn join(self, deadline: Instant) -> Result<Option<OwnedFd>, Failure> {
+        // A stuck winner must not hold us forever.
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(Failure::Runtime("timeout waiting for join lock".into()));
+            }
+            let mut fds = [PollFd::new(self.fd.as_fd(), PollFlags::POLLIN)];
+            let ms = u16::try_from(left.as_millis()).unwrap_or(u16::MAX);
+            match poll(&mut fds, PollTimeout::from(ms)) {
+                Ok(0) | Err(Errno::EINTR) => continue,
+                Ok(_) => break,
+                Err(e) => return Err(Failure::Runtime(with_errno("join: poll", e))),
+            }
+        }
         let mut byte = [0u8; 1];
         let mut iov = [IoSliceMut::new(&mut byte)];
         let mut space = nix::cmsg_space!([RawFd; 2]);
@@ -357,8 +390,17 @@ impl Peer {
                 Err(Errno::EINTR) => continue,
                 other => break other,
             }
-        }
-        .map_err(|e| Failure::Runtime(with_errno("join: can't receive namespaces", e)))?;
+        };
+        let msg = match msg {
+            Ok(msg) => msg,
+            Err(Errno::ECONNRESET) => return Ok(None),
+            Err(e) => {
+                return Err(Failure::Runtime(with_errno(
+                    "join: can't receive namespaces",
+                    e,
+                )))
+            }
+        };
         let mut fds = Vec::new();
         for cmsg in msg
             .cmsgs()
@@ -374,14 +416,12 @@ impl Peer {
             }
         }
         if fds.len() != 2 {
-            return Err(Failure::Runtime(
-                "join: the winner failed before its container was ready".into(),
-            ));
+            return Ok(None);
         }
         let mount = fds.pop().expect("two descriptors");
         let user = fds.pop().expect("two descriptors");
         Namespaces { user, mount }.join()?;
-        Ok(self.fd)
+        Ok(Some(self.fd))
     }
 }
 

@@ -31,6 +31,8 @@ pub struct Plan {
     pub command: Command,
     pub verbose: i32,
     pub join: crate::join::Plan,
+    /// `executing: CMD…`, the last line at `-v`.
+    pub executing: String,
     /// Lines to print at `-v` before the run.
     pub notes: Vec<String>,
 }
@@ -54,6 +56,11 @@ fn mountpoint(options: &Options, user: &str, notes: &mut Vec<String>) -> Result<
             std::fs::create_dir_all(&dir).map_err(|e| {
                 Failure::Runtime(format!("can't mkdir: {}: {}", dir.display(), io_text(&e)))
             })?;
+            // In sticky /var/tmp anyone may have made these first: use them only if they
+            // are ours and nobody else can change them (the container's root is built there).
+            for d in [dir.parent().expect("has a parent"), dir.as_path()] {
+                check_private_dir(d)?;
+            }
             Ok(dir)
         }
     }
@@ -64,6 +71,20 @@ fn warn(options: &Options, msg: &str) {
     if options.verbose >= 0 {
         crate::failure::say("warning", msg);
     }
+}
+
+/// A real directory (not a symlink) owned by this user, writable by nobody else.
+fn check_private_dir(dir: &std::path::Path) -> Result<(), Failure> {
+    use std::os::unix::fs::MetadataExt;
+    let md = std::fs::symlink_metadata(dir)
+        .map_err(|e| Failure::Runtime(format!("can't stat: {}: {}", dir.display(), io_text(&e))))?;
+    if !md.is_dir() || md.uid() != geteuid().as_raw() || md.mode() & 0o022 != 0 {
+        return fail(format!(
+            "mount point not private: {} must be a directory owned by you, writable only by you",
+            dir.display()
+        ));
+    }
+    Ok(())
 }
 
 /// An io::Error's text without Rust's " (os error N)" tail.
@@ -116,9 +137,20 @@ pub fn build(options: &Options) -> Result<Plan, Failure> {
         &|name| std::env::var(name).ok(),
         &mut notes,
     )?;
+    if matches!(join, crate::join::Plan::Group(_))
+        && options.uid == Some(crate::join::overflow_uid())
+    {
+        // Inside the container every other host user has that uid: peers could not be told
+        // apart from strangers.
+        return fail(format!(
+            "--join: can't run as uid {} (the overflow uid)",
+            crate::join::overflow_uid()
+        ));
+    }
     let image = image::resolve(&options.image, &storage)?;
     notes.push(format!("image: {}", image.path().display()));
     notes.push(format!("storage: {}", storage.display()));
+    notes.push(format!("newroot: {}", image.path().display()));
     let uid = options.uid.unwrap_or_else(|| geteuid().as_raw());
     let gid = options.gid.unwrap_or_else(|| getegid().as_raw());
     notes.push(format!("container uid: {uid}"));
@@ -181,8 +213,9 @@ pub fn build(options: &Options) -> Result<Plan, Failure> {
     )?;
     notes.extend(assigned.into_iter().map(|a| format!("environment: {a}")));
     env.mark_running();
-    let command = Command::new(&options.command, env.pairs(), options.cd.as_deref())?;
-    notes.push(format!(
+    let command = Command::new(&options.command, env.pairs(), options.cd.as_deref())?
+        .keep_ignored(crate::exec::ignored_signals());
+    let executing = format!(
         "executing: {}",
         options
             .command
@@ -190,7 +223,7 @@ pub fn build(options: &Options) -> Result<Plan, Failure> {
             .map(|a| a.to_string_lossy())
             .collect::<Vec<_>>()
             .join(" ")
-    ));
+    );
     let host_tmp = host_var("TMPDIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from("/tmp"));
@@ -209,6 +242,7 @@ pub fn build(options: &Options) -> Result<Plan, Failure> {
         command,
         verbose: options.verbose,
         join,
+        executing,
         notes,
     })
 }

@@ -51,7 +51,7 @@ fn open_dir(path: &Path) -> Result<OwnedFd, Failure> {
 }
 
 /// Builds the root; returns the FUSE server for a SquashFS image (keep it alive).
-pub fn build(plan: &Plan, say: &mut dyn FnMut(String)) -> Result<Option<FuseServer>, Failure> {
+pub fn build(plan: &Plan) -> Result<Option<FuseServer>, Failure> {
     let base = &plan.mountpoint;
     let size = plan
         .write_fake
@@ -78,7 +78,6 @@ pub fn build(plan: &Plan, say: &mut dyn FnMut(String)) -> Result<Option<FuseServ
         Some(_) => overlay(base, &image_root)?,
         None => image_root,
     };
-    say(format!("newroot: {}", plan.image.path().display()));
     let root = open_dir(&newroot)?;
 
     for tree in SYSTEM_TREES {

@@ -11,7 +11,7 @@ use std::fs::File;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
@@ -37,8 +37,14 @@ impl Reporter {
     }
 }
 
-/// Runs in the forked supervisor; never returns.
-pub fn run(plan: Plan, report: OwnedFd, lifeline: OwnedFd) -> ! {
+/// Runs in the forked supervisor (`parent` is ch-run's pid); never returns.
+pub fn run(plan: Plan, report: OwnedFd, lifeline: OwnedFd, parent: Pid) -> ! {
+    // Until the command runs, ch-run's death (kill -9 during setup) ends this process too;
+    // from then on the lifeline thread takes over, to take the command's processes along.
+    let _ = prctl::set_pdeathsig(Signal::SIGKILL);
+    if nix::unistd::getppid() != parent {
+        std::process::exit(0);
+    }
     let mut reporter = Reporter {
         out: File::from(report),
     };
@@ -50,7 +56,7 @@ pub fn run(plan: Plan, report: OwnedFd, lifeline: OwnedFd) -> ! {
             ));
             std::process::exit(0)
         }
-        Ok(started) => supervise(started, reporter, lifeline),
+        Ok(started) => supervise(started, reporter, lifeline, plan.verbose),
     }
 }
 
@@ -77,31 +83,40 @@ fn start(plan: &Plan, reporter: &mut Reporter) -> Result<Started, Failure> {
             reporter.send(Message::Info(msg));
         }
     };
+    for note in &plan.notes {
+        say(note.clone());
+    }
     let (server, membership) = match &plan.join {
         join::Plan::None => {
             userns::enter(plan.uid, plan.gid)?;
-            (rootfs::build(plan, &mut say)?, Membership::Alone)
+            (rootfs::build(plan)?, Membership::Alone)
         }
         join::Plan::Pid(pid) => {
             say(format!("joining namespaces of pid {pid}"));
             userns::Namespaces::of_pid_for_join(*pid)?.join()?;
             (None, Membership::Alone)
         }
-        join::Plan::Group(group) => match join::claim(group, &mut say)? {
-            join::Claim::Winner(listener) => {
-                userns::enter(plan.uid, plan.gid)?;
-                let server = rootfs::build(plan, &mut say)?;
-                (server, Membership::Winner(listener.serve(group.count)?))
+        join::Plan::Group(group) => {
+            let deadline = Instant::now() + join::CLAIM_TIMEOUT;
+            loop {
+                match join::claim(group, deadline, &mut say)? {
+                    join::Claim::Winner(listener) => {
+                        userns::enter(plan.uid, plan.gid)?;
+                        let server = rootfs::build(plan)?;
+                        let peers = listener.serve(group.count, plan.uid)?;
+                        break (server, Membership::Winner(peers));
+                    }
+                    join::Claim::Peer(peer) => match peer.join(deadline)? {
+                        Some(member) => break (None, Membership::Peer(member)),
+                        // The winner closed its group (or failed) before taking us in:
+                        // find or start another.
+                        None => say("join: winner gone; trying again".into()),
+                    },
+                }
             }
-            join::Claim::Peer(peer) => {
-                let member = peer.join()?;
-                (None, Membership::Peer(member))
-            }
-        },
+        }
     };
-    for note in &plan.notes {
-        say(note.clone());
-    }
+    say(plan.executing.clone());
     prctl::set_no_new_privs()
         .map_err(|e| Failure::Runtime(format!("can't set no_new_privs: {e}")))?;
     let command = plan
@@ -114,17 +129,26 @@ fn start(plan: &Plan, reporter: &mut Reporter) -> Result<Started, Failure> {
     })
 }
 
-fn supervise(started: Started, mut reporter: Reporter, lifeline: OwnedFd) -> ! {
-    reporter.send(Message::Started(started.command.as_raw()));
-    // The supervisor outlives the command and must not hold its terminal or output pipes
-    // (a `$(ch-run …)` would otherwise wait for it).
-    fusefs::mount::detach_stdio();
+fn supervise(started: Started, mut reporter: Reporter, lifeline: OwnedFd, verbose: i32) -> ! {
     let command_done = Arc::new(AtomicBool::new(false));
     {
         let command_done = command_done.clone();
         let _ = std::thread::Builder::new()
             .name("lifeline".into())
             .spawn(move || watch_lifeline(lifeline, &command_done));
+    }
+    // The lifeline watches ch-run now (it sees a death that came before it started, too).
+    let _ = prctl::set_pdeathsig(None);
+    reporter.send(Message::Started(started.command.as_raw()));
+    // The supervisor outlives the command and must not hold its terminal or output pipes
+    // (a `$(ch-run …)` would otherwise wait for it); at -vv the FUSE log keeps stderr.
+    let log = (verbose >= 2)
+        .then(|| nix::fcntl::fcntl(2, nix::fcntl::FcntlArg::F_DUPFD_CLOEXEC(3)).ok())
+        .flatten();
+    fusefs::mount::detach_stdio();
+    if let Some(fd) = log {
+        let _ = nix::unistd::dup2(fd, 2);
+        let _ = nix::unistd::close(fd);
     }
     loop {
         match waitpid(None::<Pid>, None) {

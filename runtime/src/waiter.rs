@@ -32,11 +32,25 @@ const FORWARDED: [Signal; 7] = [
 /// foreground process group, the command included; forwarding it would deliver it twice).
 const SI_KERNEL: i32 = 0x80;
 
-/// Runs the plan; returns ch-run's exit status.
-pub fn run(plan: Plan) -> Result<i32, Failure> {
+/// How ch-run ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ending {
+    /// Exit with this status.
+    Exit(i32),
+    /// Die of this signal, as the command did (so a shell loop sees ^C for what it was).
+    Signal(i32),
+}
+
+/// Runs the plan; returns how ch-run ends.
+pub fn run(plan: Plan) -> Result<Ending, Failure> {
+    // Signals ignored when ch-run started (nohup) stay ignored: not forwarded, and still
+    // ignored in the command.
+    let ignored = crate::exec::ignored_signals();
     let mut signals = SigSet::empty();
     for s in FORWARDED {
-        signals.add(s);
+        if !ignored.contains(&(s as i32)) {
+            signals.add(s);
+        }
     }
     // Blocked before the fork: the supervisor keeps them blocked (it must survive a ^C to
     // the process group); the command unblocks them before exec.
@@ -49,30 +63,53 @@ pub fn run(plan: Plan) -> Result<i32, Failure> {
     };
     let (report_read, report_write) = pipe("report")?;
     let (lifeline_read, lifeline_write) = pipe("lifeline")?;
+    let me = nix::unistd::getpid();
     // SAFETY: ch-run is single-threaded here (no thread has been started), so the child may
     // run arbitrary code.
     match unsafe { fork() }.map_err(|e| Failure::Runtime(format!("can't fork: {e}")))? {
         ForkResult::Child => {
             drop(report_read);
             drop(lifeline_write);
-            supervisor::run(plan, report_write, lifeline_read)
+            supervisor::run(plan, report_write, lifeline_read, me)
         }
-        ForkResult::Parent { .. } => {
+        ForkResult::Parent { child } => {
             drop(report_write);
             drop(lifeline_read);
-            let status = wait_for_command(report_read, &signals, plan.verbose);
+            let ending = wait_for_command(report_read, &signals, plan.verbose, child);
             drop(lifeline_write);
-            status
+            ending
         }
     }
 }
 
-fn wait_for_command(report: OwnedFd, signals: &SigSet, verbose: i32) -> Result<i32, Failure> {
+/// Whether this process is in the foreground process group of its terminal (then a
+/// terminal-generated ^C or ^\ reached the command as well).
+fn in_terminal_foreground() -> bool {
+    let me = nix::unistd::getpgrp();
+    (0..3).any(|fd| {
+        // SAFETY: tcgetpgrp only reads; a non-terminal fd gives an error.
+        let pgrp = unsafe { libc::tcgetpgrp(fd) };
+        pgrp > 0 && pgrp == me.as_raw()
+    })
+}
+
+/// Whether a signal the kernel generated (`si_code` SI_KERNEL) already reached the command:
+/// ^C and ^\ go to the whole foreground process group. A hangup goes to the session leader
+/// only, so it is always passed on.
+fn command_got_it_too(sig: Signal, code: i32) -> bool {
+    code == SI_KERNEL && matches!(sig, Signal::SIGINT | Signal::SIGQUIT) && in_terminal_foreground()
+}
+
+fn wait_for_command(
+    report: OwnedFd,
+    signals: &SigSet,
+    verbose: i32,
+    supervisor: Pid,
+) -> Result<Ending, Failure> {
     let signal_fd = SignalFd::with_flags(signals, SfdFlags::SFD_CLOEXEC)
         .map_err(|e| Failure::Runtime(format!("can't make signalfd: {e}")))?;
     let mut reader = BufReader::new(File::from(report));
     let mut command: Option<Pid> = None;
-    let mut pending: Vec<Signal> = Vec::new();
     loop {
         // Messages already buffered come first; poll only when the buffer is empty.
         if reader.buffer().is_empty() {
@@ -91,13 +128,18 @@ fn wait_for_command(report: OwnedFd, signals: &SigSet, verbose: i32) -> Result<i
             let reported = fds[0].revents().is_some_and(|r| !r.is_empty());
             if signalled {
                 if let Ok(Some(info)) = signal_fd.read_signal() {
-                    if info.ssi_code != SI_KERNEL {
-                        if let Ok(sig) = Signal::try_from(info.ssi_signo as i32) {
-                            match command {
-                                Some(pid) => {
+                    if let Ok(sig) = Signal::try_from(info.ssi_signo as i32) {
+                        match command {
+                            Some(pid) => {
+                                if !command_got_it_too(sig, info.ssi_code) {
                                     let _ = kill(pid, sig);
                                 }
-                                None => pending.push(sig),
+                            }
+                            // Still setting up: every forwarded signal would end the command,
+                            // so it ends the setup, and ch-run dies of it.
+                            None => {
+                                let _ = kill(supervisor, Signal::SIGKILL);
+                                return Ok(Ending::Signal(sig as i32));
                             }
                         }
                     }
@@ -113,14 +155,8 @@ fn wait_for_command(report: OwnedFd, signals: &SigSet, verbose: i32) -> Result<i
                     eprintln!("ch-run[{}]: {msg}", std::process::id());
                 }
             }
-            Some(Message::Started(pid)) => {
-                let pid = Pid::from_raw(pid);
-                command = Some(pid);
-                for sig in pending.drain(..) {
-                    let _ = kill(pid, sig);
-                }
-            }
-            Some(Message::Ended(raw)) => return Ok(exit_status(raw)),
+            Some(Message::Started(pid)) => command = Some(Pid::from_raw(pid)),
+            Some(Message::Ended(raw)) => return Ok(ending(raw)),
             Some(Message::Failed(code, msg)) => {
                 return Err(match code {
                     64 => Failure::Usage(msg),
@@ -129,30 +165,36 @@ fn wait_for_command(report: OwnedFd, signals: &SigSet, verbose: i32) -> Result<i
                 })
             }
             None => {
+                // The supervisor died (killed): its mount is gone, so is the command.
+                if let Some(pid) = command {
+                    let _ = kill(pid, Signal::SIGKILL);
+                }
                 say("error", "container supervisor died unexpectedly");
-                return Ok(EXIT_CHRUN);
+                return Ok(Ending::Exit(EXIT_CHRUN));
             }
         }
     }
 }
 
-/// The command's exit status, or 128+N when signal N killed it (what a shell reports).
-fn exit_status(raw: i32) -> i32 {
+/// How the command ended, from its wait status.
+fn ending(raw: i32) -> Ending {
     let signal = raw & 0x7f;
     if signal == 0 {
-        (raw >> 8) & 0xff
+        Ending::Exit((raw >> 8) & 0xff)
     } else {
-        128 + signal
+        Ending::Signal(signal)
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
     #[test]
-    fn statuses_as_a_shell_reports_them() {
-        assert_eq!(super::exit_status(42 << 8), 42);
-        assert_eq!(super::exit_status(0), 0);
-        assert_eq!(super::exit_status(15), 143);
-        assert_eq!(super::exit_status(9 | 0x80), 137);
+    fn endings_from_wait_statuses() {
+        assert_eq!(ending(42 << 8), Ending::Exit(42));
+        assert_eq!(ending(0), Ending::Exit(0));
+        assert_eq!(ending(15), Ending::Signal(15));
+        assert_eq!(ending(9 | 0x80), Ending::Signal(9));
     }
 }
