@@ -17,8 +17,8 @@ use std::time::{Duration, Instant};
 use nix::errno::Errno;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::socket::{
-    accept4, bind, connect, getsockopt, listen, recvmsg, sendmsg, shutdown, socket, sockopt,
-    AddressFamily, Backlog, ControlMessage, ControlMessageOwned, MsgFlags, Shutdown, SockFlag,
+    accept4, bind, connect, getsockopt, listen, recvmsg, sendmsg, socket, sockopt,
+    AddressFamily, Backlog, ControlMessage, ControlMessageOwned, MsgFlags, SockFlag,
     SockType, UnixAddr,
 };
 use nix::unistd::getuid;
@@ -214,9 +214,9 @@ impl Listener {
         let ns = Namespaces::of_self()?;
         let state = Arc::new((
             Mutex::new(PeerState {
-                accepting: true,
                 connected: 0,
                 listener: Some(self.fd.as_raw_fd()),
+                own_done: None,
             }),
             Condvar::new(),
         ));
@@ -233,12 +233,16 @@ impl Listener {
 }
 
 struct PeerState {
-    accepting: bool,
     connected: usize,
-    /// The listening socket while it is open (only ever closed with this lock held, so a
-    /// shutdown through it never hits a reused descriptor number).
+    /// Whether the listening socket is still open.
     listener: Option<RawFd>,
+    /// When the winner's own processes were all gone.
+    own_done: Option<Instant>,
 }
+
+/// How long a winner whose own processes are done still waits for peers that have not
+/// arrived yet (a fast command like `true` can end before its peers even connect).
+const LATE_PEER_GRACE: Duration = Duration::from_secs(10);
 
 fn accept_peers(
     listener: OwnedFd,
@@ -251,16 +255,15 @@ fn accept_peers(
     let mut listener = Some(listener);
     let mut conns: Vec<OwnedFd> = Vec::new();
     let mut accepted = 0;
-    // Accept until the group is complete or the winner's command is over; then only watch
-    // the connections, and stop when every peer is gone.
+    // Accept until the group is complete (or, once the winner's own processes are gone,
+    // until the grace for late peers is over); then only watch the connections, and stop
+    // when every peer is gone.
     loop {
         {
             let mut s = lock.lock().unwrap_or_else(|e| e.into_inner());
             s.connected = conns.len();
-            if accepted >= wanted {
-                s.accepting = false;
-            }
-            if !s.accepting && listener.is_some() {
+            let late = s.own_done.is_some_and(|t| t.elapsed() > LATE_PEER_GRACE);
+            if (accepted >= wanted || late) && listener.is_some() {
                 // Closing it frees the name for the next group with this tag.
                 s.listener = None;
                 listener = None;
@@ -306,7 +309,6 @@ fn accept_peers(
         }
     }
     let mut s = lock.lock().unwrap_or_else(|e| e.into_inner());
-    s.accepting = false;
     s.connected = 0;
     s.listener = None;
     drop(listener);
@@ -332,20 +334,12 @@ pub struct Peers {
 }
 
 impl Peers {
-    /// The winner's own command is over: a peer arriving now starts a new group.
-    pub fn stop_accepting(&self) {
-        let mut s = self.state.0.lock().unwrap_or_else(|e| e.into_inner());
-        s.accepting = false;
-        if let Some(fd) = s.listener {
-            // Wakes the accepting thread's poll; it closes the socket.
-            let _ = shutdown(fd, Shutdown::Both);
-        }
-    }
-
+    /// Waits, once the winner's own processes are all gone, for its peers to be done (and
+    /// for late ones, for a while).
     fn wait(&self) {
-        self.stop_accepting();
         let (lock, cvar) = &*self.state;
         let mut s = lock.lock().unwrap_or_else(|e| e.into_inner());
+        s.own_done.get_or_insert_with(Instant::now);
         while s.connected > 0 || s.listener.is_some() {
             s = cvar.wait(s).unwrap_or_else(|e| e.into_inner());
         }

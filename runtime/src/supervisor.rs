@@ -157,9 +157,6 @@ fn supervise(started: Started, mut reporter: Reporter, lifeline: OwnedFd, verbos
                     if let Some(raw) = raw_status(status) {
                         command_done.store(true, Ordering::SeqCst);
                         reporter.send(Message::Ended(raw));
-                        if let Membership::Winner(peers) = &started.membership {
-                            peers.stop_accepting();
-                        }
                     }
                 }
             }
