@@ -34,7 +34,7 @@ fi
 chmod 644 "$img"; chmod 755 "$work"
 
 mountpoint -q /sys/fs/fuse/connections || mount -t fusectl none /sys/fs/fuse/connections
-fuse_count() { find /sys/fs/fuse/connections -mindepth 1 -maxdepth 1 | wc -l; }
+fuse_count() { find /sys/fs/fuse/connections -mindepth 1 -maxdepth 1 2>/dev/null | wc -l; }
 
 # One step; prints "seconds peak_fuse_connections".
 step() { # runtime join ranks cmd...
@@ -48,12 +48,19 @@ step() { # runtime join ranks cmd...
   local sampler=$!
   local t0 t1
   t0=$(date +%s.%N)
+  local ok=ok
+  # Charliecloud's --join leaves its /dev/shm objects behind when a group fails, and every
+  # later group with the same tag then fails: clean up as its documentation says to, and
+  # count what each step leaves.
+  rm -f /dev/shm/ch-run_shm-* /dev/shm/sem.ch-run_sem-*
   runuser -u "$user" -- env USER="$user" HOME=/tmp PATH=/usr/bin:/bin \
     srun -n "$ranks" "${over[@]}" "$bin" "${jflag[@]}" "$img" -- "$@" >/dev/null 2>"$work/step.err" \
-    || { echo "step failed: $rt $join $ranks $*" >&2; cat "$work/step.err" >&2; kill $sampler; exit 1; }
+    || { ok=fail; echo "step failed: $rt $join $ranks $*: $(grep -v '^srun' "$work/step.err" | head -1)" >&2; }
   t1=$(date +%s.%N)
   sleep 0.05; kill $sampler; wait $sampler 2>/dev/null || true
-  echo "$(echo "$t1 - $t0" | bc -l) $(cat "$peakf" 2>/dev/null || echo 0)"
+  local peak; peak=$(cat "$peakf" 2>/dev/null || true)
+  [ -z "$(ls /dev/shm | grep ch-run || true)" ] || echo "left in /dev/shm after $rt $join $ranks: $(ls /dev/shm | grep ch-run | tr '\n' ' ')" >&2
+  echo "$(echo "$t1 - $t0" | bc -l) ${peak:-0} $ok"
   rm -f "$peakf"
 }
 
@@ -68,26 +75,31 @@ results=$here/results/slurm.md
   echo "Wall time of the whole srun step, median of $runs; peak FUSE connections seen during the step (one per mount)."
   echo "256 MiB reads: page cache dropped before each step; every rank reads the same file."
   echo
-  echo "| command | ranks | --join | ours (s) | Charliecloud (s) | ours / theirs | FUSE mounts ours / theirs |"
-  echo "|---|---|---|---|---|---|---|"
+  echo "| command | ranks | --join | ours (s) | Charliecloud (s) | ours / theirs | FUSE mounts ours / theirs | failed steps ours / theirs |"
+  echo "|---|---|---|---|---|---|---|---|"
 } >"$results"
 
 for what in true read; do
   for ranks in 1 8 32; do
     for join in nojoin join; do
-      ours=(); theirs_t=(); pk_o=0; pk_t=0
+      ours=(); theirs_t=(); pk_o=0; pk_t=0; fail_o=0; fail_t=0
       for _ in $(seq "$runs"); do
         for rt in ours theirs; do
           [ "$what" = read ] && { sync; echo 3 >/proc/sys/vm/drop_caches; }
           if [ "$what" = true ]; then r=$(step $rt $join "$ranks" true); else r=$(step $rt $join "$ranks" cat /f256); fi
           set -- $r
-          if [ $rt = ours ]; then ours+=("$1"); [ "$2" -gt $pk_o ] && pk_o=$2; else theirs_t+=("$1"); [ "$2" -gt $pk_t ] && pk_t=$2; fi
+          if [ $rt = ours ]; then
+            ours+=("$1"); [ "$2" -gt $pk_o ] && pk_o=$2; [ "$3" = ok ] || fail_o=$((fail_o + 1))
+          else
+            theirs_t+=("$1"); [ "$2" -gt $pk_t ] && pk_t=$2; [ "$3" = ok ] || fail_t=$((fail_t + 1))
+          fi
         done
       done
       mo=$(printf '%s\n' "${ours[@]}" | median); mt=$(printf '%s\n' "${theirs_t[@]}" | median)
       label='`-- true`'; [ "$what" = read ] && label='`-- cat /f256`'
-      printf '| %s | %s | %s | %.3f | %.3f | %.2f | %s / %s |\n' "$label" "$ranks" \
-        "$([ $join = join ] && echo yes || echo no)" "$mo" "$mt" "$(echo "$mo / $mt" | bc -l)" "$pk_o" "$pk_t" >>"$results"
+      printf '| %s | %s | %s | %.3f | %.3f | %.2f | %s / %s | %s / %s |\n' "$label" "$ranks" \
+        "$([ $join = join ] && echo yes || echo no)" "$mo" "$mt" "$(echo "$mo / $mt" | bc -l)" "$pk_o" "$pk_t" \
+        "$fail_o" "$fail_t" >>"$results"
       echo "$what ranks=$ranks $join: ours $mo s, theirs $mt s, mounts $pk_o / $pk_t" >&2
     done
   done
