@@ -456,6 +456,17 @@ impl Scratch {
 
 impl Drop for Scratch {
     fn drop(&mut self) {
+        // A test that failed halfway may have left its containers running: end them, so
+        // one failure doesn't leave processes behind for the next run.
+        for p in self.processes() {
+            if let Some(pid) = p
+                .split_once(':')
+                .and_then(|(pid, _)| pid.parse::<i32>().ok())
+            {
+                // SAFETY: kill has no memory preconditions.
+                unsafe { libc::kill(pid, libc::SIGKILL) };
+            }
+        }
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
