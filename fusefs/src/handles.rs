@@ -12,6 +12,11 @@ pub struct OpenFile {
     pub data: FileData,
     /// Where the last read ended: a read starting here is sequential.
     pub last_end: AtomicU64,
+    /// Blocks the readahead keeps decompressed ahead of a sequential reader: it starts at
+    /// one and doubles with every sequential read (as the kernel's readahead window grows),
+    /// so a program reading a little of many files (python's start-up) doesn't pay for
+    /// megabytes it never reads.
+    pub window: AtomicU64,
     /// Blocks already pushed into the kernel's page cache, one bit each.
     pushed: Vec<AtomicU64>,
 }
@@ -23,6 +28,7 @@ impl OpenFile {
             node,
             data,
             last_end: AtomicU64::new(u64::MAX),
+            window: AtomicU64::new(0),
             pushed: (0..words).map(|_| AtomicU64::new(0)).collect(),
         }
     }

@@ -48,9 +48,7 @@ impl Table {
                 self.end
             ));
         }
-        let mut header = [0u8; 2];
-        reader.source().read_exact_at(pos, &mut header)?;
-        let word = u16::from_le_bytes(header);
+        let word = reader.metadata_header(pos)?;
         let len = u64::from(word & !UNCOMPRESSED);
         let next = pos + 2 + len;
         if len == 0 || len > METADATA_SIZE as u64 || next > self.end {

@@ -1,6 +1,7 @@
 //! Turns a (position, stored size) pair into a decompressed block, through the cache.
 
 use std::cell::RefCell;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::cache::{Block, BlockCache};
 use crate::compress::Decompressor;
@@ -48,7 +49,16 @@ pub struct BlockReader {
     decompressor: Box<dyn Decompressor>,
     cache: BlockCache,
     block_size: u32,
+    /// Metadata block headers already read, `pos << 16 | header` by a hash of `pos`
+    /// (0: empty): every metadata access needs its block's stored length, also when the
+    /// block itself is cached, and a pread per lookup would dominate a warm `stat`.
+    headers: Box<[AtomicU64]>,
 }
+
+/// Slots of the metadata header memo (32 KiB).
+const HEADER_SLOTS: usize = 4096;
+/// Positions the memo can hold (it packs a position and a 16-bit header in 64 bits).
+const HEADER_POS_LIMIT: u64 = 1 << 48;
 
 thread_local! {
     /// Compressed bytes on their way to the decompressor, reused across reads.
@@ -71,7 +81,28 @@ impl BlockReader {
             decompressor,
             cache: BlockCache::new(cache_bytes),
             block_size,
+            headers: (0..HEADER_SLOTS).map(|_| AtomicU64::new(0)).collect(),
         }
+    }
+
+    /// The 2-byte header of the metadata block at `pos` (its stored length and the
+    /// uncompressed bit), read once and then remembered.
+    pub fn metadata_header(&self, pos: u64) -> Result<u16> {
+        let slot = (pos < HEADER_POS_LIMIT)
+            .then(|| &self.headers[((pos ^ (pos >> 12)) as usize) % HEADER_SLOTS]);
+        if let Some(slot) = slot {
+            let v = slot.load(Ordering::Relaxed);
+            if v != 0 && v >> 16 == pos {
+                return Ok(v as u16);
+            }
+        }
+        let mut header = [0u8; 2];
+        self.source.read_exact_at(pos, &mut header)?;
+        let word = u16::from_le_bytes(header);
+        if let Some(slot) = slot {
+            slot.store(pos << 16 | u64::from(word), Ordering::Relaxed);
+        }
+        Ok(word)
     }
 
     pub fn source(&self) -> &Source {
