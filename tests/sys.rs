@@ -140,13 +140,17 @@ pub fn is_mounted(dir: &Path) -> bool {
 
 impl Drop for FuseMount {
     fn drop(&mut self) {
-        let _ = Command::new("umount").arg(&self.dir).status();
-        // The daemon exits once the kernel ends the session; give it a moment.
+        // A release the kernel still has in flight (FUSE sends RELEASE asynchronously) can
+        // make the first umount EBUSY on a loaded machine: try again for a while.
         for _ in 0..100 {
+            let _ = Command::new("umount")
+                .arg(&self.dir)
+                .stderr(std::process::Stdio::null())
+                .status();
             if !is_mounted(&self.dir) {
                 break;
             }
-            std::thread::sleep(std::time::Duration::from_millis(20));
+            std::thread::sleep(std::time::Duration::from_millis(100));
         }
         let _ = std::fs::remove_dir(&self.dir);
     }
