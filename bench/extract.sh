@@ -4,7 +4,9 @@
 # Medians of RUNS runs, written as a Markdown table to bench/results/extract.md.
 #
 # Usage: bash bench/extract.sh [RUNS]      (root; needs squashfs-tools; ~20 min on 2 cores)
-#   CODECS="zstd lz4" to run some codecs only; REPORT=name.md to write another results file.
+#   CODECS="zstd lz4" to run some codecs only; REPORT=name.md to write another results file;
+#   NICE=-10 runs every timed command at that priority (both tools alike), so that other jobs
+#   on a shared machine skew the figures less.
 set -euo pipefail
 runs=${1:-3}
 here=$(cd "$(dirname "$0")" && pwd)
@@ -25,28 +27,25 @@ fi
 big=$(find "$src" -type f -size +20M -printf '%s %P\n' | sort -n | tail -1 | cut -d' ' -f2-)
 
 median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+nice=${NICE:-0}
 timeit() { # prints seconds of one run of "$@"
-  local t0 t1; t0=$(date +%s.%N); "$@" >/dev/null 2>&1; t1=$(date +%s.%N)
+  local t0 t1; t0=$(date +%s.%N); nice -n "$nice" "$@" >/dev/null 2>&1; t1=$(date +%s.%N)
   echo "$t1 - $t0" | bc -l
 }
-run_median() { # label, command...
-  local i vals=()
-  for ((i = 0; i < runs; i++)); do
-    rm -rf "$out_dir"; sync
-    vals+=("$(timeit "$@")")
-  done
+once() { # seconds of one run of "$@", into a fresh destination
+  rm -rf "$out_dir"; sync
+  timeit "$@"
   rm -rf "$out_dir"
-  printf '%s\n' "${vals[@]}" | median
 }
 
 report=$here/results/${REPORT:-extract.md}
 {
   echo "# sqfs extract vs unsquashfs"
   echo
-  echo "Made by \`${CODECS:+CODECS=\"$CODECS\" }${REPORT:+REPORT=$REPORT }bash bench/extract.sh $runs\` at commit $(git -C "$repo" rev-parse --short HEAD) on $(date -u +%F), $(nproc) cores, $(uname -r)."
+  echo "Made by \`${NICE:+NICE=$NICE }${CODECS:+CODECS=\"$CODECS\" }${REPORT:+REPORT=$REPORT }bash bench/extract.sh $runs\` at commit $(git -C "$repo" rev-parse --short HEAD) on $(date -u +%F), $(nproc) cores, $(uname -r)."
   echo "Source: /usr/lib/x86_64-linux-gnu + /usr/share + /usr/bin of this machine ($(du -sh "$src" | cut -f1))."
   echo "Extraction into tmpfs, image in the page cache (decoding, not the disk, is measured)."
-  echo "Medians of $runs runs, seconds; ratio = unsquashfs time / sqfs time (> 1: sqfs faster)."
+  echo "Medians of $runs rounds (the tools take turns in each), seconds; ratio = unsquashfs time / sqfs time (> 1: sqfs faster)."
   echo
   echo "| codec | image | unsquashfs -processors 1 | sqfs extract -p 1 | ratio | unsquashfs (all cores) | sqfs extract (all cores) | ratio | sqfs cat of $(basename "$big") |"
   echo "|---|---|---|---|---|---|---|---|---|"
@@ -55,11 +54,21 @@ for codec in ${CODECS:-gzip xz zstd lz4 lzo}; do
   img=$work/$codec.sqfs
   [ -f "$img" ] || mksquashfs "$src" "$img" -comp "$codec" -no-progress -quiet >/dev/null
   cat "$img" >/dev/null # warm the page cache
-  u1=$(run_median unsquashfs -processors 1 -no-progress -d "$out_dir" "$img")
-  s1=$(run_median "$sqfs" extract -p 1 "$img" "$out_dir")
-  un=$(run_median unsquashfs -no-progress -d "$out_dir" "$img")
-  sn=$(run_median "$sqfs" extract "$img" "$out_dir")
-  catt=$(run_median sh -c "\"$sqfs\" cat \"$img\" \"$big\" >/dev/null")
+  # The four extractions take turns in every round, so that a change of load on the machine
+  # falls on all of them alike.
+  u1s=() s1s=() uns=() sns=() cats=()
+  for ((i = 0; i < runs; i++)); do
+    u1s+=("$(once unsquashfs -processors 1 -no-progress -d "$out_dir" "$img")")
+    s1s+=("$(once "$sqfs" extract -p 1 "$img" "$out_dir")")
+    uns+=("$(once unsquashfs -no-progress -d "$out_dir" "$img")")
+    sns+=("$(once "$sqfs" extract "$img" "$out_dir")")
+    cats+=("$(once sh -c "\"$sqfs\" cat \"$img\" \"$big\" >/dev/null")")
+  done
+  u1=$(printf '%s\n' "${u1s[@]}" | median)
+  s1=$(printf '%s\n' "${s1s[@]}" | median)
+  un=$(printf '%s\n' "${uns[@]}" | median)
+  sn=$(printf '%s\n' "${sns[@]}" | median)
+  catt=$(printf '%s\n' "${cats[@]}" | median)
   size=$(stat -c %s "$src/$big")
   printf '| %s | %s MiB | %.2f | %.2f | %.2f | %.2f | %.2f | %.2f | %.0f MB/s |\n' \
     "$codec" "$(( $(stat -c %s "$img") >> 20 ))" "$u1" "$s1" "$(echo "$u1 / $s1" | bc -l)" \

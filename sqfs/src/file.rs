@@ -72,6 +72,11 @@ impl FileData {
         self.blocks.len()
     }
 
+    /// Whether block `i` is a sparse hole (stored as nothing, reads as zeros).
+    pub fn is_hole(&self, i: usize) -> bool {
+        self.blocks[i].is_hole()
+    }
+
     /// Image position and size word of block `i`.
     pub fn block(&self, i: usize) -> (u64, DataBlock) {
         let first = i / CHECKPOINT_EVERY * CHECKPOINT_EVERY;

@@ -67,7 +67,8 @@ enum Command {
         /// Path inside the image to extract
         #[arg(default_value = "/")]
         path: String,
-        /// Worker threads (default: one per CPU)
+        /// Decompressor threads (default: one per CPU); a walker and a writer run besides,
+        /// as with unsquashfs -processors
         #[arg(short = 'p', long)]
         processors: Option<usize>,
     },

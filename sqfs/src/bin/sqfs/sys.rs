@@ -1,7 +1,9 @@
 //! Thin, checked wrappers over the few system calls extraction needs that std lacks.
 
 use std::ffi::CString;
+use std::fs::File;
 use std::io;
+use std::os::fd::AsRawFd;
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
@@ -65,4 +67,36 @@ pub fn set_mtime(path: &Path, mtime: u32) -> io::Result<()> {
             libc::AT_SYMLINK_NOFOLLOW,
         )
     })
+}
+
+/// Clears the process umask, so files and nodes are created with the image's modes.
+pub fn clear_umask() {
+    // SAFETY: umask has no preconditions.
+    unsafe { libc::umask(0) };
+}
+
+pub fn fsetxattr(file: &File, name: &[u8], value: &[u8]) -> io::Result<()> {
+    let n = CString::new(name).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+    // SAFETY: the fd is open for the call; name is NUL-terminated; value points to
+    // value.len() readable bytes.
+    check(unsafe {
+        libc::fsetxattr(
+            file.as_raw_fd(),
+            n.as_ptr(),
+            value.as_ptr().cast(),
+            value.len(),
+            0,
+        )
+    })
+}
+
+/// Sets atime and mtime of an open file to `mtime`.
+pub fn fset_mtime(file: &File, mtime: u32) -> io::Result<()> {
+    let t = libc::timespec {
+        tv_sec: libc::time_t::from(mtime),
+        tv_nsec: 0,
+    };
+    let times = [t, t];
+    // SAFETY: the fd is open for the call and times points to two timespecs.
+    check(unsafe { libc::futimens(file.as_raw_fd(), times.as_ptr()) })
 }
