@@ -335,10 +335,9 @@ impl Filesystem for SquashFs {
                     let start = (offset - first as u64 * bs) as usize;
                     let stop = (end - first as u64 * bs) as usize;
                     reply.data(&block[start..stop]);
-                    if (stop - start) < block.len() && file.first_push(first) {
-                        let len = block.len();
+                    if (stop - start) < block.len() {
                         self.background
-                            .store(file.node, first as u64 * bs, block, len);
+                            .store(&file, first, first as u64 * bs, block);
                     }
                     return;
                 }
