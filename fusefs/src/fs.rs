@@ -38,6 +38,11 @@ pub struct SquashFs {
     logged: Mutex<HashSet<String>>,
     /// Seconds since the epoch of the last request, for `-o timeout=N`.
     last_activity: Arc<AtomicU64>,
+    /// The kernel accepted FUSE_NO_OPENDIR_SUPPORT: opendir may answer ENOSYS once, and the
+    /// kernel then opens directories without asking, keeping their cached listings.
+    no_opendir: bool,
+    /// The image has no xattrs at all (no xattr ids), so no inode can have one.
+    no_xattrs: bool,
 }
 
 /// The last request's time and the open files, seen from outside the session.
@@ -69,7 +74,10 @@ impl SquashFs {
         prefetch_threads: usize,
     ) -> Self {
         let notifier = Arc::new(OnceLock::new());
+        let no_xattrs = archive.xattr_id_count() == 0;
         SquashFs {
+            no_opendir: false,
+            no_xattrs,
             background: Background::start(archive.clone(), notifier.clone(), prefetch_threads),
             nodes: Nodes::new(root),
             archive,
@@ -209,6 +217,12 @@ impl Filesystem for SquashFs {
         for flag in wanted.iter() {
             let _ = config.add_capabilities(flag);
         }
+        // Opening a directory needs nothing from us: without OPENDIR and RELEASEDIR a
+        // warm `ls -R` costs no request at all (the kernel then keeps directory listings
+        // cached, as FOPEN_CACHE_DIR | FOPEN_KEEP_CACHE would).
+        self.no_opendir = config
+            .add_capabilities(InitFlags::FUSE_NO_OPENDIR_SUPPORT)
+            .is_ok();
         // As much readahead as the kernel allows (it caps the value it offered).
         let _ = config
             .set_max_readahead(u32::MAX)
@@ -379,6 +393,9 @@ impl Filesystem for SquashFs {
 
     fn opendir(&self, _req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
         self.touch();
+        if self.no_opendir {
+            return reply.error(Errno::ENOSYS);
+        }
         match self.inode(ino) {
             Ok(inode) if inode.is_dir() => reply.opened(
                 FileHandle(0),
@@ -507,6 +524,13 @@ impl Filesystem for SquashFs {
 
     fn getxattr(&self, _req: &Request, ino: INodeNo, name: &OsStr, size: u32, reply: ReplyXattr) {
         self.touch();
+        if self.no_xattrs {
+            // ENOSYS makes the kernel answer every later getxattr itself (EOPNOTSUPP,
+            // where the kernel's driver says ENODATA): `ls -l` asks two per file, and an
+            // image without a single xattr has nothing to tell. listxattr still answers
+            // (an empty list, as the kernel's driver gives).
+            return reply.error(Errno::ENOSYS);
+        }
         let result = self.inode(ino).and_then(|inode| {
             self.archive
                 .xattr(&inode, name.as_bytes())
