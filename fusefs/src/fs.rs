@@ -59,6 +59,20 @@ impl Monitor {
     }
 }
 
+/// Makes every thread allocate from glibc's one main heap. Decompressed blocks are made by
+/// one thread (a request or prefetch worker) and freed by another when the cache evicts
+/// them; with a heap per thread, freed blocks pile up in heaps that the next block is not
+/// taken from. Measured after `tar c` of a Debian rootfs image: peak RSS 63-77 MiB with
+/// per-thread heaps, 38 MiB with one (32 MiB of it the block cache). Must run before the
+/// worker threads start; small allocations still come from per-thread caches.
+fn one_heap() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only sets an allocator parameter; any value is accepted or refused.
+    unsafe {
+        libc::mallopt(libc::M_ARENA_MAX, 1);
+    }
+}
+
 fn now_secs() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -73,6 +87,7 @@ impl SquashFs {
         owners: Owners,
         prefetch_threads: usize,
     ) -> Self {
+        one_heap();
         let notifier = Arc::new(OnceLock::new());
         let no_xattrs = archive.xattr_id_count() == 0;
         SquashFs {
