@@ -38,6 +38,11 @@ pub struct SquashFs {
     logged: Mutex<HashSet<String>>,
     /// Seconds since the epoch of the last request, for `-o timeout=N`.
     last_activity: Arc<AtomicU64>,
+    /// The kernel accepted FUSE_NO_OPENDIR_SUPPORT: opendir may answer ENOSYS once, and the
+    /// kernel then opens directories without asking, keeping their cached listings.
+    no_opendir: bool,
+    /// The image has no xattrs at all (no xattr ids), so no inode can have one.
+    no_xattrs: bool,
 }
 
 /// The last request's time and the open files, seen from outside the session.
@@ -51,6 +56,20 @@ impl Monitor {
     pub fn idle_secs(&self) -> Option<u64> {
         (self.handles.count() == 0)
             .then(|| now_secs().saturating_sub(self.last_activity.load(Ordering::Relaxed)))
+    }
+}
+
+/// Makes every thread allocate from glibc's one main heap. Decompressed blocks are made by
+/// one thread (a request or prefetch worker) and freed by another when the cache evicts
+/// them; with a heap per thread, freed blocks pile up in heaps that the next block is not
+/// taken from. Measured after `tar c` of a Debian rootfs image: peak RSS 63-77 MiB with
+/// per-thread heaps, 38 MiB with one (32 MiB of it the block cache). Must run before the
+/// worker threads start; small allocations still come from per-thread caches.
+fn one_heap() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only sets an allocator parameter; any value is accepted or refused.
+    unsafe {
+        libc::mallopt(libc::M_ARENA_MAX, 1);
     }
 }
 
@@ -68,8 +87,12 @@ impl SquashFs {
         owners: Owners,
         prefetch_threads: usize,
     ) -> Self {
+        one_heap();
         let notifier = Arc::new(OnceLock::new());
+        let no_xattrs = archive.xattr_id_count() == 0;
         SquashFs {
+            no_opendir: false,
+            no_xattrs,
             background: Background::start(archive.clone(), notifier.clone(), prefetch_threads),
             nodes: Nodes::new(root),
             archive,
@@ -209,6 +232,12 @@ impl Filesystem for SquashFs {
         for flag in wanted.iter() {
             let _ = config.add_capabilities(flag);
         }
+        // Opening a directory needs nothing from us: without OPENDIR and RELEASEDIR a
+        // warm `ls -R` costs no request at all (the kernel then keeps directory listings
+        // cached, as FOPEN_CACHE_DIR | FOPEN_KEEP_CACHE would).
+        self.no_opendir = config
+            .add_capabilities(InitFlags::FUSE_NO_OPENDIR_SUPPORT)
+            .is_ok();
         // As much readahead as the kernel allows (it caps the value it offered).
         let _ = config
             .set_max_readahead(u32::MAX)
@@ -343,10 +372,9 @@ impl Filesystem for SquashFs {
                     let start = (offset - first as u64 * bs) as usize;
                     let stop = (end - first as u64 * bs) as usize;
                     reply.data(&block[start..stop]);
-                    if (stop - start) < block.len() && file.first_push(first) {
-                        let len = block.len();
+                    if (stop - start) < block.len() {
                         self.background
-                            .store(file.node, first as u64 * bs, block, len);
+                            .store(&file, first, first as u64 * bs, block);
                     }
                     return;
                 }
@@ -388,6 +416,9 @@ impl Filesystem for SquashFs {
 
     fn opendir(&self, _req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
         self.touch();
+        if self.no_opendir {
+            return reply.error(Errno::ENOSYS);
+        }
         match self.inode(ino) {
             Ok(inode) if inode.is_dir() => reply.opened(
                 FileHandle(0),
@@ -516,6 +547,13 @@ impl Filesystem for SquashFs {
 
     fn getxattr(&self, _req: &Request, ino: INodeNo, name: &OsStr, size: u32, reply: ReplyXattr) {
         self.touch();
+        if self.no_xattrs {
+            // ENOSYS makes the kernel answer every later getxattr itself (EOPNOTSUPP,
+            // where the kernel's driver says ENODATA): `ls -l` asks two per file, and an
+            // image without a single xattr has nothing to tell. listxattr still answers
+            // (an empty list, as the kernel's driver gives).
+            return reply.error(Errno::ENOSYS);
+        }
         let result = self.inode(ino).and_then(|inode| {
             self.archive
                 .xattr(&inode, name.as_bytes())

@@ -17,8 +17,11 @@ pub struct OpenFile {
     /// so a program reading a little of many files (python's start-up) doesn't pay for
     /// megabytes it never reads.
     pub window: AtomicU64,
-    /// Blocks already pushed into the kernel's page cache, one bit each.
-    pushed: Vec<AtomicU64>,
+    /// Blocks whose push into the kernel's page cache is queued or under way, one bit each.
+    /// Only in-flight pushes are remembered: the kernel may drop pushed pages at any time
+    /// (memory pressure, `POSIX_FADV_DONTNEED`), and a READ for a block means some of its
+    /// pages are missing, so once a push is done the block may be pushed again.
+    pushing: Vec<AtomicU64>,
 }
 
 impl OpenFile {
@@ -29,17 +32,24 @@ impl OpenFile {
             data,
             last_end: AtomicU64::new(u64::MAX),
             window: AtomicU64::new(0),
-            pushed: (0..words).map(|_| AtomicU64::new(0)).collect(),
+            pushing: (0..words).map(|_| AtomicU64::new(0)).collect(),
         }
     }
 
-    /// Marks block `index` pushed; true the first time only.
-    pub fn first_push(&self, index: usize) -> bool {
-        let Some(word) = self.pushed.get(index / 64) else {
+    /// Marks a push of block `index` in flight; false if one already is.
+    pub fn start_push(&self, index: usize) -> bool {
+        let Some(word) = self.pushing.get(index / 64) else {
             return false;
         };
         let bit = 1u64 << (index % 64);
-        word.fetch_or(bit, Ordering::Relaxed) & bit == 0
+        word.fetch_or(bit, Ordering::AcqRel) & bit == 0
+    }
+
+    /// The push of block `index` is over (done, failed or dropped).
+    pub fn end_push(&self, index: usize) {
+        if let Some(word) = self.pushing.get(index / 64) {
+            word.fetch_and(!(1u64 << (index % 64)), Ordering::AcqRel);
+        }
     }
 }
 

@@ -14,8 +14,8 @@ use crate::handles::OpenFile;
 
 /// Decompress block `.1` of file `.0` into the block cache.
 struct Prefetch(Arc<OpenFile>, usize);
-/// Store the first `.3` bytes of `.2` at offset `.1` of node `.0` in the page cache.
-struct Store(u64, u64, Block, usize);
+/// Store block `.1` of file `.0` (decompressed: `.3`) at offset `.2` in the page cache.
+struct Store(Arc<OpenFile>, usize, u64, Block);
 
 pub struct Background {
     jobs: Sender<Prefetch>,
@@ -45,10 +45,11 @@ impl Background {
         std::thread::Builder::new()
             .name("page-store".into())
             .spawn(move || {
-                for Store(node, offset, block, len) in rx {
+                for Store(file, index, offset, block) in rx {
                     if let Some(n) = notifier.get() {
-                        let _ = n.store(INodeNo(node), offset, &block[..len]);
+                        let _ = n.store(INodeNo(file.node), offset, &block);
                     }
+                    file.end_push(index);
                 }
             })
             .expect("spawn page-store thread");
@@ -59,8 +60,16 @@ impl Background {
         let _ = self.jobs.try_send(Prefetch(file.clone(), index));
     }
 
-    /// Pushes the first `len` bytes of `block` into the page cache at `offset`.
-    pub fn store(&self, node: u64, offset: u64, block: Block, len: usize) {
-        let _ = self.stores.try_send(Store(node, offset, block, len));
+    /// Pushes `block`, block `index` of `file`, into the page cache at `offset`, unless a
+    /// push of it is already in flight.
+    pub fn store(&self, file: &Arc<OpenFile>, index: usize, offset: u64, block: Block) {
+        if file.start_push(index) {
+            if let Err(e) = self
+                .stores
+                .try_send(Store(file.clone(), index, offset, block))
+            {
+                file.end_push(e.into_inner().1);
+            }
+        }
     }
 }

@@ -9,8 +9,10 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 use crate::error::{Error, Result};
 
-/// A decompressed block, shared by every reader that needs it.
-pub type Block = Arc<[u8]>;
+/// A decompressed block, shared by every reader that needs it. The decompressor's own
+/// buffer is kept (no second allocation and copy into an `Arc<[u8]>`): one allocation per
+/// block, of the size the cache is charged for, keeps the heap from fragmenting.
+pub type Block = Arc<Vec<u8>>;
 
 /// What the cache remembers of a failed fill, for the threads that waited on it.
 type Filled = std::result::Result<Block, String>;
@@ -81,7 +83,7 @@ impl BlockCache {
         };
         let mut error = None;
         let filled = slot.get_or_init(|| match fill() {
-            Ok(data) => Ok(Block::from(data)),
+            Ok(data) => Ok(Block::new(data)),
             Err(e) => {
                 let msg = e.to_string();
                 error = Some(e);
