@@ -10,6 +10,11 @@ const VALUE_OUT_OF_LINE: u16 = 0x0100;
 /// Linux refuses longer names and values (XATTR_NAME_MAX, XATTR_SIZE_MAX).
 const MAX_NAME: usize = 255;
 const MAX_VALUE: u32 = 65536;
+/// Bytes of names (with prefixes and NULs) Linux can list for one inode (XATTR_LIST_MAX).
+const MAX_LIST_NAMES: usize = 65536;
+/// Bytes of values one list may hold. Out-of-line values are references, so without a
+/// bound every 17 stored bytes could cost a 64 KiB value.
+const MAX_LIST_VALUES: usize = 16 << 20;
 const PREFIXES: [&[u8]; 3] = [b"user.", b"trusted.", b"security."];
 
 /// One extended attribute, with its full name (`user.foo`).
@@ -69,6 +74,7 @@ impl XattrTable {
         let _size = entry.u32()?;
         let mut c = self.kv.cursor(reader, at)?;
         let mut out = Vec::with_capacity(count.min(64) as usize);
+        let (mut names, mut values) = (0usize, 0usize);
         for _ in 0..count {
             let kind = c.u16()?;
             let name_len = usize::from(c.u16()?);
@@ -93,6 +99,14 @@ impl XattrTable {
                 check_value_len(value_len)?;
                 c.bytes(value_len as usize)?
             };
+            names += name.len() + 1;
+            values += value.len();
+            if names > MAX_LIST_NAMES || values > MAX_LIST_VALUES {
+                return Err(corrupt!(
+                    "xattr list {index} holds more than {MAX_LIST_NAMES} bytes of names or \
+                     {MAX_LIST_VALUES} bytes of values"
+                ));
+            }
             out.push(Xattr { name, value });
         }
         Ok(out)
@@ -104,4 +118,96 @@ fn check_value_len(len: u32) -> Result<()> {
         return Err(corrupt!("xattr value of {len} bytes"));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+    use std::os::fd::FromRawFd;
+
+    use super::*;
+    use crate::compress::{new_decompressor, Compression};
+    use crate::metadata::METADATA_SIZE;
+    use crate::source::Source;
+
+    /// `stream` stored as uncompressed metadata blocks.
+    fn blocks(stream: &[u8]) -> Vec<u8> {
+        let mut out = Vec::new();
+        for chunk in stream.chunks(METADATA_SIZE) {
+            out.extend((0x8000 | chunk.len() as u16).to_le_bytes());
+            out.extend(chunk);
+        }
+        out
+    }
+
+    /// A reader over `image` (held in a memfd).
+    fn reader(image: &[u8]) -> BlockReader {
+        // SAFETY: a fresh descriptor from memfd_create, owned by the File from here on.
+        let file = unsafe {
+            let fd = libc::memfd_create(c"sqfs-test".as_ptr(), libc::MFD_CLOEXEC);
+            assert!(fd >= 0);
+            std::fs::File::from_raw_fd(fd)
+        };
+        (&file).write_all(image).unwrap();
+        let mut source = Source::new(file, 0);
+        source.set_len(image.len() as u64);
+        let d = new_decompressor(Compression::Gzip, None).unwrap();
+        BlockReader::new(source, d, 1 << 20, 131072)
+    }
+
+    /// One inode's list of `count` entries `user.a`, each an out-of-line reference to the
+    /// same 64 KiB value: 17 stored bytes per entry.
+    fn shared_value_image(count: u32) -> (Vec<u8>, u64) {
+        let mut kv = Vec::new();
+        kv.extend((MAX_VALUE).to_le_bytes());
+        kv.resize(4 + MAX_VALUE as usize, b'v');
+        let list_at = kv.len();
+        for _ in 0..count {
+            kv.extend((VALUE_OUT_OF_LINE).to_le_bytes());
+            kv.extend(1u16.to_le_bytes());
+            kv.push(b'a');
+            kv.extend(8u32.to_le_bytes());
+            kv.extend(0u64.to_le_bytes());
+        }
+        let mut image = blocks(&kv);
+        let block = (list_at / METADATA_SIZE * (METADATA_SIZE + 2)) as u64;
+        let list = MetaRef {
+            block,
+            offset: (list_at % METADATA_SIZE) as u16,
+        };
+        let ids_at = image.len() as u64;
+        let mut entry = list.packed().to_le_bytes().to_vec();
+        entry.extend(count.to_le_bytes());
+        entry.extend(0u32.to_le_bytes());
+        image.extend(blocks(&entry));
+        let start = image.len() as u64;
+        image.extend(0u64.to_le_bytes());
+        image.extend(1u32.to_le_bytes());
+        image.extend(0u32.to_le_bytes());
+        image.extend(ids_at.to_le_bytes());
+        (image, start)
+    }
+
+    #[test]
+    fn a_list_of_shared_values_is_bounded() {
+        let (image, start) = shared_value_image(3);
+        let r = reader(&image);
+        let table = XattrTable::read(&r, start, image.len() as u64, 0).unwrap();
+        let list = table.list(&r, 0).unwrap();
+        assert_eq!(list.len(), 3);
+        assert!(list
+            .iter()
+            .all(|x| x.name == b"user.a" && x.value.len() == MAX_VALUE as usize));
+
+        // 8000 entries (136 KB stored) would be 500 MiB of values.
+        let (image, start) = shared_value_image(8000);
+        let r = reader(&image);
+        let table = XattrTable::read(&r, start, image.len() as u64, 0).unwrap();
+        let result = table.list(&r, 0);
+        assert!(
+            matches!(result, Err(crate::Error::Corrupt(_))),
+            "{:?}",
+            result.map(|l| l.len())
+        );
+    }
 }
