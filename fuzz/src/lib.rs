@@ -697,9 +697,12 @@ const SUPERBLOCK_FIELDS: [(usize, usize); 18] = [
 ///
 /// On the uncompressed image, table anchors land in inode and directory records directly.
 pub fn mutate(data: &[u8]) {
-    let Some((&pick, mut ops)) = data.split_first() else {
-        return;
-    };
+    mutate_walk(data);
+}
+
+/// [`mutate`], returning what the walk saw (None: the patched image did not open).
+pub fn mutate_walk(data: &[u8]) -> Option<Walked> {
+    let (&pick, mut ops) = data.split_first()?;
     let (_, offset, base) = TINY[usize::from(pick) % TINY.len()];
     let at = offset as usize;
     let mut image = base.to_vec();
@@ -721,6 +724,9 @@ pub fn mutate(data: &[u8]) {
         v
     };
     for _ in 0..64 {
+        if ops.is_empty() {
+            break;
+        }
         let kind = take(&mut ops, 1)[0];
         match kind % 8 {
             0 | 1 => {
@@ -771,11 +777,8 @@ pub fn mutate(data: &[u8]) {
                 }
             }
         }
-        if ops.is_empty() {
-            break;
-        }
     }
-    open_and_exercise(&image, offset, salt(data));
+    open_and_exercise(&image, offset, salt(data))
 }
 
 // ---------------------------------------------------------------------------------------

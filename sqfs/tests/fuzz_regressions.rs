@@ -80,6 +80,15 @@ fn seed_images_are_walked() {
     }
 }
 
+/// The mutate seeds apply no patch: each is a whole, valid tiny image.
+#[test]
+fn mutate_seeds_are_valid_images() {
+    for (name, data) in targets::seeds("mutate") {
+        let walked = targets::mutate_walk(&data).unwrap_or_else(|| panic!("{name} did not open"));
+        assert!(walked.dirs >= 1, "{name}: only {walked:?}");
+    }
+}
+
 #[test]
 fn decompress() {
     replay("decompress");
