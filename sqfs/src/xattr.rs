@@ -1,7 +1,7 @@
 //! Extended attributes: the xattr id table (per-inode lists) and the key/value table.
 
 use crate::error::{corrupt, Result};
-use crate::metadata::{MetaRef, Table};
+use crate::metadata::{MetaCursor, MetaRef, Table};
 use crate::reader::BlockReader;
 use crate::table::LookupTable;
 
@@ -68,37 +68,12 @@ impl XattrTable {
 
     /// Every xattr of the inode whose xattr index is `index`, in stored order.
     pub fn list(&self, reader: &BlockReader, index: u32) -> Result<Vec<Xattr>> {
-        let mut entry = self.ids.entry(reader, u64::from(index))?;
-        let at = MetaRef::from_packed(entry.u64()?);
-        let count = entry.u32()?;
-        let _size = entry.u32()?;
-        let mut c = self.kv.cursor(reader, at)?;
+        let (mut c, count) = self.open_list(reader, index)?;
         let mut out = Vec::with_capacity(count.min(64) as usize);
         let (mut names, mut values) = (0usize, 0usize);
         for _ in 0..count {
-            let kind = c.u16()?;
-            let name_len = usize::from(c.u16()?);
-            let prefix = PREFIXES
-                .get(usize::from(kind & !VALUE_OUT_OF_LINE))
-                .ok_or_else(|| corrupt!("unknown xattr prefix type {kind}"))?;
-            if name_len == 0 || name_len + prefix.len() > MAX_NAME {
-                return Err(corrupt!("xattr name of {name_len} bytes"));
-            }
-            let mut name = prefix.to_vec();
-            name.extend(c.bytes(name_len)?);
-            let value_len = c.u32()?;
-            let value = if kind & VALUE_OUT_OF_LINE != 0 {
-                if value_len != 8 {
-                    return Err(corrupt!("out-of-line xattr reference of {value_len} bytes"));
-                }
-                let mut v = self.kv.cursor(reader, MetaRef::from_packed(c.u64()?))?;
-                let len = v.u32()?;
-                check_value_len(len)?;
-                v.bytes(len as usize)?
-            } else {
-                check_value_len(value_len)?;
-                c.bytes(value_len as usize)?
-            };
+            let (name, value) = self.read_entry(reader, &mut c, |_| true)?;
+            let value = value.unwrap_or_default();
             names += name.len() + 1;
             values += value.len();
             if names > MAX_LIST_NAMES || values > MAX_LIST_VALUES {
@@ -110,6 +85,73 @@ impl XattrTable {
             out.push(Xattr { name, value });
         }
         Ok(out)
+    }
+
+    /// The value of the first xattr called `name` (with its prefix) in the list `index`.
+    /// Reads no other value, as the kernel's getxattr, so its cost is bounded by the list's
+    /// stored size.
+    pub fn get(&self, reader: &BlockReader, index: u32, name: &[u8]) -> Result<Option<Vec<u8>>> {
+        let (mut c, count) = self.open_list(reader, index)?;
+        for _ in 0..count {
+            if let (_, Some(value)) = self.read_entry(reader, &mut c, |n| n == name)? {
+                return Ok(Some(value));
+            }
+        }
+        Ok(None)
+    }
+
+    /// A cursor at the first entry of list `index`, and the list's entry count.
+    fn open_list<'a>(&self, reader: &'a BlockReader, index: u32) -> Result<(MetaCursor<'a>, u32)> {
+        let mut entry = self.ids.entry(reader, u64::from(index))?;
+        let at = MetaRef::from_packed(entry.u64()?);
+        let count = entry.u32()?;
+        let _size = entry.u32()?;
+        Ok((self.kv.cursor(reader, at)?, count))
+    }
+
+    /// Reads the entry at `c`: its full name, and its value when `want(name)` (otherwise the
+    /// value is skipped, and an out-of-line one is not even looked at).
+    fn read_entry(
+        &self,
+        reader: &BlockReader,
+        c: &mut MetaCursor,
+        want: impl FnOnce(&[u8]) -> bool,
+    ) -> Result<(Vec<u8>, Option<Vec<u8>>)> {
+        let kind = c.u16()?;
+        let name_len = usize::from(c.u16()?);
+        let prefix = PREFIXES
+            .get(usize::from(kind & !VALUE_OUT_OF_LINE))
+            .ok_or_else(|| corrupt!("unknown xattr prefix type {kind}"))?;
+        if name_len == 0 || name_len + prefix.len() > MAX_NAME {
+            return Err(corrupt!("xattr name of {name_len} bytes"));
+        }
+        let mut name = prefix.to_vec();
+        name.extend(c.bytes(name_len)?);
+        let value_len = c.u32()?;
+        let wanted = want(&name);
+        let value = if kind & VALUE_OUT_OF_LINE != 0 {
+            if value_len != 8 {
+                return Err(corrupt!("out-of-line xattr reference of {value_len} bytes"));
+            }
+            let reference = MetaRef::from_packed(c.u64()?);
+            if wanted {
+                let mut v = self.kv.cursor(reader, reference)?;
+                let len = v.u32()?;
+                check_value_len(len)?;
+                Some(v.bytes(len as usize)?)
+            } else {
+                None
+            }
+        } else {
+            check_value_len(value_len)?;
+            if wanted {
+                Some(c.bytes(value_len as usize)?)
+            } else {
+                c.skip(u64::from(value_len))?;
+                None
+            }
+        };
+        Ok((name, value))
     }
 }
 
@@ -203,6 +245,10 @@ mod tests {
         let (image, start) = shared_value_image(8000);
         let r = reader(&image);
         let table = XattrTable::read(&r, start, image.len() as u64, 0).unwrap();
+        // The kernel's getxattr reads one value only; so does `get`.
+        let value = table.get(&r, 0, b"user.a").unwrap().unwrap();
+        assert_eq!(value.len(), MAX_VALUE as usize);
+        assert_eq!(table.get(&r, 0, b"user.b").unwrap(), None);
         let result = table.list(&r, 0);
         assert!(
             matches!(result, Err(crate::Error::Corrupt(_))),
