@@ -337,11 +337,11 @@ impl Archive {
         }
     }
 
-    /// All extended attributes of `inode`, in stored order.
-    pub fn xattrs(&self, inode: &Inode) -> Result<Vec<Xattr>> {
+    /// The xattr table and list index of `inode`, if it has xattrs.
+    fn xattr_list(&self, inode: &Inode) -> Result<Option<(&XattrTable, u32)>> {
         match (inode.xattr, &self.xattrs) {
-            (None, _) => Ok(Vec::new()),
-            (Some(i), Some(table)) => table.list(&self.reader, i),
+            (None, _) => Ok(None),
+            (Some(i), Some(table)) => Ok(Some((table, i))),
             (Some(i), None) => Err(corrupt!(
                 "inode {} has xattr index {i} but the image has no xattr table",
                 inode.number
@@ -349,13 +349,21 @@ impl Archive {
         }
     }
 
-    /// The value of the xattr called `name` (with its prefix, as `user.foo`).
+    /// All extended attributes of `inode`, in stored order.
+    pub fn xattrs(&self, inode: &Inode) -> Result<Vec<Xattr>> {
+        match self.xattr_list(inode)? {
+            None => Ok(Vec::new()),
+            Some((table, i)) => table.list(&self.reader, i),
+        }
+    }
+
+    /// The value of the xattr called `name` (with its prefix, as `user.foo`); reads no
+    /// other value.
     pub fn xattr(&self, inode: &Inode, name: &[u8]) -> Result<Vec<u8>> {
-        self.xattrs(inode)?
-            .into_iter()
-            .find(|x| x.name == name)
-            .map(|x| x.value)
-            .ok_or(Error::NoXattr)
+        match self.xattr_list(inode)? {
+            None => Err(Error::NoXattr),
+            Some((table, i)) => table.get(&self.reader, i, name)?.ok_or(Error::NoXattr),
+        }
     }
 }
 

@@ -1,7 +1,7 @@
 //! Extended attributes: the xattr id table (per-inode lists) and the key/value table.
 
 use crate::error::{corrupt, Result};
-use crate::metadata::{MetaRef, Table};
+use crate::metadata::{MetaCursor, MetaRef, Table};
 use crate::reader::BlockReader;
 use crate::table::LookupTable;
 
@@ -10,6 +10,11 @@ const VALUE_OUT_OF_LINE: u16 = 0x0100;
 /// Linux refuses longer names and values (XATTR_NAME_MAX, XATTR_SIZE_MAX).
 const MAX_NAME: usize = 255;
 const MAX_VALUE: u32 = 65536;
+/// Bytes of names (with prefixes and NULs) Linux can list for one inode (XATTR_LIST_MAX).
+const MAX_LIST_NAMES: usize = 65536;
+/// Bytes of values one list may hold. Out-of-line values are references, so without a
+/// bound every 17 stored bytes could cost a 64 KiB value.
+const MAX_LIST_VALUES: usize = 16 << 20;
 const PREFIXES: [&[u8]; 3] = [b"user.", b"trusted.", b"security."];
 
 /// One extended attribute, with its full name (`user.foo`).
@@ -63,39 +68,90 @@ impl XattrTable {
 
     /// Every xattr of the inode whose xattr index is `index`, in stored order.
     pub fn list(&self, reader: &BlockReader, index: u32) -> Result<Vec<Xattr>> {
+        let (mut c, count) = self.open_list(reader, index)?;
+        let mut out = Vec::with_capacity(count.min(64) as usize);
+        let (mut names, mut values) = (0usize, 0usize);
+        for _ in 0..count {
+            let (name, value) = self.read_entry(reader, &mut c, |_| true)?;
+            let value = value.unwrap_or_default();
+            names += name.len() + 1;
+            values += value.len();
+            if names > MAX_LIST_NAMES || values > MAX_LIST_VALUES {
+                return Err(corrupt!(
+                    "xattr list {index} holds more than {MAX_LIST_NAMES} bytes of names or \
+                     {MAX_LIST_VALUES} bytes of values"
+                ));
+            }
+            out.push(Xattr { name, value });
+        }
+        Ok(out)
+    }
+
+    /// The value of the first xattr called `name` (with its prefix) in the list `index`.
+    /// Reads no other value, as the kernel's getxattr, so its cost is bounded by the list's
+    /// stored size.
+    pub fn get(&self, reader: &BlockReader, index: u32, name: &[u8]) -> Result<Option<Vec<u8>>> {
+        let (mut c, count) = self.open_list(reader, index)?;
+        for _ in 0..count {
+            if let (_, Some(value)) = self.read_entry(reader, &mut c, |n| n == name)? {
+                return Ok(Some(value));
+            }
+        }
+        Ok(None)
+    }
+
+    /// A cursor at the first entry of list `index`, and the list's entry count.
+    fn open_list<'a>(&self, reader: &'a BlockReader, index: u32) -> Result<(MetaCursor<'a>, u32)> {
         let mut entry = self.ids.entry(reader, u64::from(index))?;
         let at = MetaRef::from_packed(entry.u64()?);
         let count = entry.u32()?;
         let _size = entry.u32()?;
-        let mut c = self.kv.cursor(reader, at)?;
-        let mut out = Vec::with_capacity(count.min(64) as usize);
-        for _ in 0..count {
-            let kind = c.u16()?;
-            let name_len = usize::from(c.u16()?);
-            let prefix = PREFIXES
-                .get(usize::from(kind & !VALUE_OUT_OF_LINE))
-                .ok_or_else(|| corrupt!("unknown xattr prefix type {kind}"))?;
-            if name_len == 0 || name_len + prefix.len() > MAX_NAME {
-                return Err(corrupt!("xattr name of {name_len} bytes"));
+        Ok((self.kv.cursor(reader, at)?, count))
+    }
+
+    /// Reads the entry at `c`: its full name, and its value when `want(name)` (otherwise the
+    /// value is skipped, and an out-of-line one is not even looked at).
+    fn read_entry(
+        &self,
+        reader: &BlockReader,
+        c: &mut MetaCursor,
+        want: impl FnOnce(&[u8]) -> bool,
+    ) -> Result<(Vec<u8>, Option<Vec<u8>>)> {
+        let kind = c.u16()?;
+        let name_len = usize::from(c.u16()?);
+        let prefix = PREFIXES
+            .get(usize::from(kind & !VALUE_OUT_OF_LINE))
+            .ok_or_else(|| corrupt!("unknown xattr prefix type {kind}"))?;
+        if name_len == 0 || name_len + prefix.len() > MAX_NAME {
+            return Err(corrupt!("xattr name of {name_len} bytes"));
+        }
+        let mut name = prefix.to_vec();
+        name.extend(c.bytes(name_len)?);
+        let value_len = c.u32()?;
+        let wanted = want(&name);
+        let value = if kind & VALUE_OUT_OF_LINE != 0 {
+            if value_len != 8 {
+                return Err(corrupt!("out-of-line xattr reference of {value_len} bytes"));
             }
-            let mut name = prefix.to_vec();
-            name.extend(c.bytes(name_len)?);
-            let value_len = c.u32()?;
-            let value = if kind & VALUE_OUT_OF_LINE != 0 {
-                if value_len != 8 {
-                    return Err(corrupt!("out-of-line xattr reference of {value_len} bytes"));
-                }
-                let mut v = self.kv.cursor(reader, MetaRef::from_packed(c.u64()?))?;
+            let reference = MetaRef::from_packed(c.u64()?);
+            if wanted {
+                let mut v = self.kv.cursor(reader, reference)?;
                 let len = v.u32()?;
                 check_value_len(len)?;
-                v.bytes(len as usize)?
+                Some(v.bytes(len as usize)?)
             } else {
-                check_value_len(value_len)?;
-                c.bytes(value_len as usize)?
-            };
-            out.push(Xattr { name, value });
-        }
-        Ok(out)
+                None
+            }
+        } else {
+            check_value_len(value_len)?;
+            if wanted {
+                Some(c.bytes(value_len as usize)?)
+            } else {
+                c.skip(u64::from(value_len))?;
+                None
+            }
+        };
+        Ok((name, value))
     }
 }
 
@@ -104,4 +160,100 @@ fn check_value_len(len: u32) -> Result<()> {
         return Err(corrupt!("xattr value of {len} bytes"));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+    use std::os::fd::FromRawFd;
+
+    use super::*;
+    use crate::compress::{new_decompressor, Compression};
+    use crate::metadata::METADATA_SIZE;
+    use crate::source::Source;
+
+    /// `stream` stored as uncompressed metadata blocks.
+    fn blocks(stream: &[u8]) -> Vec<u8> {
+        let mut out = Vec::new();
+        for chunk in stream.chunks(METADATA_SIZE) {
+            out.extend((0x8000 | chunk.len() as u16).to_le_bytes());
+            out.extend(chunk);
+        }
+        out
+    }
+
+    /// A reader over `image` (held in a memfd).
+    fn reader(image: &[u8]) -> BlockReader {
+        // SAFETY: a fresh descriptor from memfd_create, owned by the File from here on.
+        let file = unsafe {
+            let fd = libc::memfd_create(c"sqfs-test".as_ptr(), libc::MFD_CLOEXEC);
+            assert!(fd >= 0);
+            std::fs::File::from_raw_fd(fd)
+        };
+        (&file).write_all(image).unwrap();
+        let mut source = Source::new(file, 0);
+        source.set_len(image.len() as u64);
+        let d = new_decompressor(Compression::Gzip, None).unwrap();
+        BlockReader::new(source, d, 1 << 20, 131072)
+    }
+
+    /// One inode's list of `count` entries `user.a`, each an out-of-line reference to the
+    /// same 64 KiB value: 17 stored bytes per entry.
+    fn shared_value_image(count: u32) -> (Vec<u8>, u64) {
+        let mut kv = Vec::new();
+        kv.extend((MAX_VALUE).to_le_bytes());
+        kv.resize(4 + MAX_VALUE as usize, b'v');
+        let list_at = kv.len();
+        for _ in 0..count {
+            kv.extend((VALUE_OUT_OF_LINE).to_le_bytes());
+            kv.extend(1u16.to_le_bytes());
+            kv.push(b'a');
+            kv.extend(8u32.to_le_bytes());
+            kv.extend(0u64.to_le_bytes());
+        }
+        let mut image = blocks(&kv);
+        let block = (list_at / METADATA_SIZE * (METADATA_SIZE + 2)) as u64;
+        let list = MetaRef {
+            block,
+            offset: (list_at % METADATA_SIZE) as u16,
+        };
+        let ids_at = image.len() as u64;
+        let mut entry = list.packed().to_le_bytes().to_vec();
+        entry.extend(count.to_le_bytes());
+        entry.extend(0u32.to_le_bytes());
+        image.extend(blocks(&entry));
+        let start = image.len() as u64;
+        image.extend(0u64.to_le_bytes());
+        image.extend(1u32.to_le_bytes());
+        image.extend(0u32.to_le_bytes());
+        image.extend(ids_at.to_le_bytes());
+        (image, start)
+    }
+
+    #[test]
+    fn a_list_of_shared_values_is_bounded() {
+        let (image, start) = shared_value_image(3);
+        let r = reader(&image);
+        let table = XattrTable::read(&r, start, image.len() as u64, 0).unwrap();
+        let list = table.list(&r, 0).unwrap();
+        assert_eq!(list.len(), 3);
+        assert!(list
+            .iter()
+            .all(|x| x.name == b"user.a" && x.value.len() == MAX_VALUE as usize));
+
+        // 8000 entries (136 KB stored) would be 500 MiB of values.
+        let (image, start) = shared_value_image(8000);
+        let r = reader(&image);
+        let table = XattrTable::read(&r, start, image.len() as u64, 0).unwrap();
+        // The kernel's getxattr reads one value only; so does `get`.
+        let value = table.get(&r, 0, b"user.a").unwrap().unwrap();
+        assert_eq!(value.len(), MAX_VALUE as usize);
+        assert_eq!(table.get(&r, 0, b"user.b").unwrap(), None);
+        let result = table.list(&r, 0);
+        assert!(
+            matches!(result, Err(crate::Error::Corrupt(_))),
+            "{:?}",
+            result.map(|l| l.len())
+        );
+    }
 }
