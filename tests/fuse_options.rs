@@ -96,6 +96,46 @@ fn uid_and_gid_override_every_owner() {
     assert!(nodes.iter().all(|n| n.uid == 4321 && n.gid == 8765));
 }
 
+/// The kernel's readahead window of the FUSE mount at `dir`, in KiB.
+fn read_ahead_kb(dir: &Path) -> u32 {
+    let dev = std::fs::metadata(dir).unwrap().dev();
+    let path = format!(
+        "/sys/class/bdi/{}:{}/read_ahead_kb",
+        libc::major(dev),
+        libc::minor(dev)
+    );
+    std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("{path}: {e}"))
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+#[test]
+fn read_ahead_kb_widens_the_kernels_readahead_window() {
+    if !can_run() {
+        return;
+    }
+    // FUSE's own default is 128 KiB; as root squashfuse-rs sets 4096 unless told otherwise.
+    let wide = FuseMount::new(&image("m-zstd").path, &[]).unwrap();
+    wait_until("the default window", Duration::from_secs(5), || {
+        read_ahead_kb(&wide.dir) == 4096
+    });
+    let set = FuseMount::new(&image("m-zstd").path, &["read_ahead_kb=512"]).unwrap();
+    wait_until("the asked window", Duration::from_secs(5), || {
+        read_ahead_kb(&set.dir) == 512
+    });
+    // Reads through the wider window still match the kernel's bytes.
+    let img = image("m-zstd");
+    let kernel = LoopMount::new(&img.path, img.offset).unwrap();
+    compare(
+        &from_dir(&kernel.dir),
+        &from_dir(&wide.dir),
+        Ignore::default(),
+    )
+    .unwrap();
+}
+
 #[test]
 fn daemon_returns_with_the_mount_ready_and_timeout_unmounts_when_idle() {
     if !can_run() {

@@ -1,5 +1,6 @@
 //! The FUSE operations over an `sqfs::Archive`.
 
+use std::cell::RefCell;
 use std::collections::HashSet;
 use std::ffi::OsStr;
 use std::io;
@@ -25,6 +26,11 @@ use crate::prefetch::Background;
 pub const FOREVER: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
 /// Bytes a sequential reader is kept ahead by decompression on other cores.
 const READ_AHEAD_BYTES: u64 = 4 << 20;
+
+thread_local! {
+    /// Each request thread's buffer for reads that span blocks (see `reply_range`).
+    static REPLY_BUF: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+}
 /// Distinct error messages logged; a corrupt image must not flood the log.
 const MAX_LOGGED_ERRORS: usize = 1000;
 
@@ -209,16 +215,27 @@ impl SquashFs {
             .map_err(|e| self.errno("read", e))
     }
 
-    fn read_range(&self, file: &Arc<OpenFile>, offset: u64, size: u32) -> Result<Vec<u8>, Errno> {
+    /// Answers a read that spans blocks: the bytes are gathered in this thread's reply
+    /// buffer (kept between requests: READs of up to 1 MiB would otherwise each cost an
+    /// allocation and a zero-fill).
+    fn reply_range(&self, file: &Arc<OpenFile>, offset: u64, size: u32, reply: ReplyData) {
         let data = &file.data;
         let len = (u64::from(size)).min(data.size().saturating_sub(offset)) as usize;
-        let mut out = vec![0u8; len];
-        let n = self
-            .archive
-            .read_data(data, offset, &mut out)
-            .map_err(|e| self.errno("read", e))?;
-        out.truncate(n);
-        Ok(out)
+        REPLY_BUF.with(|buf| {
+            let mut fresh = Vec::new();
+            let mut kept = buf.try_borrow_mut();
+            let out = match kept.as_deref_mut() {
+                Ok(kept) => kept,
+                Err(_) => &mut fresh,
+            };
+            if out.len() < len {
+                out.resize(len, 0);
+            }
+            match self.archive.read_data(data, offset, &mut out[..len]) {
+                Ok(n) => reply.data(&out[..n]),
+                Err(e) => reply.error(self.errno("read", e)),
+            }
+        })
     }
 }
 
@@ -382,10 +399,7 @@ impl Filesystem for SquashFs {
                 Err(e) => return reply.error(e),
             }
         }
-        match self.read_range(&file, offset, (end - offset) as u32) {
-            Ok(bytes) => reply.data(&bytes),
-            Err(e) => reply.error(e),
-        }
+        self.reply_range(&file, offset, (end - offset) as u32, reply);
     }
 
     fn flush(

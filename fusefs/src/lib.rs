@@ -9,6 +9,7 @@ pub mod mount;
 pub mod nodes;
 pub mod options;
 pub mod prefetch;
+pub mod readahead;
 
 pub use fs::SquashFs;
 pub use options::MountConfig;

@@ -254,6 +254,7 @@ fn mount_and_serve(
             .map_err(|e| e.to_string())?;
     }
 
+    crate::readahead::set_when_ready(&mountpoint, config.read_ahead_kb);
     outcome.report(&Ok(()));
     if !config.foreground {
         detach_stdio();

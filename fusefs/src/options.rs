@@ -11,7 +11,8 @@ use clap::Parser;
     about = "Mount a SquashFS image with FUSE (a drop-in for squashfuse_ll)",
     after_help = "Options for -o: offset=N, timeout=N, uid=N, gid=N, subdir=PATH, notify_pipe=PATH,\n\
                   allow_other, allow_root, default_permissions, fsname=NAME, subtype=NAME, ro,\n\
-                  nosuid, nodev, noexec, noatime (and their positive forms where FUSE has them)."
+                  nosuid, nodev, noexec, noatime (and their positive forms where FUSE has them),\n\
+                  read_ahead_kb=N (the kernel's readahead window, as root; default 4096)."
 )]
 pub struct Args {
     /// The SquashFS image
@@ -58,6 +59,8 @@ pub struct MountConfig {
     /// (root only).
     pub suid: bool,
     pub dev: bool,
+    /// The kernel's readahead window for the mount, in KiB (set when root).
+    pub read_ahead_kb: u32,
 }
 
 fn number<T: std::str::FromStr>(key: &str, value: Option<&str>) -> Result<T, String> {
@@ -74,6 +77,7 @@ impl MountConfig {
             foreground: args.foreground || args.debug,
             debug: args.debug,
             single_thread: args.single_thread,
+            read_ahead_kb: crate::readahead::DEFAULT_KB,
             ..MountConfig::default()
         };
         for opt in args
@@ -91,6 +95,7 @@ impl MountConfig {
                 "timeout" => c.timeout = Some(number(key, value)?),
                 "uid" => c.uid = Some(number(key, value)?),
                 "gid" => c.gid = Some(number(key, value)?),
+                "read_ahead_kb" => c.read_ahead_kb = number(key, value)?,
                 "subdir" => {
                     c.subdir = Some(
                         value
@@ -159,6 +164,13 @@ mod tests {
         assert_eq!(c.timeout, Some(5));
         assert_eq!((c.uid, c.gid), (Some(7), Some(8)));
         assert_eq!(c.subdir.as_deref(), Some("a/b"));
+        assert_eq!(c.read_ahead_kb, crate::readahead::DEFAULT_KB);
+        assert_eq!(
+            parse(&["-o", "read_ahead_kb=128", "i", "m"])
+                .unwrap()
+                .read_ahead_kb,
+            128
+        );
         assert!(c.single_thread && !c.foreground);
         assert_eq!(c.image, PathBuf::from("img"));
         assert!(parse(&["-d", "i", "m"]).unwrap().foreground);

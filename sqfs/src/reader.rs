@@ -137,8 +137,17 @@ impl BlockReader {
     /// Reads `len` bytes at `pos` and decompresses them into at most `max` bytes.
     fn load(&self, pos: u64, len: usize, compressed: bool, max: usize) -> Result<Vec<u8>> {
         let mut out = Vec::new();
-        let n = self.load_into(pos, len, compressed, max, &mut out)?;
-        out.truncate(n);
+        if !compressed {
+            let n = self.load_into(pos, len, compressed, max, &mut out)?;
+            out.truncate(n);
+            return Ok(out);
+        }
+        READ_BUF.with(|buf| {
+            let mut input = buf.borrow_mut();
+            input.resize(len, 0);
+            self.source.read_exact_at(pos, &mut input)?;
+            self.decompressor.decompress_vec(&input, &mut out, max)
+        })?;
         Ok(out)
     }
 

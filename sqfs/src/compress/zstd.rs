@@ -32,6 +32,28 @@ impl Decompressor for Zstd {
             },
         )
     }
+
+    fn decompress_vec(&self, src: &[u8], dst: &mut Vec<u8>, max: usize) -> Result<usize> {
+        dst.clear();
+        dst.reserve_exact(max);
+        let n = with_cached(
+            &DCTX,
+            || DCtx::new().map_err(|e| fail(Compression::Zstd, e.to_string())),
+            |dctx| {
+                if src.is_empty() {
+                    return Err(fail(Compression::Zstd, "empty block"));
+                }
+                // Writes into the Vec's spare capacity: no zero-fill first.
+                dctx.decompress_to_buffer(src, dst)
+                    .map_err(|e| fail(Compression::Zstd, e.to_string()))
+            },
+        )?;
+        // The allocator may have given more capacity than asked: hold to `max`.
+        if n > max {
+            return Err(fail(Compression::Zstd, super::too_long(&dst[..max])));
+        }
+        Ok(n)
+    }
 }
 
 #[cfg(test)]
