@@ -47,6 +47,12 @@ pub struct SquashFs {
     /// The kernel accepted FUSE_NO_OPENDIR_SUPPORT: opendir may answer ENOSYS once, and the
     /// kernel then opens directories without asking, keeping their cached listings.
     no_opendir: bool,
+    /// The same for files (FUSE_NO_OPEN_SUPPORT): no OPEN, FLUSH or RELEASE per file,
+    /// which were most of the requests of a warm `tar c`. Off while opens must be counted
+    /// (`-o timeout=N` waits for the last file to close).
+    no_open: bool,
+    /// Opens must be seen (and counted): never ask the kernel to skip them.
+    count_opens: bool,
     /// The image has no xattrs at all (no xattr ids), so no inode can have one.
     no_xattrs: bool,
 }
@@ -98,6 +104,8 @@ impl SquashFs {
         let no_xattrs = archive.xattr_id_count() == 0;
         SquashFs {
             no_opendir: false,
+            no_open: false,
+            count_opens: false,
             no_xattrs,
             background: Background::start(archive.clone(), notifier.clone(), prefetch_threads),
             nodes: Nodes::new(root),
@@ -108,6 +116,13 @@ impl SquashFs {
             logged: Mutex::new(HashSet::new()),
             last_activity: Arc::new(AtomicU64::new(now_secs())),
         }
+    }
+
+    /// Keeps OPEN and RELEASE coming, so that the monitor's count of open files is right
+    /// (for an idle timeout).
+    pub fn counting_opens(mut self) -> Self {
+        self.count_opens = true;
+        self
     }
 
     /// Where the notifier goes once the session exists (it is made after the filesystem).
@@ -255,6 +270,10 @@ impl Filesystem for SquashFs {
         self.no_opendir = config
             .add_capabilities(InitFlags::FUSE_NO_OPENDIR_SUPPORT)
             .is_ok();
+        self.no_open = !self.count_opens
+            && config
+                .add_capabilities(InitFlags::FUSE_NO_OPEN_SUPPORT)
+                .is_ok();
         // As much readahead as the kernel allows (it caps the value it offered).
         let _ = config
             .set_max_readahead(u32::MAX)
@@ -330,6 +349,11 @@ impl Filesystem for SquashFs {
         if flags.acc_mode() != OpenAccMode::O_RDONLY {
             return reply.error(Errno::EROFS);
         }
+        if self.no_open {
+            // The kernel takes this as success and stops asking (it keeps the page cache
+            // across opens, as FOPEN_KEEP_CACHE): reads then come with handle 0.
+            return reply.error(Errno::ENOSYS);
+        }
         let result = self.inode(ino).and_then(|inode| {
             let data = self
                 .archive
@@ -346,7 +370,7 @@ impl Filesystem for SquashFs {
     fn read(
         &self,
         _req: &Request,
-        _ino: INodeNo,
+        ino: INodeNo,
         fh: FileHandle,
         offset: u64,
         size: u32,
@@ -355,8 +379,22 @@ impl Filesystem for SquashFs {
         reply: ReplyData,
     ) {
         self.touch();
-        let Some(file) = self.handles.get(fh.0) else {
-            return reply.error(Errno::EBADF);
+        let file = if fh.0 == 0 && self.no_open {
+            let loaded = self.handles.by_inode(ino.0, || {
+                let inode = self.inode(ino)?;
+                self.archive
+                    .file_data(&inode)
+                    .map_err(|e| self.errno("read", e))
+            });
+            match loaded {
+                Ok(file) => file,
+                Err(e) => return reply.error(e),
+            }
+        } else {
+            match self.handles.get(fh.0) {
+                Some(file) => file,
+                None => return reply.error(Errno::EBADF),
+            }
         };
         let data = &file.data;
         let bs = u64::from(self.archive.superblock().block_size);
@@ -410,7 +448,8 @@ impl Filesystem for SquashFs {
         _lock_owner: LockOwner,
         reply: ReplyEmpty,
     ) {
-        reply.ok();
+        // Nothing to write back: ENOSYS makes the kernel stop sending FLUSH on close.
+        reply.error(Errno::ENOSYS);
     }
 
     fn release(

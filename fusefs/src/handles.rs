@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 
 use sqfs::FileData;
 
@@ -53,12 +53,19 @@ impl OpenFile {
     }
 }
 
-/// File handles given out by `open`.
+/// Files read without an open (FUSE_NO_OPEN_SUPPORT) whose state is kept; past this many,
+/// one is dropped for each new one (its state is rebuilt from cached metadata if read again).
+const FILES_BY_INODE: usize = 1024;
+
+/// File handles given out by `open`, and the state of files read without one.
 #[derive(Default)]
 pub struct Handles {
     next: AtomicU64,
     /// Read on every FUSE read, written only at open and release.
     open: RwLock<HashMap<u64, Arc<OpenFile>>>,
+    /// When the kernel opens files without asking us, READs come with handle 0 and the
+    /// file's state lives here, by inode, shared by every reader of the file.
+    by_inode: Mutex<HashMap<u64, Arc<OpenFile>>>,
 }
 
 impl Handles {
@@ -86,7 +93,67 @@ impl Handles {
             .remove(&fh);
     }
 
+    /// The state of file `node` for a READ without an open, made by `load` the first time.
+    pub fn by_inode<E>(
+        &self,
+        node: u64,
+        load: impl FnOnce() -> Result<FileData, E>,
+    ) -> Result<Arc<OpenFile>, E> {
+        let files = || self.by_inode.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(file) = files().get(&node) {
+            return Ok(file.clone());
+        }
+        // Loaded outside the lock: a block list can take metadata reads.
+        let file = Arc::new(OpenFile::new(node, load()?));
+        let mut files = files();
+        if files.len() >= FILES_BY_INODE && !files.contains_key(&node) {
+            if let Some(&old) = files.keys().next() {
+                files.remove(&old);
+            }
+        }
+        Ok(files.entry(node).or_insert(file).clone())
+    }
+
     pub fn count(&self) -> usize {
         self.open.read().unwrap_or_else(|e| e.into_inner()).len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn blocks_bin() -> FileData {
+        let image = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../testdata/tiny/tiny-gzip.sqfs"
+        );
+        let archive = sqfs::Archive::open(image).unwrap();
+        let inode = archive.lookup_path("blocks.bin").unwrap();
+        archive.file_data(&inode).unwrap()
+    }
+
+    #[test]
+    fn files_by_inode_are_loaded_once_and_bounded() {
+        let handles = Handles::default();
+        let data = blocks_bin();
+        let loads = AtomicU64::new(0);
+        let load = || -> Result<FileData, ()> {
+            loads.fetch_add(1, Ordering::Relaxed);
+            Ok(data.clone())
+        };
+        let a = handles.by_inode(5, load).unwrap();
+        let again = handles.by_inode(5, load).unwrap();
+        assert!(Arc::ptr_eq(&a, &again), "a second read shares the state");
+        assert_eq!(loads.load(Ordering::Relaxed), 1);
+        assert_eq!(a.data.size(), 12388);
+        for node in 100..100 + 2 * FILES_BY_INODE as u64 {
+            handles.by_inode(node, load).unwrap();
+        }
+        let kept = handles.by_inode.lock().unwrap().len();
+        assert_eq!(kept, FILES_BY_INODE, "at most {FILES_BY_INODE} kept");
+        // A failed load is reported and remembers nothing.
+        assert!(handles.by_inode(7, || Err::<FileData, _>("bad")).is_err());
+        assert!(!handles.by_inode.lock().unwrap().contains_key(&7));
     }
 }

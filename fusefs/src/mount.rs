@@ -220,7 +220,10 @@ fn mount_and_serve(
         uid: config.uid,
         gid: config.gid,
     };
-    let fs = SquashFs::new(archive, root, owners, threads());
+    let mut fs = SquashFs::new(archive, root, owners, threads());
+    if config.timeout.is_some() {
+        fs = fs.counting_opens();
+    }
     let notifier = fs.notifier_slot();
     let monitor = fs.monitor();
     let mut session = Session::new(fs, &config.mountpoint, &fuse_config(config))
