@@ -116,21 +116,51 @@ fn read_ahead_kb_widens_the_kernels_readahead_window() {
     if !can_run() {
         return;
     }
-    // FUSE's own default is 128 KiB; as root squashfuse-rs sets 4096 unless told otherwise.
-    let wide = FuseMount::new(&image("m-zstd").path, &[]).unwrap();
-    wait_until("the default window", Duration::from_secs(5), || {
-        read_ahead_kb(&wide.dir) == 4096
-    });
+    // FUSE's own default is 128 KiB; as root squashfuse-rs sets 1024 unless told otherwise,
+    // before it says the mount is ready (an open file keeps the window it was opened with),
+    // also when the mount point is given relative to the current directory.
+    let dir = scratch_dir("readahead");
+    std::fs::create_dir_all(dir.join("rel")).unwrap();
+    let status = Command::new(built_binary("squashfuse-rs"))
+        .current_dir(&dir)
+        .arg(&image("m-zstd").path)
+        .arg("rel")
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let mounted = dir.join("rel");
+    let window = read_ahead_kb(&mounted);
+    let _ = Command::new("umount").arg(&mounted).status();
+    assert_eq!(window, 1024, "the window when the daemon returned");
+
     let set = FuseMount::new(&image("m-zstd").path, &["read_ahead_kb=512"]).unwrap();
-    wait_until("the asked window", Duration::from_secs(5), || {
-        read_ahead_kb(&set.dir) == 512
-    });
+    assert_eq!(read_ahead_kb(&set.dir), 512);
     // Reads through the wider window still match the kernel's bytes.
     let img = image("m-zstd");
     let kernel = LoopMount::new(&img.path, img.offset).unwrap();
+    let wide = FuseMount::new(&img.path, &["read_ahead_kb=4096"]).unwrap();
     compare(
         &from_dir(&kernel.dir),
         &from_dir(&wide.dir),
+        Ignore::default(),
+    )
+    .unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn with_an_idle_timeout_files_are_read_through_their_open_handles() {
+    if !can_run() {
+        return;
+    }
+    // -o timeout must count open files, so the kernel keeps sending OPEN and RELEASE and
+    // READs come with the handle OPEN gave (without it, files are opened without asking).
+    let img = image("m-gzip");
+    let kernel = LoopMount::new(&img.path, img.offset).unwrap();
+    let fuse = FuseMount::new(&img.path, &["timeout=600"]).unwrap();
+    compare(
+        &from_dir(&kernel.dir),
+        &from_dir(&fuse.dir),
         Ignore::default(),
     )
     .unwrap();

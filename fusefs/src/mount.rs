@@ -257,11 +257,27 @@ fn mount_and_serve(
             .map_err(|e| e.to_string())?;
     }
 
-    crate::readahead::set_when_ready(&mountpoint, config.read_ahead_kb);
-    outcome.report(&Ok(()));
-    if !config.foreground {
-        detach_stdio();
-    }
+    // Ready is said once the readahead window is set, so that files opened by the next
+    // line of a script get it (each open file takes the window at open). Setting it needs
+    // the session serving (see readahead::set), hence a thread.
+    let mut ready = Outcome {
+        parent: outcome.parent.take(),
+        notify_pipe: outcome.notify_pipe.take(),
+    };
+    let (foreground, window) = (
+        config.foreground,
+        config.read_ahead_kb.unwrap_or(crate::readahead::DEFAULT_KB),
+    );
+    std::thread::Builder::new()
+        .name("ready".into())
+        .spawn(move || {
+            crate::readahead::set(&mountpoint, window);
+            ready.report(&Ok(()));
+            if !foreground {
+                detach_stdio();
+            }
+        })
+        .map_err(|e| e.to_string())?;
     session
         .run()
         .map_err(|e| format!("serving {}: {e}", config.mountpoint.display()))

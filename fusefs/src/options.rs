@@ -12,7 +12,7 @@ use clap::Parser;
     after_help = "Options for -o: offset=N, timeout=N, uid=N, gid=N, subdir=PATH, notify_pipe=PATH,\n\
                   allow_other, allow_root, default_permissions, fsname=NAME, subtype=NAME, ro,\n\
                   nosuid, nodev, noexec, noatime (and their positive forms where FUSE has them),\n\
-                  read_ahead_kb=N (the kernel's readahead window, as root; default 4096)."
+                  read_ahead_kb=N (the kernel's readahead window, as root; default 1024)."
 )]
 pub struct Args {
     /// The SquashFS image
@@ -59,8 +59,9 @@ pub struct MountConfig {
     /// (root only).
     pub suid: bool,
     pub dev: bool,
-    /// The kernel's readahead window for the mount, in KiB (set when root).
-    pub read_ahead_kb: u32,
+    /// The kernel's readahead window for the mount, in KiB (set when root); None: ours,
+    /// `readahead::DEFAULT_KB`.
+    pub read_ahead_kb: Option<u32>,
 }
 
 fn number<T: std::str::FromStr>(key: &str, value: Option<&str>) -> Result<T, String> {
@@ -77,7 +78,6 @@ impl MountConfig {
             foreground: args.foreground || args.debug,
             debug: args.debug,
             single_thread: args.single_thread,
-            read_ahead_kb: crate::readahead::DEFAULT_KB,
             ..MountConfig::default()
         };
         for opt in args
@@ -95,7 +95,7 @@ impl MountConfig {
                 "timeout" => c.timeout = Some(number(key, value)?),
                 "uid" => c.uid = Some(number(key, value)?),
                 "gid" => c.gid = Some(number(key, value)?),
-                "read_ahead_kb" => c.read_ahead_kb = number(key, value)?,
+                "read_ahead_kb" => c.read_ahead_kb = Some(number(key, value)?),
                 "subdir" => {
                     c.subdir = Some(
                         value
@@ -129,6 +129,9 @@ impl MountConfig {
                 _ => return Err(format!("unknown option '{opt}'")),
             }
         }
+        // The daemon changes to `/`; libfuse makes the mount point absolute too.
+        c.mountpoint = std::path::absolute(&c.mountpoint)
+            .map_err(|e| format!("{}: {e}", c.mountpoint.display()))?;
         if c.allow_other && c.allow_root {
             return Err("allow_other and allow_root are mutually exclusive".into());
         }
@@ -164,13 +167,16 @@ mod tests {
         assert_eq!(c.timeout, Some(5));
         assert_eq!((c.uid, c.gid), (Some(7), Some(8)));
         assert_eq!(c.subdir.as_deref(), Some("a/b"));
-        assert_eq!(c.read_ahead_kb, crate::readahead::DEFAULT_KB);
+        assert_eq!(c.read_ahead_kb, None);
         assert_eq!(
             parse(&["-o", "read_ahead_kb=128", "i", "m"])
                 .unwrap()
                 .read_ahead_kb,
-            128
+            Some(128)
         );
+        // The daemon leaves its working directory: the mount point must not be relative.
+        assert!(c.mountpoint.is_absolute());
+        assert!(c.mountpoint.ends_with("mnt"));
         assert!(c.single_thread && !c.foreground);
         assert_eq!(c.image, PathBuf::from("img"));
         assert!(parse(&["-d", "i", "m"]).unwrap().foreground);

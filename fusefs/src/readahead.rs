@@ -1,43 +1,51 @@
 //! The kernel's readahead window for our mount. FUSE starts every mount at the default
 //! 128 KiB (and clamps it to that again when it answers INIT), so a sequential reader has
 //! one 128 KiB READ in flight at a time, and each READ costs a round trip through the
-//! daemon. A window of a few MiB lets the kernel send READs of up to 1 MiB
-//! (`max_pages`) several at a time, which the worker threads serve in parallel from blocks
-//! the prefetch threads decompressed ahead. Only root can change it (sysfs); squashfuse
-//! leaves it alone, and so does a mount inside a user namespace (ch-run).
+//! daemon. A wider window lets the kernel send READs of up to 1 MiB (`max_pages`) several
+//! at a time, which the worker threads serve in parallel from blocks the prefetch threads
+//! decompressed ahead. Only root can change it (sysfs); squashfuse leaves it alone, and so
+//! does a mount inside a user namespace (ch-run).
 
 use std::os::unix::fs::MetadataExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-/// The window set when `-o read_ahead_kb=N` is not given: the reach of our own prefetch.
-pub const DEFAULT_KB: u32 = 4096;
+use nix::sys::statfs::{statfs, FUSE_SUPER_MAGIC};
 
-/// Sets the mount's readahead window to `kb` KiB from a thread of its own. The window can
-/// only be set once the kernel has taken our INIT answer (which clamps it): `stat` of the
+/// The window set when `-o read_ahead_kb=N` is not given: as large as one READ can be
+/// (1 MiB, FUSE's `max_pages`). Larger windows read sequential files a little faster but
+/// make every page fault of a randomly read mmapped file read that much around it.
+pub const DEFAULT_KB: u32 = 1024;
+
+/// Sets the readahead window of the FUSE mount at `mountpoint` (an absolute path) to `kb`
+/// KiB, if we are root. Must run while the session serves requests: the window can only
+/// be set once the kernel has taken our INIT answer (which clamps it), and `stat` of the
 /// mount point is a request the kernel holds until then, so its return is the signal.
-/// Errors (not root, no sysfs) leave the kernel's default in place, silently.
-pub fn set_when_ready(mountpoint: &Path, kb: u32) {
+/// Anything in the way (not root, no sysfs, the mount already gone) leaves the kernel's
+/// default; the reason is logged at debug level.
+pub fn set(mountpoint: &Path, kb: u32) {
     if !nix::unistd::geteuid().is_root() {
         return;
     }
-    let mountpoint = mountpoint.to_path_buf();
-    let _ = std::thread::Builder::new()
-        .name("readahead".into())
-        .spawn(move || {
-            if let Some(path) = sysfs_file(&mountpoint) {
-                if let Err(e) = std::fs::write(&path, kb.to_string()) {
-                    log::debug!("{}: {e}", path.display());
-                }
-            }
-        });
+    if let Err(e) = try_set(mountpoint, kb) {
+        log::debug!("read_ahead_kb={kb} not set: {e}");
+    }
 }
 
-/// `/sys/class/bdi/MAJ:MIN/read_ahead_kb` of the filesystem mounted at `mountpoint`:
-/// FUSE names its backing device after the superblock's device number.
-fn sysfs_file(mountpoint: &Path) -> Option<PathBuf> {
-    let dev = std::fs::metadata(mountpoint).ok()?.dev();
-    let (major, minor) = (libc::major(dev), libc::minor(dev));
-    Some(PathBuf::from(format!(
-        "/sys/class/bdi/{major}:{minor}/read_ahead_kb"
-    )))
+fn try_set(mountpoint: &Path, kb: u32) -> Result<(), String> {
+    let dev = std::fs::metadata(mountpoint)
+        .map_err(|e| e.to_string())?
+        .dev();
+    // Only ever our own FUSE mount's backing device (FUSE names it after the superblock's
+    // anonymous device, major 0): if the mount went away under us, the directory beneath
+    // belongs to another filesystem whose disk must keep its setting.
+    let fs = statfs(mountpoint).map_err(|e| e.to_string())?;
+    if fs.filesystem_type() != FUSE_SUPER_MAGIC || libc::major(dev) != 0 {
+        return Err(format!("{} is not a FUSE mount", mountpoint.display()));
+    }
+    let path = format!(
+        "/sys/class/bdi/{}:{}/read_ahead_kb",
+        libc::major(dev),
+        libc::minor(dev)
+    );
+    std::fs::write(&path, kb.to_string()).map_err(|e| format!("{path}: {e}"))
 }
