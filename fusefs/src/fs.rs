@@ -404,20 +404,11 @@ impl Filesystem for SquashFs {
         }
         let first = (offset / bs) as usize;
         let last = ((end - 1) / bs) as usize;
-        let sequential = file.last_end.swap(end, Ordering::Relaxed) == offset;
-        if sequential || offset == 0 {
-            let most = (READ_AHEAD_BYTES / bs).max(2);
-            let window = if sequential {
-                (file.window.load(Ordering::Relaxed) * 2).clamp(1, most)
-            } else {
-                1
-            };
-            file.window.store(window, Ordering::Relaxed);
-            for index in last + 1..(last + 1 + window as usize).min(data.block_count()) {
-                self.background.prefetch(&file, index);
-            }
-        } else {
-            file.window.store(0, Ordering::Relaxed);
+        let ahead = file
+            .streams
+            .on_read(offset, end, READ_AHEAD_BYTES, READ_AHEAD_BYTES / bs);
+        for index in last + 1..(last + 1 + ahead as usize).min(data.block_count()) {
+            self.background.prefetch(&file, index);
         }
         // Within one stored block: answer straight from the cached block, no copy, and
         // push the whole block into the page cache when this read takes only part of it.

@@ -3,20 +3,17 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, RwLock};
 
 use sqfs::FileData;
+
+use crate::streams::Streams;
 
 pub struct OpenFile {
     pub node: u64,
     pub data: FileData,
-    /// Where the last read ended: a read starting here is sequential.
-    pub last_end: AtomicU64,
-    /// Blocks the readahead keeps decompressed ahead of a sequential reader: it starts at
-    /// one and doubles with every sequential read (as the kernel's readahead window grows),
-    /// so a program reading a little of many files (python's start-up) doesn't pay for
-    /// megabytes it never reads.
-    pub window: AtomicU64,
+    /// Its sequential readers, for the prefetch.
+    pub streams: Streams,
     /// Blocks whose push into the kernel's page cache is queued or under way, one bit each.
     /// Only in-flight pushes are remembered: the kernel may drop pushed pages at any time
     /// (memory pressure, `POSIX_FADV_DONTNEED`), and a READ for a block means some of its
@@ -30,8 +27,7 @@ impl OpenFile {
         OpenFile {
             node,
             data,
-            last_end: AtomicU64::new(u64::MAX),
-            window: AtomicU64::new(0),
+            streams: Streams::default(),
             pushing: (0..words).map(|_| AtomicU64::new(0)).collect(),
         }
     }
@@ -53,9 +49,13 @@ impl OpenFile {
     }
 }
 
-/// Files read without an open (FUSE_NO_OPEN_SUPPORT) whose state is kept; past this many,
-/// one is dropped for each new one (its state is rebuilt from cached metadata if read again).
+/// Files read without an open (FUSE_NO_OPEN_SUPPORT) whose state is kept: at most this
+/// many, and at most this many blocks in their block lists together (about 8 bytes each,
+/// and a hostile image can give one small file millions of hole blocks). Past either, the
+/// state of files no READ is using is dropped first; it is rebuilt from cached metadata if
+/// the file is read again.
 const FILES_BY_INODE: usize = 1024;
+const BLOCKS_BY_INODE: usize = 1 << 20;
 
 /// File handles given out by `open`, and the state of files read without one.
 #[derive(Default)]
@@ -65,7 +65,7 @@ pub struct Handles {
     open: RwLock<HashMap<u64, Arc<OpenFile>>>,
     /// When the kernel opens files without asking us, READs come with handle 0 and the
     /// file's state lives here, by inode, shared by every reader of the file.
-    by_inode: Mutex<HashMap<u64, Arc<OpenFile>>>,
+    by_inode: RwLock<HashMap<u64, Arc<OpenFile>>>,
 }
 
 impl Handles {
@@ -99,19 +99,36 @@ impl Handles {
         node: u64,
         load: impl FnOnce() -> Result<FileData, E>,
     ) -> Result<Arc<OpenFile>, E> {
-        let files = || self.by_inode.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(file) = files().get(&node) {
+        if let Some(file) = self
+            .by_inode
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&node)
+        {
             return Ok(file.clone());
         }
         // Loaded outside the lock: a block list can take metadata reads.
         let file = Arc::new(OpenFile::new(node, load()?));
-        let mut files = files();
-        if files.len() >= FILES_BY_INODE && !files.contains_key(&node) {
-            if let Some(&old) = files.keys().next() {
-                files.remove(&old);
+        let mut files = self.by_inode.write().unwrap_or_else(|e| e.into_inner());
+        if let Some(present) = files.get(&node) {
+            return Ok(present.clone());
+        }
+        let mut blocks: usize = files.values().map(|f| f.data.block_count()).sum();
+        blocks += file.data.block_count();
+        while !files.is_empty() && (files.len() >= FILES_BY_INODE || blocks > BLOCKS_BY_INODE) {
+            // A file no READ holds right now, else any.
+            let victim = files
+                .iter()
+                .find(|(_, f)| Arc::strong_count(f) == 1)
+                .or_else(|| files.iter().next())
+                .map(|(&n, _)| n)
+                .expect("not empty");
+            if let Some(gone) = files.remove(&victim) {
+                blocks -= gone.data.block_count();
             }
         }
-        Ok(files.entry(node).or_insert(file).clone())
+        files.insert(node, file.clone());
+        Ok(file)
     }
 
     pub fn count(&self) -> usize {
@@ -150,10 +167,10 @@ mod tests {
         for node in 100..100 + 2 * FILES_BY_INODE as u64 {
             handles.by_inode(node, load).unwrap();
         }
-        let kept = handles.by_inode.lock().unwrap().len();
+        let kept = handles.by_inode.read().unwrap().len();
         assert_eq!(kept, FILES_BY_INODE, "at most {FILES_BY_INODE} kept");
         // A failed load is reported and remembers nothing.
         assert!(handles.by_inode(7, || Err::<FileData, _>("bad")).is_err());
-        assert!(!handles.by_inode.lock().unwrap().contains_key(&7));
+        assert!(!handles.by_inode.read().unwrap().contains_key(&7));
     }
 }

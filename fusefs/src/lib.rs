@@ -10,6 +10,7 @@ pub mod nodes;
 pub mod options;
 pub mod prefetch;
 pub mod readahead;
+pub mod streams;
 
 pub use fs::SquashFs;
 pub use options::MountConfig;
