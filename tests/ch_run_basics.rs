@@ -10,8 +10,8 @@ use e2e_tests::sys::is_root;
 
 /// `ch-run -m MNT IMAGE -- sh -c SCRIPT` with extra options first.
 fn sh(s: &Scratch, options: &[&str], script: &str) -> e2e_tests::container::Outcome {
-    let image = test_image().sqfs.to_string_lossy().into_owned();
-    let mnt = s.mnt.to_string_lossy().into_owned();
+    let image = test_image().sqfs_arg();
+    let mnt = s.mnt_arg();
     let mut args: Vec<&str> = vec!["-m", &mnt];
     args.extend_from_slice(options);
     args.extend_from_slice(&[&image, "--", "sh", "-c", script]);
@@ -72,8 +72,8 @@ fn failures_are_one_line_with_charliecloud_exit_codes() {
         "can't cd to /nonexistent: No such file or directory"
     );
 
-    let image = test_image().sqfs.to_string_lossy().into_owned();
-    let mnt = s.mnt.to_string_lossy().into_owned();
+    let image = test_image().sqfs_arg();
+    let mnt = s.mnt_arg();
     let out = s.run(&["-m", &mnt, &image, "--", "no-such-command"]);
     assert_eq!(out.code, 49);
     assert_eq!(
@@ -153,7 +153,7 @@ fn user_must_be_set() {
         return;
     }
     let s = Scratch::new("nouser");
-    let image = test_image().sqfs.to_string_lossy().into_owned();
+    let image = test_image().sqfs_arg();
     let mut cmd = s.command(&[&image, "--", "true"], &[]);
     // env -i … USER=… : drop USER by overriding the command's environment at the start.
     let args: Vec<String> = cmd
@@ -229,8 +229,8 @@ fn environment_follows_charliecloud() {
     .unwrap();
     std::fs::set_permissions(&envfile, std::fs::Permissions::from_mode(0o644)).unwrap();
     let envfile = envfile.to_string_lossy().into_owned();
-    let image = test_image().sqfs.to_string_lossy().into_owned();
-    let mnt = s.mnt.to_string_lossy().into_owned();
+    let image = test_image().sqfs_arg();
+    let mnt = s.mnt_arg();
     let setfile = format!("--set-env={envfile}");
     let out = s.run_env(
         &[
@@ -416,7 +416,7 @@ fn tmp_home_and_host_files() {
         format!("/home/{user}\nat home\n{user}\n"),
         "{out:?}"
     );
-    let image = test_image().sqfs.to_string_lossy().into_owned();
+    let image = test_image().sqfs_arg();
     let out = s.run_env(&["--home", &image, "--", "true"], &[("HOME", "")]);
     assert_eq!(out.code, 31);
     assert_eq!(error_line(&out), "--home failed: $HOME not set");
@@ -513,7 +513,7 @@ fn directory_images_and_writes() {
         out.stdout.starts_with("hello from the image\n") && out.stdout.ends_with("ro\n"),
         "{out:?}"
     );
-    let mnt = s.mnt.to_string_lossy().into_owned();
+    let mnt = s.mnt_arg();
     let out = s.run(&["-m", &mnt, &img, "--", "true"]);
     assert!(
         out.stderr
@@ -554,7 +554,7 @@ fn images_by_name_in_storage() {
     std::os::unix::fs::symlink(&test_image().sqfs, img_dir.join("example.com+5050%busybox"))
         .unwrap();
     let storage = s.dir.join("storage").to_string_lossy().into_owned();
-    let mnt = s.mnt.to_string_lossy().into_owned();
+    let mnt = s.mnt_arg();
     let out = s.run(&[
         "-m",
         &mnt,
@@ -587,7 +587,7 @@ fn verbose_messages_and_default_mount_point() {
         return;
     }
     let s = Scratch::new("verbose");
-    let image = test_image().sqfs.to_string_lossy().into_owned();
+    let image = test_image().sqfs_arg();
     let out = s.run(&["-v", &image, "--", "true"]);
     assert_eq!(out.code, 0, "{out:?}");
     let user = user_name();
@@ -618,7 +618,7 @@ fn refuses_to_run_setuid() {
     let copy = s.dir.join("ch-run-setuid");
     std::fs::copy(e2e_tests::sys::built_binary("ch-run"), &copy).unwrap();
     std::fs::set_permissions(&copy, std::fs::Permissions::from_mode(0o4755)).unwrap();
-    let image = test_image().sqfs.to_string_lossy().into_owned();
+    let image = test_image().sqfs_arg();
     let out = std::process::Command::new("runuser")
         .args([
             "-u",

@@ -11,8 +11,8 @@ use e2e_tests::container::{can_run_containers, test_image, wait_for_file, Scratc
 /// Starts `n` peers; each reports its mount namespace and the number of FUSE mounts it
 /// sees, waits for its go file, then checksums the big file and exits with its index.
 fn start_group(s: &Scratch, n: usize, tag: &str) -> Vec<Child> {
-    let image = test_image().sqfs.to_string_lossy().into_owned();
-    let mnt = s.mnt.to_string_lossy().into_owned();
+    let image = test_image().sqfs_arg();
+    let mnt = s.mnt_arg();
     let count = format!("--join-ct={n}");
     let tag = format!("--join-tag={tag}");
     (0..n)
@@ -184,8 +184,8 @@ fn join_pid_enters_a_running_container() {
         return;
     }
     let s = Scratch::new("joinpid");
-    let image = test_image().sqfs.to_string_lossy().into_owned();
-    let mnt = s.mnt.to_string_lossy().into_owned();
+    let image = test_image().sqfs_arg();
+    let mnt = s.mnt_arg();
     let first = s.spawn(
         &["-m", &mnt, &image, "--", "sh", "-c", "echo $$ > /tmp/pid; readlink /proc/self/ns/mnt; while [ ! -e /tmp/go ]; do sleep 0.02; done"],
         &[],
@@ -228,8 +228,8 @@ fn many_groups_started_at_once_all_run() {
         return;
     }
     let s = Scratch::new("joinmany");
-    let image = test_image().sqfs.to_string_lossy().into_owned();
-    let mnt = s.mnt.to_string_lossy().into_owned();
+    let image = test_image().sqfs_arg();
+    let mnt = s.mnt_arg();
     for group in 0..15 {
         let tag = format!("--join-tag=many-{group}-{}", std::process::id());
         // Peers that arrive while the winner is closing its group start another one.

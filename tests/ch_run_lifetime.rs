@@ -7,21 +7,28 @@ use std::time::{Duration, Instant};
 
 use e2e_tests::container::{can_run_containers, test_image, wait_for_file, Scratch};
 
-fn image() -> String {
-    test_image().sqfs.to_string_lossy().into_owned()
-}
-
 #[test]
 fn signals_sent_to_ch_run_reach_the_command() {
     if !can_run_containers() {
         return;
     }
     let s = Scratch::new("signals");
-    let mnt = s.mnt.to_string_lossy().into_owned();
+    let mnt = s.mnt_arg();
     for sig in ["TERM", "INT", "HUP", "QUIT", "USR1", "USR2", "ALRM"] {
         let ready = s.tmp.join("ready");
         let script = format!("trap 'echo got-{sig}; exit 3' {sig}; touch /tmp/ready; while true; do sleep 0.05; done");
-        let mut child = s.spawn(&["-m", &mnt, &image(), "--", "sh", "-c", &script], &[]);
+        let mut child = s.spawn(
+            &[
+                "-m",
+                &mnt,
+                &test_image().sqfs_arg(),
+                "--",
+                "sh",
+                "-c",
+                &script,
+            ],
+            &[],
+        );
         wait_for_file(&ready);
         let pid = s.ch_run_pid(child.id());
         let signal = format!("-{sig}");
@@ -51,9 +58,20 @@ fn kill_9_of_ch_run_ends_everything() {
         return;
     }
     let s = Scratch::new("kill9");
-    let mnt = s.mnt.to_string_lossy().into_owned();
+    let mnt = s.mnt_arg();
     let script = "sleep 1000 & (sleep 1000 &) ; setsid sleep 1000 & touch /tmp/ready; wait";
-    let mut child = s.spawn(&["-m", &mnt, &image(), "--", "sh", "-c", script], &[]);
+    let mut child = s.spawn(
+        &[
+            "-m",
+            &mnt,
+            &test_image().sqfs_arg(),
+            "--",
+            "sh",
+            "-c",
+            script,
+        ],
+        &[],
+    );
     wait_for_file(&s.tmp.join("ready"));
     std::fs::remove_file(s.tmp.join("ready")).unwrap();
     let pid = s.ch_run_pid(child.id());
@@ -74,12 +92,20 @@ fn background_processes_keep_a_working_image() {
         return;
     }
     let s = Scratch::new("background");
-    let mnt = s.mnt.to_string_lossy().into_owned();
+    let mnt = s.mnt_arg();
     // The command returns at once; its background job reads the image for a while after.
     // (Its output goes elsewhere: a job holding our stdout would keep the pipe open.)
     let script = "(sleep 4; sha256sum /data/big > /tmp/sum; ls /bin | wc -l > /tmp/count) >/dev/null 2>&1 & echo started; exit 5";
     let started = Instant::now();
-    let out = s.run(&["-m", &mnt, &image(), "--", "sh", "-c", script]);
+    let out = s.run(&[
+        "-m",
+        &mnt,
+        &test_image().sqfs_arg(),
+        "--",
+        "sh",
+        "-c",
+        script,
+    ]);
     assert_eq!((out.code, out.stdout.as_str()), (5, "started\n"), "{out:?}");
     assert!(
         started.elapsed() < Duration::from_millis(3000),
@@ -108,9 +134,21 @@ fn sixty_four_concurrent_runs_on_one_image() {
         return;
     }
     let s = Scratch::new("concurrent");
-    let mnt = s.mnt.to_string_lossy().into_owned();
+    let mnt = s.mnt_arg();
     let children: Vec<_> = (0..64)
-        .map(|_| s.spawn(&["-m", &mnt, &image(), "--", "sha256sum", "/data/big"], &[]))
+        .map(|_| {
+            s.spawn(
+                &[
+                    "-m",
+                    &mnt,
+                    &test_image().sqfs_arg(),
+                    "--",
+                    "sha256sum",
+                    "/data/big",
+                ],
+                &[],
+            )
+        })
         .collect();
     for child in children {
         let out = child.wait_with_output().unwrap();
@@ -142,9 +180,16 @@ fn the_command_gets_only_stdio_and_keeps_ignored_signals() {
         return;
     }
     let s = Scratch::new("inherit");
-    let mnt = s.mnt.to_string_lossy().into_owned();
+    let mnt = s.mnt_arg();
     // (busybox sh keeps descriptors of its own: ask ls about itself; 3 is its listing.)
-    let out = s.run(&["-m", &mnt, &image(), "--", "ls", "/proc/self/fd"]);
+    let out = s.run(&[
+        "-m",
+        &mnt,
+        &test_image().sqfs_arg(),
+        "--",
+        "ls",
+        "/proc/self/fd",
+    ]);
     assert_eq!(
         out.stdout, "0\n1\n2\n3\n",
         "descriptors leaked into the command: {out:?}"
@@ -152,7 +197,7 @@ fn the_command_gets_only_stdio_and_keeps_ignored_signals() {
     let out = s.run(&[
         "-m",
         &mnt,
-        &image(),
+        &test_image().sqfs_arg(),
         "--",
         "grep",
         "-E",
@@ -172,7 +217,7 @@ fn the_command_gets_only_stdio_and_keeps_ignored_signals() {
         &[
             "-m",
             &mnt,
-            &image(),
+            &test_image().sqfs_arg(),
             "--",
             "sh",
             "-c",
@@ -200,13 +245,21 @@ fn ch_run_dies_of_the_commands_signal() {
         return;
     }
     let s = Scratch::new("diesof");
-    let mnt = s.mnt.to_string_lossy().into_owned();
+    let mnt = s.mnt_arg();
     // (runuser turns a signal death into 128+N: a tiny python parent reports it as is.)
     let report = "import subprocess, sys; print(subprocess.run(sys.argv[1:]).returncode)";
     let out = s
         .launched_command(
             &["python3", "-c", report],
-            &["-m", &mnt, &image(), "--", "sh", "-c", "kill -INT $$"],
+            &[
+                "-m",
+                &mnt,
+                &test_image().sqfs_arg(),
+                "--",
+                "sh",
+                "-c",
+                "kill -INT $$",
+            ],
             &[],
         )
         .output()
@@ -223,12 +276,12 @@ fn killing_the_supervisor_ends_the_command() {
         return;
     }
     let s = Scratch::new("killsup");
-    let mnt = s.mnt.to_string_lossy().into_owned();
+    let mnt = s.mnt_arg();
     let child = s.spawn(
         &[
             "-m",
             &mnt,
-            &image(),
+            &test_image().sqfs_arg(),
             "--",
             "sh",
             "-c",
@@ -259,7 +312,7 @@ fn a_signal_during_setup_ends_everything() {
     }
     use std::os::unix::process::ExitStatusExt;
     let s = Scratch::new("setupsig");
-    let mnt = s.mnt.to_string_lossy().into_owned();
+    let mnt = s.mnt_arg();
     // A "winner" that never lets anyone in: ch-run waits in setup.
     let tag = format!("stuck-{}", std::process::id());
     let uid = e2e_tests::container::test_uid();
@@ -282,7 +335,15 @@ fn a_signal_during_setup_ends_everything() {
     std::fs::remove_file(s.tmp.join("listening")).unwrap();
     let join_tag = format!("--join-tag={tag}");
     let child = s.spawn(
-        &["-m", &mnt, "--join-ct=2", &join_tag, &image(), "--", "true"],
+        &[
+            "-m",
+            &mnt,
+            "--join-ct=2",
+            &join_tag,
+            &test_image().sqfs_arg(),
+            "--",
+            "true",
+        ],
         &[],
     );
     std::thread::sleep(Duration::from_millis(500));

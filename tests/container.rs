@@ -72,6 +72,13 @@ fn sha256(path: &Path) -> String {
         .to_string()
 }
 
+impl TestImage {
+    /// The image path as a command-line argument.
+    pub fn sqfs_arg(&self) -> String {
+        self.sqfs.to_string_lossy().into_owned()
+    }
+}
+
 /// The test image, built once per test binary.
 pub fn test_image() -> &'static TestImage {
     static IMAGE: OnceLock<TestImage> = OnceLock::new();
@@ -242,6 +249,11 @@ impl std::fmt::Debug for Outcome {
 }
 
 impl Scratch {
+    /// The test's mount point as a command-line argument (`--mount`).
+    pub fn mnt_arg(&self) -> String {
+        self.mnt.to_string_lossy().into_owned()
+    }
+
     pub fn new(name: &str) -> Self {
         let dir = std::env::temp_dir().join(format!("ch-run-test-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);

@@ -40,21 +40,25 @@ fn srun(s: &Scratch, srun_args: &[&str], args: &[&str], env: &[(&str, &str)]) ->
     Outcome::from(cmd.output().unwrap())
 }
 
-fn image() -> String {
-    test_image().sqfs.to_string_lossy().into_owned()
-}
-
 #[test]
 fn ranks_run_and_exit_codes_come_through() {
     if !slurm_running() {
         return;
     }
     let s = Scratch::new("srun");
-    let mnt = s.mnt.to_string_lossy().into_owned();
+    let mnt = s.mnt_arg();
     let out = srun(
         &s,
         &["-n", "4"],
-        &["-m", &mnt, &image(), "--", "sh", "-c", "echo $SLURM_PROCID"],
+        &[
+            "-m",
+            &mnt,
+            &test_image().sqfs_arg(),
+            "--",
+            "sh",
+            "-c",
+            "echo $SLURM_PROCID",
+        ],
         &[],
     );
     assert_eq!(out.code, 0, "{out:?}");
@@ -66,7 +70,7 @@ fn ranks_run_and_exit_codes_come_through() {
         &[
             "-m",
             &mnt,
-            &image(),
+            &test_image().sqfs_arg(),
             "--",
             "sh",
             "-c",
@@ -84,14 +88,23 @@ fn join_gives_the_step_one_mount() {
         return;
     }
     let s = Scratch::new("srunjoin");
-    let mnt = s.mnt.to_string_lossy().into_owned();
+    let mnt = s.mnt_arg();
     // Ranks end at different times; the late ones read the image after the early ones left.
     let script = "echo $(readlink /proc/self/ns/mnt) $(grep -c fuse.squashfuse /proc/mounts); \
                   sleep 0.$((SLURM_PROCID * 2)); sha256sum /data/big";
     let out = srun(
         &s,
         &["-n", "8"],
-        &["--join", "-m", &mnt, &image(), "--", "sh", "-c", script],
+        &[
+            "--join",
+            "-m",
+            &mnt,
+            &test_image().sqfs_arg(),
+            "--",
+            "sh",
+            "-c",
+            script,
+        ],
         &[],
     );
     assert_eq!(out.code, 0, "{out:?}");
@@ -171,7 +184,7 @@ fn mpi_allreduce_across_joined_ranks() {
         return;
     }
     let s = Scratch::new("mpi");
-    let mnt = s.mnt.to_string_lossy().into_owned();
+    let mnt = s.mnt_arg();
     let image = mpi_image().to_string_lossy().into_owned();
     let out = srun(
         &s,
@@ -205,7 +218,7 @@ fn scancel_leaves_nothing_behind() {
         return;
     }
     let s = Scratch::new("scancel");
-    let mnt = s.mnt.to_string_lossy().into_owned();
+    let mnt = s.mnt_arg();
     let name = format!("chrun-scancel-{}", std::process::id());
     let job_name = format!("--job-name={name}");
     for join in [false, true] {
@@ -213,7 +226,7 @@ fn scancel_leaves_nothing_behind() {
         if join {
             args.push("--join");
         }
-        let image = image();
+        let image = test_image().sqfs_arg();
         args.extend_from_slice(&[
             &image,
             "--",

@@ -214,7 +214,7 @@ impl Listener {
         let state = Arc::new((
             Mutex::new(PeerState {
                 connected: 0,
-                listener: Some(self.fd.as_raw_fd()),
+                listening: true,
                 own_done: None,
             }),
             Condvar::new(),
@@ -233,8 +233,8 @@ impl Listener {
 
 struct PeerState {
     connected: usize,
-    /// Whether the listening socket is still open.
-    listener: Option<RawFd>,
+    /// The listening socket is still open (late peers may still come).
+    listening: bool,
     /// When the winner's own processes were all gone.
     own_done: Option<Instant>,
 }
@@ -264,7 +264,7 @@ fn accept_peers(
             let late = s.own_done.is_some_and(|t| t.elapsed() > LATE_PEER_GRACE);
             if (accepted >= wanted || late) && listener.is_some() {
                 // Closing it frees the name for the next group with this tag.
-                s.listener = None;
+                s.listening = false;
                 listener = None;
             }
             if listener.is_none() && conns.is_empty() {
@@ -309,7 +309,7 @@ fn accept_peers(
     }
     let mut s = lock.lock().unwrap_or_else(|e| e.into_inner());
     s.connected = 0;
-    s.listener = None;
+    s.listening = false;
     drop(listener);
     cvar.notify_all();
 }
@@ -339,7 +339,7 @@ impl Peers {
         let (lock, cvar) = &*self.state;
         let mut s = lock.lock().unwrap_or_else(|e| e.into_inner());
         s.own_done.get_or_insert_with(Instant::now);
-        while s.connected > 0 || s.listener.is_some() {
+        while s.connected > 0 || s.listening {
             s = cvar.wait(s).unwrap_or_else(|e| e.into_inner());
         }
     }

@@ -257,11 +257,14 @@ pub(crate) mod tests {
         let n = d.decompress_vec(encoded, &mut v, plain.len()).expect("vec");
         assert!(n == plain.len() && v == *plain, "{codec:?}: decompress_vec");
         if !plain.is_empty() {
-            let r = d.decompress_vec(encoded, &mut v, plain.len() - 1);
-            assert!(
-                is_decompress_error(codec, &r),
-                "{codec:?}: decompress_vec one byte short gave {r:?}"
-            );
+            // Into a Vec with room to spare (reused) and into a fresh one (the cache's case).
+            for mut v in [v, Vec::new()] {
+                let r = d.decompress_vec(encoded, &mut v, plain.len() - 1);
+                assert!(
+                    is_decompress_error(codec, &r) && v.len() < plain.len(),
+                    "{codec:?}: decompress_vec one byte short gave {r:?}"
+                );
+            }
         }
         let sane = |r: &Result<usize>, dst: &[u8], what: &str| match r {
             Ok(n) => assert!(

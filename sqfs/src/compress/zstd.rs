@@ -50,7 +50,11 @@ impl Decompressor for Zstd {
         )?;
         // The allocator may have given more capacity than asked: hold to `max`.
         if n > max {
-            return Err(fail(Compression::Zstd, super::too_long(&dst[..max])));
+            dst.clear();
+            return Err(fail(
+                Compression::Zstd,
+                format!("output exceeds {max} bytes"),
+            ));
         }
         Ok(n)
     }
