@@ -4,7 +4,8 @@
 #   srun -n R [--overcommit] ch-run [--join] IMG -- true          (R = 1, 8, 32)
 #   srun -n R [--overcommit] ch-run [--join] IMG -- cat /f256      (256 MiB per rank, page cache dropped first)
 # Reports the step's wall time (median of RUNS) and the peak number of FUSE connections
-# (one per mount) seen in /sys/fs/fuse/connections while the step ran.
+# (one per mount) seen in /sys/fs/fuse/connections while the step ran, and for the `-- true`
+# rows what `srun -n R true` costs with no container at all (Slurm's own share).
 #
 # Usage (root; Slurm up; user chtest): bash bench/slurm.sh [RUNS]   (default 5)
 # Writes bench/results/slurm.md.
@@ -64,6 +65,16 @@ step() { # runtime join ranks cmd...
   rm -f "$peakf"
 }
 
+# The same srun without any container (the `-- true` rows): what Slurm alone costs here.
+bare() { # ranks
+  local over=(); [ "$1" -gt 8 ] && over=(--overcommit)
+  local t0 t1; t0=$(date +%s.%N)
+  if ! runuser -u "$user" -- env USER="$user" HOME=/tmp PATH=/usr/bin:/bin srun -n "$1" "${over[@]}" /bin/true >/dev/null 2>&1; then
+    echo "bare srun -n $1 failed" >&2; return
+  fi
+  t1=$(date +%s.%N); echo "$t1 - $t0" | bc -l
+}
+
 median() { sort -g | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
 
 results=$here/results/slurm.md
@@ -75,15 +86,18 @@ results=$here/results/slurm.md
   echo "Wall time of the whole srun step, median of $runs; peak FUSE connections seen during the step (one per mount)."
   echo "256 MiB reads: page cache dropped before each step; every rank reads the same file."
   echo
-  echo "| command | ranks | --join | ours (s) | Charliecloud (s) | ours / theirs | FUSE mounts ours / theirs | failed steps ours / theirs |"
-  echo "|---|---|---|---|---|---|---|---|"
+  echo "| command | ranks | --join | ours (s) | Charliecloud (s) | ours / theirs | srun alone (s) | FUSE mounts ours / theirs | failed steps ours / theirs |"
+  echo "|---|---|---|---|---|---|---|---|---|"
 } >"$results"
 
+declare -A alone_by=()
 for what in true read; do
   for ranks in 1 8 32; do
     for join in nojoin join; do
-      ours=(); theirs_t=(); pk_o=0; pk_t=0; fail_o=0; fail_t=0
+      ours=(); theirs_t=(); alone=(); pk_o=0; pk_t=0; fail_o=0; fail_t=0
       for _ in $(seq "$runs"); do
+        # Once per rank count (the nojoin pass); the join row shows the same figure.
+        if [ "$what" = true ] && [ "$join" = nojoin ]; then a=$(bare "$ranks"); [ -n "$a" ] && alone+=("$a"); fi
         for rt in ours theirs; do
           [ "$what" = read ] && { sync; echo 3 >/proc/sys/vm/drop_caches; }
           if [ "$what" = true ]; then r=$(step $rt $join "$ranks" true); else r=$(step $rt $join "$ranks" cat /f256); fi
@@ -96,9 +110,11 @@ for what in true read; do
         done
       done
       mo=$(printf '%s\n' "${ours[@]}" | median); mt=$(printf '%s\n' "${theirs_t[@]}" | median)
+      [ ${#alone[@]} -gt 0 ] && alone_by[$ranks]=$(printf '%.3f' "$(printf '%s\n' "${alone[@]}" | median)")
+      ma=-; [ "$what" = true ] && ma=${alone_by[$ranks]:--}
       label='`-- true`'; [ "$what" = read ] && label='`-- cat /f256`'
-      printf '| %s | %s | %s | %.3f | %.3f | %.2f | %s / %s | %s / %s |\n' "$label" "$ranks" \
-        "$([ $join = join ] && echo yes || echo no)" "$mo" "$mt" "$(echo "$mo / $mt" | bc -l)" "$pk_o" "$pk_t" \
+      printf '| %s | %s | %s | %.3f | %.3f | %.2f | %s | %s / %s | %s / %s |\n' "$label" "$ranks" \
+        "$([ $join = join ] && echo yes || echo no)" "$mo" "$mt" "$(echo "$mo / $mt" | bc -l)" "$ma" "$pk_o" "$pk_t" \
         "$fail_o" "$fail_t" >>"$results"
       echo "$what ranks=$ranks $join: ours $mo s, theirs $mt s, mounts $pk_o / $pk_t" >&2
     done
