@@ -14,40 +14,34 @@ thread_local! {
     static DCTX: RefCell<Option<DCtx<'static>>> = const { RefCell::new(None) };
 }
 
+/// Decodes one frame into `dst`: a slice, or a Vec's spare capacity (zstd writes it
+/// without a zero-fill first). ZSTD_decompressDCtx: a single pass, so no window buffer is
+/// allocated whatever window size the frame claims, and a frame larger than `dst` fails
+/// with "Destination buffer is too small".
+fn decode<C: ::zstd::zstd_safe::WriteBuf + ?Sized>(src: &[u8], dst: &mut C) -> Result<usize> {
+    with_cached(
+        &DCTX,
+        || DCtx::new().map_err(|e| fail(Compression::Zstd, e.to_string())),
+        |dctx| {
+            // Zero frames are valid to zstd (0 bytes out) but never a squashfs block.
+            if src.is_empty() {
+                return Err(fail(Compression::Zstd, "empty block"));
+            }
+            dctx.decompress_to_buffer(src, dst)
+                .map_err(|e| fail(Compression::Zstd, e.to_string()))
+        },
+    )
+}
+
 impl Decompressor for Zstd {
     fn decompress(&self, src: &[u8], dst: &mut [u8]) -> Result<usize> {
-        with_cached(
-            &DCTX,
-            || DCtx::new().map_err(|e| fail(Compression::Zstd, e.to_string())),
-            // ZSTD_decompressDCtx: single pass into dst, so no window buffer is allocated
-            // whatever window size the frame claims, and a frame larger than dst fails
-            // with "Destination buffer is too small".
-            |dctx| {
-                // Zero frames are valid to zstd (0 bytes out) but never a squashfs block.
-                if src.is_empty() {
-                    return Err(fail(Compression::Zstd, "empty block"));
-                }
-                dctx.decompress_to_buffer(src, dst)
-                    .map_err(|e| fail(Compression::Zstd, e.to_string()))
-            },
-        )
+        decode(src, dst)
     }
 
     fn decompress_vec(&self, src: &[u8], dst: &mut Vec<u8>, max: usize) -> Result<usize> {
         dst.clear();
         dst.reserve_exact(max);
-        let n = with_cached(
-            &DCTX,
-            || DCtx::new().map_err(|e| fail(Compression::Zstd, e.to_string())),
-            |dctx| {
-                if src.is_empty() {
-                    return Err(fail(Compression::Zstd, "empty block"));
-                }
-                // Writes into the Vec's spare capacity: no zero-fill first.
-                dctx.decompress_to_buffer(src, dst)
-                    .map_err(|e| fail(Compression::Zstd, e.to_string()))
-            },
-        )?;
+        let n = decode(src, dst)?;
         // The allocator may have given more capacity than asked: hold to `max`.
         if n > max {
             dst.clear();
