@@ -26,13 +26,13 @@ use crate::prefetch::Background;
 pub const FOREVER: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
 /// Bytes a sequential reader is kept ahead by decompression on other cores.
 const READ_AHEAD_BYTES: u64 = 4 << 20;
+/// Distinct error messages logged; a corrupt image must not flood the log.
+const MAX_LOGGED_ERRORS: usize = 1000;
 
 thread_local! {
     /// Each request thread's buffer for reads that span blocks (see `reply_range`).
     static REPLY_BUF: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
 }
-/// Distinct error messages logged; a corrupt image must not flood the log.
-const MAX_LOGGED_ERRORS: usize = 1000;
 
 pub struct SquashFs {
     archive: Arc<Archive>,
@@ -237,6 +237,8 @@ impl SquashFs {
         let data = &file.data;
         let len = (u64::from(size)).min(data.size().saturating_sub(offset)) as usize;
         REPLY_BUF.with(|buf| {
+            // Nothing in here re-enters, so the borrow always succeeds; should that ever
+            // change, a fresh buffer beats a panic in a request thread.
             let mut fresh = Vec::new();
             let mut kept = buf.try_borrow_mut();
             let out = match kept.as_deref_mut() {

@@ -65,7 +65,14 @@ pub struct Handles {
     open: RwLock<HashMap<u64, Arc<OpenFile>>>,
     /// When the kernel opens files without asking us, READs come with handle 0 and the
     /// file's state lives here, by inode, shared by every reader of the file.
-    by_inode: RwLock<HashMap<u64, Arc<OpenFile>>>,
+    by_inode: RwLock<ByInode>,
+}
+
+/// The files read without an open, and the blocks their lists hold together.
+#[derive(Default)]
+struct ByInode {
+    files: HashMap<u64, Arc<OpenFile>>,
+    blocks: usize,
 }
 
 impl Handles {
@@ -103,19 +110,20 @@ impl Handles {
             .by_inode
             .read()
             .unwrap_or_else(|e| e.into_inner())
+            .files
             .get(&node)
         {
             return Ok(file.clone());
         }
         // Loaded outside the lock: a block list can take metadata reads.
         let file = Arc::new(OpenFile::new(node, load()?));
-        let mut files = self.by_inode.write().unwrap_or_else(|e| e.into_inner());
+        let mut kept = self.by_inode.write().unwrap_or_else(|e| e.into_inner());
+        let ByInode { files, blocks } = &mut *kept;
         if let Some(present) = files.get(&node) {
             return Ok(present.clone());
         }
-        let mut blocks: usize = files.values().map(|f| f.data.block_count()).sum();
-        blocks += file.data.block_count();
-        while !files.is_empty() && (files.len() >= FILES_BY_INODE || blocks > BLOCKS_BY_INODE) {
+        *blocks += file.data.block_count();
+        while !files.is_empty() && (files.len() >= FILES_BY_INODE || *blocks > BLOCKS_BY_INODE) {
             // A file no READ holds right now, else any.
             let victim = files
                 .iter()
@@ -124,7 +132,7 @@ impl Handles {
                 .map(|(&n, _)| n)
                 .expect("not empty");
             if let Some(gone) = files.remove(&victim) {
-                blocks -= gone.data.block_count();
+                *blocks -= gone.data.block_count();
             }
         }
         files.insert(node, file.clone());
@@ -167,10 +175,17 @@ mod tests {
         for node in 100..100 + 2 * FILES_BY_INODE as u64 {
             handles.by_inode(node, load).unwrap();
         }
-        let kept = handles.by_inode.read().unwrap().len();
-        assert_eq!(kept, FILES_BY_INODE, "at most {FILES_BY_INODE} kept");
+        let kept = handles.by_inode.read().unwrap();
+        assert_eq!(
+            kept.files.len(),
+            FILES_BY_INODE,
+            "at most {FILES_BY_INODE} kept"
+        );
+        let counted: usize = kept.files.values().map(|f| f.data.block_count()).sum();
+        assert_eq!(kept.blocks, counted, "the running block count stays exact");
+        drop(kept);
         // A failed load is reported and remembers nothing.
         assert!(handles.by_inode(7, || Err::<FileData, _>("bad")).is_err());
-        assert!(!handles.by_inode.read().unwrap().contains_key(&7));
+        assert!(!handles.by_inode.read().unwrap().files.contains_key(&7));
     }
 }
