@@ -164,3 +164,51 @@ pub fn fuse_available() -> bool {
         .open("/dev/fuse")
         .is_ok()
 }
+
+/// One entry as `readdir` gives it: its path under the walked root, `d_ino` and `d_type`.
+pub type Listed = (Vec<u8>, u64, u8);
+
+/// Every directory under `root` read the way `find` reads it: `readdir` alone, entering
+/// what `d_type` calls a directory, never a `stat`. The entries come in readdir order,
+/// "." and ".." included.
+pub fn listing_walk(root: &Path) -> Vec<Listed> {
+    let mut out = Vec::new();
+    list_dir(root, b"", &mut out);
+    out
+}
+
+fn list_dir(dir: &Path, rel: &[u8], out: &mut Vec<Listed>) {
+    let c = cpath(dir);
+    // SAFETY: a valid C string; the stream is closed below and entries are copied out
+    // before the next readdir.
+    let stream = unsafe { libc::opendir(c.as_ptr()) };
+    assert!(!stream.is_null(), "opendir {}", dir.display());
+    let mut subdirs = Vec::new();
+    loop {
+        // SAFETY: `stream` is open.
+        let entry = unsafe { libc::readdir64(stream) };
+        if entry.is_null() {
+            break;
+        }
+        // SAFETY: readdir returned a valid entry with a NUL-terminated name.
+        let (name, ino, kind) = unsafe {
+            let e = &*entry;
+            let name = std::ffi::CStr::from_ptr(e.d_name.as_ptr())
+                .to_bytes()
+                .to_vec();
+            (name, e.d_ino, e.d_type)
+        };
+        let mut path = rel.to_vec();
+        path.push(b'/');
+        path.extend_from_slice(&name);
+        if kind == libc::DT_DIR && name != b"." && name != b".." {
+            subdirs.push((name.clone(), path.clone()));
+        }
+        out.push((path, ino, kind));
+    }
+    // SAFETY: opened above, closed once.
+    unsafe { libc::closedir(stream) };
+    for (name, path) in subdirs {
+        list_dir(&dir.join(std::ffi::OsStr::from_bytes(&name)), &path, out);
+    }
+}

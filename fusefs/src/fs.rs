@@ -4,6 +4,7 @@ use std::cell::RefCell;
 use std::collections::HashSet;
 use std::ffi::OsStr;
 use std::io;
+use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
@@ -18,7 +19,9 @@ use fuser::{
 use sqfs::{Archive, DirEntry, Inode};
 
 use crate::attr::{file_attr, fuse_type, Owners};
+use crate::dirplus::{self, DirPlusReply};
 use crate::handles::{Handles, OpenFile};
+use crate::listing::ListingPolicy;
 use crate::nodes::Nodes;
 use crate::prefetch::Background;
 
@@ -41,6 +44,11 @@ pub struct SquashFs {
     background: Background,
     owners: Owners,
     notifier: Arc<OnceLock<Notifier>>,
+    /// The session's /dev/fuse descriptor, for the replies fuser cannot make (`dirplus`).
+    /// Every worker thread must read from this one descriptor (no clone_fd): a reply is only
+    /// taken on the descriptor its request was read from.
+    device: Arc<OnceLock<OwnedFd>>,
+    listing: ListingPolicy,
     logged: Mutex<HashSet<String>>,
     /// Seconds since the epoch of the last request, for `-o timeout=N`.
     last_activity: Arc<AtomicU64>,
@@ -85,6 +93,14 @@ fn one_heap() {
     }
 }
 
+/// The inode number a directory's ".." lists.
+fn directory_parent(dir: &Inode) -> Result<u32, Errno> {
+    match &dir.body {
+        sqfs::inode::InodeBody::Directory(d) => Ok(d.parent),
+        _ => Err(Errno::ENOTDIR),
+    }
+}
+
 fn now_secs() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -113,6 +129,8 @@ impl SquashFs {
             handles: Arc::new(Handles::default()),
             owners,
             notifier,
+            device: Arc::new(OnceLock::new()),
+            listing: ListingPolicy::default(),
             logged: Mutex::new(HashSet::new()),
             last_activity: Arc::new(AtomicU64::new(now_secs())),
         }
@@ -128,6 +146,11 @@ impl SquashFs {
     /// Where the notifier goes once the session exists (it is made after the filesystem).
     pub fn notifier_slot(&self) -> Arc<OnceLock<Notifier>> {
         self.notifier.clone()
+    }
+
+    /// Where a duplicate of the session's /dev/fuse descriptor goes once the session exists.
+    pub fn device_slot(&self) -> Arc<OnceLock<OwnedFd>> {
+        self.device.clone()
     }
 
     /// What the idle timeout watches, usable after the filesystem moved into the session.
@@ -219,6 +242,45 @@ impl SquashFs {
         Ok(())
     }
 
+    /// A READDIRPLUS reply from `offset` on. Directories carry their attributes; files too
+    /// unless `files_bare` (node id 0: listed, not linked; see `listing`). Built here, not by
+    /// fuser, for the bare entries and for `d_ino`, which fuser makes the node id (see
+    /// `nodes` for where the two differ).
+    fn list_plus(&self, dir: &Inode, offset: u64, files_bare: bool) -> Result<DirPlusReply, Errno> {
+        let parent = directory_parent(dir)?;
+        let mut out = DirPlusReply::new(dirplus::SAFE_SIZE);
+        self.list(dir, offset, |next, name, entry| {
+            let bare = |ino: u32, kind| dirplus::Entry {
+                name,
+                ino: u64::from(ino),
+                kind,
+                next,
+                linked: None,
+            };
+            let Some(entry) = entry else {
+                // The kernel links neither "." nor "..".
+                let number = if name == b"." { dir.number } else { parent };
+                return Ok(out.add(&bare(number, fuser::FileType::Directory)));
+            };
+            let kind = fuse_type(entry.kind);
+            if files_bare && entry.kind != sqfs::FileType::Directory {
+                return Ok(out.add(&bare(entry.inode_number, kind)));
+            }
+            let inode = self.child(entry)?;
+            let attr = self.entry_attr(&inode)?;
+            let full = out.add(&dirplus::Entry {
+                linked: Some((&attr, self.ttl(&inode))),
+                ..bare(entry.inode_number, kind)
+            });
+            if !full {
+                // A linked entry counts as a lookup.
+                self.nodes.remember(inode, 1);
+            }
+            Ok(full)
+        })?;
+        Ok(out)
+    }
+
     /// Decompressed block `index` of `file` (None for a sparse hole), through the cache.
     fn block(
         &self,
@@ -258,8 +320,10 @@ impl SquashFs {
 
 impl Filesystem for SquashFs {
     fn init(&mut self, _req: &Request, config: &mut KernelConfig) -> io::Result<()> {
+        // No FUSE_READDIRPLUS_AUTO: with it the kernel asks for a big directory's entries
+        // after the first reply with plain READDIR, then LOOKUPs each of them that is
+        // stat-ed or entered; `listing` decides instead what each reply carries.
         let wanted = InitFlags::FUSE_DO_READDIRPLUS
-            | InitFlags::FUSE_READDIRPLUS_AUTO
             | InitFlags::FUSE_CACHE_SYMLINKS
             | InitFlags::FUSE_PARALLEL_DIROPS;
         // Older kernels lack some of these: take what is offered.
@@ -283,7 +347,7 @@ impl Filesystem for SquashFs {
         Ok(())
     }
 
-    fn lookup(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
+    fn lookup(&self, req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
         self.touch();
         let result = (|| {
             let dir = self.inode(parent)?;
@@ -294,6 +358,9 @@ impl Filesystem for SquashFs {
             {
                 None => Ok(None),
                 Some(entry) => {
+                    if entry.kind != sqfs::FileType::Directory {
+                        self.listing.file_looked_up(req.pid(), parent.0);
+                    }
                     let inode = self.child(&entry)?;
                     let attr = self.entry_attr(&inode)?;
                     let ttl = self.ttl(&inode);
@@ -477,18 +544,16 @@ impl Filesystem for SquashFs {
 
     fn readdir(
         &self,
-        _req: &Request,
+        req: &Request,
         ino: INodeNo,
         _fh: FileHandle,
         offset: u64,
         mut reply: ReplyDirectory,
     ) {
         self.touch();
+        self.listing.files_bare(req.pid(), ino.0, offset == 0);
         let result = self.inode(ino).and_then(|dir| {
-            let parent = match &dir.body {
-                sqfs::inode::InodeBody::Directory(d) => d.parent,
-                _ => return Err(Errno::ENOTDIR),
-            };
+            let parent = directory_parent(&dir)?;
             self.list(&dir, offset, |next, name, entry| {
                 // d_ino as the kernel's driver gives it: the squashfs inode numbers.
                 Ok(match entry {
@@ -518,47 +583,37 @@ impl Filesystem for SquashFs {
 
     fn readdirplus(
         &self,
-        _req: &Request,
+        req: &Request,
         ino: INodeNo,
         _fh: FileHandle,
         offset: u64,
-        mut reply: ReplyDirectoryPlus,
+        reply: ReplyDirectoryPlus,
     ) {
         self.touch();
-        let result = self.inode(ino).and_then(|dir| {
-            let dir_attr = self.entry_attr(&dir)?;
-            self.list(&dir, offset, |next, name, entry| {
-                let Some(entry) = entry else {
-                    // The kernel links neither "." nor "..": their attributes are not used.
-                    return Ok(reply.add(
-                        dir_attr.ino,
-                        next,
-                        OsStr::from_bytes(name),
-                        &Duration::ZERO,
-                        &dir_attr,
-                        Generation(0),
-                    ));
-                };
-                let inode = self.child(entry)?;
-                let attr = self.entry_attr(&inode)?;
-                let ttl = self.ttl(&inode);
-                let full = reply.add(
-                    attr.ino,
-                    next,
-                    OsStr::from_bytes(name),
-                    &ttl,
-                    &attr,
-                    Generation(0),
-                );
-                if !full {
-                    // An entry in a READDIRPLUS reply counts as a lookup.
-                    self.nodes.remember(inode, 1);
-                }
-                Ok(full)
-            })
-        });
+        let Some(device) = self.device.get() else {
+            // Both mounters set it before serving; without it no reply could be sent.
+            return reply.error(Errno::EIO);
+        };
+        let files_bare = self.listing.files_bare(req.pid(), ino.0, offset == 0);
+        log::debug!(
+            "READDIRPLUS node {} pid {}: files bare {files_bare}",
+            ino.0,
+            req.pid()
+        );
+        let result = self
+            .inode(ino)
+            .and_then(|dir| self.list_plus(&dir, offset, files_bare));
         match result {
-            Ok(()) => reply.ok(),
+            Ok(listing) => {
+                if let Err(e) = listing.send(device.as_fd(), req.unique().0) {
+                    // The request was interrupted or the mount is going away.
+                    log::debug!("READDIRPLUS reply: {e}");
+                }
+                // Answered above; fuser would answer again (EIO) when `reply` drops. It
+                // holds no memory of its own (its entry buffer is empty and inline), only a
+                // count on the session's Arc, which is left raised.
+                std::mem::forget(reply);
+            }
             Err(e) => reply.error(e),
         }
     }

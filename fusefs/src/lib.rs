@@ -3,8 +3,10 @@
 //! in-process.
 
 pub mod attr;
+pub mod dirplus;
 pub mod fs;
 pub mod handles;
+pub mod listing;
 pub mod mount;
 pub mod nodes;
 pub mod options;
