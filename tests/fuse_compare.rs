@@ -1,7 +1,8 @@
 //! Every corpus image mounted with `squashfuse-rs` must look exactly like the kernel's loop
-//! mount of it: the walk in readdir order, every `lstat` field incl. `st_ino`, symlink
-//! targets, xattrs, content digests, and reads at odd offsets; and it must stay right under
-//! 8 threads reading random ranges at once.
+//! mount of it: the walk in readdir order, every `lstat` field incl. `st_ino`, what readdir
+//! itself says (`d_ino`, `d_type`, "." and ".."), symlink targets, xattrs, content digests,
+//! and reads at odd offsets; and it must stay right under 8 threads reading random ranges
+//! at once.
 
 use std::fs::File;
 use std::os::unix::fs::FileExt;
@@ -9,7 +10,7 @@ use std::path::{Path, PathBuf};
 
 use e2e_tests::corpus::{images, Image};
 use e2e_tests::snapshot::{compare, from_dir, Ignore};
-use e2e_tests::sys::{fuse_available, is_root, FuseMount, LoopMount};
+use e2e_tests::sys::{fuse_available, is_root, listing_walk, FuseMount, Listed, LoopMount};
 
 fn offset_option(image: &Image) -> String {
     format!("offset={}", image.offset)
@@ -32,6 +33,10 @@ fn fuse_matches_kernel_on_every_image() {
     for image in images().iter().filter(|i| i.kernel_readable()) {
         let kernel = LoopMount::new(&image.path, image.offset).unwrap();
         let fuse = FuseMount::new(&image.path, &[&offset_option(image)]).unwrap();
+        // First, on the fresh mount, a walk by readdir alone (as `find` walks).
+        if let Err(diff) = same_listing(&listing_walk(&kernel.dir), &listing_walk(&fuse.dir)) {
+            failures.push(format!("{}: {diff}", image.name));
+        }
         if let Err(diff) = compare(
             &from_dir(&kernel.dir),
             &from_dir(&fuse.dir),
@@ -44,6 +49,21 @@ fn fuse_matches_kernel_on_every_image() {
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+}
+
+/// The first readdir entry where two walks differ.
+fn same_listing(kernel: &[Listed], fuse: &[Listed]) -> Result<(), String> {
+    let show = |e: Option<&Listed>| {
+        e.map(|(p, ino, t)| (String::from_utf8_lossy(p).into_owned(), *ino, *t))
+    };
+    match (0..kernel.len().max(fuse.len())).find(|&i| kernel.get(i) != fuse.get(i)) {
+        None => Ok(()),
+        Some(i) => Err(format!(
+            "readdir differs at entry {i}: kernel {:?}, squashfuse-rs {:?}",
+            show(kernel.get(i)),
+            show(fuse.get(i))
+        )),
+    }
 }
 
 /// Regular files under `root` up to `max` bytes, as paths relative to it.

@@ -1,11 +1,10 @@
 //! READDIRPLUS replies built and written here instead of by fuser.
 //!
-//! An entry whose node id is 0 tells the kernel to list the name, with its `d_ino` and
-//! `d_type`, but to make no inode or dentry for it (fs/fuse/readdir.c skips linking such
-//! entries). A walk that goes by `d_type` and never stats (find, Python's os.walk) then
-//! costs neither the kernel an inode per file nor us a read of each file's inode. fuser's
-//! `ReplyDirectoryPlus` always sends the attributes' `ino` as both node id and `d_ino`, so
-//! such a reply is encoded here and written to /dev/fuse directly.
+//! fuser's `ReplyDirectoryPlus` sends the attributes' `ino` (the node id) as `d_ino` too,
+//! but `d_ino` must be the squashfs inode number, as the kernel's driver lists it, and the
+//! two differ for the root and for inode 1 (see `nodes`); "." and ".." are best sent with
+//! node id 0, which tells the kernel to list a name without linking it. So the reply is
+//! encoded here and written to /dev/fuse directly.
 //!
 //! Layout (include/uapi/linux/fuse.h): `fuse_out_header` {len u32, error i32, unique u64},
 //! then per entry a `fuse_direntplus`: `fuse_entry_out` {nodeid, generation, entry_valid,
@@ -127,7 +126,8 @@ fn put_attr(buf: &mut Vec<u8>, attr: &FileAttr) {
     put_u32(buf, attr.gid);
     put_u32(buf, attr.rdev);
     put_u32(buf, attr.blksize);
-    put_u32(buf, attr.flags);
+    // Linux's `flags` (FUSE_ATTR_SUBMOUNT, FUSE_ATTR_DAX), not FileAttr's macOS flags.
+    put_u32(buf, 0);
 }
 
 /// Seconds may be negative (before 1970), nanoseconds then count forward from them.

@@ -21,7 +21,6 @@ use sqfs::{Archive, DirEntry, Inode};
 use crate::attr::{file_attr, fuse_type, Owners};
 use crate::dirplus::{self, DirPlusReply};
 use crate::handles::{Handles, OpenFile};
-use crate::listing::ListingPolicy;
 use crate::nodes::Nodes;
 use crate::prefetch::Background;
 
@@ -48,7 +47,6 @@ pub struct SquashFs {
     /// Every worker thread must read from this one descriptor (no clone_fd): a reply is only
     /// taken on the descriptor its request was read from.
     device: Arc<OnceLock<OwnedFd>>,
-    listing: ListingPolicy,
     logged: Mutex<HashSet<String>>,
     /// Seconds since the epoch of the last request, for `-o timeout=N`.
     last_activity: Arc<AtomicU64>,
@@ -130,7 +128,6 @@ impl SquashFs {
             owners,
             notifier,
             device: Arc::new(OnceLock::new()),
-            listing: ListingPolicy::default(),
             logged: Mutex::new(HashSet::new()),
             last_activity: Arc::new(AtomicU64::new(now_secs())),
         }
@@ -242,43 +239,54 @@ impl SquashFs {
         Ok(())
     }
 
-    /// A READDIRPLUS reply from `offset` on. Directories carry their attributes; files too
-    /// unless `files_bare` (node id 0: listed, not linked; see `listing`). Built here, not by
-    /// fuser, for the bare entries and for `d_ino`, which fuser makes the node id (see
-    /// `nodes` for where the two differ).
-    fn list_plus(&self, dir: &Inode, offset: u64, files_bare: bool) -> Result<DirPlusReply, Errno> {
+    /// A READDIRPLUS reply from `offset` on, every entry with its attributes but "." and
+    /// "..". Built here, not by fuser, for `d_ino`: fuser sends the node id there, which
+    /// differs from the inode number for the root and inode 1 (see `nodes`). The node ids
+    /// of the entries it links (each counted as a lookup) go to `linked`.
+    fn list_plus(
+        &self,
+        dir: &Inode,
+        offset: u64,
+        linked: &mut Vec<u64>,
+    ) -> Result<DirPlusReply, Errno> {
         let parent = directory_parent(dir)?;
         let mut out = DirPlusReply::new(dirplus::SAFE_SIZE);
-        self.list(dir, offset, |next, name, entry| {
-            let bare = |ino: u32, kind| dirplus::Entry {
-                name,
-                ino: u64::from(ino),
-                kind,
-                next,
-                linked: None,
-            };
+        let listed = self.list(dir, offset, |next, name, entry| {
             let Some(entry) = entry else {
                 // The kernel links neither "." nor "..".
                 let number = if name == b"." { dir.number } else { parent };
-                return Ok(out.add(&bare(number, fuser::FileType::Directory)));
+                return Ok(out.add(&dirplus::Entry {
+                    name,
+                    ino: u64::from(number),
+                    kind: fuser::FileType::Directory,
+                    next,
+                    linked: None,
+                }));
             };
-            let kind = fuse_type(entry.kind);
-            if files_bare && entry.kind != sqfs::FileType::Directory {
-                return Ok(out.add(&bare(entry.inode_number, kind)));
-            }
             let inode = self.child(entry)?;
             let attr = self.entry_attr(&inode)?;
             let full = out.add(&dirplus::Entry {
+                name,
+                ino: u64::from(entry.inode_number),
+                kind: fuse_type(entry.kind),
+                next,
                 linked: Some((&attr, self.ttl(&inode))),
-                ..bare(entry.inode_number, kind)
             });
             if !full {
-                // A linked entry counts as a lookup.
-                self.nodes.remember(inode, 1);
+                // Counted before the kernel can see it (and FORGET it).
+                linked.push(self.nodes.remember(inode, 1));
             }
             Ok(full)
-        })?;
-        Ok(out)
+        });
+        match listed {
+            Ok(()) => Ok(out),
+            Err(e) => {
+                for node in linked.drain(..) {
+                    self.nodes.forget(node, 1);
+                }
+                Err(e)
+            }
+        }
     }
 
     /// Decompressed block `index` of `file` (None for a sparse hole), through the cache.
@@ -322,7 +330,7 @@ impl Filesystem for SquashFs {
     fn init(&mut self, _req: &Request, config: &mut KernelConfig) -> io::Result<()> {
         // No FUSE_READDIRPLUS_AUTO: with it the kernel asks for a big directory's entries
         // after the first reply with plain READDIR, then LOOKUPs each of them that is
-        // stat-ed or entered; `listing` decides instead what each reply carries.
+        // stat-ed or entered; without it every reply carries the entries' attributes.
         let wanted = InitFlags::FUSE_DO_READDIRPLUS
             | InitFlags::FUSE_CACHE_SYMLINKS
             | InitFlags::FUSE_PARALLEL_DIROPS;
@@ -347,7 +355,7 @@ impl Filesystem for SquashFs {
         Ok(())
     }
 
-    fn lookup(&self, req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
+    fn lookup(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
         self.touch();
         let result = (|| {
             let dir = self.inode(parent)?;
@@ -358,9 +366,6 @@ impl Filesystem for SquashFs {
             {
                 None => Ok(None),
                 Some(entry) => {
-                    if entry.kind != sqfs::FileType::Directory {
-                        self.listing.file_looked_up(req.pid(), parent.0);
-                    }
                     let inode = self.child(&entry)?;
                     let attr = self.entry_attr(&inode)?;
                     let ttl = self.ttl(&inode);
@@ -544,14 +549,13 @@ impl Filesystem for SquashFs {
 
     fn readdir(
         &self,
-        req: &Request,
+        _req: &Request,
         ino: INodeNo,
         _fh: FileHandle,
         offset: u64,
         mut reply: ReplyDirectory,
     ) {
         self.touch();
-        self.listing.files_bare(req.pid(), ino.0, offset == 0);
         let result = self.inode(ino).and_then(|dir| {
             let parent = directory_parent(&dir)?;
             self.list(&dir, offset, |next, name, entry| {
@@ -594,27 +598,33 @@ impl Filesystem for SquashFs {
             // Both mounters set it before serving; without it no reply could be sent.
             return reply.error(Errno::EIO);
         };
-        let files_bare = self.listing.files_bare(req.pid(), ino.0, offset == 0);
-        log::debug!(
-            "READDIRPLUS node {} pid {}: files bare {files_bare}",
-            ino.0,
-            req.pid()
-        );
+        let mut linked = Vec::new();
         let result = self
             .inode(ino)
-            .and_then(|dir| self.list_plus(&dir, offset, files_bare));
-        match result {
-            Ok(listing) => {
-                if let Err(e) = listing.send(device.as_fd(), req.unique().0) {
-                    // The request was interrupted or the mount is going away.
-                    log::debug!("READDIRPLUS reply: {e}");
+            .and_then(|dir| self.list_plus(&dir, offset, &mut linked));
+        let sent = result.and_then(|listing| {
+            listing
+                .send(device.as_fd(), req.unique().0)
+                .map_err(|e| Errno::from_i32(e.raw_os_error().unwrap_or(libc::EIO)))
+        });
+        match sent {
+            // Answered; fuser would answer again (EIO) when `reply` drops. It holds no
+            // memory of its own (its entry buffer is empty and inline), only a count on the
+            // session's Arc: that Arc and the session's /dev/fuse descriptor then stay
+            // until the process exits.
+            Ok(()) => std::mem::forget(reply),
+            Err(e) => {
+                // The kernel links none of the entries: take back their lookup counts.
+                for node in linked {
+                    self.nodes.forget(node, 1);
                 }
-                // Answered above; fuser would answer again (EIO) when `reply` drops. It
-                // holds no memory of its own (its entry buffer is empty and inline), only a
-                // count on the session's Arc, which is left raised.
-                std::mem::forget(reply);
+                if e == Errno::ENOENT || e == Errno::ENODEV {
+                    // The request was interrupted, or the mount is gone: nobody waits.
+                    std::mem::forget(reply);
+                } else {
+                    reply.error(e);
+                }
             }
-            Err(e) => reply.error(e),
         }
     }
 

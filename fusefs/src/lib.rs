@@ -6,7 +6,6 @@ pub mod attr;
 pub mod dirplus;
 pub mod fs;
 pub mod handles;
-pub mod listing;
 pub mod mount;
 pub mod nodes;
 pub mod options;
