@@ -599,15 +599,14 @@ impl Filesystem for SquashFs {
             return reply.error(Errno::EIO);
         };
         let mut linked = Vec::new();
-        let result = self
+        let listing = match self
             .inode(ino)
-            .and_then(|dir| self.list_plus(&dir, offset, &mut linked));
-        let sent = result.and_then(|listing| {
-            listing
-                .send(device.as_fd(), req.unique().0)
-                .map_err(|e| Errno::from_i32(e.raw_os_error().unwrap_or(libc::EIO)))
-        });
-        match sent {
+            .and_then(|dir| self.list_plus(&dir, offset, &mut linked))
+        {
+            Ok(listing) => listing,
+            Err(e) => return reply.error(e),
+        };
+        match listing.send(device.as_fd(), req.unique().0) {
             // Answered; fuser would answer again (EIO) when `reply` drops. It holds no
             // memory of its own (its entry buffer is empty and inline), only a count on the
             // session's Arc: that Arc and the session's /dev/fuse descriptor then stay
@@ -618,11 +617,10 @@ impl Filesystem for SquashFs {
                 for node in linked {
                     self.nodes.forget(node, 1);
                 }
-                if e == Errno::ENOENT || e == Errno::ENODEV {
+                match e.raw_os_error() {
                     // The request was interrupted, or the mount is gone: nobody waits.
-                    std::mem::forget(reply);
-                } else {
-                    reply.error(e);
+                    Some(libc::ENOENT | libc::ENODEV) => std::mem::forget(reply),
+                    _ => reply.error(Errno::EIO),
                 }
             }
         }
