@@ -195,7 +195,7 @@ mod tests {
     }
 
     #[test]
-    fn linked_and_bare_entries_have_the_kernel_layout() {
+    fn linked_and_unlinked_entries_have_the_kernel_layout() {
         let a = attr(77);
         let mut reply = DirPlusReply::new(SAFE_SIZE);
         let ttl = Duration::new(3, 7);
@@ -243,8 +243,8 @@ mod tests {
         assert_eq!(&b[d + 30..d + 32], &[0, 0], "padding");
 
         let e = 16 + 160;
-        assert!(b[e..e + 128].iter().all(|&x| x == 0), "bare: node id 0");
-        assert_eq!(u64_at(&b, e + 128), 78, "d_ino of a bare entry");
+        assert!(b[e..e + 128].iter().all(|&x| x == 0), "unlinked: node id 0");
+        assert_eq!(u64_at(&b, e + 128), 78, "d_ino of an unlinked entry");
         assert_eq!(u32_at(&b, e + 128 + 20), u32::from(libc::DT_LNK));
     }
 

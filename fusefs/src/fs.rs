@@ -43,9 +43,8 @@ pub struct SquashFs {
     background: Background,
     owners: Owners,
     notifier: Arc<OnceLock<Notifier>>,
-    /// The session's /dev/fuse descriptor, for the replies fuser cannot make (`dirplus`).
-    /// Every worker thread must read from this one descriptor (no clone_fd): a reply is only
-    /// taken on the descriptor its request was read from.
+    /// The session's /dev/fuse descriptor, for the replies fuser cannot make (`dirplus`);
+    /// see `configure`.
     device: Arc<OnceLock<OwnedFd>>,
     logged: Mutex<HashSet<String>>,
     /// Seconds since the epoch of the last request, for `-o timeout=N`.
@@ -61,6 +60,21 @@ pub struct SquashFs {
     count_opens: bool,
     /// The image has no xattrs at all (no xattr ids), so no inode can have one.
     no_xattrs: bool,
+}
+
+/// The session's notifier and a duplicate of its /dev/fuse descriptor, for the filesystem.
+pub struct SessionSlots {
+    notifier: Arc<OnceLock<Notifier>>,
+    device: Arc<OnceLock<OwnedFd>>,
+}
+
+impl SessionSlots {
+    /// Fills the slots from `session`; before it serves a request.
+    pub fn fill(&self, session: &fuser::Session<SquashFs>) -> io::Result<()> {
+        let _ = self.notifier.set(session.notifier());
+        let _ = self.device.set(session.as_fd().try_clone_to_owned()?);
+        Ok(())
+    }
 }
 
 /// The last request's time and the open files, seen from outside the session.
@@ -140,14 +154,21 @@ impl SquashFs {
         self
     }
 
-    /// Where the notifier goes once the session exists (it is made after the filesystem).
-    pub fn notifier_slot(&self) -> Arc<OnceLock<Notifier>> {
-        self.notifier.clone()
+    /// What this filesystem takes from its session once the session exists (it is made
+    /// after the filesystem, and owns it).
+    pub fn session_slots(&self) -> SessionSlots {
+        SessionSlots {
+            notifier: self.notifier.clone(),
+            device: self.device.clone(),
+        }
     }
 
-    /// Where a duplicate of the session's /dev/fuse descriptor goes once the session exists.
-    pub fn device_slot(&self) -> Arc<OnceLock<OwnedFd>> {
-        self.device.clone()
+    /// The fuser settings this filesystem needs: every worker thread reads the session's one
+    /// /dev/fuse descriptor (no clone_fd), since the replies built here (`dirplus`) are
+    /// written to it and the kernel takes a reply only on the descriptor its request came
+    /// from: with clone_fd a listing would never be answered.
+    pub fn configure(config: &mut fuser::Config) {
+        config.clone_fd = false;
     }
 
     /// What the idle timeout watches, usable after the filesystem moved into the session.

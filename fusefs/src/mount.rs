@@ -4,7 +4,7 @@
 
 use std::fs::File;
 use std::io::{Read, Write};
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -101,9 +101,7 @@ fn fuse_config(config: &MountConfig) -> Config {
         SessionACL::Owner
     };
     cfg.n_threads = Some(if config.single_thread { 1 } else { threads() });
-    // All threads read the session's one descriptor, which replies made outside fuser are
-    // written to (see `SquashFs::device_slot`).
-    cfg.clone_fd = false;
+    SquashFs::configure(&mut cfg);
     cfg
 }
 
@@ -226,17 +224,13 @@ fn mount_and_serve(
     if config.timeout.is_some() {
         fs = fs.counting_opens();
     }
-    let notifier = fs.notifier_slot();
-    let device_slot = fs.device_slot();
+    let slots = fs.session_slots();
     let monitor = fs.monitor();
     let mut session = Session::new(fs, &config.mountpoint, &fuse_config(config))
         .map_err(|e| format!("mount {}: {e}", config.mountpoint.display()))?;
-    let _ = notifier.set(session.notifier());
-    let device = session
-        .as_fd()
-        .try_clone_to_owned()
+    slots
+        .fill(&session)
         .map_err(|e| format!("/dev/fuse: {e}"))?;
-    let _ = device_slot.set(device);
     let unmounter = Arc::new(Mutex::new(session.unmount_callable()));
     let mountpoint = config.mountpoint.clone();
 

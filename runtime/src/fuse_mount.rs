@@ -1,7 +1,7 @@
 //! The image's FUSE mount, served by threads of this process: `mount(2)` on a `/dev/fuse`
 //! descriptor we opened (no fusermount3, no setuid helper), then fuser's session on it.
 
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::Path;
 use std::sync::Arc;
 
@@ -57,21 +57,16 @@ pub fn mount_and_serve(
         .map_or(2, |n| n.get())
         .max(2);
     let fs = fusefs::SquashFs::new(archive, root, fusefs::attr::Owners::default(), threads);
-    let notifier = fs.notifier_slot();
-    let device_slot = fs.device_slot();
+    let slots = fs.session_slots();
     let mut config = Config::default();
     config.n_threads = Some(threads);
-    // One descriptor for all threads: squashfuse-rs writes some replies to it itself.
-    config.clone_fd = false;
+    fusefs::SquashFs::configure(&mut config);
     // The kernel queued INIT when mount(2) returned; answering it here makes the mount usable.
     let session = Session::from_fd(fs, fd, SessionACL::Owner, config)
         .map_err(|e| Failure::Runtime(format!("can't start FUSE session: {e}")))?;
-    let _ = notifier.set(session.notifier());
-    let device = session
-        .as_fd()
-        .try_clone_to_owned()
+    slots
+        .fill(&session)
         .map_err(|e| Failure::Runtime(format!("can't duplicate /dev/fuse: {e}")))?;
-    let _ = device_slot.set(device);
     let session = session
         .spawn()
         .map_err(|e| Failure::Runtime(format!("can't start FUSE threads: {e}")))?;
