@@ -14,7 +14,7 @@ repo=$(dirname "$here")
 work=${BENCH_DIR:-/var/tmp/sqfs-bench}
 out_dir=/dev/shm/sqfs-bench-out   # extract into RAM: measure decoding, not the disk
 mkdir -p "$work" "$here/results"
-cargo build --release -p sqfs --manifest-path "$repo/Cargo.toml" >/dev/null
+cargo build --release -p sqfs-tool --manifest-path "$repo/Cargo.toml" >/dev/null
 sqfs=$repo/target/release/sqfs
 
 # Source tree: ~1.6 GiB of real files (libraries, binaries, text), the same for every codec.

@@ -31,7 +31,8 @@ set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 OUT=${1:-$HERE/out}
 mkdir -p "$OUT"
-OUT=$(cd "$OUT" && pwd)
+# Physical path: a checkout whose out/ is a symlink shares that corpus and its stamp.
+OUT=$(cd "$OUT" && pwd -P)
 PROCS=${CORPUS_PROCESSORS:-2}
 JOBS=${CORPUS_JOBS:-2}
 MOUNT_CHECK=${CORPUS_MOUNT_CHECK:-1}

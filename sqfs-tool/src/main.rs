@@ -1,18 +1,12 @@
 //! `sqfs`: inspect, list, print and extract SquashFS images with the `sqfs` library.
 
-mod cat;
-mod extract;
-mod info;
-mod ls;
-mod sys;
-mod walk;
-
 use std::fs::File;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use sqfs::{Archive, OpenOptions};
+use sqfs_tool::{cat, extract, info, ls};
 
 #[derive(Parser)]
 #[command(name = "sqfs", version, about = "Read SquashFS 4.0 images")]

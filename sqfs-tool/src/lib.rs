@@ -1,0 +1,9 @@
+//! The `sqfs` tool's commands, as a library so that the fuzz targets and tests can drive
+//! them (extraction above all) without a process per input. The binary is `src/main.rs`.
+
+pub mod cat;
+pub mod extract;
+pub mod info;
+pub mod ls;
+mod sys;
+mod walk;
