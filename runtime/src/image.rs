@@ -6,9 +6,14 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use std::os::fd::OwnedFd;
+
+use nix::fcntl::OFlag;
+use nix::sys::stat::Mode;
 use sqfs::{Archive, OpenOptions};
 
 use crate::failure::Failure;
+use crate::{binds, bounded};
 
 /// SquashFS's magic, "hsqs" little-endian.
 const SQUASHFS_MAGIC: &[u8; 4] = b"hsqs";
@@ -28,6 +33,43 @@ impl Image {
             Image::Squash { path, .. } | Image::Directory(path) => path,
         }
     }
+
+    /// The bytes of the image's file `path` (as the container sees it: symlinks stay inside
+    /// the image), at most [`bounded::LIMIT`] of them.
+    pub fn read_file(&self, path: &str) -> Result<Vec<u8>, Failure> {
+        let cant = |what: &str, e: String| Failure::Runtime(format!("can't {what}: {path}: {e}"));
+        let read = |e: bounded::Error| cant("read", e.text());
+        match self {
+            Image::Directory(dir) => {
+                let root = open_path_dir(dir).map_err(|e| cant("open", e.desc().into()))?;
+                // Non-blocking: a FIFO in the image reads as empty instead of waiting forever.
+                let fd = binds::openat2(
+                    &root,
+                    Path::new(path),
+                    libc::O_RDONLY | libc::O_NOCTTY | libc::O_NONBLOCK,
+                    libc::RESOLVE_IN_ROOT | libc::RESOLVE_NO_MAGICLINKS,
+                )
+                .map_err(|e| cant("open", e.desc().into()))?;
+                bounded::read_to_end(File::from(fd), bounded::LIMIT).map_err(read)
+            }
+            Image::Squash { archive, .. } => {
+                let inode = archive
+                    .lookup_path(path)
+                    .map_err(|e| cant("open", e.to_string()))?;
+                bounded::read_squash_file(archive, &inode, bounded::LIMIT).map_err(read)
+            }
+        }
+    }
+}
+
+fn open_path_dir(dir: &Path) -> Result<OwnedFd, nix::errno::Errno> {
+    nix::fcntl::open(
+        dir,
+        OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    // SAFETY: open returned a new descriptor we own.
+    .map(|raw| unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(raw) })
 }
 
 /// The storage directory's image path for a name: `STORAGE/img/NAME` with `/` as `%` and

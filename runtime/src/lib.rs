@@ -7,6 +7,7 @@
 //! root ([`rootfs`]) and is the command's parent until every process of the container is gone.
 
 pub mod binds;
+pub mod bounded;
 pub mod cli;
 pub mod environ;
 pub mod exec;

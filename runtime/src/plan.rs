@@ -11,7 +11,10 @@ use crate::environ::Environment;
 use crate::exec::Command;
 use crate::failure::{fail, Failure};
 use crate::image::{self, Image};
-use crate::passwd;
+use crate::{bounded, passwd};
+
+/// The image's own environment, for `--set-env` with no argument.
+const IMAGE_ENVIRONMENT: &str = "/ch/environment";
 
 pub struct Plan {
     pub image: Image,
@@ -95,25 +98,12 @@ pub fn io_text(e: &std::io::Error) -> String {
     }
 }
 
-/// Reads `/ch/environment` from the image.
-fn image_environment(image: &Image) -> Result<Vec<u8>, Failure> {
-    const PATH: &str = "/ch/environment";
-    let cant = |e: String| Failure::Runtime(format!("can't open: {PATH}: {e}"));
-    match image {
-        Image::Directory(dir) => {
-            std::fs::read(dir.join("ch/environment")).map_err(|e| cant(io_text(&e)))
-        }
-        Image::Squash { archive, .. } => {
-            let inode = archive.lookup_path(PATH).map_err(|e| cant(e.to_string()))?;
-            let size = archive.attr(&inode).map_err(|e| cant(e.to_string()))?.size;
-            let mut buf = vec![0u8; usize::try_from(size).map_err(|_| cant("too big".into()))?];
-            let n = archive
-                .read_at(&inode, 0, &mut buf)
-                .map_err(|e| cant(e.to_string()))?;
-            buf.truncate(n);
-            Ok(buf)
-        }
-    }
+/// A host file for `--set-env=FILE` (a pipe or a device too), at most [`bounded::LIMIT`].
+fn host_file(path: &str) -> Result<Vec<u8>, Failure> {
+    let file = std::fs::File::open(path)
+        .map_err(|e| Failure::Runtime(format!("can't open: {path}: {}", io_text(&e))))?;
+    bounded::read_to_end(file, bounded::LIMIT)
+        .map_err(|e| Failure::Runtime(format!("can't read: {path}: {}", e.text())))
 }
 
 pub fn build(options: &Options) -> Result<Plan, Failure> {
@@ -205,10 +195,10 @@ pub fn build(options: &Options) -> Result<Plan, Failure> {
         &options.env_steps,
         !options.env_no_expand,
         &mut |path| match path {
-            Some(p) => std::fs::read(p)
-                .map(|bytes| (p.to_string(), bytes))
-                .map_err(|e| Failure::Runtime(format!("can't open: {p}: {}", io_text(&e)))),
-            None => image_environment(&image).map(|b| ("/ch/environment".to_string(), b)),
+            Some(p) => host_file(p).map(|bytes| (p.to_string(), bytes)),
+            None => image
+                .read_file(IMAGE_ENVIRONMENT)
+                .map(|b| (IMAGE_ENVIRONMENT.to_string(), b)),
         },
     )?;
     notes.extend(assigned.into_iter().map(|a| format!("environment: {a}")));
