@@ -8,10 +8,11 @@
 
 use std::os::unix::fs::{symlink, PermissionsExt};
 use std::os::unix::process::CommandExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use e2e_tests::container::{can_run_containers, Outcome, Scratch};
+use e2e_tests::container::{can_run_containers, test_image, Outcome, Scratch, TEST_USER};
+use e2e_tests::sys::is_root;
 
 /// ch-run's memory is capped in these tests: a regression that reads or expands without
 /// bound then dies of a failed allocation instead of taking the machine's memory.
@@ -245,6 +246,337 @@ fn an_environment_that_doubles_itself_is_one_error_line() {
             31,
             "can't set variable: environment larger than 16 MiB: A=$A:$A".to_string()
         )
+    );
+    s.assert_clean();
+}
+
+// ---------------------------------------------------------------------------------------
+// 2. Another user must not decide which image `ch-run NAME` runs.
+// ---------------------------------------------------------------------------------------
+
+/// The other unprivileged user (made like `chtest`): the attacker.
+const OTHER_USER: &str = "chtest2";
+
+fn uid_of(name: &str) -> u32 {
+    let out = Command::new("id").args(["-u", name]).output().unwrap();
+    assert!(
+        out.status.success(),
+        "user {name} missing (useradd -m {name})"
+    );
+    String::from_utf8_lossy(&out.stdout).trim().parse().unwrap()
+}
+
+/// Whether this test can set its scene (it needs root to act as two users); says why not,
+/// and fails where CI demands that every test runs.
+fn can_act_as_two_users() -> bool {
+    if !can_run_containers() {
+        return false;
+    }
+    if !is_root() {
+        assert!(
+            std::env::var_os("CH_TEST_REQUIRE_CONTAINERS").is_none(),
+            "CH_TEST_REQUIRE_CONTAINERS is set, but this test needs root (to act as {TEST_USER} and {OTHER_USER})"
+        );
+        eprintln!("SKIPPED: needs root to act as {TEST_USER} and {OTHER_USER}");
+        return false;
+    }
+    true
+}
+
+fn chown(path: &Path, user: &str) {
+    let uid = uid_of(user);
+    std::os::unix::fs::lchown(path, Some(uid), Some(uid)).unwrap();
+}
+
+/// The warning lines of a run, without their `ch-run[PID]: warning: ` prefix.
+fn warnings(out: &Outcome) -> Vec<String> {
+    out.stderr
+        .lines()
+        .filter_map(|l| l.split_once("]: warning: ").map(|(_, w)| w.to_string()))
+        .collect()
+}
+
+/// A default storage directory, `/var/tmp/$USER.ch`, for a user name of this test's own
+/// (ch-run takes the name from `$USER`), so that nothing else on the machine uses it.
+struct DefaultStorage {
+    user: String,
+    dir: PathBuf,
+}
+
+impl DefaultStorage {
+    fn new(tag: &str) -> Self {
+        let user = format!("chsec-{tag}-{}", std::process::id());
+        let dir = PathBuf::from(format!("/var/tmp/{user}.ch"));
+        let _ = std::fs::remove_dir_all(&dir);
+        let _ = std::fs::remove_file(&dir);
+        DefaultStorage { user, dir }
+    }
+
+    /// `STORAGE/img/busybox` (made by `owner`, modes as given), a link to the test image.
+    fn plant(&self, owner: &str, storage_mode: u32, img_owner: &str, img_mode: u32) {
+        let img = self.dir.join("img");
+        std::fs::create_dir_all(&img).unwrap();
+        symlink(&test_image().sqfs, img.join("busybox")).unwrap();
+        chown(&img.join("busybox"), img_owner);
+        chown(&img, img_owner);
+        chmod(&img, img_mode);
+        chown(&self.dir, owner);
+        chmod(&self.dir, storage_mode);
+    }
+
+    /// `ch-run -m MNT ARGS…` as the test user, whose `$USER` points at this storage.
+    fn run(&self, s: &Scratch, args: &[&str]) -> Outcome {
+        let mnt = s.mnt_arg();
+        let mut all = vec!["-m", mnt.as_str()];
+        all.extend_from_slice(args);
+        s.run_env(&all, &[("USER", &self.user)])
+    }
+}
+
+impl Drop for DefaultStorage {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+        let _ = std::fs::remove_file(&self.dir);
+    }
+}
+
+fn not_private(path: &Path, reason: &str) -> String {
+    format!(
+        "storage directory not private: {}: {reason}; it must be a directory owned by you and writable only by you",
+        path.display()
+    )
+}
+
+#[test]
+fn a_storage_directory_someone_else_made_is_refused() {
+    if !can_act_as_two_users() {
+        return;
+    }
+    let s = Scratch::new("sec-storage");
+    let run_busybox = ["busybox", "--", "cat", "/data/hello"];
+
+    // The attacker made /var/tmp/$USER.ch first and put an image in it.
+    let st = DefaultStorage::new("owner");
+    st.plant(OTHER_USER, 0o755, OTHER_USER, 0o755);
+    let out = st.run(&s, &run_busybox);
+    assert_eq!(out.code, 31, "{out:?}");
+    assert_eq!(
+        error_line(&out),
+        not_private(&st.dir, &format!("owned by {OTHER_USER}"))
+    );
+    // Even a path that exists is not looked for there first: the name could be planted.
+    let out = st.run(&s, &[&test_image().sqfs_arg(), "--", "true"]);
+    assert_eq!(out.code, 31, "{out:?}");
+    drop(st);
+
+    // Ours, but anyone may write in it (someone may have planted an image already).
+    let st = DefaultStorage::new("mode");
+    st.plant(TEST_USER, 0o777, TEST_USER, 0o755);
+    let out = st.run(&s, &run_busybox);
+    assert_eq!(
+        (out.code, error_line(&out)),
+        (31, not_private(&st.dir, "writable by others"))
+    );
+    drop(st);
+
+    // Ours, but its img directory is the attacker's.
+    let st = DefaultStorage::new("img");
+    st.plant(TEST_USER, 0o755, OTHER_USER, 0o755);
+    let out = st.run(&s, &run_busybox);
+    assert_eq!(
+        (out.code, error_line(&out)),
+        (
+            31,
+            not_private(&st.dir.join("img"), &format!("owned by {OTHER_USER}"))
+        )
+    );
+    drop(st);
+
+    // A symlink the attacker made to a directory of the victim's own.
+    let st = DefaultStorage::new("link");
+    let target = s.dir.join("victims-dir");
+    std::fs::create_dir_all(target.join("img")).unwrap();
+    symlink(&test_image().sqfs, target.join("img/busybox")).unwrap();
+    for d in [&target, &target.join("img")] {
+        chown(d, TEST_USER);
+        chmod(d, 0o755);
+    }
+    symlink(&target, &st.dir).unwrap();
+    chown(&st.dir, OTHER_USER);
+    let out = st.run(&s, &run_busybox);
+    assert_eq!(
+        (out.code, error_line(&out)),
+        (31, not_private(&st.dir, "a symbolic link"))
+    );
+    drop(st);
+
+    // The user's own storage works, by name, and a path still works when no image of that
+    // name is stored.
+    let st = DefaultStorage::new("mine");
+    st.plant(TEST_USER, 0o755, TEST_USER, 0o755);
+    let out = st.run(&s, &run_busybox);
+    assert_eq!(
+        (out.code, out.stdout.as_str(), out.stderr.as_str()),
+        (0, "hello from the image\n", ""),
+        "{out:?}"
+    );
+    let out = st.run(&s, &[&test_image().sqfs_arg(), "--", "true"]);
+    assert_eq!((out.code, out.stderr.as_str()), (0, ""), "{out:?}");
+    // The default mount point is made there; one someone else made is refused too.
+    let mnt = st.dir.join("mnt");
+    std::fs::create_dir(&mnt).unwrap();
+    chown(&mnt, OTHER_USER);
+    let out = s.run_env(
+        &[&test_image().sqfs_arg(), "--", "true"],
+        &[("USER", &st.user)],
+    );
+    assert_eq!(
+        (out.code, error_line(&out)),
+        (
+            31,
+            format!(
+                "mount point not private: {}: owned by {OTHER_USER}; it must be a directory owned by you and writable only by you",
+                mnt.display()
+            )
+        )
+    );
+    std::fs::remove_dir(&mnt).unwrap();
+    let out = s.run_env(
+        &[&test_image().sqfs_arg(), "--", "true"],
+        &[("USER", &st.user)],
+    );
+    assert_eq!((out.code, out.stderr.as_str()), (0, ""), "{out:?}");
+    let md = std::fs::symlink_metadata(&mnt).unwrap();
+    assert!(
+        md.is_dir() && md.permissions().mode() & 0o7777 == 0o755,
+        "{md:?}"
+    );
+    drop(st);
+    s.assert_clean();
+}
+
+#[test]
+fn dot_and_dot_dot_are_paths_not_image_names() {
+    if !can_act_as_two_users() {
+        return;
+    }
+    let s = Scratch::new("sec-dots");
+    let st = DefaultStorage::new("dots");
+    st.plant(TEST_USER, 0o755, TEST_USER, 0o755);
+    // A directory image; ch-run starts in its /data, so `..` is the image.
+    let tree = s.dir.join("tree");
+    tiny_tree(&tree, b"");
+    let mut cmd = s.command(
+        &["-m", &s.mnt_arg(), "..", "--", "cat", "/data/hello"],
+        &[("USER", &st.user)],
+    );
+    cmd.current_dir(tree.join("data"));
+    let out = Outcome::from(cmd.output().unwrap());
+    assert_eq!(
+        (out.code, out.stdout.as_str()),
+        (0, "hello from the tiny image\n"),
+        "{out:?}"
+    );
+    drop(st);
+    s.assert_clean();
+}
+
+#[test]
+fn images_others_can_change_are_run_with_a_warning() {
+    if !can_act_as_two_users() {
+        return;
+    }
+    let s = Scratch::new("sec-warn");
+    let mnt = s.mnt_arg();
+    let dir = s.dir.join("images");
+    std::fs::create_dir(&dir).unwrap();
+    chown(&dir, TEST_USER);
+    chmod(&dir, 0o755);
+    let image = dir.join("img.sqfs");
+    std::fs::copy(&test_image().sqfs, &image).unwrap();
+    chown(&image, TEST_USER);
+    let run = |quiet: bool| {
+        let img = arg(&image);
+        let mut args = vec!["-m", mnt.as_str(), img.as_str(), "--", "true"];
+        if quiet {
+            args.insert(0, "-q");
+        }
+        s.run(&args)
+    };
+    let cases: [(u32, u32, &str, String); 4] = [
+        (
+            0o666,
+            0o755,
+            TEST_USER,
+            format!("{} is writable by others", image.display()),
+        ),
+        (
+            0o644,
+            0o777,
+            TEST_USER,
+            format!("its directory {} is writable by others", dir.display()),
+        ),
+        (
+            0o644,
+            0o755,
+            OTHER_USER,
+            format!("{} is owned by {OTHER_USER}", image.display()),
+        ),
+        (
+            0o664,
+            0o755,
+            OTHER_USER,
+            format!("{} is owned by {OTHER_USER}", image.display()),
+        ),
+    ];
+    for (image_mode, dir_mode, owner, what) in cases {
+        chown(&image, owner);
+        chmod(&image, image_mode);
+        chmod(&dir, dir_mode);
+        let out = run(false);
+        assert_eq!(out.code, 0, "{out:?}");
+        assert_eq!(
+            warnings(&out),
+            [format!("image can be changed by someone else: {what}")],
+            "{out:?}"
+        );
+        assert_eq!(out.stderr.lines().count(), 1, "{out:?}");
+        let out = run(true);
+        assert_eq!((out.code, out.stderr.as_str()), (0, ""), "-q: {out:?}");
+    }
+    // In a sticky directory anyone may write to, the user's own image is safe: nobody else
+    // can rename or replace it.
+    chown(&image, TEST_USER);
+    chmod(&image, 0o644);
+    chmod(&dir, 0o1777);
+    let out = run(false);
+    assert_eq!((out.code, out.stderr.as_str()), (0, ""), "{out:?}");
+    // A directory image that others can write to.
+    let tree = s.dir.join("tree");
+    tiny_tree(&tree, b"");
+    chmod(&tree, 0o777);
+    let out = s.run(&[&arg(&tree), "--", "true"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    assert_eq!(
+        warnings(&out),
+        [format!(
+            "image can be changed by someone else: {} is writable by group root and others",
+            tree.display()
+        )]
+    );
+    // A storage directory given with -s is the user's choice: a warning, not a refusal.
+    let storage = s.dir.join("storage");
+    std::fs::create_dir_all(storage.join("img")).unwrap();
+    symlink(&test_image().sqfs, storage.join("img/busybox")).unwrap();
+    chmod(&storage.join("img"), 0o777);
+    let out = s.run(&["-m", &mnt, "-s", &arg(&storage), "busybox", "--", "true"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    assert_eq!(
+        warnings(&out),
+        [format!(
+            "image can be changed by someone else: its directory {} is writable by group root and others",
+            storage.join("img").display()
+        )]
     );
     s.assert_clean();
 }

@@ -19,7 +19,9 @@ pub mod passwd;
 pub mod plan;
 pub mod protocol;
 pub mod rootfs;
+pub mod storage;
 pub mod supervisor;
+pub mod trust;
 pub mod userns;
 pub mod waiter;
 

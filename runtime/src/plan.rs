@@ -1,16 +1,22 @@
 //! Everything a run needs, worked out and checked on the host before any namespace exists,
 //! so that every mistake a user can make is a one-line error up front.
 
-use std::path::PathBuf;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::path::{Path, PathBuf};
 
+use nix::errno::Errno;
+use nix::fcntl::{openat, AtFlags, OFlag};
+use nix::sys::stat::{fstat, fstatat, mkdirat, Mode};
 use nix::unistd::{getegid, geteuid};
 
 use crate::binds::{self, Bind};
 use crate::cli::Options;
 use crate::environ::Environment;
 use crate::exec::Command;
-use crate::failure::{fail, Failure};
+use crate::failure::{fail, with_errno, Failure};
 use crate::image::{self, Image};
+use crate::storage::Storage;
+use crate::trust::{self, Me};
 use crate::{bounded, passwd};
 
 /// The image's own environment, for `--set-env` with no argument.
@@ -45,7 +51,12 @@ fn host_var(name: &str) -> Option<String> {
 }
 
 /// The mount point: `-m DIR`, which must exist, or `/var/tmp/$USER.ch/mnt`, made if missing.
-fn mountpoint(options: &Options, user: &str, notes: &mut Vec<String>) -> Result<PathBuf, Failure> {
+fn mountpoint(
+    options: &Options,
+    user: &str,
+    me: &Me,
+    notes: &mut Vec<String>,
+) -> Result<PathBuf, Failure> {
     match &options.mount {
         Some(dir) if dir.is_empty() => fail("mount point can't be empty string"),
         Some(dir) => match std::fs::metadata(dir) {
@@ -54,18 +65,59 @@ fn mountpoint(options: &Options, user: &str, notes: &mut Vec<String>) -> Result<
             Err(e) => fail(format!("can't stat mount point: {dir}: {}", io_text(&e))),
         },
         None => {
-            let dir = PathBuf::from(format!("/var/tmp/{user}.ch/mnt"));
+            let top = image::default_storage(user);
+            let dir = top.join("mnt");
             notes.push(format!("using default mount point: {}", dir.display()));
-            std::fs::create_dir_all(&dir).map_err(|e| {
-                Failure::Runtime(format!("can't mkdir: {}: {}", dir.display(), io_text(&e)))
-            })?;
             // In sticky /var/tmp anyone may have made these first: use them only if they
             // are ours and nobody else can change them (the container's root is built there).
-            for d in [dir.parent().expect("has a parent"), dir.as_path()] {
-                check_private_dir(d)?;
-            }
+            let top_fd = private_dir(None, &top, me)?;
+            private_dir(Some(&top_fd), &dir, me)?;
             Ok(dir)
         }
+    }
+}
+
+/// Makes directory `path` (its last component under `parent`) if missing, and opens it
+/// without following a symlink; refused unless it is ours and nobody else can write to it.
+fn private_dir(parent: Option<&OwnedFd>, path: &Path, me: &Me) -> Result<OwnedFd, Failure> {
+    let dirfd = parent.map(|p| p.as_raw_fd());
+    let name = match parent {
+        Some(_) => Path::new(path.file_name().expect("a named directory")),
+        None => path,
+    };
+    match mkdirat(dirfd, name, Mode::from_bits_truncate(0o755)) {
+        Ok(()) | Err(Errno::EEXIST) => {}
+        Err(e) => return fail(with_errno(format!("can't mkdir: {}", path.display()), e)),
+    }
+    let not_private = |why: String| {
+        Failure::Runtime(format!(
+            "mount point not private: {}: {why}; it must be a directory owned by you and writable only by you",
+            path.display()
+        ))
+    };
+    let fd = match openat(
+        dirfd,
+        name,
+        OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    ) {
+        // SAFETY: openat returned a new descriptor we own.
+        Ok(raw) => unsafe { OwnedFd::from_raw_fd(raw) },
+        Err(Errno::ENOTDIR) => {
+            let st = fstatat(dirfd, name, AtFlags::AT_SYMLINK_NOFOLLOW).map_err(|e| {
+                Failure::Runtime(with_errno(format!("can't stat: {}", path.display()), e))
+            })?;
+            return Err(not_private(
+                trust::not_private_dir(&st, me).unwrap_or_else(|| "not a directory".into()),
+            ));
+        }
+        Err(e) => return fail(with_errno(format!("can't open: {}", path.display()), e)),
+    };
+    let st = fstat(fd.as_raw_fd())
+        .map_err(|e| Failure::Runtime(with_errno(format!("can't stat: {}", path.display()), e)))?;
+    match trust::not_private_dir(&st, me) {
+        Some(why) => Err(not_private(why)),
+        None => Ok(fd),
     }
 }
 
@@ -74,20 +126,6 @@ fn warn(options: &Options, msg: &str) {
     if options.verbose >= 0 {
         crate::failure::say("warning", msg);
     }
-}
-
-/// A real directory (not a symlink) owned by this user, writable by nobody else.
-fn check_private_dir(dir: &std::path::Path) -> Result<(), Failure> {
-    use std::os::unix::fs::MetadataExt;
-    let md = std::fs::symlink_metadata(dir)
-        .map_err(|e| Failure::Runtime(format!("can't stat: {}: {}", dir.display(), io_text(&e))))?;
-    if !md.is_dir() || md.uid() != geteuid().as_raw() || md.mode() & 0o022 != 0 {
-        return fail(format!(
-            "mount point not private: {} must be a directory owned by you, writable only by you",
-            dir.display()
-        ));
-    }
-    Ok(())
 }
 
 /// An io::Error's text without Rust's " (os error N)" tail.
@@ -110,15 +148,21 @@ pub fn build(options: &Options) -> Result<Plan, Failure> {
     crate::userns::refuse_setuid()?;
     let user = host_var("USER").ok_or_else(|| Failure::Runtime("$USER not set".into()))?;
     let mut notes = vec![format!("verbosity: {}", options.verbose)];
-    let storage = options
-        .storage
-        .as_deref()
-        .map(PathBuf::from)
-        .unwrap_or_else(|| image::default_storage(&user));
-    if options.storage.is_some() && !storage.exists() {
+    let me = Me::current();
+    let storage = match options.storage.as_deref() {
+        Some(dir) => Storage {
+            path: PathBuf::from(dir),
+            default: false,
+        },
+        None => Storage {
+            path: image::default_storage(&user),
+            default: true,
+        },
+    };
+    if !storage.default && !storage.path.exists() {
         warn(
             options,
-            &format!("storage directory not found: {}", storage.display()),
+            &format!("storage directory not found: {}", storage.path.display()),
         );
     }
     let join = crate::join::plan(
@@ -137,9 +181,13 @@ pub fn build(options: &Options) -> Result<Plan, Failure> {
             crate::join::overflow_uid()
         ));
     }
-    let image = image::resolve(&options.image, &storage)?;
+    let resolved = image::resolve(&options.image, &storage, &me)?;
+    if let Some(warning) = &resolved.warning {
+        warn(options, warning);
+    }
+    let image = resolved.image;
     notes.push(format!("image: {}", image.path().display()));
-    notes.push(format!("storage: {}", storage.display()));
+    notes.push(format!("storage: {}", storage.path.display()));
     notes.push(format!("newroot: {}", image.path().display()));
     let uid = options.uid.unwrap_or_else(|| geteuid().as_raw());
     let gid = options.gid.unwrap_or_else(|| getegid().as_raw());
@@ -168,7 +216,7 @@ pub fn build(options: &Options) -> Result<Plan, Failure> {
         None
     };
     let mountpoint = match (&image, &options.mount) {
-        (Image::Directory(_), Some(_)) => {
+        (Image::Directory { .. }, Some(_)) => {
             warn(options, "--mount invalid with directory image, ignoring");
             mountpoint(
                 &Options {
@@ -176,10 +224,11 @@ pub fn build(options: &Options) -> Result<Plan, Failure> {
                     ..options.clone()
                 },
                 &user,
+                &me,
                 &mut notes,
             )?
         }
-        _ => mountpoint(options, &user, &mut notes)?,
+        _ => mountpoint(options, &user, &me, &mut notes)?,
     };
     let passwd = (!options.no_passwd).then(|| {
         let files = passwd::generate(uid, gid);
