@@ -9,9 +9,11 @@
 use std::os::unix::fs::{symlink, PermissionsExt};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Stdio};
 
-use e2e_tests::container::{can_run_containers, test_image, Outcome, Scratch, TEST_USER};
+use e2e_tests::container::{
+    can_run_containers, test_image, wait_for_file, Outcome, Scratch, TEST_USER,
+};
 use e2e_tests::sys::is_root;
 
 /// ch-run's memory is capped in these tests: a regression that reads or expands without
@@ -578,5 +580,148 @@ fn images_others_can_change_are_run_with_a_warning() {
             storage.join("img").display()
         )]
     );
+    s.assert_clean();
+}
+
+// ---------------------------------------------------------------------------------------
+// 3. The container's root must not reach into the supervisor that serves its image.
+// ---------------------------------------------------------------------------------------
+
+/// What the command, as uid 0 in the container, gets from its parent (the supervisor):
+/// its name, then a line per attempt to open or list what the supervisor holds.
+const PROBE_PARENT: &str = "cat /proc/$PPID/comm; \
+    for f in environ mem fd/0; do \
+      (exec 3</proc/$PPID/$f) 2>/dev/null && echo $f: opened || echo $f: refused; \
+    done; \
+    for d in cwd/ fd; do \
+      ls /proc/$PPID/$d >/dev/null 2>&1 && echo $d: listed || echo $d: refused; \
+    done";
+
+const PROBE_REFUSED: &str =
+    "environ: refused\nmem: refused\nfd/0: refused\ncwd/: refused\nfd: refused\n";
+
+#[test]
+fn container_root_cannot_read_the_supervisor() {
+    if !can_run_containers() {
+        return;
+    }
+    let s = Scratch::new("sec-dumpable");
+    let mnt = s.mnt_arg();
+    let image = test_image().sqfs_arg();
+    let out = s.run(&[
+        "-m",
+        &mnt,
+        "-u",
+        "0",
+        &image,
+        "--",
+        "sh",
+        "-c",
+        PROBE_PARENT,
+    ]);
+    assert_eq!(out.code, 0, "{out:?}");
+    // The parent is the supervisor (no pid namespace: it is visible), and nothing of it
+    // can be read.
+    assert_eq!(out.stdout, format!("ch-run\n{PROBE_REFUSED}"), "{out:?}");
+    // The same for a directory image, and for the members of a --join group.
+    let out = s.run(&[
+        "-u",
+        "0",
+        &arg(&test_image().tree),
+        "--",
+        "sh",
+        "-c",
+        PROBE_PARENT,
+    ]);
+    assert_eq!(out.stdout, format!("ch-run\n{PROBE_REFUSED}"), "{out:?}");
+    let tag = format!("--join-tag=sec-{}", std::process::id());
+    let members: Vec<_> = (0..2)
+        .map(|_| {
+            s.spawn(
+                &[
+                    "-m",
+                    &mnt,
+                    "-u",
+                    "0",
+                    "--join-ct=2",
+                    &tag,
+                    &image,
+                    "--",
+                    "sh",
+                    "-c",
+                    PROBE_PARENT,
+                ],
+                &[],
+            )
+        })
+        .collect();
+    for member in members {
+        let out = Outcome::from(member.wait_with_output().unwrap());
+        assert_eq!(out.code, 0, "{out:?}");
+        assert_eq!(out.stdout, format!("ch-run\n{PROBE_REFUSED}"), "{out:?}");
+    }
+    // And for a ch-run that enters a running container with --join-pid.
+    let first = s.spawn(
+        &[
+            "-m",
+            &mnt,
+            "-u",
+            "0",
+            &image,
+            "--",
+            "sh",
+            "-c",
+            "echo $$ > /tmp/pid; while [ ! -e /tmp/go ]; do sleep 0.02; done",
+        ],
+        &[],
+    );
+    wait_for_file(&s.tmp.join("pid"));
+    let pid = std::fs::read_to_string(s.tmp.join("pid")).unwrap();
+    let out = s.run(&[
+        &format!("--join-pid={}", pid.trim()),
+        &image,
+        "--",
+        "sh",
+        "-c",
+        &format!("id -u; {PROBE_PARENT}"),
+    ]);
+    std::fs::write(s.tmp.join("go"), "").unwrap();
+    assert_eq!(Outcome::from(first.wait_with_output().unwrap()).code, 0);
+    for f in ["pid", "go"] {
+        std::fs::remove_file(s.tmp.join(f)).unwrap();
+    }
+    assert_eq!(out.stdout, format!("0\nch-run\n{PROBE_REFUSED}"), "{out:?}");
+    s.assert_clean();
+}
+
+#[test]
+fn the_command_inherits_only_what_the_user_passed() {
+    if !can_run_containers() {
+        return;
+    }
+    let s = Scratch::new("sec-fds");
+    let passed = std::fs::File::open("/dev/null").unwrap();
+    let raw = std::os::fd::AsRawFd::as_raw_fd(&passed);
+    for image in [test_image().sqfs_arg(), arg(&test_image().tree)] {
+        let mnt = s.mnt_arg();
+        let mut cmd = s.command(
+            &["-m", &mnt, &image, "--", "sh", "-c", "ls /proc/$$/fd; true"],
+            &[],
+        );
+        // Descriptor 7, open without close-on-exec, as a shell's `7</dev/null` leaves it. The
+        // shell's descriptors are listed (`; true` keeps sh from exec-ing ls in its place).
+        // SAFETY: dup2 is async-signal-safe.
+        unsafe {
+            cmd.pre_exec(move || {
+                libc::dup2(raw, 7);
+                Ok(())
+            });
+        }
+        let out = Outcome::from(cmd.stdout(Stdio::piped()).output().unwrap());
+        assert_eq!(out.code, 0, "{out:?}");
+        let mut fds: Vec<u32> = out.stdout.lines().map(|l| l.parse().unwrap()).collect();
+        fds.sort();
+        assert_eq!(fds, [0, 1, 2, 7], "{image}: {out:?}");
+    }
     s.assert_clean();
 }
