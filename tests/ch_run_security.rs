@@ -725,3 +725,134 @@ fn the_command_inherits_only_what_the_user_passed() {
     }
     s.assert_clean();
 }
+
+// ---------------------------------------------------------------------------------------
+// 4. First contact: messages that say what is wrong.
+// ---------------------------------------------------------------------------------------
+
+#[test]
+fn an_image_the_user_cannot_read_says_permission_denied() {
+    if !can_act_as_two_users() {
+        return;
+    }
+    let s = Scratch::new("sec-unreadable");
+    let image = s.dir.join("private.sqfs");
+    std::fs::copy(&test_image().sqfs, &image).unwrap();
+    chown(&image, OTHER_USER);
+    chmod(&image, 0o600);
+    let out = s.run(&[&arg(&image), "--", "true"]);
+    assert_eq!(
+        (out.code, error_line(&out)),
+        (
+            31,
+            format!("can't open: {}: Permission denied", image.display())
+        )
+    );
+    // A directory the user can't even search: stat fails, as Charliecloud says it.
+    let closed = s.dir.join("closed");
+    std::fs::create_dir(&closed).unwrap();
+    chown(&closed, OTHER_USER);
+    chmod(&closed, 0o700);
+    let inside = closed.join("img.sqfs");
+    let out = s.run(&[&arg(&inside), "--", "true"]);
+    assert_eq!(
+        (out.code, error_line(&out)),
+        (
+            31,
+            format!("can't stat: {}: Permission denied", inside.display())
+        )
+    );
+    // Something that is neither a directory nor a file: not opened at all (a FIFO would
+    // block the open).
+    let fifo = s.dir.join("fifo");
+    assert!(Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap()
+        .success());
+    chmod(&fifo, 0o666);
+    let out = s.run(&[&arg(&fifo), "--", "true"]);
+    assert_eq!(
+        (out.code, error_line(&out)),
+        (31, format!("unknown image type: {}", fifo.display()))
+    );
+    s.assert_clean();
+}
+
+#[test]
+fn a_bad_write_fake_size_says_what_is_wrong() {
+    if !can_run_containers() {
+        return;
+    }
+    let s = Scratch::new("sec-wsize");
+    let image = test_image().sqfs_arg();
+    let mnt = s.mnt_arg();
+    let expected = "expected N, N followed by k, m, g, t, p or e, or N%";
+    for (size, what) in [
+        ("abc", "abc: no digits found".to_string()),
+        ("12x", "12x: extra characters after digits: x".to_string()),
+        (
+            "1.5g",
+            "1.5g: extra characters after digits: .5g".to_string(),
+        ),
+        ("-5m", "-5m: no digits found".to_string()),
+    ] {
+        let out = s.run(&["-m", &mnt, &format!("-W={size}"), &image, "--", "true"]);
+        assert_eq!(
+            (out.code, error_line(&out)),
+            (
+                31,
+                format!("--write-fake: invalid size: {what} ({expected})")
+            ),
+            "{size}"
+        );
+    }
+    for size in ["64m", "50%", "1G", "100000"] {
+        let out = s.run(&[
+            "-m",
+            &mnt,
+            &format!("-W={size}"),
+            &image,
+            "--",
+            "sh",
+            "-c",
+            "echo w > /data/new && cat /data/new",
+        ]);
+        assert_eq!(
+            (out.code, out.stdout.as_str()),
+            (0, "w\n"),
+            "{size}: {out:?}"
+        );
+    }
+    s.assert_clean();
+}
+
+#[test]
+fn ch_ssh_from_0_31_is_accepted_and_ignored() {
+    if !can_run_containers() {
+        return;
+    }
+    let s = Scratch::new("sec-chssh");
+    let image = test_image().sqfs_arg();
+    let out = s.run(&[
+        "-m",
+        &s.mnt_arg(),
+        "--ch-ssh",
+        &image,
+        "--",
+        "cat",
+        "/data/hello",
+    ]);
+    assert_eq!(
+        (out.code, out.stdout.as_str()),
+        (0, "hello from the image\n"),
+        "{out:?}"
+    );
+    assert_eq!(
+        warnings(&out),
+        ["--ch-ssh: ignored: this ch-run has no ch-ssh (Charliecloud removed it in 0.33)"],
+        "{out:?}"
+    );
+    assert_eq!(out.stderr.lines().count(), 1, "{out:?}");
+    s.assert_clean();
+}

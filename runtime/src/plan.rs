@@ -148,6 +148,12 @@ pub fn build(options: &Options) -> Result<Plan, Failure> {
     crate::userns::refuse_setuid()?;
     let user = host_var("USER").ok_or_else(|| Failure::Runtime("$USER not set".into()))?;
     let mut notes = vec![format!("verbosity: {}", options.verbose)];
+    if options.ch_ssh {
+        warn(
+            options,
+            "--ch-ssh: ignored: this ch-run has no ch-ssh (Charliecloud removed it in 0.33)",
+        );
+    }
     let me = Me::current();
     let storage = match options.storage.as_deref() {
         Some(dir) => Storage {
