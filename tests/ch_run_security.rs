@@ -588,17 +588,21 @@ fn images_others_can_change_are_run_with_a_warning() {
 // ---------------------------------------------------------------------------------------
 
 /// What the command, as uid 0 in the container, gets from its parent (the supervisor):
-/// its name, then a line per attempt to open or list what the supervisor holds.
+/// its name, then a line per attempt to open or list what the supervisor holds; last, the
+/// same for the supervisor's parent, the `ch-run` the user started (out of reach already:
+/// it is in the host's user namespace, where the container has no capability).
 const PROBE_PARENT: &str = "cat /proc/$PPID/comm; \
     for f in environ mem fd/0; do \
       (exec 3</proc/$PPID/$f) 2>/dev/null && echo $f: opened || echo $f: refused; \
     done; \
     for d in cwd/ fd; do \
       ls /proc/$PPID/$d >/dev/null 2>&1 && echo $d: listed || echo $d: refused; \
-    done";
+    done; \
+    waiter=$(cut -d' ' -f4 /proc/$PPID/stat); \
+    (exec 3</proc/$waiter/environ) 2>/dev/null && echo ch-run: opened || echo ch-run: refused";
 
-const PROBE_REFUSED: &str =
-    "environ: refused\nmem: refused\nfd/0: refused\ncwd/: refused\nfd: refused\n";
+const PROBE_REFUSED: &str = "environ: refused\nmem: refused\nfd/0: refused\ncwd/: refused\n\
+    fd: refused\nch-run: refused\n";
 
 #[test]
 fn container_root_cannot_read_the_supervisor() {
