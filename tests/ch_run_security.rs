@@ -604,6 +604,25 @@ const PROBE_PARENT: &str = "cat /proc/$PPID/comm; \
 const PROBE_REFUSED: &str = "environ: refused\nmem: refused\nfd/0: refused\ncwd/: refused\n\
     fd: refused\nch-run: refused\n";
 
+/// The line a command writes to `path`, once it is whole (the file appears before the shell
+/// has written into it).
+fn written_line(path: &Path) -> String {
+    wait_for_file(path);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let text = std::fs::read_to_string(path).unwrap();
+        if text.ends_with('\n') {
+            return text.trim_end().to_string();
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{} never got a whole line",
+            path.display()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
 #[test]
 fn container_root_cannot_read_the_supervisor() {
     if !can_run_containers() {
@@ -679,10 +698,9 @@ fn container_root_cannot_read_the_supervisor() {
         ],
         &[],
     );
-    wait_for_file(&s.tmp.join("pid"));
-    let pid = std::fs::read_to_string(s.tmp.join("pid")).unwrap();
+    let pid = written_line(&s.tmp.join("pid"));
     let out = s.run(&[
-        &format!("--join-pid={}", pid.trim()),
+        &format!("--join-pid={pid}"),
         &image,
         "--",
         "sh",

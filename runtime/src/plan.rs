@@ -1,12 +1,11 @@
 //! Everything a run needs, worked out and checked on the host before any namespace exists,
 //! so that every mistake a user can make is a one-line error up front.
 
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
 use nix::errno::Errno;
-use nix::fcntl::{openat, AtFlags, OFlag};
-use nix::sys::stat::{fstat, fstatat, mkdirat, Mode};
+use nix::sys::stat::{mkdirat, Mode};
 use nix::unistd::{getegid, geteuid};
 
 use crate::binds::{self, Bind};
@@ -16,7 +15,7 @@ use crate::exec::Command;
 use crate::failure::{fail, with_errno, Failure};
 use crate::image::{self, Image};
 use crate::storage::Storage;
-use crate::trust::{self, Me};
+use crate::trust::{self, Me, Unusable};
 use crate::{bounded, passwd};
 
 /// The image's own environment, for `--set-env` with no argument.
@@ -80,44 +79,30 @@ fn mountpoint(
 /// Makes directory `path` (its last component under `parent`) if missing, and opens it
 /// without following a symlink; refused unless it is ours and nobody else can write to it.
 fn private_dir(parent: Option<&OwnedFd>, path: &Path, me: &Me) -> Result<OwnedFd, Failure> {
-    let dirfd = parent.map(|p| p.as_raw_fd());
     let name = match parent {
         Some(_) => Path::new(path.file_name().expect("a named directory")),
         None => path,
     };
-    match mkdirat(dirfd, name, Mode::from_bits_truncate(0o755)) {
+    match mkdirat(
+        parent.map(|p| p.as_raw_fd()),
+        name,
+        Mode::from_bits_truncate(0o755),
+    ) {
         Ok(()) | Err(Errno::EEXIST) => {}
         Err(e) => return fail(with_errno(format!("can't mkdir: {}", path.display()), e)),
     }
-    let not_private = |why: String| {
-        Failure::Runtime(format!(
+    match trust::open_private_dir(parent, name, me) {
+        Ok(Some(fd)) => Ok(fd),
+        // Gone again since the mkdir: someone is playing games.
+        Ok(None) => fail(with_errno(
+            format!("can't open: {}", path.display()),
+            Errno::ENOENT,
+        )),
+        Err(Unusable::NotPrivate(why)) => fail(format!(
             "mount point not private: {}: {why}; it must be a directory owned by you and writable only by you",
             path.display()
-        ))
-    };
-    let fd = match openat(
-        dirfd,
-        name,
-        OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
-        Mode::empty(),
-    ) {
-        // SAFETY: openat returned a new descriptor we own.
-        Ok(raw) => unsafe { OwnedFd::from_raw_fd(raw) },
-        Err(Errno::ENOTDIR) => {
-            let st = fstatat(dirfd, name, AtFlags::AT_SYMLINK_NOFOLLOW).map_err(|e| {
-                Failure::Runtime(with_errno(format!("can't stat: {}", path.display()), e))
-            })?;
-            return Err(not_private(
-                trust::not_private_dir(&st, me).unwrap_or_else(|| "not a directory".into()),
-            ));
-        }
-        Err(e) => return fail(with_errno(format!("can't open: {}", path.display()), e)),
-    };
-    let st = fstat(fd.as_raw_fd())
-        .map_err(|e| Failure::Runtime(with_errno(format!("can't stat: {}", path.display()), e)))?;
-    match trust::not_private_dir(&st, me) {
-        Some(why) => Err(not_private(why)),
-        None => Ok(fd),
+        )),
+        Err(Unusable::Failed(e)) => fail(with_errno(format!("can't open: {}", path.display()), e)),
     }
 }
 

@@ -11,7 +11,7 @@
 //! is looked up relative to that descriptor: nothing is re-walked by path between the check
 //! and the use.
 
-use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
 use nix::errno::Errno;
@@ -19,7 +19,7 @@ use nix::fcntl::{AtFlags, OFlag};
 use nix::sys::stat::{fstat, fstatat, FileStat, Mode};
 
 use crate::failure::{with_errno, Failure};
-use crate::trust::{self, Me};
+use crate::trust::{self, Me, Unusable};
 
 /// A storage directory and whether it is the default one.
 pub struct Storage {
@@ -51,9 +51,8 @@ fn could_be_a_name(reference: &str) -> bool {
 }
 
 fn open_at(dir: Option<&OwnedFd>, name: &Path, flags: OFlag) -> Result<OwnedFd, Errno> {
-    let dirfd = dir.map_or(libc::AT_FDCWD, |d| d.as_raw_fd());
     nix::fcntl::openat(
-        Some(dirfd),
+        dir.map(|d| d.as_raw_fd()),
         name,
         flags | OFlag::O_PATH | OFlag::O_CLOEXEC,
         Mode::empty(),
@@ -71,39 +70,18 @@ fn open_dir(
     shown: &Path,
     me: &Me,
 ) -> Result<Option<OwnedFd>, Failure> {
-    let follow = if storage.default {
-        OFlag::O_NOFOLLOW
-    } else {
-        OFlag::empty()
-    };
-    let fd = match open_at(parent, name, OFlag::O_DIRECTORY | follow) {
-        Ok(fd) => fd,
-        Err(Errno::ENOENT) => return Ok(None),
-        // Not a directory, or (with O_NOFOLLOW) a symlink: say which.
-        Err(Errno::ENOTDIR) if storage.default => {
-            let dirfd = parent.map_or(libc::AT_FDCWD, |d| d.as_raw_fd());
-            let st = fstatat(Some(dirfd), name, AtFlags::AT_SYMLINK_NOFOLLOW).map_err(|e| {
-                Failure::Runtime(with_errno(format!("can't stat: {}", shown.display()), e))
-            })?;
-            let why = trust::not_private_dir(&st, me).unwrap_or_else(|| "not a directory".into());
-            return Err(not_private(shown, &why));
-        }
-        Err(e) => {
-            return Err(Failure::Runtime(with_errno(
-                format!("can't stat: {}", shown.display()),
-                e,
-            )))
-        }
-    };
+    let cant_stat = |e| Failure::Runtime(with_errno(format!("can't stat: {}", shown.display()), e));
     if storage.default {
-        let st = fstat(fd.as_raw_fd()).map_err(|e| {
-            Failure::Runtime(with_errno(format!("can't stat: {}", shown.display()), e))
-        })?;
-        if let Some(why) = trust::not_private_dir(&st, me) {
-            return Err(not_private(shown, &why));
-        }
+        return trust::open_private_dir(parent, name, me).map_err(|e| match e {
+            Unusable::NotPrivate(why) => not_private(shown, &why),
+            Unusable::Failed(e) => cant_stat(e),
+        });
     }
-    Ok(Some(fd))
+    match open_at(parent, name, OFlag::O_DIRECTORY) {
+        Ok(fd) => Ok(Some(fd)),
+        Err(Errno::ENOENT) => Ok(None),
+        Err(e) => Err(cant_stat(e)),
+    }
 }
 
 fn not_private(dir: &Path, why: &str) -> Failure {
@@ -139,7 +117,7 @@ pub fn find(storage: &Storage, reference: &str, me: &Me) -> Result<Option<Found>
         Err(e) => return Err(cant_stat(e)),
     };
     let image = open_at(Some(&img), Path::new(&name), OFlag::empty()).map_err(cant_stat)?;
-    let dir = fstat(img.as_fd().as_raw_fd()).map_err(cant_stat)?;
+    let dir = fstat(img.as_raw_fd()).map_err(cant_stat)?;
     Ok(Some(Found {
         path,
         image,

@@ -3,7 +3,12 @@
 //! anyone can make `/var/tmp/$USER.ch` first) and whether to warn about an image someone
 //! else could swap or rewrite. Root can change anything and is never "someone else".
 
-use nix::sys::stat::{FileStat, SFlag};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::path::Path;
+
+use nix::errno::Errno;
+use nix::fcntl::{openat, AtFlags, OFlag};
+use nix::sys::stat::{fstat, fstatat, FileStat, Mode, SFlag};
 use nix::unistd::{Gid, Group, Uid, User};
 
 /// The user ch-run runs for.
@@ -87,6 +92,47 @@ pub fn not_private_dir(st: &FileStat, me: &Me) -> Option<String> {
         return Some(format!("owned by {}", user_name(st.st_uid)));
     }
     others_can_write(st, me)
+}
+
+/// Why a directory ch-run did not choose can't be used.
+#[derive(Debug)]
+pub enum Unusable {
+    /// It is not a directory only the user can change (the reason).
+    NotPrivate(String),
+    /// `stat` or `open` failed.
+    Failed(Errno),
+}
+
+/// Opens directory `name` (under `parent`, else from the working directory) without
+/// following a symlink, as `O_PATH`, if it is one that only `me` can change: what is looked
+/// up under the descriptor afterwards is then the user's own. None: it does not exist.
+pub fn open_private_dir(
+    parent: Option<&OwnedFd>,
+    name: &Path,
+    me: &Me,
+) -> Result<Option<OwnedFd>, Unusable> {
+    let dirfd = parent.map(|p| p.as_raw_fd());
+    let flags = OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
+    let st = match openat(dirfd, name, flags, Mode::empty()) {
+        // SAFETY: openat returned a new descriptor we own.
+        Ok(raw) => {
+            let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+            let st = fstat(fd.as_raw_fd()).map_err(Unusable::Failed)?;
+            if not_private_dir(&st, me).is_none() {
+                return Ok(Some(fd));
+            }
+            st
+        }
+        Err(Errno::ENOENT) => return Ok(None),
+        // A symlink (O_NOFOLLOW with O_PATH opens it, O_DIRECTORY then refuses) or a file.
+        Err(Errno::ENOTDIR) => {
+            fstatat(dirfd, name, AtFlags::AT_SYMLINK_NOFOLLOW).map_err(Unusable::Failed)?
+        }
+        Err(e) => return Err(Unusable::Failed(e)),
+    };
+    Err(Unusable::NotPrivate(
+        not_private_dir(&st, me).unwrap_or_else(|| "not a directory".into()),
+    ))
 }
 
 /// Why someone else could replace `entry` in directory `dir` (rename it away and put another
