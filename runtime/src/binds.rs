@@ -59,33 +59,45 @@ pub enum Unusable {
 /// Opens `dst` (absolute, as seen in the container) under the new root without ever leaving
 /// it, as an `O_PATH` descriptor to mount onto.
 pub fn resolve(root: &OwnedFd, dst: &Path) -> Result<OwnedFd, Unusable> {
-    let relative = dst.strip_prefix("/").unwrap_or(dst);
+    openat2(
+        root,
+        dst,
+        libc::O_PATH,
+        libc::RESOLVE_BENEATH | libc::RESOLVE_NO_MAGICLINKS,
+    )
+    .map_err(|e| match e {
+        Errno::ENOENT | Errno::ENOTDIR => Unusable::Missing,
+        Errno::EXDEV | Errno::ELOOP => Unusable::Escapes,
+        e => Unusable::Other(e),
+    })
+}
+
+/// `openat2(2)`: `path` (a leading `/` is dropped) under `dir` with `flags` (close-on-exec
+/// added) and `resolve` (`RESOLVE_*`).
+pub fn openat2(dir: &OwnedFd, path: &Path, flags: i32, resolve: u64) -> Result<OwnedFd, Errno> {
+    let relative = path.strip_prefix("/").unwrap_or(path);
     let relative = if relative.as_os_str().is_empty() {
         Path::new(".")
     } else {
         relative
     };
-    let path = CString::new(relative.as_os_str().as_bytes()).map_err(|_| Unusable::Missing)?;
+    let path = CString::new(relative.as_os_str().as_bytes()).map_err(|_| Errno::ENOENT)?;
     // SAFETY: open_how is plain integers; all-zero is a valid value to fill in.
     let mut how: libc::open_how = unsafe { std::mem::zeroed() };
-    how.flags = (libc::O_PATH | libc::O_CLOEXEC) as u64;
-    how.resolve = libc::RESOLVE_BENEATH | libc::RESOLVE_NO_MAGICLINKS;
+    how.flags = (flags | libc::O_CLOEXEC) as u64;
+    how.resolve = resolve;
     // SAFETY: openat2 with a valid descriptor, a NUL-terminated path and a filled open_how.
     let fd = unsafe {
         libc::syscall(
             libc::SYS_openat2,
-            root.as_raw_fd(),
+            dir.as_raw_fd(),
             path.as_ptr(),
             &how as *const libc::open_how,
             std::mem::size_of::<libc::open_how>(),
         )
     };
     if fd < 0 {
-        return Err(match Errno::last() {
-            Errno::ENOENT | Errno::ENOTDIR => Unusable::Missing,
-            Errno::EXDEV | Errno::ELOOP => Unusable::Escapes,
-            e => Unusable::Other(e),
-        });
+        return Err(Errno::last());
     }
     // SAFETY: openat2 returned a new descriptor we own.
     Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })

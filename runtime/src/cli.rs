@@ -62,6 +62,9 @@ struct Cli {
     /// (deprecated)
     #[arg(long = "no-home", hide = true)]
     no_home: bool,
+    /// (0.31's; ignored)
+    #[arg(long = "ch-ssh", hide = true)]
+    ch_ssh: bool,
     /// set DIR as storage directory
     #[arg(short = 's', long = "storage", value_name = "DIR")]
     storage: Option<String>,
@@ -151,6 +154,8 @@ pub struct Options {
     pub verbose: i32,
     pub write: bool,
     pub write_fake: Option<String>,
+    /// `--ch-ssh` was given (accepted from 0.31 scripts, ignored).
+    pub ch_ssh: bool,
     pub image: String,
     pub command: Vec<OsString>,
 }
@@ -190,6 +195,39 @@ fn number<T: TryFrom<i64>>(option: &str, text: &str) -> Result<T, Failure> {
         return Err(err("must be non-negative"));
     }
     T::try_from(value).map_err(|_| err("out of range"))
+}
+
+/// Checks a `-W` size the way tmpfs reads `size=` (the kernel's `memparse`, then an
+/// optional `%` of memory), so a bad one is refused with a reason, not as `mount`'s EINVAL.
+/// Empty means the default. Only decimal numbers are taken (the kernel also takes 0x…).
+fn tmpfs_size(text: String) -> Result<String, Failure> {
+    const SUFFIXES: &str = "kKmMgGtTpPeE";
+    let invalid = |what: String| {
+        Failure::Runtime(format!(
+            "--write-fake: invalid size: {what} (expected N, N followed by k, m, g, t, p or e, or N%)"
+        ))
+    };
+    if text.is_empty() {
+        return Ok(text);
+    }
+    let end = text.bytes().take_while(u8::is_ascii_digit).count();
+    if end == 0 {
+        return Err(invalid(format!("{text}: no digits found")));
+    }
+    let rest = &text[end..];
+    let rest_ok = match rest.strip_suffix('%').unwrap_or(rest) {
+        "" => true,
+        unit => unit.len() == 1 && SUFFIXES.contains(unit),
+    };
+    if !rest_ok {
+        return Err(invalid(format!(
+            "{text}: extra characters after digits: {rest}"
+        )));
+    }
+    if text[..end].parse::<u64>().is_err() {
+        return Err(invalid(format!("{text}: out of range")));
+    }
+    Ok(text)
 }
 
 /// Parses `args` (without the program name).
@@ -279,7 +317,8 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Request, Failur
         unsafe_: cli.unsafe_,
         verbose: i32::from(cli.verbose) - i32::from(cli.quiet),
         write: cli.write,
-        write_fake: cli.write_fake,
+        write_fake: cli.write_fake.map(tmpfs_size).transpose()?,
+        ch_ssh: cli.ch_ssh,
         image,
         command,
     })))
@@ -392,6 +431,32 @@ mod tests {
         assert_eq!(e.exit_code(), 64);
         let e = parse(["--unset-env=", "img", "true"].map(OsString::from)).unwrap_err();
         assert_eq!(e.message(), "--unset-env: GLOB must have non-zero length");
+    }
+
+    #[test]
+    fn write_fake_sizes_are_checked_as_tmpfs_reads_them() {
+        for size in ["", "0", "64m", "1G", "50%", "2k%", "100000"] {
+            assert_eq!(tmpfs_size(size.into()).unwrap(), size);
+        }
+        let msg = |size: &str| tmpfs_size(size.into()).unwrap_err().message().to_string();
+        let expected = "(expected N, N followed by k, m, g, t, p or e, or N%)";
+        assert_eq!(
+            msg("abc"),
+            format!("--write-fake: invalid size: abc: no digits found {expected}")
+        );
+        assert_eq!(
+            msg("5mb"),
+            format!(
+                "--write-fake: invalid size: 5mb: extra characters after digits: mb {expected}"
+            )
+        );
+        assert_eq!(
+            msg("99999999999999999999"),
+            format!("--write-fake: invalid size: 99999999999999999999: out of range {expected}")
+        );
+        assert!(run(&["--ch-ssh", "img", "true"]).ch_ssh);
+        let e = parse(["-W=x", "img", "true"].map(OsString::from)).unwrap_err();
+        assert_eq!(e.exit_code(), 31);
     }
 
     #[test]

@@ -4,6 +4,7 @@
 use std::ffi::{CString, OsStr, OsString};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 
+use crate::bounded;
 use crate::cli::EnvStep;
 use crate::failure::Failure;
 
@@ -18,43 +19,62 @@ pub type FileReader<'a> = dyn FnMut(Option<&str>) -> Result<(String, Vec<u8>), F
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Environment {
     vars: Vec<(OsString, OsString)>,
+    /// Its size as the command's `environ` would hold it (`NAME=VALUE` and a NUL each).
+    bytes: usize,
+}
+
+/// What one variable takes in `environ`.
+fn entry_bytes(name: &OsStr, value: &OsStr) -> usize {
+    name.len() + value.len() + 2
 }
 
 impl Environment {
     pub fn from_host() -> Self {
-        Environment {
-            vars: std::env::vars_os().collect(),
-        }
+        Self::from_pairs(std::env::vars_os())
     }
 
     pub fn from_pairs<K: Into<OsString>, V: Into<OsString>>(
         pairs: impl IntoIterator<Item = (K, V)>,
     ) -> Self {
-        Environment {
+        let mut env = Environment {
             vars: pairs
                 .into_iter()
                 .map(|(k, v)| (k.into(), v.into()))
                 .collect(),
-        }
+            bytes: 0,
+        };
+        env.recount();
+        env
+    }
+
+    fn recount(&mut self) {
+        self.bytes = self.vars.iter().map(|(k, v)| entry_bytes(k, v)).sum();
+    }
+
+    /// The environment's size in `environ`.
+    pub fn bytes(&self) -> usize {
+        self.bytes
     }
 
     pub fn get(&self, name: &str) -> Option<&OsStr> {
-        self.vars
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_os_str())
+        self.get_os(OsStr::new(name))
     }
 
     pub fn set(&mut self, name: impl Into<OsString>, value: impl Into<OsString>) {
         let (name, value) = (name.into(), value.into());
+        self.bytes += entry_bytes(&name, &value);
         match self.vars.iter_mut().find(|(k, _)| *k == name) {
-            Some(slot) => slot.1 = value,
+            Some(slot) => {
+                self.bytes -= entry_bytes(&slot.0, &slot.1);
+                slot.1 = value;
+            }
             None => self.vars.push((name, value)),
         }
     }
 
     pub fn unset(&mut self, name: &str) {
         self.vars.retain(|(k, _)| k != name);
+        self.recount();
     }
 
     /// Removes every variable whose name matches the extended glob.
@@ -69,6 +89,7 @@ impl Environment {
             // SAFETY: two NUL-terminated strings.
             unsafe { libc::fnmatch(pattern.as_ptr(), name.as_ptr(), FNM_EXTMATCH) != 0 }
         });
+        self.recount();
     }
 
     pub fn pairs(&self) -> &[(OsString, OsString)] {
@@ -106,7 +127,9 @@ impl Environment {
 
     /// Applies `--set-env`/`--unset-env` steps in order. `read` fetches a file's bytes:
     /// `Some(path)` on the host, `None` for `/ch/environment` in the image. Returns the
-    /// assignments made, as `NAME=VALUE`, for `-v`.
+    /// assignments made, as `NAME=VALUE`, for `-v`. The environment never grows past
+    /// [`bounded::LIMIT`]: a few lines that each double a variable (`A=$A:$A`) would
+    /// otherwise ask for any amount of memory.
     pub fn apply(
         &mut self,
         steps: &[EnvStep],
@@ -120,12 +143,7 @@ impl Environment {
                 EnvStep::Assign(pair) => {
                     let (name, value) = split_pair(pair.as_bytes(), pair, 0)?;
                     let value = strip_quotes(value);
-                    let value = if expand {
-                        self.expand(value)
-                    } else {
-                        value.to_vec()
-                    };
-                    assigned.push(self.assign(name, value));
+                    assigned.push(self.assign(name, value, expand, pair)?);
                 }
                 EnvStep::File { path, nul } => {
                     let (name, bytes) = read(path.as_deref())?;
@@ -136,12 +154,8 @@ impl Environment {
                         }
                         let (var, value) = split_pair(line, &name, i + 1)?;
                         let value = if *nul { value } else { strip_quotes(value) };
-                        let value = if expand {
-                            self.expand(value)
-                        } else {
-                            value.to_vec()
-                        };
-                        assigned.push(self.assign(var, value));
+                        let location = format!("{name}:{}", i + 1);
+                        assigned.push(self.assign(var, value, expand, &location)?);
                     }
                 }
             }
@@ -149,21 +163,52 @@ impl Environment {
         Ok(assigned)
     }
 
-    /// Sets a variable from raw bytes; returns `NAME=VALUE` for the log.
-    fn assign(&mut self, name: &[u8], value: Vec<u8>) -> String {
+    /// Sets a variable from raw bytes, `$VAR` items expanded if `expand`; returns
+    /// `NAME=VALUE` for the log. Refused, before anything is allocated for it, if the
+    /// environment would pass [`bounded::LIMIT`]; `location` says where the assignment was.
+    fn assign(
+        &mut self,
+        name: &[u8],
+        value: &[u8],
+        expand: bool,
+        location: &str,
+    ) -> Result<String, Failure> {
+        let parts = if expand {
+            self.expansion(value)
+        } else {
+            vec![value]
+        };
+        let value_len =
+            parts.iter().map(|p| p.len()).sum::<usize>() + parts.len().saturating_sub(1);
+        let name = OsString::from_vec(name.to_vec());
+        let replaced = self.get_os(&name).map_or(0, |old| entry_bytes(&name, old));
+        if self.bytes - replaced + name.len() + value_len + 2 > bounded::LIMIT {
+            return Err(Failure::Runtime(format!(
+                "can't set variable: environment larger than {}: {location}",
+                bounded::LIMIT_TEXT
+            )));
+        }
+        let value = parts.join(&b':');
         let text = format!(
             "{}={}",
-            String::from_utf8_lossy(name),
+            name.to_string_lossy(),
             String::from_utf8_lossy(&value)
         );
-        self.set(OsString::from_vec(name.to_vec()), OsString::from_vec(value));
-        text
+        self.set(name, OsString::from_vec(value));
+        Ok(text)
     }
 
-    /// Expands `$VAR` items of a `:`-separated list with their current values; an item
-    /// whose variable is unset or empty is dropped (so `PATH=$NOPE:/bin` is `/bin`), other
-    /// items stay as they are, empty ones too.
-    fn expand(&self, value: &[u8]) -> Vec<u8> {
+    fn get_os(&self, name: &OsStr) -> Option<&OsStr> {
+        self.vars
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_os_str())
+    }
+
+    /// The items of a `:`-separated list with `$VAR` items replaced by their current values;
+    /// an item whose variable is unset or empty is dropped (so `PATH=$NOPE:/bin` is `/bin`),
+    /// other items stay as they are, empty ones too. The caller joins them with `:`.
+    fn expansion<'a>(&'a self, value: &'a [u8]) -> Vec<&'a [u8]> {
         let mut out: Vec<&[u8]> = Vec::new();
         for item in value.split(|&b| b == b':') {
             match item.strip_prefix(b"$").filter(|name| !name.is_empty()) {
@@ -180,7 +225,7 @@ impl Environment {
                 None => out.push(item),
             }
         }
-        out.join(&b':')
+        out
     }
 }
 
@@ -324,6 +369,38 @@ mod tests {
         assert_eq!(e.get("A").unwrap(), "'x'");
         assert_eq!(e.get("B").unwrap(), "two\nlines");
         assert_eq!(assigned, ["A='x'", "B=two\nlines"]);
+    }
+
+    #[test]
+    fn the_environment_stays_within_the_limit() {
+        let mut e = env(&[("A", "x")]);
+        assert_eq!(e.bytes(), 4);
+        e.set("A", "xyz");
+        e.set("B", "");
+        assert_eq!(e.bytes(), 6 + 3);
+        e.unset_matching("B");
+        assert_eq!(e.bytes(), 6);
+        // Each line doubles A: 2^40 bytes after 40 lines, refused once past the limit.
+        let mut bomb = b"A=x\n".to_vec();
+        for _ in 0..40 {
+            bomb.extend_from_slice(b"A=$A:$A\n");
+        }
+        let mut read = |_: Option<&str>| Ok(("f".to_string(), bomb.clone()));
+        let steps = [EnvStep::File {
+            path: None,
+            nul: false,
+        }];
+        let err = e.apply(&steps, true, &mut read).unwrap_err();
+        // A is 2^k - 1 bytes after line k; with "A=" and a NUL, line 24 passes 16 MiB.
+        assert_eq!(
+            err.message(),
+            "can't set variable: environment larger than 16 MiB: f:24"
+        );
+        assert!(e.bytes() <= bounded::LIMIT);
+        assert_eq!(e.get("A").unwrap().len(), (1 << 23) - 1);
+        // Without expansion, the lines are short.
+        e.apply(&steps, false, &mut read).unwrap();
+        assert_eq!(e.get("A").unwrap(), "$A:$A");
     }
 
     #[test]

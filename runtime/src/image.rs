@@ -1,14 +1,23 @@
 //! Which image a reference names: a SquashFS file (known by its magic, also through a
-//! symlink), a directory, or an image name in the storage directory.
+//! symlink), a directory, or an image name in the storage directory ([`storage`]), with
+//! Charliecloud's messages. The image is opened once, here, and used through that
+//! descriptor: what was checked is what runs.
 
 use std::fs::File;
-use std::io::Read;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use nix::errno::Errno;
+use nix::fcntl::OFlag;
+use nix::sys::stat::{fstat, stat, FileStat, Mode, SFlag};
 use sqfs::{Archive, OpenOptions};
 
-use crate::failure::Failure;
+use crate::failure::{with_errno, Failure};
+use crate::storage::{self, Storage};
+use crate::trust::{self, Me};
+use crate::{binds, bounded};
 
 /// SquashFS's magic, "hsqs" little-endian.
 const SQUASHFS_MAGIC: &[u8; 4] = b"hsqs";
@@ -19,23 +28,51 @@ pub enum Image {
         path: PathBuf,
         archive: Arc<Archive>,
     },
-    Directory(PathBuf),
+    Directory {
+        path: PathBuf,
+        /// The directory checked on the host (`O_PATH`); the container gets this one.
+        fd: OwnedFd,
+    },
+}
+
+/// An image and, if someone else could change it, a warning to print.
+pub struct Resolved {
+    pub image: Image,
+    pub warning: Option<String>,
 }
 
 impl Image {
     pub fn path(&self) -> &Path {
         match self {
-            Image::Squash { path, .. } | Image::Directory(path) => path,
+            Image::Squash { path, .. } | Image::Directory { path, .. } => path,
         }
     }
-}
 
-/// The storage directory's image path for a name: `STORAGE/img/NAME` with `/` as `%` and
-/// `:` as `+`, as ch-image stores them.
-pub fn storage_path(storage: &Path, name: &str) -> PathBuf {
-    storage
-        .join("img")
-        .join(name.replace('/', "%").replace(':', "+"))
+    /// The bytes of the image's file `path` (as the container sees it: symlinks stay inside
+    /// the image), at most [`bounded::LIMIT`] of them.
+    pub fn read_file(&self, path: &str) -> Result<Vec<u8>, Failure> {
+        let cant = |what: &str, e: String| Failure::Runtime(format!("can't {what}: {path}: {e}"));
+        let read = |e: bounded::Error| cant("read", e.text());
+        match self {
+            Image::Directory { fd, .. } => {
+                // Non-blocking: a FIFO in the image reads as empty instead of waiting forever.
+                let file = binds::openat2(
+                    fd,
+                    Path::new(path),
+                    libc::O_RDONLY | libc::O_NOCTTY | libc::O_NONBLOCK,
+                    libc::RESOLVE_IN_ROOT | libc::RESOLVE_NO_MAGICLINKS,
+                )
+                .map_err(|e| cant("open", e.desc().into()))?;
+                bounded::read_to_end(File::from(file), bounded::LIMIT).map_err(read)
+            }
+            Image::Squash { archive, .. } => {
+                let inode = archive
+                    .lookup_path(path)
+                    .map_err(|e| cant("open", e.to_string()))?;
+                bounded::read_squash_file(archive, &inode, bounded::LIMIT).map_err(read)
+            }
+        }
+    }
 }
 
 /// The default storage directory, `/var/tmp/$USER.ch`, as ch-image uses.
@@ -45,45 +82,117 @@ pub fn default_storage(user: &str) -> PathBuf {
 
 /// Resolves `reference`: an image of that name in `storage` first (as Charliecloud looks),
 /// else a path.
-pub fn resolve(reference: &str, storage: &Path) -> Result<Image, Failure> {
-    let stored = storage_path(storage, reference);
-    let path = if !reference.is_empty() && stored.symlink_metadata().is_ok() {
-        stored
-    } else {
-        PathBuf::from(reference)
-    };
-    let md = std::fs::metadata(&path).map_err(|e| {
-        Failure::Runtime(format!(
-            "can't stat: {}: {}",
-            path.display(),
-            crate::plan::io_text(&e)
-        ))
-    })?;
-    if md.is_dir() {
-        return Ok(Image::Directory(path));
+pub fn resolve(reference: &str, storage: &Storage, me: &Me) -> Result<Resolved, Failure> {
+    if let Some(found) = storage::find(storage, reference, me)? {
+        let image = classify(found.image, &found.path, reference)?;
+        let warning = image_warning(&image, me)
+            .or_else(|| {
+                trust::others_can_replace(&found.dir, &found.entry, me).map(|why| {
+                    let dir = found.path.parent().unwrap_or(Path::new("/"));
+                    format!("its directory {} is {why}", dir.display())
+                })
+            })
+            .or_else(|| directory_warning(&image, me));
+        return Ok(Resolved {
+            image: image.image,
+            warning: warning.map(warning_text),
+        });
     }
-    if md.is_file() && has_squashfs_magic(&path) {
-        return open_squash(path);
-    }
-    Err(Failure::Runtime(format!("unknown image type: {reference}")))
-}
-
-fn has_squashfs_magic(path: &Path) -> bool {
-    let mut magic = [0u8; 4];
-    File::open(path)
-        .and_then(|mut f| f.read_exact(&mut magic))
-        .is_ok()
-        && &magic == SQUASHFS_MAGIC
-}
-
-fn open_squash(path: PathBuf) -> Result<Image, Failure> {
-    let file = File::open(&path)
-        .map_err(|e| Failure::Runtime(format!("can't open SquashFS: {}: {e}", path.display())))?;
-    let archive = Archive::open_file(file, &OpenOptions::default())
-        .and_then(|a| a.root().map(|_| a))
-        .map_err(|e| Failure::Runtime(format!("can't open SquashFS: {}: {e}", path.display())))?;
-    Ok(Image::Squash {
-        path,
-        archive: Arc::new(archive),
+    let fd = nix::fcntl::open(reference, OFlag::O_PATH | OFlag::O_CLOEXEC, Mode::empty())
+        // SAFETY: open returned a new descriptor we own.
+        .map(|raw| unsafe { OwnedFd::from_raw_fd(raw) })
+        .map_err(|e| Failure::Runtime(with_errno(format!("can't stat: {reference}"), e)))?;
+    let image = classify(fd, Path::new(reference), reference)?;
+    let warning = image_warning(&image, me).or_else(|| directory_warning(&image, me));
+    Ok(Resolved {
+        image: image.image,
+        warning: warning.map(warning_text),
     })
+}
+
+fn warning_text(what: String) -> String {
+    format!("image can be changed by someone else: {what}")
+}
+
+/// An image, what `fstat` said of it, and where it really is (symlinks followed).
+struct Checked {
+    image: Image,
+    stat: FileStat,
+    real: Option<PathBuf>,
+}
+
+/// The image itself, if someone else can write to it.
+fn image_warning(image: &Checked, me: &Me) -> Option<String> {
+    trust::others_can_write(&image.stat, me)
+        .map(|why| format!("{} is {why}", image.image.path().display()))
+}
+
+/// The directory that really holds the image, if someone else could replace the image in it.
+fn directory_warning(image: &Checked, me: &Me) -> Option<String> {
+    let dir = image.real.as_deref()?.parent()?;
+    let dir_stat = stat(dir).ok()?;
+    trust::others_can_replace(&dir_stat, &image.stat, me)
+        .map(|why| format!("its directory {} is {why}", dir.display()))
+}
+
+/// What the opened `fd` is: a directory, or a file with SquashFS's magic. `path` is shown in
+/// messages about the image, `reference` (what the user typed) in Charliecloud's.
+fn classify(fd: OwnedFd, path: &Path, reference: &str) -> Result<Checked, Failure> {
+    let st = fstat(fd.as_raw_fd())
+        .map_err(|e| Failure::Runtime(with_errno(format!("can't stat: {reference}"), e)))?;
+    let unknown = || Failure::Runtime(format!("unknown image type: {reference}"));
+    let real = std::fs::read_link(format!("/proc/self/fd/{}", fd.as_raw_fd())).ok();
+    let kind = SFlag::from_bits_truncate(st.st_mode & SFlag::S_IFMT.bits());
+    if kind == SFlag::S_IFDIR {
+        return Ok(Checked {
+            image: Image::Directory {
+                path: path.to_path_buf(),
+                fd,
+            },
+            stat: st,
+            real,
+        });
+    }
+    // Anything else but a file or a block device is never opened: a FIFO would block.
+    if kind != SFlag::S_IFREG && kind != SFlag::S_IFBLK {
+        return Err(unknown());
+    }
+    let file = reopen_for_reading(&fd)
+        .map_err(|e| Failure::Runtime(with_errno(format!("can't open: {reference}"), e)))?;
+    let mut magic = [0u8; 4];
+    match file.read_exact_at(&mut magic, 0) {
+        Ok(()) if &magic == SQUASHFS_MAGIC => {}
+        Ok(()) => return Err(unknown()),
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Err(unknown()),
+        Err(e) => {
+            return Err(Failure::Runtime(format!(
+                "can't read: {reference}: {}",
+                crate::plan::io_text(&e)
+            )))
+        }
+    }
+    let cant =
+        |e: sqfs::Error| Failure::Runtime(format!("can't open SquashFS: {}: {e}", path.display()));
+    let archive = Archive::open_file(file, &OpenOptions::default()).map_err(cant)?;
+    archive.root().map_err(cant)?;
+    Ok(Checked {
+        image: Image::Squash {
+            path: path.to_path_buf(),
+            archive: Arc::new(archive),
+        },
+        stat: st,
+        real,
+    })
+}
+
+/// The file an `O_PATH` descriptor refers to, opened for reading: the very same inode, with
+/// the permission check a plain open makes.
+fn reopen_for_reading(fd: &OwnedFd) -> Result<File, Errno> {
+    nix::fcntl::open(
+        format!("/proc/self/fd/{}", fd.as_raw_fd()).as_str(),
+        OFlag::O_RDONLY | OFlag::O_CLOEXEC | OFlag::O_NOCTTY,
+        Mode::empty(),
+    )
+    // SAFETY: open returned a new descriptor we own.
+    .map(|raw| unsafe { File::from_raw_fd(raw) })
 }

@@ -7,6 +7,7 @@
 //! root ([`rootfs`]) and is the command's parent until every process of the container is gone.
 
 pub mod binds;
+pub mod bounded;
 pub mod cli;
 pub mod environ;
 pub mod exec;
@@ -18,7 +19,9 @@ pub mod passwd;
 pub mod plan;
 pub mod protocol;
 pub mod rootfs;
+pub mod storage;
 pub mod supervisor;
+pub mod trust;
 pub mod userns;
 pub mod waiter;
 

@@ -1,17 +1,25 @@
 //! Everything a run needs, worked out and checked on the host before any namespace exists,
 //! so that every mistake a user can make is a one-line error up front.
 
-use std::path::PathBuf;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::path::{Path, PathBuf};
 
+use nix::errno::Errno;
+use nix::sys::stat::{mkdirat, Mode};
 use nix::unistd::{getegid, geteuid};
 
 use crate::binds::{self, Bind};
 use crate::cli::Options;
 use crate::environ::Environment;
 use crate::exec::Command;
-use crate::failure::{fail, Failure};
+use crate::failure::{fail, with_errno, Failure};
 use crate::image::{self, Image};
-use crate::passwd;
+use crate::storage::Storage;
+use crate::trust::{self, Me, Unusable};
+use crate::{bounded, passwd};
+
+/// The image's own environment, for `--set-env` with no argument.
+const IMAGE_ENVIRONMENT: &str = "/ch/environment";
 
 pub struct Plan {
     pub image: Image,
@@ -42,7 +50,12 @@ fn host_var(name: &str) -> Option<String> {
 }
 
 /// The mount point: `-m DIR`, which must exist, or `/var/tmp/$USER.ch/mnt`, made if missing.
-fn mountpoint(options: &Options, user: &str, notes: &mut Vec<String>) -> Result<PathBuf, Failure> {
+fn mountpoint(
+    options: &Options,
+    user: &str,
+    me: &Me,
+    notes: &mut Vec<String>,
+) -> Result<PathBuf, Failure> {
     match &options.mount {
         Some(dir) if dir.is_empty() => fail("mount point can't be empty string"),
         Some(dir) => match std::fs::metadata(dir) {
@@ -51,18 +64,45 @@ fn mountpoint(options: &Options, user: &str, notes: &mut Vec<String>) -> Result<
             Err(e) => fail(format!("can't stat mount point: {dir}: {}", io_text(&e))),
         },
         None => {
-            let dir = PathBuf::from(format!("/var/tmp/{user}.ch/mnt"));
+            let top = image::default_storage(user);
+            let dir = top.join("mnt");
             notes.push(format!("using default mount point: {}", dir.display()));
-            std::fs::create_dir_all(&dir).map_err(|e| {
-                Failure::Runtime(format!("can't mkdir: {}: {}", dir.display(), io_text(&e)))
-            })?;
             // In sticky /var/tmp anyone may have made these first: use them only if they
             // are ours and nobody else can change them (the container's root is built there).
-            for d in [dir.parent().expect("has a parent"), dir.as_path()] {
-                check_private_dir(d)?;
-            }
+            let top_fd = private_dir(None, &top, me)?;
+            private_dir(Some(&top_fd), &dir, me)?;
             Ok(dir)
         }
+    }
+}
+
+/// Makes directory `path` (its last component under `parent`) if missing, and opens it
+/// without following a symlink; refused unless it is ours and nobody else can write to it.
+fn private_dir(parent: Option<&OwnedFd>, path: &Path, me: &Me) -> Result<OwnedFd, Failure> {
+    let name = match parent {
+        Some(_) => Path::new(path.file_name().expect("a named directory")),
+        None => path,
+    };
+    match mkdirat(
+        parent.map(|p| p.as_raw_fd()),
+        name,
+        Mode::from_bits_truncate(0o755),
+    ) {
+        Ok(()) | Err(Errno::EEXIST) => {}
+        Err(e) => return fail(with_errno(format!("can't mkdir: {}", path.display()), e)),
+    }
+    match trust::open_private_dir(parent, name, me) {
+        Ok(Some(fd)) => Ok(fd),
+        // Gone again since the mkdir: someone is playing games.
+        Ok(None) => fail(with_errno(
+            format!("can't open: {}", path.display()),
+            Errno::ENOENT,
+        )),
+        Err(Unusable::NotPrivate(why)) => fail(format!(
+            "mount point not private: {}: {why}; it must be a directory owned by you and writable only by you",
+            path.display()
+        )),
+        Err(Unusable::Failed(e)) => fail(with_errno(format!("can't open: {}", path.display()), e)),
     }
 }
 
@@ -73,20 +113,6 @@ fn warn(options: &Options, msg: &str) {
     }
 }
 
-/// A real directory (not a symlink) owned by this user, writable by nobody else.
-fn check_private_dir(dir: &std::path::Path) -> Result<(), Failure> {
-    use std::os::unix::fs::MetadataExt;
-    let md = std::fs::symlink_metadata(dir)
-        .map_err(|e| Failure::Runtime(format!("can't stat: {}: {}", dir.display(), io_text(&e))))?;
-    if !md.is_dir() || md.uid() != geteuid().as_raw() || md.mode() & 0o022 != 0 {
-        return fail(format!(
-            "mount point not private: {} must be a directory owned by you, writable only by you",
-            dir.display()
-        ));
-    }
-    Ok(())
-}
-
 /// An io::Error's text without Rust's " (os error N)" tail.
 pub fn io_text(e: &std::io::Error) -> String {
     match e.raw_os_error() {
@@ -95,40 +121,39 @@ pub fn io_text(e: &std::io::Error) -> String {
     }
 }
 
-/// Reads `/ch/environment` from the image.
-fn image_environment(image: &Image) -> Result<Vec<u8>, Failure> {
-    const PATH: &str = "/ch/environment";
-    let cant = |e: String| Failure::Runtime(format!("can't open: {PATH}: {e}"));
-    match image {
-        Image::Directory(dir) => {
-            std::fs::read(dir.join("ch/environment")).map_err(|e| cant(io_text(&e)))
-        }
-        Image::Squash { archive, .. } => {
-            let inode = archive.lookup_path(PATH).map_err(|e| cant(e.to_string()))?;
-            let size = archive.attr(&inode).map_err(|e| cant(e.to_string()))?.size;
-            let mut buf = vec![0u8; usize::try_from(size).map_err(|_| cant("too big".into()))?];
-            let n = archive
-                .read_at(&inode, 0, &mut buf)
-                .map_err(|e| cant(e.to_string()))?;
-            buf.truncate(n);
-            Ok(buf)
-        }
-    }
+/// A host file for `--set-env=FILE` (a pipe or a device too), at most [`bounded::LIMIT`].
+fn host_file(path: &str) -> Result<Vec<u8>, Failure> {
+    let file = std::fs::File::open(path)
+        .map_err(|e| Failure::Runtime(format!("can't open: {path}: {}", io_text(&e))))?;
+    bounded::read_to_end(file, bounded::LIMIT)
+        .map_err(|e| Failure::Runtime(format!("can't read: {path}: {}", e.text())))
 }
 
 pub fn build(options: &Options) -> Result<Plan, Failure> {
     crate::userns::refuse_setuid()?;
     let user = host_var("USER").ok_or_else(|| Failure::Runtime("$USER not set".into()))?;
     let mut notes = vec![format!("verbosity: {}", options.verbose)];
-    let storage = options
-        .storage
-        .as_deref()
-        .map(PathBuf::from)
-        .unwrap_or_else(|| image::default_storage(&user));
-    if options.storage.is_some() && !storage.exists() {
+    if options.ch_ssh {
         warn(
             options,
-            &format!("storage directory not found: {}", storage.display()),
+            "--ch-ssh: ignored: this ch-run has no ch-ssh (Charliecloud removed it in 0.33)",
+        );
+    }
+    let me = Me::current();
+    let storage = match options.storage.as_deref() {
+        Some(dir) => Storage {
+            path: PathBuf::from(dir),
+            default: false,
+        },
+        None => Storage {
+            path: image::default_storage(&user),
+            default: true,
+        },
+    };
+    if !storage.default && !storage.path.exists() {
+        warn(
+            options,
+            &format!("storage directory not found: {}", storage.path.display()),
         );
     }
     let join = crate::join::plan(
@@ -147,9 +172,13 @@ pub fn build(options: &Options) -> Result<Plan, Failure> {
             crate::join::overflow_uid()
         ));
     }
-    let image = image::resolve(&options.image, &storage)?;
+    let resolved = image::resolve(&options.image, &storage, &me)?;
+    if let Some(warning) = &resolved.warning {
+        warn(options, warning);
+    }
+    let image = resolved.image;
     notes.push(format!("image: {}", image.path().display()));
-    notes.push(format!("storage: {}", storage.display()));
+    notes.push(format!("storage: {}", storage.path.display()));
     notes.push(format!("newroot: {}", image.path().display()));
     let uid = options.uid.unwrap_or_else(|| geteuid().as_raw());
     let gid = options.gid.unwrap_or_else(|| getegid().as_raw());
@@ -178,7 +207,7 @@ pub fn build(options: &Options) -> Result<Plan, Failure> {
         None
     };
     let mountpoint = match (&image, &options.mount) {
-        (Image::Directory(_), Some(_)) => {
+        (Image::Directory { .. }, Some(_)) => {
             warn(options, "--mount invalid with directory image, ignoring");
             mountpoint(
                 &Options {
@@ -186,10 +215,11 @@ pub fn build(options: &Options) -> Result<Plan, Failure> {
                     ..options.clone()
                 },
                 &user,
+                &me,
                 &mut notes,
             )?
         }
-        _ => mountpoint(options, &user, &mut notes)?,
+        _ => mountpoint(options, &user, &me, &mut notes)?,
     };
     let passwd = (!options.no_passwd).then(|| {
         let files = passwd::generate(uid, gid);
@@ -205,10 +235,10 @@ pub fn build(options: &Options) -> Result<Plan, Failure> {
         &options.env_steps,
         !options.env_no_expand,
         &mut |path| match path {
-            Some(p) => std::fs::read(p)
-                .map(|bytes| (p.to_string(), bytes))
-                .map_err(|e| Failure::Runtime(format!("can't open: {p}: {}", io_text(&e)))),
-            None => image_environment(&image).map(|b| ("/ch/environment".to_string(), b)),
+            Some(p) => host_file(p).map(|bytes| (p.to_string(), bytes)),
+            None => image
+                .read_file(IMAGE_ENVIRONMENT)
+                .map(|b| (IMAGE_ENVIRONMENT.to_string(), b)),
         },
     )?;
     notes.extend(assigned.into_iter().map(|a| format!("environment: {a}")));

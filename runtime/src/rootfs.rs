@@ -6,12 +6,12 @@
 //! and the host's tree is detached. All of it exists only in this namespace: nothing is left
 //! for anyone to clean up.
 
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
 use nix::fcntl::{open, OFlag};
 use nix::mount::{mount, umount2, MntFlags, MsFlags};
-use nix::sys::stat::Mode;
+use nix::sys::stat::{fstat, Mode};
 use nix::unistd::{chdir, mkdir, pivot_root};
 
 use crate::binds::{self, Bind, Unusable};
@@ -69,8 +69,8 @@ pub fn build(plan: &Plan) -> Result<Option<FuseServer>, Failure> {
             path,
             &image_root,
         )?),
-        Image::Directory(dir) => {
-            bind_directory_image(dir, &image_root, plan.write)?;
+        Image::Directory { path, fd } => {
+            bind_directory_image(path, fd, &image_root, plan.write)?;
             None
         }
     };
@@ -121,11 +121,26 @@ pub fn build(plan: &Plan) -> Result<Option<FuseServer>, Failure> {
     Ok(server)
 }
 
-/// A directory image is bound onto the mount point, read-only unless `-w`.
-fn bind_directory_image(dir: &Path, target: &Path, writable: bool) -> Result<(), Failure> {
+/// A directory image is bound onto the mount point, read-only unless `-w`. It is the
+/// directory opened and checked on the host (`checked`): a mount can only be bound from this
+/// namespace's own tree, so the path is opened again here and must lead to the same one.
+fn bind_directory_image(
+    dir: &Path,
+    checked: &OwnedFd,
+    target: &Path,
+    writable: bool,
+) -> Result<(), Failure> {
     let fail = |e| runtime(format!("can't bind image {}", dir.display()), e);
+    let here = open_dir(dir)?;
+    let same = |fd: &OwnedFd| fstat(fd.as_raw_fd()).map(|st| (st.st_dev, st.st_ino));
+    if same(&here).map_err(fail)? != same(checked).map_err(fail)? {
+        return Err(Failure::Runtime(format!(
+            "image replaced while starting: {}",
+            dir.display()
+        )));
+    }
     mount(
-        Some(dir),
+        Some(&binds::fd_path(&here)),
         target,
         None::<&str>,
         MsFlags::MS_BIND | MsFlags::MS_REC,

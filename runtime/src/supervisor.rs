@@ -93,6 +93,8 @@ fn start(plan: &Plan, reporter: &mut Reporter) -> Result<Started, Failure> {
         }
         join::Plan::Pid(pid) => {
             say(format!("joining namespaces of pid {pid}"));
+            // Sealed before it is in the container's namespaces, where its root could look.
+            userns::seal()?;
             userns::Namespaces::of_pid_for_join(*pid)?.join()?;
             (None, Membership::Alone)
         }
@@ -106,12 +108,16 @@ fn start(plan: &Plan, reporter: &mut Reporter) -> Result<Started, Failure> {
                         let peers = listener.serve(group.count, plan.uid)?;
                         break (server, Membership::Winner(peers));
                     }
-                    join::Claim::Peer(peer) => match peer.join(deadline)? {
-                        Some(member) => break (None, Membership::Peer(member)),
-                        // The winner closed its group (or failed) before taking us in:
-                        // find or start another.
-                        None => say("join: winner gone; trying again".into()),
-                    },
+                    join::Claim::Peer(peer) => {
+                        // Sealed before it is in the container's namespaces.
+                        userns::seal()?;
+                        match peer.join(deadline)? {
+                            Some(member) => break (None, Membership::Peer(member)),
+                            // The winner closed its group (or failed) before taking us in:
+                            // find or start another.
+                            None => say("join: winner gone; trying again".into()),
+                        }
+                    }
                 }
             }
         }

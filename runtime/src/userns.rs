@@ -19,15 +19,35 @@ pub fn refuse_setuid() -> Result<(), Failure> {
 
 /// Enters a new user namespace where the invoking user is `uid`:`gid` (one mapping each,
 /// `setgroups` denied, as an unprivileged user may write), and a new mount namespace whose
-/// mounts propagate nowhere. Must be called while the process is single-threaded.
+/// mounts propagate nowhere; then [`seal`]s this process. Must be called while the process
+/// is single-threaded.
 pub fn enter(uid: u32, gid: u32) -> Result<(), Failure> {
     let (host_uid, host_gid) = (geteuid(), getegid());
     unshare(CloneFlags::CLONE_NEWUSER | CloneFlags::CLONE_NEWNS)
         .map_err(|e| Failure::Runtime(with_errno("can't init user+mount namespaces", e)))?;
+    // These files belong to root once the process is sealed: write them first. Until then
+    // the namespace has no other process in it.
     write_proc("/proc/self/setgroups", "deny\n")?;
     write_proc("/proc/self/uid_map", &format!("{uid} {host_uid} 1\n"))?;
     write_proc("/proc/self/gid_map", &format!("{gid} {host_gid} 1\n"))?;
+    seal()?;
     make_mounts_private()
+}
+
+/// Makes this process non-dumpable, so that the container's root can't read or trace it.
+///
+/// The supervisor holds every capability in the container's user namespace; so does a
+/// command run as uid 0 there, and the same host user runs both. For such a pair the kernel
+/// allows `ptrace` access: `/proc/PID/mem`, `environ`, `fd/` (the report pipe, `/dev/fuse`)
+/// were the container root's. A non-dumpable process's `/proc` files belong to root, and
+/// access needs `CAP_SYS_PTRACE` in the namespace its memory was made in (the host's, where
+/// ch-run was executed), which nothing in the container has. The supervisor still opens its
+/// own `/proc/self/fd/N` and `ns/` (a process may always look at itself); only writing
+/// `uid_map`/`gid_map` needs them to be its own files, hence the order in [`enter`]. An exec
+/// makes a process dumpable again: the command is unaffected.
+pub fn seal() -> Result<(), Failure> {
+    nix::sys::prctl::set_dumpable(false)
+        .map_err(|e| Failure::Runtime(with_errno("can't make the supervisor non-dumpable", e)))
 }
 
 /// Stops mounts made here from reaching the host (and the host's from reaching here).
