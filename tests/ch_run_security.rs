@@ -344,7 +344,7 @@ impl Drop for DefaultStorage {
 
 fn not_private(path: &Path, reason: &str) -> String {
     format!(
-        "storage directory not private: {}: {reason}; it must be a directory owned by you and writable only by you",
+        "storage directory not private: {}: {reason}; it must be a directory owned by you and writable only by you (or choose another with -s DIR)",
         path.display()
     )
 }
@@ -437,7 +437,7 @@ fn a_storage_directory_someone_else_made_is_refused() {
         (
             31,
             format!(
-                "mount point not private: {}: owned by {OTHER_USER}; it must be a directory owned by you and writable only by you",
+                "mount point not private: {}: owned by {OTHER_USER}; it must be a directory owned by you and writable only by you (or choose another with -m DIR)",
                 mnt.display()
             )
         )

@@ -99,7 +99,7 @@ fn private_dir(parent: Option<&OwnedFd>, path: &Path, me: &Me) -> Result<OwnedFd
             Errno::ENOENT,
         )),
         Err(Unusable::NotPrivate(why)) => fail(format!(
-            "mount point not private: {}: {why}; it must be a directory owned by you and writable only by you",
+            "mount point not private: {}: {why}; it must be a directory owned by you and writable only by you (or choose another with -m DIR)",
             path.display()
         )),
         Err(Unusable::Failed(e)) => fail(with_errno(format!("can't open: {}", path.display()), e)),

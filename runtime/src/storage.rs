@@ -86,7 +86,7 @@ fn open_dir(
 
 fn not_private(dir: &Path, why: &str) -> Failure {
     Failure::Runtime(format!(
-        "storage directory not private: {}: {why}; it must be a directory owned by you and writable only by you",
+        "storage directory not private: {}: {why}; it must be a directory owned by you and writable only by you (or choose another with -s DIR)",
         dir.display()
     ))
 }
