@@ -450,8 +450,10 @@ fn an_image_whose_root_cannot_be_served_is_refused_by_ch_run() {
         eprintln!("{what}: {}", out.stderr.trim_end());
         assert_eq!(out.code, 31, "{what}: {out:?}");
         assert_eq!(out.stderr.lines().count(), 1, "{what}: {out:?}");
+        // Refused when the image is opened, before anything is mounted (ch-run used to
+        // mount it and fail later, at "can't bind: /dev: I/O error").
         assert!(
-            out.stderr.contains("]: error: ") && out.stderr.contains("root"),
+            out.stderr.contains("]: error: can't open SquashFS: ") && out.stderr.contains("root"),
             "{what}: {out:?}"
         );
         s.assert_clean();
