@@ -7,6 +7,7 @@ use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
 use e2e_tests::corpus::images;
+use e2e_tests::hostile::unservable_root;
 use e2e_tests::sys::{fuse_available, is_mounted, is_root, FuseMount};
 
 fn can_run() -> bool {
@@ -141,4 +142,77 @@ fn a_corrupt_data_block_fails_only_its_reads() {
     }
     drop(mount);
     let _ = std::fs::remove_file(&image);
+}
+
+fn mounted_at(dir: &Path) -> bool {
+    let mounts = std::fs::read_to_string("/proc/mounts").unwrap();
+    let dir = dir.to_string_lossy().into_owned();
+    mounts.lines().any(|l| l.split(' ').nth(1) == Some(&dir))
+}
+
+fn daemons_for(dir: &Path) -> Vec<String> {
+    let needle = dir.to_string_lossy().into_owned();
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| {
+            e.file_name().to_str()?.parse::<u32>().ok()?;
+            let cmdline = std::fs::read(e.path().join("cmdline")).ok()?;
+            let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+            (cmdline.contains("squashfuse-rs") && cmdline.contains(&needle)).then_some(cmdline)
+        })
+        .collect()
+}
+
+#[test]
+fn an_image_whose_root_cannot_be_served_is_refused_and_nothing_is_mounted() {
+    if !can_run() {
+        return;
+    }
+    let dir = std::env::temp_dir().join(format!("sqfs-damage-{}-root", std::process::id()));
+    let mnt = dir.join("mnt");
+    std::fs::create_dir_all(&mnt).unwrap();
+    for what in ["owners", "listing"] {
+        let image = dir.join(format!("{what}.sqfs"));
+        let tiny = e2e_tests::corpus::repo_root().join("testdata/tiny/tiny-gzip.sqfs");
+        std::fs::write(&image, unservable_root(&tiny, what)).unwrap();
+        let out = std::process::Command::new(e2e_tests::sys::built_binary("squashfuse-rs"))
+            .arg(&image)
+            .arg(&mnt)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        if out.status.success() {
+            let _ = std::process::Command::new("umount").arg(&mnt).status();
+            panic!("{what}: mounted an image whose root cannot be served");
+        }
+        assert_eq!(out.status.code(), Some(1), "{what}: {stderr}");
+        assert_eq!(stderr.lines().count(), 1, "{what}: {stderr}");
+        assert!(
+            stderr.starts_with("squashfuse-rs: ") && stderr.contains("root"),
+            "{what}: {stderr}"
+        );
+        assert!(!mounted_at(&mnt), "{what}: something is mounted");
+        assert!(!is_mounted(&mnt), "{what}: something is mounted");
+        assert_eq!(daemons_for(&mnt), Vec::<String>::new(), "{what}: a daemon");
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn a_lookup_of_an_over_long_name_is_enametoolong() {
+    if !can_run() {
+        return;
+    }
+    let image = e2e_tests::corpus::repo_root().join("testdata/tiny/tiny-gzip.sqfs");
+    let mount = FuseMount::new(&image, &[]).unwrap();
+    // The kernel's squashfs_lookup() answers ENAMETOOLONG past SQUASHFS_NAME_LEN (256);
+    // FUSE passes names up to 1024 bytes on to the daemon.
+    let long = mount.dir.join("a".repeat(257));
+    let err = std::fs::symlink_metadata(&long).unwrap_err();
+    assert_eq!(err.raw_os_error(), Some(libc::ENAMETOOLONG), "{err}");
+    let longest = mount.dir.join("a".repeat(256));
+    let err = std::fs::symlink_metadata(&longest).unwrap_err();
+    assert_eq!(err.raw_os_error(), Some(libc::ENOENT), "{err}");
+    assert!(std::fs::symlink_metadata(mount.dir.join("hello.txt")).is_ok());
 }

@@ -180,3 +180,24 @@ pub fn targeted_variants(path: &Path) -> Vec<(String, Vec<u8>)> {
     }
     out
 }
+
+/// The image at `path`, patched so that its root cannot be served: `what` is "owners" (the
+/// id table's first block header says 0 bytes, so no `stat` could resolve the root's uid)
+/// or "listing" (the header of the block holding the root's listing says 0 bytes).
+pub fn unservable_root(path: &Path, what: &str) -> Vec<u8> {
+    let mut image = std::fs::read(path).unwrap();
+    let block = match what {
+        "owners" => le64(&image, le64(&image, 48) as usize),
+        "listing" => {
+            let archive = Archive::open(path).unwrap();
+            let root = archive.root().unwrap();
+            let InodeBody::Directory(info) = &root.body else {
+                panic!("the root is a directory")
+            };
+            le64(&image, 72) + info.listing.block
+        }
+        _ => panic!("no such damage: {what}"),
+    } as usize;
+    image[block..block + 2].copy_from_slice(&0x8000u16.to_le_bytes());
+    image
+}

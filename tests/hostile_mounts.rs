@@ -13,8 +13,9 @@ use std::time::{Duration, Instant};
 
 use e2e_tests::container::{can_run_containers, test_image, Scratch};
 use e2e_tests::corpus::repo_root;
-use e2e_tests::hostile::{targeted_variants, variants};
+use e2e_tests::hostile::{targeted_variants, unservable_root, variants};
 use e2e_tests::sys::{fuse_available, is_mounted, is_root, FuseMount};
+use sqfs::inode::InodeBody;
 
 /// How long one walk of a mounted variant may take.
 const WALK_LIMIT: Duration = Duration::from_secs(30);
@@ -161,6 +162,95 @@ fn uncompressed_inode_image(dir: &Path) -> PathBuf {
     image
 }
 
+/// An image with uncompressed inodes and directories (so names can be patched in place):
+/// sorted names of one length in the root, a file with no tail, and a 4 KiB block size.
+fn uncompressed_listing_image(dir: &Path) -> PathBuf {
+    let tree = dir.join("tree-listing");
+    std::fs::create_dir_all(tree.join("sub")).unwrap();
+    for name in ["name-a", "name-b", "name-c"] {
+        std::fs::write(tree.join(name), name.repeat(50)).unwrap();
+    }
+    std::fs::write(tree.join("sub/whole"), vec![7u8; 8192]).unwrap();
+    std::fs::write(tree.join("sub/tail"), vec![9u8; 100]).unwrap();
+    let image = dir.join("noI-noD.sqfs");
+    let ok = Command::new("mksquashfs")
+        .arg(&tree)
+        .arg(&image)
+        .args([
+            "-noappend",
+            "-quiet",
+            "-no-progress",
+            "-noI",
+            "-noD",
+            "-b",
+            "4096",
+            "-all-root",
+        ])
+        .status()
+        .unwrap();
+    assert!(ok.success());
+    image
+}
+
+/// Corruptions of what the reader now refuses or must survive: a repeated, an out-of-order
+/// and a slashed name in the root's listing, a fragment index past the table on a file
+/// with no tail, a root whose owners or listing cannot be read, an id table index that
+/// ends before the image does.
+fn strict_variants(path: &Path) -> Vec<(String, Vec<u8>)> {
+    let image = std::fs::read(path).unwrap();
+    let archive = sqfs::Archive::open(path).unwrap();
+    let sb = archive.superblock().clone();
+    let root = archive.root().unwrap();
+    let InodeBody::Directory(info) = &root.body else {
+        panic!("the root is a directory")
+    };
+    let entries: Vec<_> = archive
+        .read_dir(&root)
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    // The root's listing lies in the directory table's first (uncompressed) block.
+    let listing = (sb.directory_table_start + info.listing.block + 2) as usize
+        + usize::from(info.listing.offset);
+    let block_len = u16::from_le_bytes(
+        image[(sb.directory_table_start + info.listing.block) as usize..][..2]
+            .try_into()
+            .unwrap(),
+    ) & 0x7fff;
+    let name_b = entries.iter().find(|e| e.name == b"name-b").unwrap();
+    assert!(name_b.cookie <= u64::from(block_len) - u64::from(info.listing.offset));
+    let at = listing + name_b.cookie as usize - 6;
+    let mut out = Vec::new();
+    for (label, name) in [
+        ("repeated", &b"name-a"[..]),
+        ("out-of-order", b"name-0"),
+        ("slashed", b"nam/-b"),
+    ] {
+        let mut v = image.clone();
+        v[at..at + 6].copy_from_slice(name);
+        out.push((format!("root-listing-{label}-name"), v));
+    }
+    // Basic file inode: the fragment index is at byte 20 (uncompressed inode table).
+    let whole = archive.lookup_path("/sub/whole").unwrap();
+    assert!(!whole.extended && whole.size() == 8192);
+    let pos = (sb.inode_table_start + whole.reference.block + 2) as usize
+        + usize::from(whole.reference.offset);
+    let mut v = image.clone();
+    v[pos + 20..pos + 24].copy_from_slice(&sb.fragment_count.to_le_bytes());
+    out.push(("tailless-file-fragment-past-the-table".into(), v));
+    for what in ["owners", "listing"] {
+        out.push((
+            format!("root-{what}-unreadable"),
+            unservable_root(path, what),
+        ));
+    }
+    let mut v = image.clone();
+    v[40..48].copy_from_slice(&(sb.bytes_used + 8).to_le_bytes());
+    v.extend([0u8; 8]);
+    out.push(("id-index-ends-before-the-image".into(), v));
+    out
+}
+
 #[test]
 fn damaged_images_through_squashfuse_rs() {
     if !is_root() || !fuse_available() {
@@ -196,6 +286,9 @@ fn damaged_images_through_squashfuse_rs() {
         targeted.iter().map(|(n, _)| n).collect::<Vec<_>>()
     );
     let mut all: Vec<(String, Vec<u8>)> = targeted;
+    let strict = strict_variants(&uncompressed_listing_image(&dir));
+    assert_eq!(strict.len(), 7, "strict corruptions not all made");
+    all.extend(strict);
     let per_source = variant_count(40);
     for (seed, (source, image)) in sources.iter().enumerate() {
         for (name, bytes) in variants(image, seed as u64 + 11, per_source) {
@@ -338,4 +431,31 @@ fn image_truncated_under_a_running_container() {
         std::fs::remove_file(s.tmp.join(f)).unwrap();
     }
     s.assert_clean();
+}
+
+#[test]
+fn an_image_whose_root_cannot_be_served_is_refused_by_ch_run() {
+    if !can_run_containers() {
+        return;
+    }
+    let s = Scratch::new("unservable-root");
+    let file = s.dir.join("unservable.sqfs");
+    let path = file.to_string_lossy().into_owned();
+    let mnt = s.mnt_arg();
+    for what in ["owners", "listing"] {
+        std::fs::write(&file, unservable_root(&test_image().sqfs, what)).unwrap();
+        std::fs::set_permissions(&file, std::os::unix::fs::PermissionsExt::from_mode(0o644))
+            .unwrap();
+        let out = s.run(&["-m", &mnt, &path, "--", "/bin/true"]);
+        eprintln!("{what}: {}", out.stderr.trim_end());
+        assert_eq!(out.code, 31, "{what}: {out:?}");
+        assert_eq!(out.stderr.lines().count(), 1, "{what}: {out:?}");
+        // Refused when the image is opened, before anything is mounted (ch-run used to
+        // mount it and fail later, at "can't bind: /dev: I/O error").
+        assert!(
+            out.stderr.contains("]: error: can't open SquashFS: ") && out.stderr.contains("root"),
+            "{what}: {out:?}"
+        );
+        s.assert_clean();
+    }
 }

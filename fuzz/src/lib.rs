@@ -353,7 +353,26 @@ fn file(a: &Archive, inode: &Inode, salt: u64) {
         }
     }
     let _ = a.read_at(inode, size.saturating_sub(5), &mut [0u8; 10]);
+    // The bounded whole-file read: refused by size before anything is read, else exactly
+    // the file's bytes (the same as reading them piecewise).
+    let limit = [0usize, 1, bs as usize, READ_FILE_LIMIT][(salt % 4) as usize];
+    match a.read_file(inode, limit) {
+        Ok(bytes) => {
+            assert!(bytes.len() as u64 == size && bytes.len() <= limit);
+            let mut head = vec![0u8; bytes.len().min(4099)];
+            if let Ok(n) = a.read_data(&data, 0, &mut head) {
+                assert!(head[..n] == bytes[..n], "read_file differs from read_data");
+            }
+        }
+        Err(Error::TooBig { size: s, limit: l }) => {
+            assert!(s == size && l == limit as u64 && s > l, "TooBig {s} > {l}");
+        }
+        Err(_) => {}
+    }
 }
+
+/// The most a walk reads with `Archive::read_file` at once.
+const READ_FILE_LIMIT: usize = 256 << 10;
 
 /// Lists `dir` (bounded), looks up present and absent names, resumes the listing at cookies,
 /// and returns the children's inodes.
@@ -364,7 +383,15 @@ fn directory(a: &Archive, dir: &Inode, is_root: bool, salt: u64) -> Vec<Inode> {
     };
     for pair in entries.windows(2) {
         assert!(pair[0].cookie < pair[1].cookie, "cookies must increase");
+        // A listing refuses a repeated or out-of-order name: what it returned is sorted.
+        assert!(
+            pair[0].name < pair[1].name,
+            "names of a listing must increase"
+        );
     }
+    // Without an index a resumed listing reads from the start, exactly as the whole one
+    // did: the entry after a cookie is the next one listed, or a refusal.
+    let indexed = matches!(&dir.body, InodeBody::Directory(d) if d.index_count > 0);
     for entry in entries.iter().take(PROBED_ENTRIES) {
         if let Ok(Some(found)) = a.lookup_entry(dir, &entry.name) {
             assert_eq!(found.name, entry.name);
@@ -377,14 +404,26 @@ fn directory(a: &Archive, dir: &Inode, is_root: bool, salt: u64) -> Vec<Inode> {
         if let Ok(mut rest) = a.read_dir_from(dir, entry.cookie) {
             if let Some(Ok(next)) = rest.next() {
                 assert!(next.cookie > entry.cookie, "a resumed listing went back");
+                if !indexed {
+                    assert!(next.name > entry.name, "a resumed listing repeated a name");
+                    let listed = entries.iter().find(|e| e.cookie > entry.cookie);
+                    if let Some(listed) = listed {
+                        assert_eq!(next.name, listed.name, "resumed listing differs");
+                    }
+                }
             }
         }
     }
     let long = vec![b'a'; dir::MAX_NAME + 1];
-    for name in [&b""[..], b".", b"..", b"/", &long] {
+    assert!(
+        matches!(a.lookup_entry(dir, &long), Err(Error::NameTooLong)),
+        "a name over {} bytes is ENAMETOOLONG",
+        dir::MAX_NAME
+    );
+    for name in [&b""[..], b".", b"..", b"/", b"a\0"] {
         assert!(
-            !matches!(a.lookup_entry(dir, name), Ok(Some(_))),
-            "lookup of {name:?} found something"
+            matches!(a.lookup_entry(dir, name), Ok(None)),
+            "lookup of {name:?} found something or failed"
         );
     }
     let mut cookies = vec![0, 1, salt % 4096];
@@ -510,6 +549,7 @@ pub fn metadata(data: &[u8]) {
         inode_count: u32_at(head, 14),
         id_count: u16_at(head, 18),
         block_size,
+        fragment_count: u32::MAX,
     };
     let salt = u64::from(u32_at(head, 20));
     let Ok(decompressor) = new_decompressor(codec, default_options(codec)) else {

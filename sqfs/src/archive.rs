@@ -150,6 +150,7 @@ impl Archive {
                 inode_count: sb.inode_count,
                 id_count: sb.id_count,
                 block_size: sb.block_size,
+                fragment_count: sb.fragment_count,
             },
             sb,
             reader,
@@ -159,10 +160,33 @@ impl Archive {
             xattrs,
             compressor_options,
         };
-        if !archive.root()?.is_dir() {
+        archive.check_root()?;
+        Ok(archive)
+    }
+
+    /// Reads what serving the root needs, so that an image whose root cannot be used is
+    /// refused here rather than opened (or mounted) to answer every request with EIO. The
+    /// kernel reads the root inode at mount (squashfs_fill_super() calls
+    /// squashfs_read_inode(), which also resolves its owners and its xattr id); this reads
+    /// the first entry of its listing as well.
+    fn check_root(&self) -> Result<()> {
+        let root = self
+            .root()
+            .map_err(|e| within("the root inode cannot be read", e))?;
+        if !root.is_dir() {
             return Err(corrupt!("the root inode is not a directory"));
         }
-        Ok(archive)
+        self.attr(&root)
+            .map_err(|e| within("the root inode's owners cannot be read", e))?;
+        if let (Some(index), Some(table)) = (root.xattr, &self.xattrs) {
+            table
+                .locate(&self.reader, index)
+                .map_err(|e| within("the root inode's xattrs cannot be found", e))?;
+        }
+        if let Some(Err(e)) = self.read_dir(&root).map(|mut l| l.next()).transpose() {
+            return Err(within("the root directory cannot be listed", e));
+        }
+        Ok(())
     }
 
     pub fn superblock(&self) -> &Superblock {
@@ -217,10 +241,15 @@ impl Archive {
         }
     }
 
-    /// The entry called `name` in `dir`, if there is one.
+    /// The entry called `name` in `dir`, if there is one. A name longer than any entry can
+    /// have is [`Error::NameTooLong`] (ENAMETOOLONG, as the kernel answers).
     pub fn lookup_entry(&self, dir: &Inode, name: &[u8]) -> Result<Option<DirEntry>> {
         let info = self.dir_info(dir)?;
-        if name.is_empty() || name.len() > dir::MAX_NAME {
+        if name.len() > dir::MAX_NAME {
+            return Err(Error::NameTooLong);
+        }
+        // No listing can hold such a name (empty, ".", "..", a '/' or a NUL).
+        if dir::check_name(name).is_err() {
             return Ok(None);
         }
         dir::lookup(
@@ -313,6 +342,54 @@ impl Archive {
         self.read_data(&self.file_data(inode)?, offset, buf)
     }
 
+    /// The whole content of a regular file, if it holds at most `limit` bytes (else
+    /// [`Error::TooBig`], before anything is read or allocated). The read path for callers
+    /// that want a file in memory (a config file in an image, say): the inode's size is
+    /// image data, so it is checked against the caller's limit, and the buffer grows only
+    /// as bytes are really read, never past `limit`.
+    pub fn read_file(&self, inode: &Inode, limit: usize) -> Result<Vec<u8>> {
+        if inode.kind != crate::FileType::File {
+            return Err(Error::NotAFile);
+        }
+        let size = inode.size();
+        if size > limit as u64 {
+            return Err(Error::TooBig {
+                size,
+                limit: limit as u64,
+            });
+        }
+        let data = self.file_data(inode)?;
+        // `size <= limit` here; still, allocate by what arrives, a chunk at a time.
+        const CHUNK: usize = 1 << 20;
+        let mut out = Vec::new();
+        loop {
+            let start = out.len();
+            let want = (size as usize - start).min(CHUNK);
+            if want == 0 {
+                break;
+            }
+            out.resize(start + want, 0);
+            let n = self.read_data(&data, start as u64, &mut out[start..])?;
+            out.truncate(start + n);
+            if n == 0 {
+                break;
+            }
+        }
+        if out.len() as u64 != size {
+            return Err(corrupt!(
+                "inode {}: read {} of its {size} bytes",
+                inode.number,
+                out.len()
+            ));
+        }
+        Ok(out)
+    }
+
+    /// [`Archive::read_file`] of the file at `path` (symlinks are not followed).
+    pub fn read_file_at(&self, path: &str, limit: usize) -> Result<Vec<u8>> {
+        self.read_file(&self.lookup_path(path)?, limit)
+    }
+
     /// Block `index` of a file, decompressed and shared (None for a sparse hole). For
     /// readers that want whole blocks, e.g. to prefetch or to fill a page cache.
     pub fn data_block(&self, data: &FileData, index: usize) -> Result<Option<crate::cache::Block>> {
@@ -364,6 +441,14 @@ impl Archive {
             None => Err(Error::NoXattr),
             Some((table, i)) => table.get(&self.reader, i, name)?.ok_or(Error::NoXattr),
         }
+    }
+}
+
+/// `e` as a corrupt-image error that says what it kept from working.
+fn within(what: &str, e: Error) -> Error {
+    match e {
+        Error::Corrupt(msg) => corrupt!("{what}: {msg}"),
+        e => corrupt!("{what}: {e}"),
     }
 }
 

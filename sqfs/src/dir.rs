@@ -1,7 +1,15 @@
 //! Directory listings: runs of entries behind headers, plus the index extended
 //! directories carry for fast lookup and for resuming a listing at an offset.
+//!
+//! The names of a listing are unique and sorted bytewise: mksquashfs and gensquashfs write
+//! them so, the kernel's lookup (fs/squashfs/namei.c, squashfs_lookup) stops at the first
+//! larger name, and unsquashfs 4.5.1 refuses a directory whose names do not strictly
+//! increase (check_directory(), the CVE-2021-41072 fix). Every listing and every lookup here
+//! checks each name it reads against the one before, and starts early enough that the name
+//! before its first one is read too: a repeated or out-of-order name is refused as corrupt
+//! however the directory is read (whole, resumed at a cookie, or looked up in).
 
-use crate::error::{corrupt, Result};
+use crate::error::{corrupt, Error, Result};
 use crate::inode::{DirInfo, FileType};
 use crate::metadata::{MetaCursor, MetaRef, Table, METADATA_SIZE};
 use crate::reader::BlockReader;
@@ -25,7 +33,9 @@ pub struct DirEntry {
     pub cookie: u64,
 }
 
-/// Checks a name as it may appear in a listing.
+/// Checks a name as it may appear in a listing: not empty, at most [`MAX_NAME`] bytes, not
+/// `.` or `..`, no `/` and no NUL (as strict as unsquashfs 4.5.1's check_name(), the
+/// CVE-2021-40153 fix, which refuses `.`, `..`, any `/` and a name cut short by a NUL).
 pub fn check_name(name: &[u8]) -> Result<()> {
     if name.is_empty()
         || name.len() > MAX_NAME
@@ -41,19 +51,35 @@ pub fn check_name(name: &[u8]) -> Result<()> {
     Ok(())
 }
 
+/// Where a listing is read from: a header's position and its offset in the listing.
+#[derive(Debug, Clone, Copy)]
+struct Start {
+    at: MetaRef,
+    offset: u64,
+}
+
 /// Iterates a listing from some position on. Ends at the listing's stored size.
 pub struct ReadDir<'a> {
     cursor: Option<MetaCursor<'a>>,
     /// Listing bytes consumed so far (the cookie space).
     pos: u64,
     len: u64,
+    /// The directory's inode number, for errors.
+    dir_number: u32,
     inode_count: u32,
     left_in_header: u32,
     header_block: u32,
     header_number: u32,
     /// Entries ending at or before this position are skipped (a resumed listing).
     skip_until: u64,
+    /// The name read last: the next one must sort after it.
+    prev: Option<Vec<u8>>,
     failed: bool,
+}
+
+/// Listing bytes of a directory (its stored size counts 3 more, for "." and "..").
+fn listing_len(dir: &DirInfo) -> u64 {
+    u64::from(dir.size.saturating_sub(3))
 }
 
 impl<'a> ReadDir<'a> {
@@ -67,31 +93,42 @@ impl<'a> ReadDir<'a> {
         cookie: u64,
         inode_count: u32,
     ) -> Result<Self> {
-        let len = u64::from(dir.size.saturating_sub(3));
-        let mut start = (dir.listing, 0u64);
-        if cookie > 0 && dir.index_count > 0 {
-            let mut index = Index::new(reader, inodes, dir)?;
-            while let Some(entry) = index.next_entry()? {
-                if entry.listing_offset > cookie {
-                    break;
-                }
-                start = (entry.at, entry.listing_offset);
-            }
-        }
-        let cursor = if len == 0 || cookie >= len {
+        // Resuming starts at an index point strictly before the cookie, so the entry that
+        // ends at the cookie (the last one returned) is read again and the first one
+        // returned is checked against it.
+        let start = if cookie > 0 && cookie < listing_len(dir) {
+            seek(reader, dirs, inodes, dir, |e| e.listing_offset < cookie)
+        } else {
+            listing_start(dir)
+        };
+        Self::at(reader, dirs, dir, start, cookie, inode_count)
+    }
+
+    fn at(
+        reader: &'a BlockReader,
+        dirs: Table,
+        dir: &DirInfo,
+        start: Start,
+        skip_until: u64,
+        inode_count: u32,
+    ) -> Result<Self> {
+        let len = listing_len(dir);
+        let cursor = if len == 0 || skip_until >= len {
             None
         } else {
-            Some(dirs.cursor(reader, start.0)?)
+            Some(dirs.cursor(reader, start.at)?)
         };
         Ok(ReadDir {
             cursor,
-            pos: start.1,
+            pos: start.offset,
             len,
+            dir_number: dir.inode_number,
             inode_count,
             left_in_header: 0,
             header_block: 0,
             header_number: 0,
-            skip_until: cookie,
+            skip_until,
+            prev: None,
             failed: false,
         })
     }
@@ -99,12 +136,31 @@ impl<'a> ReadDir<'a> {
     fn take(&mut self, n: u64) -> Result<()> {
         if self.pos + n > self.len {
             return Err(corrupt!(
-                "directory listing runs past its size {}",
+                "directory {}: listing runs past its size {}",
+                self.dir_number,
                 self.len
             ));
         }
         self.pos += n;
         Ok(())
+    }
+
+    /// Refuses `name` unless it sorts after the name before it.
+    fn check_order(&self, name: &[u8]) -> Result<()> {
+        match &self.prev {
+            Some(prev) if name <= prev.as_slice() => Err(corrupt!(
+                "directory {}: entry {:?} {} {:?} (names must be unique and sorted)",
+                self.dir_number,
+                String::from_utf8_lossy(name),
+                if name == prev.as_slice() {
+                    "repeats"
+                } else {
+                    "is out of order after"
+                },
+                String::from_utf8_lossy(prev)
+            )),
+            _ => Ok(()),
+        }
     }
 
     fn next_entry(&mut self) -> Result<Option<DirEntry>> {
@@ -122,7 +178,8 @@ impl<'a> ReadDir<'a> {
                 self.take(HEADER_SIZE)?;
                 if count >= MAX_HEADER_ENTRIES {
                     return Err(corrupt!(
-                        "directory header with {} entries",
+                        "directory {}: header with {} entries",
+                        self.dir_number,
                         u64::from(count) + 1
                     ));
                 }
@@ -136,27 +193,41 @@ impl<'a> ReadDir<'a> {
             let basic_type = c.u16()?;
             let name_len = usize::from(c.u16()?) + 1;
             if name_len > MAX_NAME {
-                return Err(corrupt!("directory entry name of {name_len} bytes"));
+                return Err(corrupt!(
+                    "directory {}: entry name of {name_len} bytes",
+                    self.dir_number
+                ));
             }
             let name = c.bytes(name_len)?;
             self.take(ENTRY_SIZE + name_len as u64)?;
             self.left_in_header -= 1;
             check_name(&name)?;
+            self.check_order(&name)?;
             let kind = FileType::from_basic(basic_type)?;
             let number = i64::from(self.header_number) + i64::from(delta);
             if number <= 0 || number > i64::from(self.inode_count) {
                 return Err(corrupt!(
-                    "directory entry {:?} has inode number {number}",
+                    "directory {}: entry {:?} has inode number {number}",
+                    self.dir_number,
                     String::from_utf8_lossy(&name)
                 ));
             }
             if usize::from(offset) >= METADATA_SIZE {
                 return Err(corrupt!(
-                    "directory entry inode offset {offset} past a metadata block"
+                    "directory {}: entry inode offset {offset} past a metadata block",
+                    self.dir_number
                 ));
             }
             if self.pos <= self.skip_until {
+                self.prev = Some(name);
                 continue;
+            }
+            match &mut self.prev {
+                Some(prev) => {
+                    prev.clear();
+                    prev.extend_from_slice(&name);
+                }
+                None => self.prev = Some(name.clone()),
             }
             return Ok(Some(DirEntry {
                 name,
@@ -212,7 +283,7 @@ impl<'a> Index<'a> {
             cursor: inodes.cursor(reader, dir.index_at)?,
             left: dir.index_count,
             listing: dir.listing,
-            listing_len: u64::from(dir.size.saturating_sub(3)),
+            listing_len: listing_len(dir),
             last: 0,
         })
     }
@@ -251,8 +322,67 @@ impl<'a> Index<'a> {
     }
 }
 
+fn listing_start(dir: &DirInfo) -> Start {
+    Start {
+        at: dir.listing,
+        offset: 0,
+    }
+}
+
+/// Where to start reading `dir`: at the last index point that `before` accepts (the index
+/// is walked while it does), or at the listing's start. The index only saves reading: like
+/// the kernel's get_dir_index_using_name() and get_dir_index_using_offset() (fs/squashfs),
+/// an index entry that cannot be read ends the walk and what was read before it is used;
+/// and a point whose header does not begin with the name the index gives for it is not
+/// used at all, so a bad index never hides an entry that reading from the start finds.
+fn seek(
+    reader: &BlockReader,
+    dirs: Table,
+    inodes: Table,
+    dir: &DirInfo,
+    before: impl Fn(&IndexEntry) -> bool,
+) -> Start {
+    if dir.index_count == 0 {
+        return listing_start(dir);
+    }
+    let Ok(mut index) = Index::new(reader, inodes, dir) else {
+        return listing_start(dir);
+    };
+    let mut best = None;
+    while let Ok(Some(entry)) = index.next_entry() {
+        if !before(&entry) {
+            break;
+        }
+        best = Some(entry);
+    }
+    match best {
+        Some(point) if begins_with(reader, dirs, &point) => Start {
+            at: point.at,
+            offset: point.listing_offset,
+        },
+        _ => listing_start(dir),
+    }
+}
+
+/// Whether the listing at an index point holds a header whose first entry is named as the
+/// index says.
+fn begins_with(reader: &BlockReader, dirs: Table, point: &IndexEntry) -> bool {
+    let first_name = || -> Result<Vec<u8>> {
+        let mut c = dirs.cursor(reader, point.at)?;
+        // The header, then the entry's inode offset, inode number delta and type.
+        c.skip(HEADER_SIZE + 6)?;
+        let len = usize::from(c.u16()?) + 1;
+        if len != point.first_name.len() {
+            return Ok(Vec::new());
+        }
+        c.bytes(len)
+    };
+    first_name().is_ok_and(|name| name == point.first_name)
+}
+
 /// Finds `name` in a directory: jumps with the index when there is one, then scans.
-/// Entries are sorted bytewise, so the scan stops at the first larger name.
+/// Entries are sorted bytewise, so the scan stops at the first larger name; a match is
+/// followed by one more entry, so that a repeat of the name is refused here too.
 pub fn lookup(
     reader: &BlockReader,
     dirs: Table,
@@ -261,22 +391,26 @@ pub fn lookup(
     name: &[u8],
     inode_count: u32,
 ) -> Result<Option<DirEntry>> {
-    let mut start = 0u64;
-    if dir.index_count > 0 {
-        let mut index = Index::new(reader, inodes, dir)?;
-        while let Some(entry) = index.next_entry()? {
-            if entry.first_name.as_slice() > name {
-                break;
-            }
-            start = entry.listing_offset;
-        }
+    // As the kernel's squashfs_lookup().
+    if name.len() > MAX_NAME {
+        return Err(Error::NameTooLong);
     }
+    // An index point whose first name sorts before `name` (strictly: the entry before a
+    // point named `name` is read too, and a repeat across the point is seen).
+    let start = seek(reader, dirs, inodes, dir, |e| {
+        e.first_name.as_slice() < name
+    });
     // Starting at a header's own offset skips nothing: every entry read ends after it.
-    let listing = ReadDir::new(reader, dirs, inodes, dir, start, inode_count)?;
-    for entry in listing {
+    let mut listing = ReadDir::at(reader, dirs, dir, start, start.offset, inode_count)?;
+    while let Some(entry) = listing.next() {
         let entry = entry?;
         match entry.name.as_slice().cmp(name) {
-            std::cmp::Ordering::Equal => return Ok(Some(entry)),
+            std::cmp::Ordering::Equal => {
+                if let Some(Err(e)) = listing.next() {
+                    return Err(e);
+                }
+                return Ok(Some(entry));
+            }
             std::cmp::Ordering::Greater => return Ok(None),
             std::cmp::Ordering::Less => {}
         }

@@ -31,6 +31,12 @@ pub enum Error {
     NoXattr,
     #[error("the image has no export table (built with -no-exports)")]
     NoExportTable,
+    /// A name longer than any entry can have (the kernel's SQUASHFS_NAME_LEN, 256 bytes).
+    #[error("file name too long")]
+    NameTooLong,
+    /// A bounded read ([`crate::Archive::read_file`]) met a file larger than its limit.
+    #[error("file of {size} bytes is larger than the {limit}-byte limit")]
+    TooBig { size: u64, limit: u64 },
 }
 
 pub type Result<T> = std::result::Result<T, Error>;
@@ -51,6 +57,8 @@ impl Error {
             Error::NotAFile => libc::EISDIR,
             Error::NoXattr => libc::ENODATA,
             Error::NoExportTable => libc::ESTALE,
+            Error::NameTooLong => libc::ENAMETOOLONG,
+            Error::TooBig { .. } => libc::EFBIG,
             _ => libc::EIO,
         }
     }

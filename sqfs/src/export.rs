@@ -3,7 +3,7 @@
 use crate::error::{corrupt, Result};
 use crate::metadata::MetaRef;
 use crate::reader::BlockReader;
-use crate::table::LookupTable;
+use crate::table::{IndexEnd, LookupTable};
 
 #[derive(Debug)]
 pub struct ExportTable(LookupTable);
@@ -21,7 +21,7 @@ impl ExportTable {
             "export",
             start,
             start,
-            next_table,
+            IndexEnd::Exactly(next_table),
             lowest,
             u64::from(inodes),
             8,

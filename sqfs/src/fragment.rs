@@ -2,7 +2,7 @@
 
 use crate::error::{corrupt, Result};
 use crate::reader::{BlockReader, DataBlock};
-use crate::table::LookupTable;
+use crate::table::{IndexEnd, LookupTable};
 
 /// A fragment's `frag_index` meaning "this file has no fragment".
 pub const NO_FRAGMENT: u32 = u32::MAX;
@@ -29,7 +29,7 @@ impl FragmentTable {
             "fragment",
             start,
             start,
-            next_table,
+            IndexEnd::AtMost(next_table),
             lowest,
             u64::from(count),
             16,

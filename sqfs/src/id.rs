@@ -2,7 +2,7 @@
 
 use crate::error::Result;
 use crate::reader::BlockReader;
-use crate::table::LookupTable;
+use crate::table::{IndexEnd, LookupTable};
 
 #[derive(Debug)]
 pub struct IdTable(LookupTable);
@@ -20,7 +20,7 @@ impl IdTable {
             "id",
             start,
             start,
-            next_table,
+            IndexEnd::Exactly(next_table),
             lowest,
             u64::from(count),
             4,

@@ -57,6 +57,8 @@ pub struct DirInfo {
     /// The stored size: listing bytes + 3, as the kernel reports it.
     pub size: u32,
     pub parent: u32,
+    /// The directory's own inode number (errors about its listing name it).
+    pub inode_number: u32,
     pub index_count: u16,
     /// Where the directory index (extended directories) starts, in the inode table.
     pub index_at: MetaRef,
@@ -108,6 +110,8 @@ pub struct Limits {
     pub inode_count: u32,
     pub id_count: u16,
     pub block_size: u32,
+    /// Fragment blocks the fragment table holds (a file's fragment index must be below).
+    pub fragment_count: u32,
 }
 
 impl Inode {
@@ -146,6 +150,7 @@ impl Inode {
                     listing: dir_listing_ref(start_block, offset)?,
                     size,
                     parent,
+                    inode_number: number,
                     index_count: 0,
                     index_at: c.position(),
                 })
@@ -162,6 +167,7 @@ impl Inode {
                     listing: dir_listing_ref(start_block, offset)?,
                     size,
                     parent,
+                    inode_number: number,
                     index_count,
                     index_at: c.position(),
                 })
@@ -172,13 +178,13 @@ impl Inode {
                 let frag_offset = c.u32()?;
                 let size = u64::from(c.u32()?);
                 file_info(
+                    number,
                     blocks_start,
                     size,
-                    frag,
-                    frag_offset,
+                    (frag, frag_offset),
                     c.position(),
-                    limits.block_size,
-                )
+                    limits,
+                )?
             }
             (FileType::File, true) => {
                 let blocks_start = c.u64()?;
@@ -189,13 +195,13 @@ impl Inode {
                 let frag_offset = c.u32()?;
                 xattr = c.u32()?;
                 file_info(
+                    number,
                     blocks_start,
                     size,
-                    frag,
-                    frag_offset,
+                    (frag, frag_offset),
                     c.position(),
-                    limits.block_size,
-                )
+                    limits,
+                )?
             }
             (FileType::Symlink, _) => {
                 nlink = c.u32()?;
@@ -291,28 +297,39 @@ fn dir_listing_ref(start_block: u32, offset: u16) -> Result<MetaRef> {
 }
 
 fn file_info(
+    number: u32,
     blocks_start: u64,
     size: u64,
-    frag: u32,
-    frag_offset: u32,
+    (frag, frag_offset): (u32, u32),
     list: MetaRef,
-    block_size: u32,
-) -> InodeBody {
-    let bs = u64::from(block_size);
+    limits: &Limits,
+) -> Result<InodeBody> {
+    // The kernel looks every fragment index up when it reads the inode
+    // (squashfs_read_inode() calls squashfs_frag_lookup(), which fails an index past the
+    // fragment count with EIO), whether or not the file has a tail to keep there.
+    if frag != NO_FRAGMENT && frag >= limits.fragment_count {
+        return Err(corrupt!(
+            "inode {number}: fragment {frag} of {}",
+            limits.fragment_count
+        ));
+    }
+    let bs = u64::from(limits.block_size);
     let tail = size % bs;
     let (fragment, block_count) = if frag == NO_FRAGMENT {
         (None, size.div_ceil(bs))
     } else if tail == 0 {
-        // A fragment for a file with no tail holds nothing of it.
+        // A fragment for a file with no tail holds nothing of it: the kernel reads such a
+        // file from its blocks alone (squashfs_read_folio() uses the fragment only for the
+        // block at i_size >> block_log, which is past the end), and so does this reader.
         (None, size / bs)
     } else {
         (Some((frag, frag_offset)), size / bs)
     };
-    InodeBody::File(FileInfo {
+    Ok(InodeBody::File(FileInfo {
         blocks_start,
         size,
         fragment,
         block_count,
         block_list_at: list,
-    })
+    }))
 }

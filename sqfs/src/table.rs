@@ -8,6 +8,19 @@ use crate::reader::BlockReader;
 /// A metadata block plus its header can be no longer than this on disk.
 const MAX_STORED_BLOCK: u64 = METADATA_SIZE as u64 + 2;
 
+/// Where a table's index must end.
+#[derive(Debug, Clone, Copy)]
+pub enum IndexEnd {
+    /// Right where the next table starts: the kernel refuses an id, export or xattr id
+    /// index whose size differs from the distance to the next table (in
+    /// squashfs_read_id_index_table(), squashfs_read_inode_lookup_table(),
+    /// squashfs_read_xattr_id_table()).
+    Exactly(u64),
+    /// Anywhere up to the next table's start: all the kernel requires of the fragment
+    /// table (squashfs_read_fragment_index_table()).
+    AtMost(u64),
+}
+
 #[derive(Debug)]
 pub struct LookupTable {
     /// Image position of each metadata block holding entries.
@@ -19,26 +32,38 @@ pub struct LookupTable {
 
 impl LookupTable {
     /// Reads the index of a table of `count` entries of `entry_size` bytes. The index sits at
-    /// `index_start` and must end by `next_table`; the entry blocks must start at or after
-    /// `lowest` and run contiguously up to `blocks_end` (the index, or a header before it).
+    /// `index_start` and must end as `index_end` says; the entry blocks must start at or
+    /// after `lowest` and run contiguously up to `blocks_end` (the index, or a header before
+    /// it).
     #[allow(clippy::too_many_arguments)]
     pub fn read(
         reader: &BlockReader,
         name: &str,
         blocks_end: u64,
         index_start: u64,
-        next_table: u64,
+        index_end: IndexEnd,
         lowest: u64,
         count: u64,
         entry_size: u64,
     ) -> Result<Self> {
         let bytes = count * entry_size;
         let nblocks = bytes.div_ceil(METADATA_SIZE as u64);
+        let fits = |end: u64| match index_end {
+            IndexEnd::Exactly(next) => end == next,
+            IndexEnd::AtMost(next) => end <= next,
+        };
         let index_end = index_start
             .checked_add(nblocks * 8)
-            .filter(|&end| end <= next_table)
+            .filter(|&end| fits(end))
             .ok_or_else(|| {
-                corrupt!("{name} table index at {index_start} runs past {next_table}")
+                let (how, next) = match index_end {
+                    IndexEnd::Exactly(next) => ("end at", next),
+                    IndexEnd::AtMost(next) => ("end by", next),
+                };
+                corrupt!(
+                    "{name} table index at {index_start} for {count} entries does not {how} \
+                     {next}, where the next table starts"
+                )
             })?;
         let mut raw = vec![0u8; (index_end - index_start) as usize];
         reader.source().read_exact_at(index_start, &mut raw)?;

@@ -3,7 +3,7 @@
 use crate::error::{corrupt, Result};
 use crate::metadata::{MetaCursor, MetaRef, Table};
 use crate::reader::BlockReader;
-use crate::table::LookupTable;
+use crate::table::{IndexEnd, LookupTable};
 
 /// Value stored elsewhere in the table; the inline value is an 8-byte reference to it.
 const VALUE_OUT_OF_LINE: u16 = 0x0100;
@@ -31,12 +31,18 @@ pub struct XattrTable {
 }
 
 impl XattrTable {
-    /// Reads the xattr id table header at `start`; the table runs to the image end.
+    /// Reads the xattr id table header at `start`; its index ends exactly at the image end
+    /// (`image_end`), as the kernel's squashfs_read_xattr_id_table() requires.
     pub fn read(reader: &BlockReader, start: u64, image_end: u64, lowest: u64) -> Result<Self> {
         let mut header = [0u8; 16];
         reader.source().read_exact_at(start, &mut header)?;
         let kv_start = u64::from_le_bytes(header[0..8].try_into().expect("8"));
         let count = u32::from_le_bytes(header[8..12].try_into().expect("4"));
+        // squashfs_read_xattr_id_table(): "there is always at least one xattr id" (neither
+        // mksquashfs nor gensquashfs writes the table for an image without xattrs).
+        if count == 0 {
+            return Err(corrupt!("xattr id table with no entries"));
+        }
         if kv_start < lowest || kv_start >= start {
             return Err(corrupt!("xattr table start {kv_start} out of place"));
         }
@@ -45,11 +51,16 @@ impl XattrTable {
             "xattr id",
             start,
             start + 16,
-            image_end,
+            IndexEnd::Exactly(image_end),
             kv_start,
             u64::from(count),
             16,
         )?;
+        // The key/value table holds at least one block, before the id blocks (the kernel
+        // checks xattr_table_start < table[0]).
+        if ids.first_block() <= kv_start {
+            return Err(corrupt!("xattr key/value table at {kv_start} is empty"));
+        }
         let kv = Table {
             start: kv_start,
             end: ids.first_block(),
@@ -100,11 +111,23 @@ impl XattrTable {
         Ok(None)
     }
 
+    /// Checks that list `index` exists and its id entry can be read (what the kernel's
+    /// squashfs_read_inode() does for every inode with xattrs).
+    pub fn locate(&self, reader: &BlockReader, index: u32) -> Result<()> {
+        self.open_list(reader, index).map(|_| ())
+    }
+
     /// A cursor at the first entry of list `index`, and the list's entry count.
     fn open_list<'a>(&self, reader: &'a BlockReader, index: u32) -> Result<(MetaCursor<'a>, u32)> {
         let mut entry = self.ids.entry(reader, u64::from(index))?;
         let at = MetaRef::from_packed(entry.u64()?);
         let count = entry.u32()?;
+        // The list's `size` is not checked: the kernel reads lists by their count alone and
+        // uses `size` only for i_blocks (squashfs_read_inode(), squashfs_listxattr(),
+        // squashfs_xattr_get()), and the writers disagree on what it counts: mksquashfs
+        // 4.5.1 stores the listxattr bytes plus the values' lengths, gensquashfs 1.2.0 the
+        // list's stored bytes (an out-of-line value counting 8). Either check would refuse
+        // the other's images; the list's bytes are bounded by the caps above instead.
         let _size = entry.u32()?;
         Ok((self.kv.cursor(reader, at)?, count))
     }

@@ -110,8 +110,14 @@ fn exercise(archive: &Archive) {
         let Ok(entries) = archive.read_dir(&inode) else {
             continue;
         };
+        let mut prev: Option<Vec<u8>> = None;
         for entry in entries.take(10_000) {
             let Ok(entry) = entry else { break };
+            // A listing refuses repeated and out-of-order names, whatever the damage.
+            if let Some(prev) = &prev {
+                assert!(entry.name > *prev, "listing returned names out of order");
+            }
+            prev = Some(entry.name.clone());
             let _ = archive.lookup_entry(&inode, &entry.name);
             let _ = archive
                 .read_dir_from(&inode, entry.cookie)
@@ -121,6 +127,10 @@ fn exercise(archive: &Archive) {
             }
         }
         let _ = archive.lookup_entry(&inode, b"no-such-name");
+        assert!(matches!(
+            archive.lookup_entry(&inode, &[b'x'; 257]),
+            Err(sqfs::Error::NameTooLong)
+        ));
     }
 }
 
@@ -138,6 +148,12 @@ fn read_all(archive: &Archive, inode: &Inode) {
         }
     }
     let _ = archive.read_data(&data, data.size().saturating_sub(7), &mut buf[..13]);
+    // The bounded read: a damaged size is refused by the limit, before any allocation.
+    match archive.read_file(inode, 1 << 20) {
+        Ok(bytes) => assert_eq!(bytes.len() as u64, inode.size()),
+        Err(sqfs::Error::TooBig { size, .. }) => assert!(size > 1 << 20),
+        Err(_) => {}
+    }
 }
 
 #[test]
