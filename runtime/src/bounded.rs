@@ -17,9 +17,6 @@ pub const LIMIT: usize = 16 << 20;
 /// [`LIMIT`] as messages say it.
 pub const LIMIT_TEXT: &str = "16 MiB";
 
-/// Bytes read from an image per step.
-const CHUNK: usize = 64 << 10;
-
 #[derive(Debug)]
 pub enum Error {
     /// More than the limit.
@@ -53,28 +50,13 @@ pub fn read_to_end(source: impl Read, limit: usize) -> Result<Vec<u8>, Error> {
     Ok(bytes)
 }
 
-/// Reads a regular file of a SquashFS image, at most `limit` bytes. The inode's size only
-/// lets a file that claims too much be refused early; the bytes are gathered as they come.
-// A bounded read in the sqfs library can take this over; callers keep this signature.
+/// Reads a regular file of a SquashFS image, at most `limit` bytes, with the library's
+/// bounded read (it refuses a file whose inode claims more before reading anything).
 pub fn read_squash_file(archive: &Archive, inode: &Inode, limit: usize) -> Result<Vec<u8>, Error> {
-    if inode.size() > limit as u64 {
-        return Err(Error::TooBig);
-    }
-    let data = archive.file_data(inode).map_err(Error::Image)?;
-    let mut bytes = Vec::new();
-    let mut chunk = vec![0u8; CHUNK];
-    loop {
-        let n = archive
-            .read_data(&data, bytes.len() as u64, &mut chunk)
-            .map_err(Error::Image)?;
-        if n == 0 {
-            return Ok(bytes);
-        }
-        if bytes.len() + n > limit {
-            return Err(Error::TooBig);
-        }
-        bytes.extend_from_slice(&chunk[..n]);
-    }
+    archive.read_file(inode, limit).map_err(|e| match e {
+        sqfs::Error::TooBig { .. } => Error::TooBig,
+        e => Error::Image(e),
+    })
 }
 
 #[cfg(test)]
