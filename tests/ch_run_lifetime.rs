@@ -313,11 +313,14 @@ fn a_signal_during_setup_ends_everything() {
     use std::os::unix::process::ExitStatusExt;
     let s = Scratch::new("setupsig");
     let mnt = s.mnt_arg();
-    // A "winner" that never lets anyone in: ch-run waits in setup.
+    // A "winner" that never lets anyone in: ch-run waits in setup. It listens where the
+    // test user's group meets (runtime/src/join/rendezvous.rs).
     let tag = format!("stuck-{}", std::process::id());
     let uid = e2e_tests::container::test_uid();
+    let group_dir = format!("/tmp/ch-run-join.{uid}");
+    let socket = format!("{group_dir}/tag-{tag}");
     let listener = format!(
-        "import socket,time\ns=socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)\ns.bind('\\0ch-run-join/{uid}/{tag}')\ns.listen(8)\nopen('{}/listening','w').close()\ntime.sleep(60)\n",
+        "import os,socket,time\nos.makedirs('{group_dir}', 0o700, exist_ok=True)\ns=socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)\ns.bind('{socket}')\ns.listen(8)\nopen('{}/listening','w').close()\ntime.sleep(60)\n",
         s.tmp.display()
     );
     let mut stuck = std::process::Command::new("runuser")
@@ -352,6 +355,9 @@ fn a_signal_during_setup_ends_everything() {
     let out = child.wait_with_output().unwrap();
     let _ = stuck.kill();
     let _ = stuck.wait();
+    // The stuck winner was no ch-run: nothing cleans up after it.
+    let _ = std::fs::remove_file(&socket);
+    let _ = std::fs::remove_dir(&group_dir);
     // runuser reports its child's death by signal as 128+N.
     assert!(
         out.status.signal() == Some(libc::SIGTERM)
