@@ -5,7 +5,7 @@
 use std::io::Read;
 use std::time::{Duration, Instant};
 
-use e2e_tests::container::{can_run_containers, test_image, wait_for_file, Scratch};
+use e2e_tests::container::{can_run_containers, test_image, wait_for_file, wait_for_line, Scratch};
 
 #[test]
 fn signals_sent_to_ch_run_reach_the_command() {
@@ -112,15 +112,10 @@ fn background_processes_keep_a_working_image() {
         "ch-run waited for the background job"
     );
     assert!(!s.processes().is_empty(), "the background job is gone");
-    wait_for_file(&s.tmp.join("count"));
-    std::thread::sleep(Duration::from_millis(100));
+    // `count` is written last; a file can be seen before its line is in it.
+    let count: usize = wait_for_line(&s.tmp.join("count")).trim().parse().unwrap();
     let sum = std::fs::read_to_string(s.tmp.join("sum")).unwrap();
     assert!(sum.starts_with(&test_image().big_sha256), "{sum}");
-    let count: usize = std::fs::read_to_string(s.tmp.join("count"))
-        .unwrap()
-        .trim()
-        .parse()
-        .unwrap();
     assert!(count > 20, "{count}");
     for f in ["sum", "count"] {
         std::fs::remove_file(s.tmp.join(f)).unwrap();
