@@ -5,7 +5,7 @@
 use std::io::Read;
 use std::time::{Duration, Instant};
 
-use e2e_tests::container::{can_run_containers, test_image, wait_for_file, Scratch};
+use e2e_tests::container::{can_run_containers, test_image, wait_for_file, wait_for_line, Scratch};
 
 #[test]
 fn signals_sent_to_ch_run_reach_the_command() {
@@ -112,15 +112,10 @@ fn background_processes_keep_a_working_image() {
         "ch-run waited for the background job"
     );
     assert!(!s.processes().is_empty(), "the background job is gone");
-    wait_for_file(&s.tmp.join("count"));
-    std::thread::sleep(Duration::from_millis(100));
+    // `count` is written last; a file can be seen before its line is in it.
+    let count: usize = wait_for_line(&s.tmp.join("count")).trim().parse().unwrap();
     let sum = std::fs::read_to_string(s.tmp.join("sum")).unwrap();
     assert!(sum.starts_with(&test_image().big_sha256), "{sum}");
-    let count: usize = std::fs::read_to_string(s.tmp.join("count"))
-        .unwrap()
-        .trim()
-        .parse()
-        .unwrap();
     assert!(count > 20, "{count}");
     for f in ["sum", "count"] {
         std::fs::remove_file(s.tmp.join(f)).unwrap();
@@ -313,11 +308,14 @@ fn a_signal_during_setup_ends_everything() {
     use std::os::unix::process::ExitStatusExt;
     let s = Scratch::new("setupsig");
     let mnt = s.mnt_arg();
-    // A "winner" that never lets anyone in: ch-run waits in setup.
+    // A "winner" that never lets anyone in: ch-run waits in setup. It listens where the
+    // test user's group meets (runtime/src/join/rendezvous.rs).
     let tag = format!("stuck-{}", std::process::id());
     let uid = e2e_tests::container::test_uid();
+    let group_dir = format!("/tmp/ch-run-join.{uid}");
+    let socket = format!("{group_dir}/tag-{tag}");
     let listener = format!(
-        "import socket,time\ns=socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)\ns.bind('\\0ch-run-join/{uid}/{tag}')\ns.listen(8)\nopen('{}/listening','w').close()\ntime.sleep(60)\n",
+        "import os,socket,time\nos.makedirs('{group_dir}', 0o700, exist_ok=True)\ns=socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)\ns.bind('{socket}')\ns.listen(8)\nopen('{}/listening','w').close()\ntime.sleep(60)\n",
         s.tmp.display()
     );
     let mut stuck = std::process::Command::new("runuser")
@@ -352,6 +350,9 @@ fn a_signal_during_setup_ends_everything() {
     let out = child.wait_with_output().unwrap();
     let _ = stuck.kill();
     let _ = stuck.wait();
+    // The stuck winner was no ch-run: nothing cleans up after it.
+    let _ = std::fs::remove_file(&socket);
+    let _ = std::fs::remove_dir(&group_dir);
     // runuser reports its child's death by signal as 128+N.
     assert!(
         out.status.signal() == Some(libc::SIGTERM)

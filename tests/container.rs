@@ -536,3 +536,23 @@ pub fn parent_of(pid: i32) -> Option<i32> {
         .parse()
         .ok()
 }
+
+/// Waits until `path` holds a whole line (a shell's `echo > FILE` creates the file before
+/// it writes); returns it without the newline.
+pub fn wait_for_line(path: &std::path::Path) -> String {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Some(line) = std::fs::read_to_string(path)
+            .ok()
+            .and_then(|text| text.strip_suffix('\n').map(str::to_string))
+        {
+            return line;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{} never held a line",
+            path.display()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}

@@ -1,13 +1,14 @@
 //! `--join`: the ranks of one node share one container (user + mount namespace, one FUSE
 //! mount).
 //!
-//! Peers meet on an abstract Unix socket named after the user and the group's tag. The
-//! first to bind it is the winner: it builds the container and hands each peer its
-//! namespace descriptors; a peer joins them and runs its own command. Every peer keeps its
-//! connection open until everything it started has exited, and the winner serves the image
-//! until all connections have closed. Abstract sockets are not files and vanish with their
-//! last descriptor, so nothing is left behind however a peer ends, and a peer learns of a
-//! winner that failed at once (its connection closes) instead of waiting for a timeout.
+//! Peers meet on a Unix socket named for the group's tag in a directory only this user can
+//! write to ([`rendezvous`]). The first to make it is the winner: it builds the container and
+//! hands each peer its namespace descriptors; a peer joins them and runs its own command.
+//! Every peer keeps its connection open until everything it started has exited, and the
+//! winner serves the image until all connections have closed. The winner removes the socket
+//! once its group is complete (or it fails), and a peer learns of a winner that failed at
+//! once (its connection closes) instead of waiting for a timeout; the socket of a winner
+//! that was killed is removed by its last peer, or taken over by the next group.
 
 use std::io::IoSliceMut;
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
@@ -17,13 +18,17 @@ use std::time::{Duration, Instant};
 use nix::errno::Errno;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::socket::{
-    accept4, bind, connect, getsockopt, listen, recvmsg, sendmsg, socket, sockopt, AddressFamily,
-    Backlog, ControlMessage, ControlMessageOwned, MsgFlags, SockFlag, SockType, UnixAddr,
+    accept4, getsockopt, recvmsg, sendmsg, sockopt, ControlMessage, ControlMessageOwned, MsgFlags,
+    SockFlag,
 };
 use nix::unistd::getuid;
 
 use crate::failure::{with_errno, Failure};
+use crate::protocol::Message;
 use crate::userns::Namespaces;
+
+mod rendezvous;
+use rendezvous::{Place, Reached};
 
 /// How long a peer tries to find or become a winner, and to get into its container,
 /// before giving up.
@@ -122,26 +127,11 @@ pub fn plan(
     Ok(Plan::Group(Group { count, tag }))
 }
 
-fn address(group: &Group) -> Result<UnixAddr, Failure> {
-    let name = format!("ch-run-join/{}/{}", getuid(), group.tag);
-    UnixAddr::new_abstract(name.as_bytes())
-        .map_err(|e| Failure::Runtime(with_errno("join: bad tag", e)))
-}
-
-fn new_socket() -> Result<OwnedFd, Failure> {
-    socket(
-        AddressFamily::Unix,
-        SockType::SeqPacket,
-        SockFlag::SOCK_CLOEXEC,
-        None,
-    )
-    .map_err(|e| Failure::Runtime(with_errno("join: can't make socket", e)))
-}
-
-/// Whether the process at the other end is the same user (an abstract socket has no
-/// permissions of its own). `uid` is this user as this process sees it: the host uid
-/// before entering the container, the container's uid after (where every other host user
-/// appears as the overflow uid, which therefore never matches).
+/// Whether the process at the other end is the same user. Only this user can make a socket
+/// in the group's directory; a winner checks whom it accepts all the same. `uid` is this
+/// user as this process sees it: the host uid before entering the container, the
+/// container's uid after (where every other host user appears as the overflow uid, which
+/// therefore never matches).
 fn same_user(fd: &OwnedFd, uid: u32) -> bool {
     uid != overflow_uid() && getsockopt(fd, sockopt::PeerCredentials).is_ok_and(|c| c.uid() == uid)
 }
@@ -154,63 +144,111 @@ pub fn overflow_uid() -> u32 {
         .unwrap_or(65534)
 }
 
+/// How long the end of a group waits for the directory's lock to tidy up (it is held for
+/// microseconds at a time; giving up only leaves a dead socket for the next group).
+const TIDY_PATIENCE: Duration = Duration::from_secs(5);
+
 pub enum Claim {
     Winner(Listener),
     Peer(Peer),
 }
 
-/// Becomes the group's winner, or a peer of the existing winner.
+/// Becomes the group's winner, or a peer of the existing winner. `tell` gets what to print
+/// (Info at -v; a Warning always).
 pub fn claim(
     group: &Group,
     deadline: Instant,
-    say: &mut dyn FnMut(String),
+    tell: &mut dyn FnMut(Message),
 ) -> Result<Claim, Failure> {
-    let addr = address(group)?;
+    let entry = rendezvous::entry_name(&group.tag);
     loop {
-        let fd = new_socket()?;
-        match bind(fd.as_raw_fd(), &addr) {
-            Ok(()) => {
-                listen(&fd, Backlog::new(128).unwrap_or(Backlog::MAXCONN))
-                    .map_err(|e| Failure::Runtime(with_errno("join: can't listen", e)))?;
-                say("join: I won".into());
-                return Ok(Claim::Winner(Listener { fd }));
+        let place = Place::choose(&mut |warning| tell(Message::Warning(warning)))?;
+        tell(Message::Info(format!(
+            "join: peer group socket: {}",
+            place.path_of(&entry).display()
+        )));
+        // None: the directory was removed (the last of another group found it empty).
+        while let Some(locked) = place.lock(deadline)? {
+            match locked.connect(&entry)? {
+                Reached::Listener(fd) => {
+                    drop(locked);
+                    if !same_user(&fd, getuid().as_raw()) {
+                        return Err(Failure::Runtime(
+                            "join: peer group socket owned by another user".into(),
+                        ));
+                    }
+                    tell(Message::Info("join: I lost".into()));
+                    return Ok(Claim::Peer(Peer { fd, place }));
+                }
+                Reached::Busy => {}
+                found @ (Reached::Dead | Reached::Absent) => {
+                    if matches!(found, Reached::Dead) {
+                        locked.remove_dead(&entry)?;
+                        tell(Message::Info(
+                            "join: the last winner was killed; taking its place".into(),
+                        ));
+                    }
+                    let fd = locked.listen(&entry)?;
+                    drop(locked);
+                    tell(Message::Info("join: I won".into()));
+                    return Ok(Claim::Winner(Listener {
+                        bound: Some(Bound { fd, place, entry }),
+                    }));
+                }
             }
-            Err(Errno::EADDRINUSE) => {}
-            Err(e) => return Err(Failure::Runtime(with_errno("join: can't bind socket", e))),
-        }
-        let fd = new_socket()?;
-        match connect(fd.as_raw_fd(), &addr) {
-            Ok(()) if same_user(&fd, getuid().as_raw()) => {
-                say("join: I lost".into());
-                return Ok(Claim::Peer(Peer { fd }));
+            // The winner's backlog is full: let it accept.
+            drop(locked);
+            if Instant::now() > deadline {
+                return Err(Failure::Runtime("timeout waiting for join lock".into()));
             }
-            Ok(()) => {
-                return Err(Failure::Runtime(
-                    "join: peer group socket owned by another user".into(),
-                ))
-            }
-            // The winner just stopped accepting: the name is free again, or about to be.
-            Err(Errno::ECONNREFUSED | Errno::ENOENT) => {}
-            Err(e) => return Err(Failure::Runtime(with_errno("join: can't connect", e))),
+            std::thread::sleep(Duration::from_millis(10));
         }
-        if Instant::now() > deadline {
-            return Err(Failure::Runtime("timeout waiting for join lock".into()));
-        }
-        std::thread::sleep(Duration::from_millis(10));
     }
 }
 
-/// The winner's socket, before the container is ready.
-pub struct Listener {
+/// The winner's listening socket and where it is.
+struct Bound {
     fd: OwnedFd,
+    place: Place,
+    entry: String,
+}
+
+impl Bound {
+    /// Removes the socket while still listening, under the lock (so nobody takes it for a
+    /// dead one and replaces it meanwhile), closes it and tidies the directory. Frees the
+    /// name for the next group with this tag.
+    fn retire(self) {
+        let Bound { fd, place, entry } = self;
+        if let Ok(Some(locked)) = place.lock(Instant::now() + TIDY_PATIENCE) {
+            locked.remove(&entry);
+            drop(fd);
+            locked.tidy();
+        }
+    }
+}
+
+/// The winner's socket, before the container is ready; removed if the winner fails.
+pub struct Listener {
+    bound: Option<Bound>,
+}
+
+impl Drop for Listener {
+    fn drop(&mut self) {
+        if let Some(bound) = self.bound.take() {
+            bound.retire();
+        }
+    }
 }
 
 impl Listener {
     /// Hands the container (this process's namespaces) to up to `count - 1` peers, in a
     /// thread, and tracks their connections.
     /// `uid` is the container's uid (this user, inside).
-    pub fn serve(self, count: u32, uid: u32) -> Result<Peers, Failure> {
+    pub fn serve(mut self, count: u32, uid: u32) -> Result<Peers, Failure> {
         let ns = Namespaces::of_self()?;
+        let Some(bound) = self.bound.take() else {
+            return Err(Failure::Runtime("join: listener already served".into()));
+        };
         let state = Arc::new((
             Mutex::new(PeerState {
                 connected: 0,
@@ -222,11 +260,10 @@ impl Listener {
         let peers = Peers {
             state: state.clone(),
         };
-        let listener = self.fd;
-        std::thread::Builder::new()
+        let spawned = std::thread::Builder::new()
             .name("join".into())
-            .spawn(move || accept_peers(listener, &ns, count.saturating_sub(1), uid, &state))
-            .map_err(|e| Failure::Runtime(format!("join: can't start thread: {e}")))?;
+            .spawn(move || accept_peers(bound, &ns, count.saturating_sub(1), uid, &state));
+        spawned.map_err(|e| Failure::Runtime(format!("join: can't start thread: {e}")))?;
         Ok(peers)
     }
 }
@@ -244,29 +281,33 @@ struct PeerState {
 const LATE_PEER_GRACE: Duration = Duration::from_secs(10);
 
 fn accept_peers(
-    listener: OwnedFd,
+    bound: Bound,
     ns: &Namespaces,
     wanted: u32,
     uid: u32,
     state: &(Mutex<PeerState>, Condvar),
 ) {
     let (lock, cvar) = state;
-    let mut listener = Some(listener);
+    let mut listener = Some(bound);
     let mut conns: Vec<OwnedFd> = Vec::new();
     let mut accepted = 0;
     // Accept until the group is complete (or, once the winner's own processes are gone,
     // until the grace for late peers is over); then only watch the connections, and stop
     // when every peer is gone.
     loop {
+        let late = {
+            let s = lock.lock().unwrap_or_else(|e| e.into_inner());
+            s.own_done.is_some_and(|t| t.elapsed() > LATE_PEER_GRACE)
+        };
+        if accepted >= wanted || late {
+            if let Some(bound) = listener.take() {
+                bound.retire();
+            }
+        }
         {
             let mut s = lock.lock().unwrap_or_else(|e| e.into_inner());
             s.connected = conns.len();
-            let late = s.own_done.is_some_and(|t| t.elapsed() > LATE_PEER_GRACE);
-            if (accepted >= wanted || late) && listener.is_some() {
-                // Closing it frees the name for the next group with this tag.
-                s.listening = false;
-                listener = None;
-            }
+            s.listening = listener.is_some();
             if listener.is_none() && conns.is_empty() {
                 break;
             }
@@ -276,7 +317,7 @@ fn accept_peers(
             .map(|c| PollFd::new(c.as_fd(), PollFlags::POLLIN))
             .collect();
         if let Some(l) = &listener {
-            fds.push(PollFd::new(l.as_fd(), PollFlags::POLLIN));
+            fds.push(PollFd::new(l.fd.as_fd(), PollFlags::POLLIN));
         }
         match poll(&mut fds, PollTimeout::from(200u16)) {
             Err(Errno::EINTR) => continue,
@@ -297,7 +338,7 @@ fn accept_peers(
         });
         if let (Some(l), Some(true)) = (&listener, ready.last()) {
             // Close-on-exec: the winner's command must not inherit its peers' connections.
-            if let Ok(raw) = accept4(l.as_raw_fd(), SockFlag::SOCK_CLOEXEC) {
+            if let Ok(raw) = accept4(l.fd.as_raw_fd(), SockFlag::SOCK_CLOEXEC) {
                 // SAFETY: accept4 returned a new descriptor we own.
                 let conn = unsafe { OwnedFd::from_raw_fd(raw) };
                 if same_user(&conn, uid) && send_namespaces(&conn, ns).is_ok() {
@@ -307,10 +348,12 @@ fn accept_peers(
             }
         }
     }
+    if let Some(bound) = listener.take() {
+        bound.retire();
+    }
     let mut s = lock.lock().unwrap_or_else(|e| e.into_inner());
     s.connected = 0;
     s.listening = false;
-    drop(listener);
     cvar.notify_all();
 }
 
@@ -348,6 +391,7 @@ impl Peers {
 /// A loser's connection to the winner.
 pub struct Peer {
     fd: OwnedFd,
+    place: Place,
 }
 
 impl Peer {
@@ -355,7 +399,7 @@ impl Peer {
     /// single-threaded). The connection stays open as long as the returned value lives.
     /// None: the winner closed the connection without taking us in (its group was complete
     /// or it failed); the caller tries again.
-    pub fn join(self, deadline: Instant) -> Result<Option<OwnedFd>, Failure> {
+    pub fn join(self, deadline: Instant) -> Result<Option<Member>, Failure> {
         // A stuck winner must not hold us forever.
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
@@ -414,23 +458,37 @@ impl Peer {
         let mount = fds.pop().expect("two descriptors");
         let user = fds.pop().expect("two descriptors");
         Namespaces { user, mount }.join()?;
-        Ok(Some(self.fd))
+        Ok(Some(Member {
+            _connection: self.fd,
+            place: self.place,
+        }))
     }
+}
+
+/// A peer in its container: what it keeps until its supervisor exits.
+pub struct Member {
+    /// Open until then: the winner serves the image as long as any is.
+    _connection: OwnedFd,
+    /// The group's directory, to clear up after a winner that was killed.
+    place: Place,
 }
 
 /// What keeps a container's group together until this supervisor exits.
 pub enum Membership {
     Alone,
     Winner(Peers),
-    /// The open connection to the winner.
-    Peer(OwnedFd),
+    Peer(Member),
 }
 
 impl Membership {
-    /// The winner waits for every peer to be done before it stops serving the image.
-    pub fn wait_for_peers(&self) {
-        if let Membership::Winner(peers) = self {
-            peers.wait();
+    /// At the supervisor's end: the winner waits for every peer to be done before it stops
+    /// serving the image; a peer removes the socket of a winner that was killed (a live
+    /// one's stays), and the directory if that was all in it.
+    pub fn end(&self) {
+        match self {
+            Membership::Winner(peers) => peers.wait(),
+            Membership::Peer(member) => member.place.tidy(TIDY_PATIENCE),
+            Membership::Alone => {}
         }
     }
 }

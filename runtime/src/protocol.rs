@@ -1,6 +1,7 @@
 //! What the supervisor tells the waiting `ch-run` process over their pipe, one message per
 //! line: `P<pid>` (the command started), `S<wait status>` (it ended), `E<code> <message>`
-//! (setup failed; exit with code), `I<message>` (a line to print at `-v`).
+//! (setup failed; exit with code), `I<message>` (a line to print at `-v`), `W<message>` (a
+//! warning, printed unless `-q`).
 
 use std::io::{BufRead, Write};
 
@@ -10,6 +11,7 @@ pub enum Message {
     Ended(i32),
     Failed(i32, String),
     Info(String),
+    Warning(String),
 }
 
 impl Message {
@@ -20,6 +22,7 @@ impl Message {
             Message::Ended(status) => format!("S{status}"),
             Message::Failed(code, msg) => format!("E{code} {}", msg.replace('\n', " ")),
             Message::Info(msg) => format!("I{}", msg.replace('\n', " ")),
+            Message::Warning(msg) => format!("W{}", msg.replace('\n', " ")),
         };
         out.write_all(format!("{line}\n").as_bytes())?;
         out.flush()
@@ -41,6 +44,7 @@ impl Message {
                 Some(Message::Failed(code.parse().ok()?, msg.to_string()))
             }
             "I" => Some(Message::Info(rest.to_string())),
+            "W" => Some(Message::Warning(rest.to_string())),
             _ => None,
         }
     }
@@ -55,6 +59,7 @@ mod tests {
         let msgs = [
             Message::Started(42),
             Message::Info("newroot: /x".into()),
+            Message::Warning("join: not using /tmp/x: owner uid 7".into()),
             Message::Failed(31, "can't bind: source not found: /a b".into()),
             Message::Ended(0x0f00),
         ];

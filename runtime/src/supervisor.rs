@@ -78,13 +78,14 @@ fn start(plan: &Plan, reporter: &mut Reporter) -> Result<Started, Failure> {
     } else {
         Some(quiet_stderr()?)
     };
-    let mut say = |msg: String| {
-        if plan.verbose >= 1 {
-            reporter.send(Message::Info(msg));
+    // Info lines print at -v; warnings always (the waiting process leaves them out at -q).
+    let mut tell = |msg: Message| {
+        if plan.verbose >= 1 || !matches!(msg, Message::Info(_)) {
+            reporter.send(msg);
         }
     };
     for note in &plan.notes {
-        say(note.clone());
+        tell(Message::Info(note.clone()));
     }
     let (server, membership) = match &plan.join {
         join::Plan::None => {
@@ -92,7 +93,7 @@ fn start(plan: &Plan, reporter: &mut Reporter) -> Result<Started, Failure> {
             (rootfs::build(plan)?, Membership::Alone)
         }
         join::Plan::Pid(pid) => {
-            say(format!("joining namespaces of pid {pid}"));
+            tell(Message::Info(format!("joining namespaces of pid {pid}")));
             // Sealed before it is in the container's namespaces, where its root could look.
             userns::seal()?;
             userns::Namespaces::of_pid_for_join(*pid)?.join()?;
@@ -101,7 +102,7 @@ fn start(plan: &Plan, reporter: &mut Reporter) -> Result<Started, Failure> {
         join::Plan::Group(group) => {
             let deadline = Instant::now() + join::CLAIM_TIMEOUT;
             loop {
-                match join::claim(group, deadline, &mut say)? {
+                match join::claim(group, deadline, &mut tell)? {
                     join::Claim::Winner(listener) => {
                         userns::enter(plan.uid, plan.gid)?;
                         let server = rootfs::build(plan)?;
@@ -115,14 +116,14 @@ fn start(plan: &Plan, reporter: &mut Reporter) -> Result<Started, Failure> {
                             Some(member) => break (None, Membership::Peer(member)),
                             // The winner closed its group (or failed) before taking us in:
                             // find or start another.
-                            None => say("join: winner gone; trying again".into()),
+                            None => tell(Message::Info("join: winner gone; trying again".into())),
                         }
                     }
                 }
             }
         }
     };
-    say(plan.executing.clone());
+    tell(Message::Info(plan.executing.clone()));
     prctl::set_no_new_privs()
         .map_err(|e| Failure::Runtime(format!("can't set no_new_privs: {e}")))?;
     let command = plan
@@ -170,7 +171,7 @@ fn supervise(started: Started, mut reporter: Reporter, lifeline: OwnedFd, verbos
             Err(_) => break, // ECHILD: nothing of ours is left running.
         }
     }
-    started.membership.wait_for_peers();
+    started.membership.end();
     std::process::exit(0)
 }
 

@@ -155,6 +155,11 @@ fn wait_for_command(
                     eprintln!("ch-run[{}]: {msg}", std::process::id());
                 }
             }
+            Some(Message::Warning(msg)) => {
+                if verbose >= 0 {
+                    say("warning", &msg);
+                }
+            }
             Some(Message::Started(pid)) => command = Some(Pid::from_raw(pid)),
             Some(Message::Ended(raw)) => return Ok(ending(raw)),
             Some(Message::Failed(code, msg)) => {

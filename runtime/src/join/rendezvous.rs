@@ -1,0 +1,583 @@
+//! Where the peers of a `--join` group meet: a Unix socket, named for the group's tag, in a
+//! directory that only this user can write to.
+//!
+//! Not an abstract socket (ch-run's first design) nor a name in `/dev/shm` (Charliecloud's
+//! semaphore and shared memory, `/ch-run_TAG`, in bin/ch_core.c): both are names every user
+//! of the node shares, and the tag is guessable (`SLURM_STEP_ID`, the parent's pid), so
+//! another user who takes the name first makes the group fail or wait for its timeout.
+//! Nobody else can make a name in a directory that is ours and closed to others.
+//!
+//! The directory is the first usable one of:
+//! 1. `$XDG_RUNTIME_DIR/ch-run-join`: the user's own tmpfs (systemd-logind), when set;
+//! 2. `/tmp/ch-run-join.UID`: on every node, but anyone can make that name first;
+//! 3. `$HOME/.ch-run-join.HOST`: nobody else can write there; the host name because home
+//!    directories are usually shared between nodes.
+//!
+//! Usable: made with mode 0700 or found, then opened without following a symlink and
+//! checked through that descriptor: a directory of ours, closed to group and others, in a
+//! base that is ours or root's and that others cannot write to (unless it is sticky, like
+//! `/tmp`, where only the owner may rename or remove an entry). A name someone else holds is
+//! passed over at once, with a warning naming it, never waited on; every peer walks the
+//! same list, so they all arrive at the same directory.
+//!
+//! Inside, one socket per tag. An exclusive `flock(2)` on the directory covers every change
+//! to it: becoming the winner (bind and listen) or finding it (connect), removing a socket
+//! whose listener is gone (a killed winner), removing the directory once it is empty. A
+//! winner listens before it lets go of the lock, so a socket that refuses a connection under
+//! the lock has no listener, and is taken over at once instead of waited on. Whoever of a
+//! group ends removes what is dead and, if nothing else is left, the directory: the winner
+//! when its group is complete, every peer when it exits (after a killed winner).
+//!
+//! Sockets are reached through `/proc/self/fd/N/NAME`: the directory's own path may be longer
+//! than `sun_path` allows (108 bytes) and is not looked up again after the check.
+
+use std::fmt::Write as _;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use nix::dir::Dir;
+use nix::errno::Errno;
+use nix::fcntl::{fcntl, open, openat, FcntlArg, Flock, FlockArg, OFlag};
+use nix::sys::socket::{
+    bind, connect, listen, socket, AddressFamily, Backlog, SockFlag, SockType, UnixAddr,
+};
+use nix::sys::stat::{fstat, fstatat, mkdirat, FileStat, Mode, SFlag};
+use nix::unistd::{geteuid, unlinkat, UnlinkatFlags};
+
+use crate::failure::{with_errno, Failure};
+
+/// Longest socket name: `sun_path` holds 107 bytes and a NUL; `/proc/self/fd/`, a
+/// descriptor of up to 10 digits and a slash come first.
+const MAX_ENTRY: usize = 107 - "/proc/self/fd/".len() - 10 - 1;
+
+fn runtime(what: impl std::fmt::Display, e: Errno) -> Failure {
+    Failure::Runtime(with_errno(what, e))
+}
+
+/// `text` with every byte but `[A-Za-z0-9._-]` written `%XX`: a file name, one to one.
+fn escape(text: &str) -> String {
+    let mut out = String::new();
+    for b in text.bytes() {
+        if b.is_ascii_alphanumeric() || b"._-".contains(&b) {
+            out.push(b as char);
+        } else {
+            let _ = write!(out, "%{b:02X}");
+        }
+    }
+    out
+}
+
+/// FNV-1a, 128 bits: names a tag too long to spell out (only this user's own tags share the
+/// directory, so only an accident could collide).
+fn fnv1a_128(bytes: &[u8]) -> u128 {
+    const OFFSET: u128 = 0x6c62_272e_07bb_0142_62b8_2175_6295_c58d;
+    const PRIME: u128 = 0x0000_0000_0100_0000_0000_0000_0000_013b;
+    bytes
+        .iter()
+        .fold(OFFSET, |h, &b| (h ^ u128::from(b)).wrapping_mul(PRIME))
+}
+
+/// The socket's name for a group tag: `tag-TAG` escaped, or `hash-…` when that is too long.
+pub fn entry_name(tag: &str) -> String {
+    let name = format!("tag-{}", escape(tag));
+    if name.len() <= MAX_ENTRY {
+        name
+    } else {
+        format!("hash-{:032x}", fnv1a_128(tag.as_bytes()))
+    }
+}
+
+/// The directories to try, in order: (base, name of ours in it).
+fn candidates(
+    env: &dyn Fn(&str) -> Option<String>,
+    uid: u32,
+    host: &str,
+) -> Vec<(PathBuf, String)> {
+    let absolute = |var| env(var).filter(|d| d.starts_with('/'));
+    let mut list = Vec::new();
+    if let Some(dir) = absolute("XDG_RUNTIME_DIR") {
+        list.push((PathBuf::from(dir), "ch-run-join".to_string()));
+    }
+    list.push((PathBuf::from("/tmp"), format!("ch-run-join.{uid}")));
+    if let Some(home) = absolute("HOME") {
+        list.push((
+            PathBuf::from(home),
+            format!(".ch-run-join.{}", escape(host)),
+        ));
+    }
+    list
+}
+
+/// Why a candidate was passed over: quietly (it does not exist, can't be made) or loudly
+/// (someone else holds the name, or it is open to others).
+enum Skip {
+    Quiet(String),
+    Loud(String),
+}
+
+fn is_closed_to_others(st: &FileStat) -> bool {
+    st.st_mode & 0o077 == 0
+}
+
+/// Ours or root's, and nobody else may rename what is in it: not writable by group or
+/// others, or sticky.
+fn is_safe_base(st: &FileStat, uid: u32) -> bool {
+    (st.st_uid == uid || st.st_uid == 0)
+        && (st.st_mode & 0o022 == 0 || st.st_mode & Mode::S_ISVTX.bits() != 0)
+}
+
+fn owned(raw: i32) -> OwnedFd {
+    // SAFETY: the caller just got `raw` from a system call that made a new descriptor.
+    unsafe { OwnedFd::from_raw_fd(raw) }
+}
+
+/// The group directory: where its socket is, open.
+pub struct Place {
+    /// The directory the group directory is in (to remove it).
+    base: OwnedFd,
+    /// The group directory's name in `base`.
+    name: String,
+    /// The group directory, open for reading (flock and listing need that).
+    dir: OwnedFd,
+    /// Its path, for messages.
+    shown: PathBuf,
+}
+
+impl Place {
+    /// The first usable directory of the list (see the module's comment); passing over one
+    /// that someone else holds is a warning.
+    pub fn choose(warn: &mut dyn FnMut(String)) -> Result<Place, Failure> {
+        let uid = geteuid().as_raw();
+        let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
+        let mut skipped = Vec::new();
+        for (base, name) in candidates(&|v| std::env::var(v).ok(), uid, host.trim()) {
+            match Place::open(&base, &name, uid) {
+                Ok(place) => return Ok(place),
+                Err(Skip::Quiet(why)) => skipped.push(why),
+                Err(Skip::Loud(why)) => {
+                    warn(format!("join: not using {why}"));
+                    skipped.push(why);
+                }
+            }
+        }
+        Err(Failure::Runtime(format!(
+            "join: no private directory for the peer group socket: {}",
+            skipped.join("; ")
+        )))
+    }
+
+    /// `base/name`, made if missing, if it is usable.
+    fn open(base: &Path, name: &str, uid: u32) -> Result<Place, Skip> {
+        let shown = base.join(name);
+        let at = |what: &str, e: Errno| format!("{}: {what}: {}", shown.display(), e.desc());
+        let base_fd = open(
+            base,
+            OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )
+        .map(owned)
+        .map_err(|e| Skip::Quiet(at("can't open its parent", e)))?;
+        let st = fstat(base_fd.as_raw_fd()).map_err(|e| Skip::Quiet(at("can't stat", e)))?;
+        if !is_safe_base(&st, uid) {
+            return Err(Skip::Loud(format!(
+                "{}: its parent is writable by others or not ours (owner uid {}, mode {:04o})",
+                shown.display(),
+                st.st_uid,
+                st.st_mode & 0o7777
+            )));
+        }
+        match mkdirat(Some(base_fd.as_raw_fd()), name, Mode::S_IRWXU) {
+            Ok(()) | Err(Errno::EEXIST) => {}
+            Err(e) => return Err(Skip::Quiet(at("can't mkdir", e))),
+        }
+        // It exists now: anything but our own private directory is someone else's doing (or
+        // a mistake), and worth a warning.
+        let dir = openat(
+            Some(base_fd.as_raw_fd()),
+            name,
+            OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )
+        .map(owned)
+        .map_err(|e| {
+            Skip::Loud(at(
+                "can't open it as a directory (not following symlinks)",
+                e,
+            ))
+        })?;
+        let st = fstat(dir.as_raw_fd()).map_err(|e| Skip::Loud(at("can't stat", e)))?;
+        if st.st_uid != uid || !is_closed_to_others(&st) {
+            return Err(Skip::Loud(format!(
+                "{}: not a private directory of ours (owner uid {}, mode {:04o})",
+                shown.display(),
+                st.st_uid,
+                st.st_mode & 0o7777
+            )));
+        }
+        Ok(Place {
+            base: base_fd,
+            name: name.to_string(),
+            dir,
+            shown,
+        })
+    }
+
+    /// Where an entry's socket is, for messages.
+    pub fn path_of(&self, entry: &str) -> PathBuf {
+        self.shown.join(entry)
+    }
+
+    fn address(&self, entry: &str) -> Result<UnixAddr, Failure> {
+        UnixAddr::new(format!("/proc/self/fd/{}/{entry}", self.dir.as_raw_fd()).as_str())
+            .map_err(|e| runtime("join: bad socket name", e))
+    }
+
+    /// Takes the directory's lock; None if the directory was removed meanwhile (the last of
+    /// another group found it empty): choose again, and a new one is made.
+    pub fn lock(&self, deadline: Instant) -> Result<Option<Locked<'_>>, Failure> {
+        let mut pause = Duration::from_millis(1);
+        loop {
+            // A lock belongs to the open file (this process's), shared by its duplicates.
+            let fd = self
+                .dir
+                .try_clone()
+                .map_err(|e| Failure::Runtime(format!("join: can't duplicate descriptor: {e}")))?;
+            match Flock::lock(fd, FlockArg::LockExclusiveNonblock) {
+                Ok(lock) => {
+                    let st = fstat(self.dir.as_raw_fd()).map_err(|e| {
+                        runtime(format!("join: can't stat {}", self.shown.display()), e)
+                    })?;
+                    if st.st_nlink == 0 {
+                        return Ok(None);
+                    }
+                    return Ok(Some(Locked {
+                        place: self,
+                        _lock: lock,
+                    }));
+                }
+                Err((_, Errno::EWOULDBLOCK | Errno::EINTR)) => {}
+                Err((_, e)) => {
+                    return Err(runtime(
+                        format!("join: can't lock {}", self.shown.display()),
+                        e,
+                    ))
+                }
+            }
+            // Held for the few system calls of a claim: short waits, a bounded total.
+            if Instant::now() >= deadline {
+                return Err(Failure::Runtime("timeout waiting for join lock".into()));
+            }
+            std::thread::sleep(pause);
+            pause = (pause * 2).min(Duration::from_millis(20));
+        }
+    }
+
+    /// Removes what a group left that nothing uses any more (dead sockets, then the
+    /// directory if empty), if the lock comes within `patience`.
+    pub fn tidy(&self, patience: Duration) {
+        if let Ok(Some(locked)) = self.lock(Instant::now() + patience) {
+            locked.tidy();
+        }
+    }
+}
+
+/// What a connection to a group's socket found.
+pub enum Reached {
+    /// The winner's listener: our connection.
+    Listener(OwnedFd),
+    /// The winner's backlog is full: try again shortly.
+    Busy,
+    /// A socket nobody listens on (its winner was killed).
+    Dead,
+    /// No socket: there is no winner.
+    Absent,
+}
+
+/// The directory, locked: the only state in which its entries change.
+pub struct Locked<'a> {
+    place: &'a Place,
+    _lock: Flock<OwnedFd>,
+}
+
+impl Locked<'_> {
+    /// Connects to the socket `entry` (close-on-exec, blocking once connected).
+    pub fn connect(&self, entry: &str) -> Result<Reached, Failure> {
+        let addr = self.place.address(entry)?;
+        // Non-blocking: a full backlog must not keep the lock held (the winner may need it).
+        let fd = new_socket(SockType::SeqPacket, SockFlag::SOCK_NONBLOCK)?;
+        match connect(fd.as_raw_fd(), &addr) {
+            Ok(()) => {
+                fcntl(fd.as_raw_fd(), FcntlArg::F_SETFL(OFlag::empty()))
+                    .map_err(|e| runtime("join: can't make socket blocking", e))?;
+                Ok(Reached::Listener(fd))
+            }
+            Err(Errno::EAGAIN) => Ok(Reached::Busy),
+            Err(Errno::ECONNREFUSED) => Ok(Reached::Dead),
+            Err(Errno::ENOENT) => Ok(Reached::Absent),
+            Err(e) => Err(runtime(
+                format!(
+                    "join: can't connect to {}",
+                    self.place.path_of(entry).display()
+                ),
+                e,
+            )),
+        }
+    }
+
+    /// Removes the dead socket `entry` (a winner that was killed); anything else there is
+    /// in the way and an error.
+    pub fn remove_dead(&self, entry: &str) -> Result<(), Failure> {
+        if !self.is_socket(entry) {
+            return Err(Failure::Runtime(format!(
+                "join: {} is in the way (not a socket)",
+                self.place.path_of(entry).display()
+            )));
+        }
+        self.remove(entry);
+        Ok(())
+    }
+
+    /// Removes `entry` (gone already is fine).
+    pub fn remove(&self, entry: &str) {
+        let _ = unlinkat(
+            Some(self.place.dir.as_raw_fd()),
+            entry,
+            UnlinkatFlags::NoRemoveDir,
+        );
+    }
+
+    /// Makes the socket `entry` and listens on it (close-on-exec).
+    pub fn listen(&self, entry: &str) -> Result<OwnedFd, Failure> {
+        let addr = self.place.address(entry)?;
+        let fd = new_socket(SockType::SeqPacket, SockFlag::empty())?;
+        bind(fd.as_raw_fd(), &addr).map_err(|e| {
+            runtime(
+                format!("join: can't bind {}", self.place.path_of(entry).display()),
+                e,
+            )
+        })?;
+        listen(&fd, Backlog::new(128).unwrap_or(Backlog::MAXCONN))
+            .map_err(|e| runtime("join: can't listen", e))?;
+        Ok(fd)
+    }
+
+    fn is_socket(&self, entry: &str) -> bool {
+        fstatat(
+            Some(self.place.dir.as_raw_fd()),
+            entry,
+            nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW,
+        )
+        .is_ok_and(|st| st.st_mode & SFlag::S_IFMT.bits() == SFlag::S_IFSOCK.bits())
+    }
+
+    /// Whether `entry` is a socket nobody listens on. A datagram socket's connect asks
+    /// without being a connection: a listener of another type answers EPROTOTYPE, a socket
+    /// without one ECONNREFUSED (Linux, net/unix/af_unix.c), and no winner ever sees it.
+    fn is_dead_socket(&self, entry: &str) -> bool {
+        if !self.is_socket(entry) {
+            return false;
+        }
+        let (Ok(addr), Ok(probe)) = (
+            self.place.address(entry),
+            new_socket(SockType::Datagram, SockFlag::empty()),
+        ) else {
+            return false;
+        };
+        connect(probe.as_raw_fd(), &addr) == Err(Errno::ECONNREFUSED)
+    }
+
+    /// Removes dead sockets, then the directory if nothing else is in it.
+    pub fn tidy(&self) {
+        let listing = Dir::openat(
+            Some(self.place.dir.as_raw_fd()),
+            ".",
+            OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        );
+        let Ok(mut listing) = listing else { return };
+        let mut left = 0;
+        for entry in listing.iter().flatten() {
+            let name = entry.file_name().to_bytes();
+            if name == b"." || name == b".." {
+                continue;
+            }
+            match std::str::from_utf8(name) {
+                Ok(name) if self.is_dead_socket(name) => self.remove(name),
+                _ => left += 1,
+            }
+        }
+        if left == 0 {
+            // Whoever waits for the lock sees the directory gone and makes a new one.
+            let _ = unlinkat(
+                Some(self.place.base.as_raw_fd()),
+                self.place.name.as_str(),
+                UnlinkatFlags::RemoveDir,
+            );
+        }
+    }
+}
+
+fn new_socket(kind: SockType, flags: SockFlag) -> Result<OwnedFd, Failure> {
+    socket(
+        AddressFamily::Unix,
+        kind,
+        SockFlag::SOCK_CLOEXEC | flags,
+        None,
+    )
+    .map_err(|e| runtime("join: can't make socket", e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn entry_names_spell_out_tags_or_hash_long_ones() {
+        assert_eq!(entry_name("7"), "tag-7");
+        assert_eq!(entry_name("a/b c"), "tag-a%2Fb%20c");
+        assert_eq!(entry_name(".."), "tag-..");
+        assert_ne!(entry_name("a/b"), entry_name("a%2Fb"));
+        let long = "x".repeat(200);
+        let name = entry_name(&long);
+        assert!(
+            name.starts_with("hash-") && name.len() <= MAX_ENTRY,
+            "{name}"
+        );
+        assert_ne!(name, entry_name(&"x".repeat(201)));
+        // The longest that is spelled out still fits a socket address with any descriptor.
+        let fits = "y".repeat(MAX_ENTRY - "tag-".len());
+        let addr = format!("/proc/self/fd/{}/{}", i32::MAX, entry_name(&fits));
+        assert!(UnixAddr::new(addr.as_str()).is_ok());
+        assert!(entry_name(&format!("{fits}y")).starts_with("hash-"));
+    }
+
+    #[test]
+    fn candidates_come_in_order() {
+        let env = |v: &str| match v {
+            "XDG_RUNTIME_DIR" => Some("/run/user/5".to_string()),
+            "HOME" => Some("/home/u".to_string()),
+            _ => None,
+        };
+        let list = candidates(&env, 5, "n1/x");
+        let paths: Vec<PathBuf> = list.iter().map(|(b, n)| b.join(n)).collect();
+        assert_eq!(
+            paths,
+            [
+                "/run/user/5/ch-run-join",
+                "/tmp/ch-run-join.5",
+                "/home/u/.ch-run-join.n1%2Fx"
+            ]
+            .map(PathBuf::from)
+        );
+        // Relative or missing variables are no candidates.
+        let env = |v: &str| (v == "XDG_RUNTIME_DIR").then(|| "run".to_string());
+        assert_eq!(candidates(&env, 5, "h").len(), 1);
+    }
+
+    fn scratch(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("ch-rendezvous-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+        dir
+    }
+
+    fn me() -> u32 {
+        geteuid().as_raw()
+    }
+
+    #[test]
+    fn only_a_private_directory_of_ours_is_used() {
+        let base = scratch("private");
+        let place = Place::open(&base, "d", me()).ok().expect("made and usable");
+        let md = std::fs::symlink_metadata(base.join("d")).unwrap();
+        assert_eq!(md.permissions().mode() & 0o7777, 0o700);
+        drop(place);
+        // Open to others: passed over, loudly.
+        std::fs::set_permissions(base.join("d"), std::fs::Permissions::from_mode(0o755)).unwrap();
+        assert!(matches!(Place::open(&base, "d", me()), Err(Skip::Loud(_))));
+        // A symlink to a private directory of ours: not followed.
+        std::os::unix::fs::symlink(base.join("d"), base.join("link")).unwrap();
+        std::fs::set_permissions(base.join("d"), std::fs::Permissions::from_mode(0o700)).unwrap();
+        assert!(matches!(
+            Place::open(&base, "link", me()),
+            Err(Skip::Loud(_))
+        ));
+        // A file.
+        std::fs::write(base.join("file"), "").unwrap();
+        assert!(matches!(
+            Place::open(&base, "file", me()),
+            Err(Skip::Loud(_))
+        ));
+        // Someone else's (uid + 1 stands for another user).
+        assert!(matches!(
+            Place::open(&base, "d", me() + 1),
+            Err(Skip::Loud(_))
+        ));
+        // A base others can write to and rename in.
+        std::fs::set_permissions(&base, std::fs::Permissions::from_mode(0o777)).unwrap();
+        assert!(matches!(Place::open(&base, "d", me()), Err(Skip::Loud(_))));
+        std::fs::set_permissions(&base, std::fs::Permissions::from_mode(0o1777)).unwrap();
+        assert!(Place::open(&base, "d", me()).is_ok());
+        // No base: quietly.
+        assert!(matches!(
+            Place::open(&base.join("none"), "d", me()),
+            Err(Skip::Quiet(_))
+        ));
+        std::fs::remove_dir_all(&base).unwrap();
+    }
+
+    #[test]
+    fn a_dead_socket_is_taken_over_and_everything_tidied() {
+        let base = scratch("tidy");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let place = Place::open(&base, "d", me()).ok().unwrap();
+        let locked = place.lock(deadline).unwrap().unwrap();
+        assert!(matches!(locked.connect("tag-a").unwrap(), Reached::Absent));
+        let live = locked.listen("tag-a").unwrap();
+        let dead = locked.listen("tag-b").unwrap();
+        drop(dead);
+        assert!(matches!(locked.connect("tag-b").unwrap(), Reached::Dead));
+        // Probing is not connecting: the live listener has nothing to accept after a tidy.
+        locked.tidy();
+        assert!(base.join("d/tag-a").exists());
+        assert!(!base.join("d/tag-b").exists());
+        nix::fcntl::fcntl(live.as_raw_fd(), FcntlArg::F_SETFL(OFlag::O_NONBLOCK)).unwrap();
+        assert_eq!(
+            nix::sys::socket::accept(live.as_raw_fd()),
+            Err(Errno::EAGAIN)
+        );
+        assert!(matches!(
+            locked.connect("tag-a").unwrap(),
+            Reached::Listener(_)
+        ));
+        // Something that is not a socket is left alone, and so is the directory.
+        std::fs::write(base.join("d/tag-c"), "").unwrap();
+        assert!(locked.remove_dead("tag-c").is_err());
+        drop(live);
+        locked.tidy();
+        assert!(base.join("d/tag-c").exists() && !base.join("d/tag-a").exists());
+        std::fs::remove_file(base.join("d/tag-c")).unwrap();
+        locked.tidy();
+        assert!(!base.join("d").exists());
+        drop(locked);
+        // Whoever waited for the lock learns that the directory is gone.
+        assert!(place.lock(deadline).unwrap().is_none());
+        std::fs::remove_dir_all(&base).unwrap();
+    }
+
+    #[test]
+    fn the_lock_excludes_another_open_directory() {
+        let base = scratch("lock");
+        let one = Place::open(&base, "d", me()).ok().unwrap();
+        let two = Place::open(&base, "d", me()).ok().unwrap();
+        let held = one.lock(Instant::now() + Duration::from_secs(5)).unwrap();
+        let soon = Instant::now() + Duration::from_millis(50);
+        assert!(two.lock(soon).is_err(), "both hold the lock");
+        drop(held);
+        assert!(two.lock(soon + Duration::from_secs(5)).unwrap().is_some());
+        std::fs::remove_dir_all(&base).unwrap();
+    }
+}
