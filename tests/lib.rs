@@ -4,6 +4,7 @@
 
 pub mod container;
 pub mod corpus;
+pub mod fuse_daemon;
 pub mod hostile;
 pub mod snapshot;
 pub mod sys;

@@ -3,10 +3,14 @@
 //! in-process.
 
 pub mod attr;
+pub mod auto_unmount;
 pub mod dirplus;
 pub mod fs;
+pub mod fuse_mount;
+pub mod fusermount;
 pub mod handles;
 pub mod mount;
+pub mod mountinfo;
 pub mod nodes;
 pub mod options;
 pub mod prefetch;

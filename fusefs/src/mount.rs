@@ -1,22 +1,28 @@
 //! Mounting: open and check the image first, daemonize (the command returns only once the
-//! mount is ready, or has failed, like squashfuse), mount, serve, and unmount on SIGTERM,
-//! SIGINT, SIGHUP or after `-o timeout=N` idle seconds.
+//! mount is ready, or has failed, like squashfuse), mount, serve. SIGTERM (as squashfuse
+//! does since 0.2.0), SIGINT and SIGHUP (which squashfuse, through libfuse, takes as "exit
+//! now", cutting open files off) and `-o timeout=N` idle seconds detach the mount lazily:
+//! it leaves the tree at once, and the daemon serves the files still open in it until the
+//! last is closed, then exits.
 
 use std::fs::File;
 use std::io::{Read, Write};
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
-use fuser::{Config, MountOption, Session, SessionACL, SessionUnmounter};
+use fuser::{Config, Session, SessionACL};
+use nix::fcntl::OFlag;
 use nix::sys::signal::{SigSet, Signal};
-use nix::unistd::{fork, pipe, setsid, ForkResult};
+use nix::unistd::{fork, pipe2, setsid, ForkResult};
 use sqfs::{Archive, OpenOptions};
 
 use crate::attr::Owners;
+use crate::auto_unmount::Watcher;
 use crate::fs::SquashFs;
+use crate::fuse_mount;
 use crate::options::MountConfig;
 
 /// Opens the image and finds the mount root: every error a user can fix shows here, before
@@ -56,53 +62,28 @@ fn check_mountpoint(path: &Path) -> Result<(), String> {
     }
 }
 
-/// The mount options FUSE is given.
+/// fuser's settings: the worker threads (the mount itself is made in `fuse_mount`).
 fn fuse_config(config: &MountConfig) -> Config {
-    let mut options = vec![
-        MountOption::RO,
-        MountOption::FSName(
-            config
-                .fsname
-                .clone()
-                .unwrap_or_else(|| config.image.display().to_string()),
-        ),
-        // On the mount(2) path only a custom subtype option is honoured.
-        MountOption::CUSTOM(format!(
-            "subtype={}",
-            config.subtype.as_deref().unwrap_or("squashfuse")
-        )),
-    ];
-    options.push(if config.suid {
-        MountOption::Suid
-    } else {
-        MountOption::NoSuid
-    });
-    options.push(if config.dev {
-        MountOption::Dev
-    } else {
-        MountOption::NoDev
-    });
-    if config.noexec {
-        options.push(MountOption::NoExec);
-    }
-    if config.noatime {
-        options.push(MountOption::NoAtime);
-    }
-    if config.default_permissions {
-        options.push(MountOption::DefaultPermissions);
-    }
     let mut cfg = Config::default();
-    cfg.mount_options = options;
-    cfg.acl = if config.allow_other {
+    cfg.n_threads = Some(if config.single_thread {
+        1
+    } else {
+        config.max_threads.unwrap_or_else(threads)
+    });
+    SquashFs::configure(&mut cfg);
+    cfg
+}
+
+/// Who the session lets in. With allow_root the kernel lets everyone through
+/// (`allow_other`) and the session turns away all but root and the owner, as libfuse does.
+fn session_acl(config: &MountConfig) -> SessionACL {
+    if config.allow_other {
         SessionACL::All
     } else if config.allow_root {
         SessionACL::RootAndOwner
     } else {
         SessionACL::Owner
-    };
-    cfg.n_threads = Some(if config.single_thread { 1 } else { threads() });
-    SquashFs::configure(&mut cfg);
-    cfg
+    }
 }
 
 fn threads() -> usize {
@@ -166,7 +147,9 @@ static DAEMONIZED: AtomicBool = AtomicBool::new(false);
 /// Forks; the parent waits for the child's word and exits with it. Returns, in the child,
 /// the pipe to report on. Must run before any thread is started.
 fn daemonize() -> Result<OwnedFd, String> {
-    let (read_end, write_end) = pipe().map_err(|e| format!("pipe: {e}"))?;
+    // Close-on-exec: a helper the daemon starts and that outlives the mount (fusermount3
+    // with auto_unmount) must not hold the parent's wait open.
+    let (read_end, write_end) = pipe2(OFlag::O_CLOEXEC).map_err(|e| format!("pipe: {e}"))?;
     // SAFETY: no threads exist yet (the image was opened without any), so the child may
     // run arbitrary code.
     match unsafe { fork() }.map_err(|e| format!("fork: {e}"))? {
@@ -201,8 +184,8 @@ fn mount_and_serve(
     root: sqfs::Inode,
     outcome: &mut Outcome,
 ) -> Result<(), String> {
-    // Signals go to a thread that unmounts; block them before any thread exists so every
-    // thread inherits the mask.
+    // Signals go to a thread that detaches the mount; block them before any thread exists
+    // so every thread inherits the mask.
     let mut signals = SigSet::empty();
     for s in [Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP] {
         signals.add(s);
@@ -215,44 +198,81 @@ fn mount_and_serve(
         let _ = env_logger::Builder::new()
             .filter_level(log::LevelFilter::Debug)
             .try_init();
+        for (option, why) in &config.no_effect {
+            log::debug!("option {option} has no effect: {why}");
+        }
     }
-    let owners = Owners {
-        uid: config.uid,
-        gid: config.gid,
+    // mountinfo names mount points with symlinks resolved.
+    let mountpoint = config
+        .mountpoint
+        .canonicalize()
+        .map_err(|e| format!("{}: {e}", config.mountpoint.display()))?;
+    let mut watcher = if config.auto_unmount {
+        Some(Watcher::start(&mountpoint)?)
+    } else {
+        None
     };
-    let mut fs = SquashFs::new(archive, root, owners, threads());
-    if config.timeout.is_some() {
-        fs = fs.counting_opens();
+    let (device, mounted) = fuse_mount::mount(config, &mountpoint)?;
+    if let Some(watcher) = watcher.as_mut() {
+        watcher.mounted(mounted.device);
     }
-    let slots = fs.session_slots();
-    let monitor = fs.monitor();
-    let mut session = Session::new(fs, &config.mountpoint, &fuse_config(config))
-        .map_err(|e| format!("mount {}: {e}", config.mountpoint.display()))?;
-    slots
-        .fill(&session)
-        .map_err(|e| format!("/dev/fuse: {e}"))?;
-    let unmounter = Arc::new(Mutex::new(session.unmount_callable()));
-    let mountpoint = config.mountpoint.clone();
+    let mounted = Arc::new(mounted);
+    let session = (|| {
+        let owners = Owners {
+            uid: config.uid,
+            gid: config.gid,
+        };
+        let mut fs = SquashFs::new(archive, root, owners, threads());
+        // -o timeout counts open files; allow_root needs every open asked for, as the
+        // session turns away another user's OPEN (with files opened without a request,
+        // pages and entries root left in the cache would be read by anyone).
+        if config.timeout.is_some() || config.allow_root {
+            fs = fs.counting_opens();
+        }
+        let slots = fs.session_slots();
+        let monitor = fs.monitor();
+        // The kernel queued INIT when the mount was made; the session answers it here.
+        let session = Session::from_fd(fs, device, session_acl(config), fuse_config(config))
+            .map_err(|e| format!("FUSE session on {}: {e}", mountpoint.display()))?;
+        slots
+            .fill(&session)
+            .map_err(|e| format!("/dev/fuse: {e}"))?;
+        Ok((session, monitor))
+    })();
+    let (session, monitor) = match session {
+        Ok(s) => s,
+        Err(e) => {
+            // Leave no mount behind that nobody serves.
+            let _ = mounted.detach();
+            return Err(e);
+        }
+    };
 
     {
-        let (unmounter, mountpoint) = (unmounter.clone(), mountpoint.clone());
+        let mounted = mounted.clone();
         std::thread::Builder::new()
             .name("signals".into())
             .spawn(move || {
-                if signals.wait().is_ok() {
-                    unmount(&unmounter, &mountpoint);
+                // Every signal asks again: a detach that could not be done (fusermount3
+                // missing, say) may be retried by signalling again.
+                while let Ok(signal) = signals.wait() {
+                    log::debug!("{signal}: detaching the mount");
+                    detach(&mounted);
                 }
             })
             .map_err(|e| e.to_string())?;
     }
     if let Some(timeout) = config.timeout {
-        let (unmounter, mountpoint) = (unmounter.clone(), mountpoint.clone());
+        let mounted = mounted.clone();
         std::thread::Builder::new()
             .name("idle-timeout".into())
             .spawn(move || loop {
                 std::thread::sleep(Duration::from_millis(250));
-                if monitor.idle_secs().is_some_and(|idle| idle >= timeout) {
-                    unmount(&unmounter, &mountpoint);
+                // Strictly more than N whole seconds since the last request's second: at
+                // least N seconds idle (squashfuse compares the same way).
+                if monitor.idle_secs().is_some_and(|idle| idle > timeout) {
+                    log::debug!("idle for {timeout} s: detaching the mount");
+                    detach(&mounted);
                     break;
                 }
             })
@@ -266,30 +286,34 @@ fn mount_and_serve(
         parent: outcome.parent.take(),
         notify_pipe: outcome.notify_pipe.take(),
     };
-    let (foreground, window) = (
-        config.foreground,
-        config.read_ahead_kb.unwrap_or(crate::readahead::DEFAULT_KB),
-    );
-    std::thread::Builder::new()
-        .name("ready".into())
-        .spawn(move || {
-            crate::readahead::set(&mountpoint, window);
-            ready.report(&Ok(()));
-            if !foreground {
-                detach_stdio();
-            }
-        })
-        .map_err(|e| e.to_string())?;
-    session
+    let (foreground, window) = (config.foreground, config.readahead_window_kb());
+    {
+        let mountpoint = mountpoint.clone();
+        std::thread::Builder::new()
+            .name("ready".into())
+            .spawn(move || {
+                crate::readahead::set(&mountpoint, window);
+                ready.report(&Ok(()));
+                if !foreground {
+                    detach_stdio();
+                }
+            })
+            .map_err(|e| e.to_string())?;
+    }
+    // Serves until the kernel ends the session: when the mount is unmounted, or, once it
+    // is detached, when the last file open in it is closed. Nothing is unmounted after
+    // that: the mount is gone, and whatever is at the path now is not ours.
+    let served = session
         .run()
-        .map_err(|e| format!("serving {}: {e}", config.mountpoint.display()))
+        .map_err(|e| format!("serving {}: {e}", mountpoint.display()));
+    drop(watcher);
+    served
 }
 
-/// Unmounts; a busy mount is detached (it goes once its last user leaves) rather than kept.
-fn unmount(unmounter: &Mutex<SessionUnmounter>, mountpoint: &Path) {
-    let mut u = unmounter.lock().unwrap_or_else(|e| e.into_inner());
-    if u.unmount().is_err() {
-        let _ = nix::mount::umount2(mountpoint, nix::mount::MntFlags::MNT_DETACH);
+/// Detaches the mount (see `Mounted::detach`); why it could not is logged with -d.
+fn detach(mounted: &fuse_mount::Mounted) {
+    if let Err(e) = mounted.detach() {
+        log::debug!("not detached: {e}");
     }
 }
 
