@@ -527,6 +527,18 @@ fn cat_as_plain_user(path: &Path) -> std::process::Output {
     )
 }
 
+/// `args` then `path`, run as the plain user.
+fn as_plain_user(args: &[&str], path: &Path) -> std::process::Output {
+    ensure_plain_user();
+    output_within(
+        Command::new("runuser")
+            .args(["-u", PLAIN_USER, "--"])
+            .args(args)
+            .arg(path),
+        PATIENCE,
+    )
+}
+
 fn denied(out: &std::process::Output) -> bool {
     !out.status.success() && String::from_utf8_lossy(&out.stderr).contains("Permission denied")
 }
@@ -636,6 +648,28 @@ fn allow_root_lets_root_in_and_turns_other_users_away() {
         "allow_root let another user in: {}",
         summary(&out)
     );
+    // Root has listed and stat-ed what follows: nothing of it may reach another user from
+    // the kernel's caches either.
+    let dir = m.dir.join(READABLE).parent().unwrap().to_path_buf();
+    let listed = std::fs::read_dir(&dir).unwrap().count();
+    assert!(listed > 0);
+    std::fs::metadata(m.dir.join(READABLE)).unwrap();
+    for (what, args) in [
+        ("listed a directory", vec!["ls", "-l"]),
+        ("stat-ed a file", vec!["stat"]),
+    ] {
+        let target = if args[0] == "ls" {
+            dir.clone()
+        } else {
+            m.dir.join(READABLE)
+        };
+        let out = as_plain_user(&args, &target);
+        assert!(
+            denied(&out),
+            "allow_root let another user in: {what}: {}",
+            summary(&out)
+        );
+    }
     let (_, _, options) = mount_fields(&m.dir);
     assert!(options.iter().any(|o| o == "allow_other"), "{options:?}");
 }

@@ -58,6 +58,11 @@ pub struct SquashFs {
     no_open: bool,
     /// Opens must be seen (and counted): never ask the kernel to skip them.
     count_opens: bool,
+    /// Every access must reach the session (`-o allow_root`: the kernel lets every user
+    /// through and the session turns away all but root and the owner), so nothing the
+    /// kernel could answer from its caches for someone else: no cached entries or
+    /// attributes, directories and files opened by request.
+    uncached: bool,
     /// The image has no xattrs at all (no xattr ids), so no inode can have one.
     no_xattrs: bool,
 }
@@ -134,6 +139,7 @@ impl SquashFs {
             no_opendir: false,
             no_open: false,
             count_opens: false,
+            uncached: false,
             no_xattrs,
             background: Background::start(archive.clone(), notifier.clone(), prefetch_threads),
             nodes: Nodes::new(root),
@@ -152,6 +158,23 @@ impl SquashFs {
     pub fn counting_opens(mut self) -> Self {
         self.count_opens = true;
         self
+    }
+
+    /// Lets no access bypass the session's check of who asks (see `uncached`): for
+    /// `-o allow_root`. Costs a request per lookup, stat and open.
+    pub fn checking_every_access(mut self) -> Self {
+        self.count_opens = true;
+        self.uncached = true;
+        self
+    }
+
+    /// How long the kernel may keep a name's entry (a positive or a negative one).
+    fn entry_ttl(&self) -> Duration {
+        if self.uncached {
+            Duration::ZERO
+        } else {
+            FOREVER
+        }
     }
 
     /// What this filesystem takes from its session once the session exists (it is made
@@ -215,7 +238,7 @@ impl SquashFs {
     }
 
     fn ttl(&self, inode: &Inode) -> Duration {
-        if self.nodes.attrs_cacheable(inode.number) {
+        if !self.uncached && self.nodes.attrs_cacheable(inode.number) {
             FOREVER
         } else {
             Duration::ZERO
@@ -362,9 +385,10 @@ impl Filesystem for SquashFs {
         // Opening a directory needs nothing from us: without OPENDIR and RELEASEDIR a
         // warm `ls -R` costs no request at all (the kernel then keeps directory listings
         // cached, as FOPEN_CACHE_DIR | FOPEN_KEEP_CACHE would).
-        self.no_opendir = config
-            .add_capabilities(InitFlags::FUSE_NO_OPENDIR_SUPPORT)
-            .is_ok();
+        self.no_opendir = !self.uncached
+            && config
+                .add_capabilities(InitFlags::FUSE_NO_OPENDIR_SUPPORT)
+                .is_ok();
         self.no_open = !self.count_opens
             && config
                 .add_capabilities(InitFlags::FUSE_NO_OPEN_SUPPORT)
@@ -396,11 +420,16 @@ impl Filesystem for SquashFs {
             }
         })();
         match result {
-            Ok(Some((attr, ttl))) => reply.entry_with_ttls(&ttl, &FOREVER, &attr, Generation(0)),
-            // A negative entry, cached as long as a positive one: the image cannot change.
-            Ok(None) => {
-                reply.entry_with_ttls(&Duration::ZERO, &FOREVER, &empty_attr(), Generation(0))
+            Ok(Some((attr, ttl))) => {
+                reply.entry_with_ttls(&ttl, &self.entry_ttl(), &attr, Generation(0))
             }
+            // A negative entry, cached as long as a positive one: the image cannot change.
+            Ok(None) => reply.entry_with_ttls(
+                &Duration::ZERO,
+                &self.entry_ttl(),
+                &empty_attr(),
+                Generation(0),
+            ),
             Err(e) => reply.error(e),
         }
     }

@@ -223,10 +223,12 @@ fn mount_and_serve(
             gid: config.gid,
         };
         let mut fs = SquashFs::new(archive, root, owners, threads());
-        // -o timeout counts open files; allow_root needs every open asked for, as the
-        // session turns away another user's OPEN (with files opened without a request,
-        // pages and entries root left in the cache would be read by anyone).
-        if config.timeout.is_some() || config.allow_root {
+        // -o timeout counts open files. allow_root needs every access asked for, as the
+        // session turns away other users' requests: with files opened without a request
+        // and entries cached, what root left in the caches would be read by anyone.
+        if config.allow_root {
+            fs = fs.checking_every_access();
+        } else if config.timeout.is_some() {
             fs = fs.counting_opens();
         }
         let slots = fs.session_slots();
