@@ -2,8 +2,13 @@
 //! them (extraction above all) without a process per input. The binary is `src/main.rs`.
 
 pub mod cat;
+mod dest;
+pub mod error;
 pub mod extract;
 pub mod info;
 pub mod ls;
 mod sys;
 mod walk;
+
+pub use error::Error;
+pub use extract::{extract, Options as ExtractOptions, Summary as ExtractSummary};
