@@ -760,3 +760,38 @@ fn progress_bar(total: u64) -> ProgressBar {
     );
     bar
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tiny() -> Archive {
+        Archive::open(Path::new(env!("CARGO_MANIFEST_DIR")).join("../testdata/tiny/tiny-gzip.sqfs"))
+            .unwrap()
+    }
+
+    #[test]
+    fn the_progress_total_is_every_file_once() {
+        let archive = tiny();
+        let root = archive.root().unwrap();
+        // The sizes `sqfs ls -lR` lists for the regular files, the two names of the hard
+        // link counted once: 12388 + 7 + 7 + 0 + 21 + 17 + 7 + 300000.
+        assert_eq!(total_bytes(&archive, &root, &[]).unwrap(), 312_447);
+        let chain = resolve_chain(&archive, &root, "/dir").unwrap();
+        assert_eq!(total_bytes(&archive, &root, &chain).unwrap(), 14);
+    }
+
+    #[test]
+    fn the_summary_reads_like_unsquashfs() {
+        let s = Summary {
+            files: 2,
+            dirs: 3,
+            hard_links: 1,
+            ..Summary::default()
+        };
+        assert_eq!(
+            s.to_string(),
+            "created 2 files, 3 directories, 0 symlinks, 0 devices, 0 fifos, 0 sockets, 1 hard links"
+        );
+    }
+}

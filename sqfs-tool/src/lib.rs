@@ -7,6 +7,7 @@ pub mod error;
 pub mod extract;
 pub mod info;
 pub mod ls;
+pub mod resolve;
 mod sys;
 mod walk;
 

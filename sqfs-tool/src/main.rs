@@ -46,12 +46,14 @@ enum Command {
         #[arg(default_value = "/")]
         path: String,
     },
-    /// Write a file's contents to standard output
+    /// Write files' contents to standard output, one after the other; symlinks in the
+    /// image are followed inside the image
     Cat {
         #[command(flatten)]
         image: ImageArgs,
-        /// Path inside the image
-        path: String,
+        /// Paths inside the image
+        #[arg(required = true)]
+        paths: Vec<String>,
     },
     /// Extract the image (or a subtree, which keeps its path: /usr/bin goes to DIR/usr/bin)
     /// into DIR, like `unsquashfs -d DIR`
@@ -99,7 +101,7 @@ fn run(cli: Cli) -> Result<(), String> {
             recursive,
             path,
         } => ls::run(&open(&image)?, &path, long, recursive),
-        Command::Cat { image, path } => cat::run(&open(&image)?, &path),
+        Command::Cat { image, paths } => cat::run(&open(&image)?, &paths),
         Command::Extract {
             image,
             dir,
