@@ -12,6 +12,9 @@
 //! root and, when the tests are root, again as the plain user `chtest` (owning the host
 //! files, so that a write through a symlink would succeed for them too), with and without
 //! `-f`.
+//!
+//! The `extract` fuzz target's body (`fuzz/fuzz_targets/extract_check.rs`) is compiled in
+//! here too: its seeds, and every input it once found, are replayed through it.
 
 use std::collections::BTreeMap;
 use std::os::unix::fs::{symlink, MetadataExt};
@@ -22,6 +25,9 @@ use e2e_tests::hostile::table_regions;
 use e2e_tests::sys::{built_binary, is_root};
 
 const PLAIN_USER: &str = "chtest";
+
+#[path = "../fuzz/fuzz_targets/extract_check.rs"]
+mod extract_check;
 
 /// A scratch directory: `tree/` (what the image is built from), `image.sqfs`, `host/`
 /// (outside the destination: what a hostile image aims at) and `out/` (the destination).
@@ -57,6 +63,11 @@ impl Scene {
             chown_to_plain_user(&dir);
         }
         Scene { dir, image }
+    }
+
+    /// The image's bytes.
+    fn bytes(&self) -> Vec<u8> {
+        std::fs::read(&self.image).unwrap()
     }
 
     /// Renames the entry `old` to `new` (same length) in the directory table.
@@ -153,10 +164,12 @@ fn chown_to_plain_user(path: &Path) {
 
 fn remove_tree(dir: &Path) {
     // Extracted trees may hold mode-000 directories: make them removable first.
-    let _ = Command::new("chmod")
-        .args(["-R", "u+rwx"])
-        .arg(dir)
-        .status();
+    if dir.exists() {
+        let _ = Command::new("chmod")
+            .args(["-R", "u+rwx"])
+            .arg(dir)
+            .status();
+    }
     let _ = std::fs::remove_dir_all(dir);
 }
 
@@ -380,4 +393,101 @@ fn symlinks_pointing_outside_are_extracted_as_symlinks() {
         assert_eq!(std::fs::read(dest.join("dir/file")).unwrap(), b"inside\n");
     }
     remove_tree(&scene.dir);
+}
+
+/// Seeds of the `extract` fuzz target: the committed tiny images, and images whose
+/// symlinks point at the fuzz sandbox's sentinels (`../sentinel-file` from the
+/// destination is `work/sentinel-file`), as built and with one name changed into a
+/// duplicate (symlink then file, symlink then directory). Names differ in one byte, so a
+/// single mutation makes another duplicate.
+fn extract_seeds() -> Vec<(String, Vec<u8>)> {
+    let mut seeds: Vec<(String, Vec<u8>)> = Vec::new();
+    let tiny = e2e_tests::corpus::repo_root().join("testdata/tiny");
+    let mut names: Vec<PathBuf> = std::fs::read_dir(&tiny)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "sqfs"))
+        .collect();
+    names.sort();
+    for p in names {
+        let name = p.file_stem().unwrap().to_string_lossy().into_owned();
+        seeds.push((name, std::fs::read(&p).unwrap()));
+    }
+    let sentinels = |tree: &Path, _: &Path| {
+        symlink("../sentinel-file", tree.join("s1")).unwrap();
+        symlink("../../sentinel-dir", tree.join("s2")).unwrap();
+        symlink("../sentinel-link", tree.join("s3")).unwrap();
+        file(&tree.join("s4"), "data\n");
+        std::fs::create_dir(tree.join("s5")).unwrap();
+        file(&tree.join("s5/inner"), "inner\n");
+        std::fs::hard_link(tree.join("s4"), tree.join("s6")).unwrap();
+        symlink("s1", tree.join("s7")).unwrap();
+    };
+    for (tag, patch) in [
+        ("sentinels", None),
+        ("sentinels-symlink-then-file", Some(("s4", "s1"))),
+        ("sentinels-symlink-then-dir", Some(("s5", "s2"))),
+    ] {
+        let scene = Scene::new(&format!("seed-{tag}"), sentinels);
+        if let Some((old, new)) = patch {
+            scene.patch(old, new);
+        }
+        seeds.push((tag.to_string(), scene.bytes()));
+        remove_tree(&scene.dir);
+    }
+    seeds
+}
+
+/// Inputs the `extract` fuzz target once found (none yet): `sqfs/tests/fuzz_regressions/
+/// extract/`, where the other targets' findings are.
+fn extract_regressions() -> Vec<(String, Vec<u8>)> {
+    let dir = e2e_tests::corpus::repo_root().join("sqfs/tests/fuzz_regressions/extract");
+    let Ok(entries) = std::fs::read_dir(&dir) else {
+        return Vec::new();
+    };
+    let mut files: Vec<PathBuf> = entries.map(|e| e.unwrap().path()).collect();
+    files.sort();
+    files
+        .into_iter()
+        .map(|p| {
+            let name = p.file_name().unwrap().to_string_lossy().into_owned();
+            (name, std::fs::read(&p).unwrap())
+        })
+        .collect()
+}
+
+/// Replays the fuzz target's seeds and findings through its own body (which panics if
+/// anything outside its sandbox's destination changed). With `SQFS_FUZZ_SEEDS=DIR` the
+/// seeds are also written to `DIR/extract/`, where `fuzz/ci.sh` starts the fuzzer from.
+#[test]
+fn extract_fuzz_seeds_and_findings_stay_in_the_sandbox() {
+    let seeds = extract_seeds();
+    if let Some(out) = std::env::var_os("SQFS_FUZZ_SEEDS") {
+        let dir = Path::new(&out).join("extract");
+        std::fs::create_dir_all(&dir).unwrap();
+        for (name, data) in &seeds {
+            std::fs::write(dir.join(format!("seed-{name}")), data).unwrap();
+        }
+    }
+    let sandbox = extract_check::Sandbox::new("replay");
+    for (name, data) in seeds.iter().chain(&extract_regressions()) {
+        let result = sandbox.extract(data);
+        let opened = result.is_some();
+        let extracted = matches!(result, Some(Ok(_)));
+        // The seeds must reach the code they are for: valid images extract, the
+        // duplicates are refused.
+        if name.starts_with("tiny") {
+            assert!(extracted, "{name}: {result:?}");
+        } else if name == "sentinels" {
+            assert!(extracted, "{name}: {result:?}");
+            let out = sandbox.out();
+            assert_eq!(
+                std::fs::read_link(out.join("s1")).unwrap(),
+                Path::new("../sentinel-file")
+            );
+            assert_eq!(std::fs::read(out.join("s6")).unwrap(), b"data\n");
+        } else if name.starts_with("sentinels-") {
+            assert!(opened && !extracted, "{name}: {result:?}");
+        }
+    }
 }
