@@ -46,8 +46,10 @@ enum Command {
         #[arg(default_value = "/")]
         path: String,
     },
-    /// Write files' contents to standard output, one after the other; symlinks in the
-    /// image are followed inside the image
+    /// Write files to standard output, following symlinks inside the image
+    ///
+    /// The files are written one after the other. A symlink's target is looked up in the
+    /// image (an absolute one from the image's root), 40 symlinks at most per path.
     Cat {
         #[command(flatten)]
         image: ImageArgs,
@@ -55,8 +57,10 @@ enum Command {
         #[arg(required = true)]
         paths: Vec<String>,
     },
-    /// Extract the image (or a subtree, which keeps its path: /usr/bin goes to DIR/usr/bin)
-    /// into DIR, like `unsquashfs -d DIR`
+    /// Extract the image or a subtree into DIR, like `unsquashfs -d DIR`
+    ///
+    /// A subtree keeps its path: /usr/bin is written to DIR/usr/bin. Nothing outside DIR
+    /// is ever written, whatever the image holds.
     Extract {
         #[command(flatten)]
         image: ImageArgs,
@@ -69,9 +73,9 @@ enum Command {
         /// as with unsquashfs -processors
         #[arg(short = 'p', long, value_parser = clap::value_parser!(u16).range(1..))]
         processors: Option<u16>,
-        /// Extract into a DIR that has contents: the image's files replace entries of the
-        /// same name (a symlink there is replaced, never followed); its directories merge
-        /// with existing directories
+        /// Extract into a DIR that has contents: an entry the image also has is replaced
+        /// (a symlink there is removed, never followed), except a directory, which the
+        /// image's directory fills (and the image's file there is an error)
         #[arg(short = 'f', long)]
         force: bool,
         /// Print nothing but errors and warnings (no progress bar, no summary)
