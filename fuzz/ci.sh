@@ -15,7 +15,7 @@ cd "$ROOT"
 SECS=${FUZZ_SECONDS:-60}
 SANITIZER=${FUZZ_SANITIZER:-none}
 TARGETS=("$@")
-[[ ${#TARGETS[@]} -gt 0 ]] || TARGETS=(image decompress metadata mutate)
+[[ ${#TARGETS[@]} -gt 0 ]] || TARGETS=(image decompress metadata mutate extract)
 
 # cargo-fuzz passes nightly-only flags to rustc; only a stable toolchain is installed.
 export RUSTC_BOOTSTRAP=1
@@ -27,6 +27,9 @@ fi
 # The seed corpora: the replay test writes them (and replays them and every committed
 # regression input, which is the check that needs no fuzzer).
 SQFS_FUZZ_SEEDS="$ROOT/fuzz/corpus" cargo test --release -q -p sqfs --test fuzz_regressions
+# extract's body runs sqfs extract (the sqfs-tool crate): its replay test is an end-to-end one.
+SQFS_FUZZ_SEEDS="$ROOT/fuzz/corpus" cargo test --release -q -p e2e-tests --test extract_hostile \
+    extract_fuzz_seeds
 
 cargo fuzz build -s "$SANITIZER"
 

@@ -13,14 +13,21 @@
 //!   not block its children.
 //!
 //! The writer's queue is bounded: a few MiB of decompressed blocks wait at most.
+//!
+//! Nothing is reached by a path from the current directory: the walker and the writer
+//! each keep the descriptors of the directories they are in (the walker's queue tells the
+//! writer when it enters and leaves one), and `dest` makes every entry relative to one of
+//! them (see `dest.rs` for what that guarantees, and what `-f` does).
+//!
+//! A subtree keeps its path, as with unsquashfs: extracting `/usr/bin` writes `DIR/usr/bin`,
+//! with `/usr`'s attributes on `DIR/usr` (and the root's on `DIR`, always).
 
-use std::collections::HashMap;
-use std::ffi::OsStr;
-use std::fs::{self, File};
+use std::collections::{HashMap, HashSet};
+use std::fs::File;
 use std::io::IsTerminal;
-use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::{symlink, FileExt, OpenOptionsExt, PermissionsExt};
-use std::path::{Path, PathBuf};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::unix::fs::FileExt;
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{channel, sync_channel, Receiver, Sender, SyncSender};
 use std::sync::{Arc, Condvar, Mutex};
@@ -28,8 +35,10 @@ use std::sync::{Arc, Condvar, Mutex};
 use indicatif::{ProgressBar, ProgressStyle};
 use sqfs::{Archive, Attr, FileData, FileType, Inode, Xattr};
 
+use crate::dest::{self, split_last, Dest, DirRecord};
+use crate::error::{Error, Result};
 use crate::sys;
-use crate::walk::{lookup, walk};
+use crate::walk::{check_name, Visitor, Walk};
 
 /// Decompressed bytes per batch of work, about: 8 blocks of 128 KiB.
 const BATCH_BYTES: u64 = 1 << 20;
@@ -38,15 +47,52 @@ const BATCH_ITEMS: usize = 256;
 /// Batches queued for the writer at most: with `BATCH_BYTES`, about 8 MiB waiting.
 const QUEUE_BATCHES: usize = 8;
 
-/// An inode written out at `path`, whose attributes go on once its contents are in.
-struct Job {
-    path: PathBuf,
-    inode: Inode,
+/// How to extract.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Extract into a destination that has contents (see `dest.rs` for what happens to
+    /// entries the image also has).
+    pub force: bool,
+    /// Decompressor threads, at least 1.
+    pub processors: usize,
+    /// Draw a progress bar on standard error, if it is a terminal.
+    pub progress: bool,
+}
+
+/// What an extraction created, as unsquashfs counts it (the destination is a directory).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Summary {
+    pub files: u64,
+    pub dirs: u64,
+    pub symlinks: u64,
+    pub devices: u64,
+    pub fifos: u64,
+    pub sockets: u64,
+    pub hard_links: u64,
+    /// Device nodes not made: that needs root.
+    pub skipped_devices: u64,
+}
+
+impl std::fmt::Display for Summary {
+    fn fmt(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        write!(
+            f,
+            "created {} files, {} directories, {} symlinks, {} devices, {} fifos, {} sockets, \
+             {} hard links",
+            self.files,
+            self.dirs,
+            self.symlinks,
+            self.devices,
+            self.fifos,
+            self.sockets,
+            self.hard_links
+        )
+    }
 }
 
 /// A batch's decompressed pieces, one per part (a buffer and how many of its bytes count),
 /// up to the first part that failed, and that failure.
-type Made = (Vec<(Vec<u8>, usize)>, Option<String>);
+type Made = (Vec<(Vec<u8>, usize)>, Option<sqfs::Error>);
 
 /// Where one batch's bytes go: filled once by a worker, taken once by the writer.
 #[derive(Default)]
@@ -87,14 +133,14 @@ struct Task {
 impl Drop for Task {
     /// A task dropped unfilled (a worker that stopped) must not leave the writer waiting.
     fn drop(&mut self) {
-        self.slot
-            .fill((Vec::new(), Some("extraction stopped".into())));
+        self.slot.fill((Vec::new(), None));
     }
 }
 
 /// A regular file, as the writer needs it.
 struct NewFile {
-    path: PathBuf,
+    /// Below the destination; its last component is the name.
+    path: Box<[u8]>,
     attr: Attr,
     xattrs: Vec<Xattr>,
     size: u64,
@@ -102,12 +148,17 @@ struct NewFile {
 
 /// What the writer does, in walk order.
 enum Item {
+    /// The walker made this directory (in the current one); what follows is in it.
+    Enter(Box<[u8]>),
+    /// Back to the directory the matching `Enter` was in.
+    Leave,
     Open(Box<NewFile>),
     /// The batch's next piece belongs at this offset of the open file.
     Data(u64),
     Close,
-    /// A hard link to a regular file queued earlier: made once the file exists.
-    Link(PathBuf, PathBuf),
+    /// A hard link at this path to the regular file queued earlier at the first, made
+    /// once that file exists.
+    Link(Box<[u8]>, Box<[u8]>),
 }
 
 /// The writer's unit: items, and the slot their data comes from.
@@ -120,21 +171,22 @@ struct Batch {
 /// State shared by the walker, the workers and the writer.
 struct Shared<'a> {
     archive: &'a Archive,
-    root: bool,
+    dest: Dest,
     progress: ProgressBar,
     /// Block-sized buffers, back from the writer to the workers.
     buffers: Mutex<Vec<Vec<u8>>>,
     failed: AtomicBool,
-    error: Mutex<Option<String>>,
+    error: Mutex<Option<Error>>,
 }
 
 impl Shared<'_> {
-    fn fail(&self, e: String) {
+    fn fail(&self, e: Error) {
         self.failed.store(true, Ordering::Relaxed);
-        self.error
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get_or_insert(e);
+        let mut first = self.error.lock().unwrap_or_else(|e| e.into_inner());
+        // Another thread's "stopped" is only the echo of the first real failure.
+        if first.is_none() || matches!(*first, Some(Error::Stopped)) {
+            *first = Some(e);
+        }
     }
 }
 
@@ -148,7 +200,7 @@ struct Queue {
 }
 
 impl Queue {
-    fn item(&mut self, item: Item) -> Result<(), String> {
+    fn item(&mut self, item: Item) -> Result<()> {
         self.items.push(item);
         if self.items.len() >= BATCH_ITEMS {
             self.flush()?;
@@ -164,18 +216,17 @@ impl Queue {
 
     /// Ends a batch once it is big enough (never in the middle of a file's blocks: a batch
     /// may end anywhere, the writer keeps its open file across batches).
-    fn maybe_flush(&mut self) -> Result<(), String> {
+    fn maybe_flush(&mut self) -> Result<()> {
         if self.bytes >= BATCH_BYTES || self.items.len() >= BATCH_ITEMS {
             self.flush()?;
         }
         Ok(())
     }
 
-    fn flush(&mut self) -> Result<(), String> {
+    fn flush(&mut self) -> Result<()> {
         if self.items.is_empty() {
             return Ok(());
         }
-        let stopped = || "extraction stopped".to_string();
         let slot = if self.parts.is_empty() {
             None
         } else {
@@ -184,188 +235,296 @@ impl Queue {
                 parts: std::mem::take(&mut self.parts),
                 slot: slot.clone(),
             };
-            self.to_workers.send(task).map_err(|_| stopped())?;
+            self.to_workers.send(task).map_err(|_| Error::Stopped)?;
             Some(slot)
         };
         let items = std::mem::take(&mut self.items);
         self.bytes = 0;
         self.to_writer
             .send(Batch { items, slot })
-            .map_err(|_| stopped())
+            .map_err(|_| Error::Stopped)
     }
 }
 
-pub fn run(
-    archive: &Archive,
-    from: &str,
-    dir: &Path,
-    processors: Option<usize>,
-) -> Result<(), String> {
-    let start = lookup(archive, from)?;
-    prepare_destination(dir)?;
+/// Extracts `from` (a path in the image; `/` for all of it) into `dir`.
+pub fn extract(archive: &Archive, from: &str, dir: &Path, options: &Options) -> Result<Summary> {
+    let root = archive.root().map_err(|e| Error::Image {
+        path: "/".into(),
+        source: e,
+    })?;
+    let chain = resolve_chain(archive, &root, from)?;
+    let dest = Dest::open(dir, options.force)?;
     // Everything is created with the image's mode (or gets it later): no umask in the way.
     sys::clear_umask();
-    let workers = processors
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
-        .max(1);
+    sys::raise_fd_limit();
+    let progress = if options.progress && std::io::stderr().is_terminal() {
+        progress_bar(total_bytes(archive, &root, &chain)?)
+    } else {
+        ProgressBar::hidden()
+    };
     let shared = Shared {
         archive,
-        root: sys::is_root(),
-        progress: progress_bar(),
+        dest,
+        progress,
         buffers: Mutex::new(Vec::new()),
         failed: AtomicBool::new(false),
         error: Mutex::new(None),
     };
-    let mut later = Vec::new(); // directories, for attributes at the end
-    let mut skipped_devices = 0usize;
     let (to_workers, tasks) = channel::<Task>();
     let tasks = Mutex::new(tasks);
     let (to_writer, batches) = sync_channel::<Batch>(QUEUE_BATCHES);
-    std::thread::scope(|s| {
-        for _ in 0..workers {
+    let walked = std::thread::scope(|s| {
+        for _ in 0..options.processors.max(1) {
             s.spawn(|| work(&shared, &tasks));
         }
         s.spawn(|| write(&shared, batches));
         // Moved in, so that both queues close when the walk ends.
-        let mut queue = Queue {
+        let queue = Queue {
             to_workers,
             to_writer,
             items: Vec::new(),
             parts: Vec::new(),
             bytes: 0,
         };
-        let walked = queue_tree(
-            &shared,
-            start,
-            from,
-            dir,
-            &mut queue,
-            &mut later,
-            &mut skipped_devices,
-        )
-        .and_then(|()| queue.flush());
-        if let Err(e) = walked {
+        let mut walker = Walker::new(&shared, queue)?;
+        let r = walker
+            .run(&root, &chain)
+            .and_then(|()| walker.queue.flush());
+        if let Err(e) = r {
             shared.fail(e);
         }
+        Ok::<_, Error>((walker.dirs, walker.summary))
     });
     shared.progress.finish_and_clear();
+    let (dirs, summary) = walked?;
     if let Some(e) = shared.error.into_inner().unwrap_or_else(|e| e.into_inner()) {
         return Err(e);
     }
-    // Parents were pushed before children: reversed, every directory comes after its contents.
-    for job in later.iter().rev() {
-        apply_attrs(archive, job, shared.root)?;
-    }
-    if skipped_devices > 0 {
-        eprintln!("sqfs: warning: {skipped_devices} device node(s) not created: that needs root");
-    }
-    Ok(())
+    dest::set_dir_attrs(&shared.dest, archive, &dirs)?;
+    Ok(summary)
 }
 
-/// Walks the image: creates what needs no data at once, queues regular files.
-fn queue_tree(
-    shared: &Shared,
-    start: Inode,
-    from: &str,
-    dir: &Path,
-    queue: &mut Queue,
-    later: &mut Vec<Job>,
-    skipped_devices: &mut usize,
-) -> Result<(), String> {
-    let archive = shared.archive;
-    let start_is_dir = start.is_dir();
-    // Where each non-directory inode was first written, and whether it is a regular file.
-    let mut links: HashMap<u32, (PathBuf, bool)> = HashMap::new();
-    let bs = u64::from(archive.superblock().block_size);
-    walk(archive, start, &mut |rel, inode| {
-        if shared.failed.load(Ordering::Relaxed) {
-            return Err("extraction stopped".into());
-        }
-        let path = if rel.is_empty() {
-            if start_is_dir {
-                dir.to_path_buf()
-            } else {
-                dir.join(from.rsplit('/').find(|s| !s.is_empty()).unwrap_or("file"))
-            }
-        } else {
-            dir.join(OsStr::from_bytes(rel))
+/// The inodes on the way to `from`, without following symlinks (as unsquashfs).
+fn resolve_chain(archive: &Archive, root: &Inode, from: &str) -> Result<Vec<(Vec<u8>, Inode)>> {
+    let mut chain: Vec<(Vec<u8>, Inode)> = Vec::new();
+    for part in from.split('/').filter(|p| !p.is_empty() && *p != ".") {
+        let dir = chain.last().map_or(root, |(_, i)| i);
+        let fail = |source| Error::Image {
+            path: from.to_string(),
+            source,
         };
-        let fail = |e: std::io::Error| format!("{}: {e}", path.display());
-        let fail_sqfs = |e: sqfs::Error| format!("{}: {e}", path.display());
+        check_name(b"", part.as_bytes()).map_err(|_| fail(sqfs::Error::NotFound))?;
+        let inode = archive.lookup(dir, part.as_bytes()).map_err(fail)?;
+        chain.push((part.as_bytes().to_vec(), inode));
+    }
+    Ok(chain)
+}
+
+/// The bytes of regular files to write (each inode once), for the progress bar's length.
+fn total_bytes(archive: &Archive, root: &Inode, chain: &[(Vec<u8>, Inode)]) -> Result<u64> {
+    #[derive(Default)]
+    struct Sizes {
+        total: u64,
+        linked: HashSet<u32>,
+    }
+    impl Visitor for Sizes {
+        fn node(&mut self, _: &[u8], _: &[u8], inode: &Inode) -> Result<()> {
+            if inode.kind == FileType::File
+                && (inode.nlink <= 1 || self.linked.insert(inode.number))
+            {
+                self.total = self.total.saturating_add(inode.size());
+            }
+            Ok(())
+        }
+        fn leave(&mut self, _: &[u8], _: &Inode) -> Result<()> {
+            Ok(())
+        }
+    }
+    let mut sizes = Sizes::default();
+    let mut walk = Walk::new(archive, b"");
+    match chain.last() {
+        None => walk.children(root, &mut sizes)?,
+        Some((name, start)) => walk.node(start, name, &mut sizes)?,
+    }
+    Ok(sizes.total)
+}
+
+/// The walking thread: creates what needs no data at once, queues regular files.
+struct Walker<'s, 'a> {
+    shared: &'s Shared<'a>,
+    queue: Queue,
+    /// Every directory made, in walk order, for the attributes at the end.
+    dirs: Vec<DirRecord>,
+    /// The directories the walk is in: record index and descriptor (the destination first).
+    stack: Vec<(usize, OwnedFd)>,
+    /// Where each non-directory inode was first written, and whether it is a regular file.
+    links: HashMap<u32, (Box<[u8]>, bool)>,
+    summary: Summary,
+}
+
+impl<'s, 'a> Walker<'s, 'a> {
+    fn new(shared: &'s Shared<'a>, queue: Queue) -> Result<Self> {
+        let root_fd = shared
+            .dest
+            .root_fd()
+            .try_clone_to_owned()
+            .map_err(|e| shared.dest.io_error(b"", e))?;
+        Ok(Walker {
+            shared,
+            queue,
+            dirs: Vec::new(),
+            stack: vec![(0, root_fd)],
+            links: HashMap::new(),
+            summary: Summary::default(),
+        })
+    }
+
+    /// The destination stands for the image's root; then the directories on the way to
+    /// the subtree, then the subtree.
+    fn run(&mut self, root: &Inode, chain: &[(Vec<u8>, Inode)]) -> Result<()> {
+        let archive = self.shared.archive;
+        self.dirs.push(DirRecord {
+            parent: 0,
+            name: Box::default(),
+            inode: root.clone(),
+        });
+        self.summary.dirs += 1;
+        let mut walk = Walk::new(archive, b"");
+        let Some(((name, start), above)) = chain.split_last() else {
+            return walk.children(root, self);
+        };
+        walk.enter(root, b"")?;
+        let mut path = Vec::new();
+        for (name, dir) in above {
+            if !path.is_empty() {
+                path.push(b'/');
+            }
+            path.extend_from_slice(name);
+            walk.enter(dir, name)?;
+            self.node(&path, name, dir)?;
+        }
+        walk.node(start, name, self)?;
+        for (name, dir) in above.iter().rev() {
+            self.leave(&path, dir)?;
+            walk.exit(name);
+            path.truncate(split_last(&path).0.len());
+        }
+        Ok(())
+    }
+
+    fn parent(&self) -> BorrowedFd<'_> {
+        self.stack
+            .last()
+            .map_or(self.shared.dest.root_fd(), |(_, fd)| fd.as_fd())
+    }
+
+    fn queue_file(&mut self, path: &[u8], inode: &Inode) -> Result<()> {
+        let shared = self.shared;
+        let archive = shared.archive;
+        let dest = &shared.dest;
+        let fail = |e| dest.image_error(path, e);
+        let data = Arc::new(archive.file_data(inode).map_err(fail)?);
+        let attr = archive.attr(inode).map_err(fail)?;
+        let xattrs = archive.xattrs(inode).map_err(fail)?;
+        self.links.insert(inode.number, (path.into(), true));
+        let size = data.size();
+        self.queue.item(Item::Open(Box::new(NewFile {
+            path: path.into(),
+            attr,
+            xattrs,
+            size,
+        })))?;
+        let bs = u64::from(archive.superblock().block_size);
+        let blocks = data.block_count();
+        for i in 0..blocks {
+            if !data.is_hole(i) {
+                self.queue.data(&data, Some(i), i as u64 * bs, bs);
+                self.queue.maybe_flush()?;
+            }
+        }
+        let tail_at = blocks as u64 * bs;
+        if tail_at < size {
+            self.queue.data(&data, None, tail_at, size - tail_at);
+        }
+        self.queue.item(Item::Close)?;
+        self.queue.maybe_flush()?;
+        self.summary.files += 1;
+        Ok(())
+    }
+}
+
+impl Visitor for Walker<'_, '_> {
+    fn node(&mut self, path: &[u8], name: &[u8], inode: &Inode) -> Result<()> {
+        if self.shared.failed.load(Ordering::Relaxed) {
+            return Err(Error::Stopped);
+        }
+        let shared = self.shared;
+        let archive = shared.archive;
+        let dest = &shared.dest;
         // Any non-directory inode met again is a hard link to where it was first written
         // (symlinks, fifos and devices can be hard-linked too).
         if !inode.is_dir() {
-            if let Some((first, is_file)) = links.get(&inode.number) {
+            if let Some((first, is_file)) = self.links.get(&inode.number) {
+                self.summary.hard_links += 1;
                 if *is_file {
-                    return queue.item(Item::Link(first.clone(), path));
+                    let item = Item::Link(first.clone(), path.into());
+                    return self.queue.item(item);
                 }
-                return fs::hard_link(first, &path).map_err(fail);
+                return dest.link(first, self.parent(), name, path);
             }
         }
         match inode.kind {
             FileType::Directory => {
-                if !rel.is_empty() {
-                    fs::create_dir(&path).map_err(fail)?;
-                }
-                later.push(Job {
-                    path,
+                let fd = dest.make_dir(self.parent(), name, path)?;
+                let parent = self.stack.last().map_or(0, |(i, _)| *i);
+                self.dirs.push(DirRecord {
+                    parent,
+                    name: name.into(),
                     inode: inode.clone(),
                 });
+                self.stack.push((self.dirs.len() - 1, fd));
+                self.summary.dirs += 1;
+                self.queue.item(Item::Enter(name.into()))?;
             }
-            FileType::File => {
-                let data = Arc::new(archive.file_data(inode).map_err(fail_sqfs)?);
-                let attr = archive.attr(inode).map_err(fail_sqfs)?;
-                let xattrs = archive.xattrs(inode).map_err(fail_sqfs)?;
-                links.insert(inode.number, (path.clone(), true));
-                let size = data.size();
-                shared.progress.inc_length(size);
-                queue.item(Item::Open(Box::new(NewFile {
-                    path,
-                    attr,
-                    xattrs,
-                    size,
-                })))?;
-                let blocks = data.block_count();
-                for i in 0..blocks {
-                    if !data.is_hole(i) {
-                        queue.data(&data, Some(i), i as u64 * bs, bs);
-                        queue.maybe_flush()?;
-                    }
-                }
-                let tail_at = blocks as u64 * bs;
-                if tail_at < size {
-                    queue.data(&data, None, tail_at, size - tail_at);
-                }
-                queue.item(Item::Close)?;
-                queue.maybe_flush()?;
-            }
+            FileType::File => self.queue_file(path, inode)?,
             FileType::Symlink => {
-                let target = archive.read_link(inode).map_err(fail_sqfs)?;
-                symlink(OsStr::from_bytes(target), &path).map_err(fail)?;
-                links.insert(inode.number, (path.clone(), false));
-                let job = Job {
-                    path,
-                    inode: inode.clone(),
-                };
-                apply_attrs(archive, &job, shared.root)?;
+                let target = archive
+                    .read_link(inode)
+                    .map_err(|e| dest.image_error(path, e))?;
+                let parent = self.parent();
+                dest.make(parent, name, path, "symlink", || {
+                    sys::symlink_at(target, parent, name)
+                })?;
+                dest.node_attrs(archive, parent, name, path, inode)?;
+                self.links.insert(inode.number, (path.into(), false));
+                self.summary.symlinks += 1;
             }
             FileType::BlockDevice | FileType::CharDevice | FileType::Fifo | FileType::Socket => {
                 let is_device = matches!(inode.kind, FileType::BlockDevice | FileType::CharDevice);
-                if is_device && !shared.root {
-                    *skipped_devices += 1;
+                if is_device && !dest.root {
+                    self.summary.skipped_devices += 1;
                     return Ok(());
                 }
-                sys::mknod(&path, inode.mode(), inode.rdev()).map_err(fail)?;
-                links.insert(inode.number, (path.clone(), false));
-                let job = Job {
-                    path,
-                    inode: inode.clone(),
-                };
-                apply_attrs(archive, &job, shared.root)?;
+                let parent = self.parent();
+                dest.make(parent, name, path, "special file", || {
+                    sys::mknod_at(parent, name, inode.kind, inode.mode(), inode.rdev())
+                })?;
+                dest.node_attrs(archive, parent, name, path, inode)?;
+                self.links.insert(inode.number, (path.into(), false));
+                match inode.kind {
+                    FileType::Fifo => self.summary.fifos += 1,
+                    FileType::Socket => self.summary.sockets += 1,
+                    _ => self.summary.devices += 1,
+                }
             }
         }
         Ok(())
-    })
+    }
+
+    fn leave(&mut self, _: &[u8], _: &Inode) -> Result<()> {
+        self.stack.pop();
+        self.queue.item(Item::Leave)
+    }
 }
 
 /// A worker: reads and decompresses batches until the queue closes.
@@ -395,17 +554,14 @@ fn work(shared: &Shared, tasks: &Mutex<Receiver<Task>>) {
                     let mut buf = free.pop().unwrap_or_default();
                     match archive.data_block_into(data, i, &mut buf) {
                         Ok(Some(n)) => Ok((buf, n)),
-                        Ok(None) => Err("a hole was queued as data".to_string()),
-                        Err(e) => Err(e.to_string()),
+                        Ok(None) => Err(sqfs::Error::Corrupt("a hole was queued as data".into())),
+                        Err(e) => Err(e),
                     }
                 }
                 None => {
                     let at = data.block_count() as u64 * bs;
                     let mut buf = vec![0u8; (data.size() - at) as usize];
-                    match archive.read_data(data, at, &mut buf) {
-                        Ok(n) => Ok((buf, n)),
-                        Err(e) => Err(e.to_string()),
-                    }
+                    archive.read_data(data, at, &mut buf).map(|n| (buf, n))
                 }
             };
             match piece {
@@ -420,45 +576,130 @@ fn work(shared: &Shared, tasks: &Mutex<Receiver<Task>>) {
     }
 }
 
+/// The file the writer is filling.
+struct OpenFile {
+    file: File,
+    new: Box<NewFile>,
+    /// Where the last piece written ends (short of the size: a trailing hole).
+    end: u64,
+    /// Bytes counted on the progress bar so far.
+    counted: u64,
+}
+
+/// The writing thread's state: the directories it is in, lazily opened.
+struct Writer<'s, 'a> {
+    shared: &'s Shared<'a>,
+    /// Names of the directories below the destination the walk is in, and their
+    /// descriptors once the writer needed them.
+    dirs: Vec<(Box<[u8]>, Option<OwnedFd>)>,
+    open: Option<OpenFile>,
+}
+
+impl Writer<'_, '_> {
+    /// The descriptor of the directory the walk is in, opening the ones not opened yet
+    /// (without following symlinks, from their parent's descriptor).
+    fn current_dir(&mut self) -> Result<BorrowedFd<'_>> {
+        let dest = &self.shared.dest;
+        if let Some(first) = self.dirs.iter().position(|(_, fd)| fd.is_none()) {
+            for i in first..self.dirs.len() {
+                let parent = match i {
+                    0 => dest.root_fd(),
+                    _ => self.dirs[i - 1]
+                        .1
+                        .as_ref()
+                        .map_or(dest.root_fd(), |fd| fd.as_fd()),
+                };
+                let opened = sys::open_path_dir_at(parent, &self.dirs[i].0).map_err(|e| {
+                    let names: Vec<&[u8]> = self.dirs[..=i].iter().map(|(n, _)| &**n).collect();
+                    dest.io_error(&names.join(&b'/'), e)
+                })?;
+                self.dirs[i].1 = Some(opened);
+            }
+        }
+        Ok(self
+            .dirs
+            .last()
+            .and_then(|(_, fd)| fd.as_ref())
+            .map_or(dest.root_fd(), |fd| fd.as_fd()))
+    }
+
+    fn item(
+        &mut self,
+        item: Item,
+        pieces: &mut impl Iterator<Item = (Vec<u8>, usize)>,
+        error: &mut Option<sqfs::Error>,
+        done: &mut Vec<Vec<u8>>,
+    ) -> Result<()> {
+        let shared = self.shared;
+        let dest = &shared.dest;
+        match item {
+            Item::Enter(name) => self.dirs.push((name, None)),
+            Item::Leave => {
+                self.dirs.pop();
+            }
+            Item::Open(new) => {
+                let parent = self.current_dir()?;
+                let file = create(dest, parent, &new)?;
+                self.open = Some(OpenFile {
+                    file,
+                    new,
+                    end: 0,
+                    counted: 0,
+                });
+            }
+            Item::Data(at) => {
+                let Some(open) = &mut self.open else {
+                    return Err(Error::Internal("data for no file"));
+                };
+                let Some((buf, n)) = pieces.next() else {
+                    let e = error
+                        .take()
+                        .map_or(Error::Stopped, |e| dest.image_error(&open.new.path, e));
+                    return Err(e);
+                };
+                open.file
+                    .write_all_at(&buf[..n], at)
+                    .map_err(|e| dest.io_error(&open.new.path, e))?;
+                open.end = at + n as u64;
+                open.counted += n as u64;
+                shared.progress.inc(n as u64);
+                if buf.len() == shared.archive.superblock().block_size as usize {
+                    done.push(buf);
+                }
+            }
+            Item::Close => {
+                let Some(open) = self.open.take() else {
+                    return Err(Error::Internal("close of no file"));
+                };
+                // Holes count as written.
+                shared
+                    .progress
+                    .inc(open.new.size.saturating_sub(open.counted));
+                finish(dest, &open)?;
+            }
+            Item::Link(first, path) => {
+                let parent = self.current_dir()?;
+                let name = split_last(&path).1;
+                dest.link(&first, parent, name, &path)?;
+            }
+        }
+        Ok(())
+    }
+}
+
 /// The writer: creates, fills and finishes the queued files in order.
 fn write(shared: &Shared, batches: Receiver<Batch>) {
-    let block_size = shared.archive.superblock().block_size as usize;
-    let mut open: Option<(File, Box<NewFile>, u64)> = None;
+    let mut writer = Writer {
+        shared,
+        dirs: Vec::new(),
+        open: None,
+    };
     let mut done = Vec::new();
     for batch in batches {
         let (pieces, mut error) = batch.slot.map(|slot| slot.take()).unwrap_or_default();
         let mut pieces = pieces.into_iter();
         for item in batch.items {
-            let r = match item {
-                Item::Open(new) => create(&new).map(|f| open = Some((f, new, 0))),
-                Item::Data(at) => match (&mut open, pieces.next()) {
-                    (Some((file, new, end)), Some((buf, n))) => {
-                        let r = file
-                            .write_all_at(&buf[..n], at)
-                            .map_err(|e| format!("{}: {e}", new.path.display()));
-                        *end = at + n as u64;
-                        shared.progress.inc(n as u64);
-                        if buf.len() == block_size {
-                            done.push(buf);
-                        }
-                        r
-                    }
-                    (Some((_, new, _)), None) => Err(format!(
-                        "{}: {}",
-                        new.path.display(),
-                        error.take().unwrap_or_else(|| "missing data".into())
-                    )),
-                    (None, _) => Err("internal error: data for no file".into()),
-                },
-                Item::Close => match open.take() {
-                    Some((file, new, end)) => finish(shared, file, &new, end),
-                    None => Err("internal error: close of no file".into()),
-                },
-                Item::Link(first, path) => {
-                    fs::hard_link(first, &path).map_err(|e| format!("{}: {e}", path.display()))
-                }
-            };
-            if let Err(e) = r {
+            if let Err(e) = writer.item(item, &mut pieces, &mut error, &mut done) {
                 shared.fail(e);
                 return; // the walker's next send fails, and the walk stops
             }
@@ -472,78 +713,44 @@ fn write(shared: &Shared, batches: Receiver<Batch>) {
 
 /// Creates a file with its final mode unless that has bits an owner change clears, or it
 /// still needs xattrs (a read-only mode would refuse them to a plain user).
-fn create(new: &NewFile) -> Result<File, String> {
+fn create(dest: &Dest, parent: BorrowedFd, new: &NewFile) -> Result<File> {
     let mode = new.attr.mode & 0o7777;
     let mode = if mode & 0o7000 != 0 || !new.xattrs.is_empty() {
         0o600
     } else {
         mode
     };
-    fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(mode)
-        .open(&new.path)
-        .map_err(|e| format!("{}: {e}", new.path.display()))
+    let name = split_last(&new.path).1;
+    dest.make(parent, name, &new.path, "file", || {
+        sys::create_at(parent, name, mode)
+    })
 }
 
 /// Length (for a trailing hole), owner, xattrs, mode, then mtime, on the open file.
-fn finish(shared: &Shared, file: File, new: &NewFile, end: u64) -> Result<(), String> {
-    let fail = |e: std::io::Error| format!("{}: {e}", new.path.display());
-    if end != new.size {
+fn finish(dest: &Dest, open: &OpenFile) -> Result<()> {
+    let new = &open.new;
+    let fail = |e| dest.io_error(&new.path, e);
+    let file = &open.file;
+    if open.end != new.size {
         file.set_len(new.size).map_err(fail)?;
     }
     let attr = &new.attr;
-    if shared.root {
-        std::os::unix::fs::fchown(&file, Some(attr.uid), Some(attr.gid)).map_err(fail)?;
+    if dest.root {
+        sys::fchown(file, attr.uid, attr.gid).map_err(fail)?;
     }
     for x in &new.xattrs {
-        match sys::fsetxattr(&file, &x.name, &x.value) {
-            Ok(()) => {}
-            // Without root, trusted.* and security.* cannot be set: unsquashfs skips them too.
-            Err(_) if !shared.root && !x.name.starts_with(b"user.") => {}
-            Err(e) => {
-                return Err(format!(
-                    "{}: xattr {}: {e}",
-                    new.path.display(),
-                    String::from_utf8_lossy(&x.name)
-                ))
-            }
-        }
+        let r = sys::fsetxattr(file, &x.name, &x.value);
+        dest.xattr_result(r, &new.path, &x.name)?;
     }
-    let mode = attr.mode & 0o7777;
-    if mode & 0o7000 != 0 || !new.xattrs.is_empty() {
-        file.set_permissions(fs::Permissions::from_mode(mode))
-            .map_err(fail)?;
+    if attr.mode & 0o7000 != 0 || !new.xattrs.is_empty() {
+        sys::fchmod(file, attr.mode).map_err(fail)?;
     }
-    sys::fset_mtime(&file, attr.mtime).map_err(fail)
+    sys::fset_mtime(file, attr.mtime).map_err(fail)
 }
 
-fn prepare_destination(dir: &Path) -> Result<(), String> {
-    match fs::read_dir(dir) {
-        Ok(mut entries) => {
-            if entries.next().is_some() {
-                return Err(format!(
-                    "{}: destination exists and is not empty",
-                    dir.display()
-                ));
-            }
-            Ok(())
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))
-        }
-        Err(e) => Err(format!("{}: {e}", dir.display())),
-    }
-}
-
-/// A progress bar on a terminal; its length grows as the walk finds files.
-fn progress_bar() -> ProgressBar {
-    if !std::io::stderr().is_terminal() {
-        return ProgressBar::hidden();
-    }
-    let bar = ProgressBar::new(0);
+/// A progress bar on a terminal, its length the bytes to write.
+fn progress_bar(total: u64) -> ProgressBar {
+    let bar = ProgressBar::new(total);
     bar.set_style(
         ProgressStyle::with_template(
             "[{bar:50}] {percent:>3}% {bytes}/{total_bytes} {bytes_per_sec}",
@@ -554,36 +761,37 @@ fn progress_bar() -> ProgressBar {
     bar
 }
 
-/// Owner (as root), mode, xattrs, then mtime last, since each of the others changes ctime
-/// and chown clears setuid bits. By path: for directories, symlinks and special files.
-fn apply_attrs(archive: &Archive, job: &Job, root: bool) -> Result<(), String> {
-    let path = &job.path;
-    let fail = |e: std::io::Error| format!("{}: {e}", path.display());
-    let attr = archive
-        .attr(&job.inode)
-        .map_err(|e| format!("{}: {e}", path.display()))?;
-    if root {
-        sys::lchown(path, attr.uid, attr.gid).map_err(fail)?;
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tiny() -> Archive {
+        Archive::open(Path::new(env!("CARGO_MANIFEST_DIR")).join("../testdata/tiny/tiny-gzip.sqfs"))
+            .unwrap()
     }
-    if job.inode.kind != FileType::Symlink {
-        fs::set_permissions(path, fs::Permissions::from_mode(attr.mode & 0o7777)).map_err(fail)?;
+
+    #[test]
+    fn the_progress_total_is_every_file_once() {
+        let archive = tiny();
+        let root = archive.root().unwrap();
+        // The sizes `sqfs ls -lR` lists for the regular files, the two names of the hard
+        // link counted once: 12388 + 7 + 7 + 0 + 21 + 17 + 7 + 300000.
+        assert_eq!(total_bytes(&archive, &root, &[]).unwrap(), 312_447);
+        let chain = resolve_chain(&archive, &root, "/dir").unwrap();
+        assert_eq!(total_bytes(&archive, &root, &chain).unwrap(), 14);
     }
-    let xattrs = archive
-        .xattrs(&job.inode)
-        .map_err(|e| format!("{}: {e}", path.display()))?;
-    for x in xattrs {
-        match sys::lsetxattr(path, &x.name, &x.value) {
-            Ok(()) => {}
-            // Without root, trusted.* and security.* cannot be set: unsquashfs skips them too.
-            Err(_) if !root && !x.name.starts_with(b"user.") => {}
-            Err(e) => {
-                return Err(format!(
-                    "{}: xattr {}: {e}",
-                    path.display(),
-                    String::from_utf8_lossy(&x.name)
-                ))
-            }
-        }
+
+    #[test]
+    fn the_summary_reads_like_unsquashfs() {
+        let s = Summary {
+            files: 2,
+            dirs: 3,
+            hard_links: 1,
+            ..Summary::default()
+        };
+        assert_eq!(
+            s.to_string(),
+            "created 2 files, 3 directories, 0 symlinks, 0 devices, 0 fifos, 0 sockets, 1 hard links"
+        );
     }
-    sys::set_mtime(path, attr.mtime).map_err(fail)
 }

@@ -5,6 +5,8 @@ use std::path::Path;
 use sqfs::superblock::flags;
 use sqfs::Archive;
 
+use crate::ls::format_time;
+
 pub fn run(archive: &Archive, path: &Path) -> Result<(), String> {
     let sb = archive.superblock();
     let set: Vec<&str> = flags::NAMES
@@ -20,7 +22,11 @@ pub fn run(archive: &Archive, path: &Path) -> Result<(), String> {
     }
     println!("block size:      {}", sb.block_size);
     println!("bytes used:      {}", sb.bytes_used);
-    println!("created:         {} (unix time)", sb.mkfs_time);
+    println!(
+        "created:         {} UTC ({})",
+        format_time(sb.mkfs_time),
+        sb.mkfs_time
+    );
     println!("inodes:          {}", sb.inode_count);
     println!("fragments:       {}", sb.fragment_count);
     println!("ids:             {}", sb.id_count);

@@ -2,8 +2,14 @@
 //! them (extraction above all) without a process per input. The binary is `src/main.rs`.
 
 pub mod cat;
+mod dest;
+pub mod error;
 pub mod extract;
 pub mod info;
 pub mod ls;
+pub mod resolve;
 mod sys;
 mod walk;
+
+pub use error::Error;
+pub use extract::{extract, Options as ExtractOptions, Summary as ExtractSummary};

@@ -1,5 +1,6 @@
 //! `sqfs`: inspect, list, print and extract SquashFS images with the `sqfs` library.
 
+use std::ffi::OsString;
 use std::fs::File;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -45,26 +46,44 @@ enum Command {
         #[arg(default_value = "/")]
         path: String,
     },
-    /// Write a file's contents to standard output
+    /// Write files to standard output, following symlinks inside the image
+    ///
+    /// The files are written one after the other. A symlink's target is looked up in the
+    /// image (an absolute one from the image's root), 40 symlinks at most per path.
     Cat {
         #[command(flatten)]
         image: ImageArgs,
-        /// Path inside the image
-        path: String,
+        /// Paths inside the image
+        #[arg(required = true)]
+        paths: Vec<String>,
     },
-    /// Extract the image (or a subtree) into DIR, like `unsquashfs -d DIR`
+    /// Extract the image or a subtree into DIR, like `unsquashfs -d DIR`
+    ///
+    /// A subtree keeps its path: /usr/bin is written to DIR/usr/bin. Nothing outside DIR
+    /// is ever written, whatever the image holds.
     Extract {
         #[command(flatten)]
         image: ImageArgs,
-        /// Destination directory (created; must not exist or be empty)
+        /// Destination directory (created; must be empty unless -f)
         dir: PathBuf,
         /// Path inside the image to extract
         #[arg(default_value = "/")]
         path: String,
         /// Decompressor threads (default: one per CPU); a walker and a writer run besides,
         /// as with unsquashfs -processors
-        #[arg(short = 'p', long)]
-        processors: Option<usize>,
+        #[arg(short = 'p', long, value_parser = clap::value_parser!(u16).range(1..))]
+        processors: Option<u16>,
+        /// Extract into a DIR that has contents: an entry the image also has is replaced
+        /// (a symlink there is removed, never followed), except a directory, which the
+        /// image's directory fills (and the image's file there is an error)
+        #[arg(short = 'f', long)]
+        force: bool,
+        /// Print nothing but errors and warnings (no progress bar, no summary)
+        #[arg(short = 'q', long)]
+        quiet: bool,
+        /// No progress bar
+        #[arg(short = 'n', long)]
+        no_progress: bool,
     },
 }
 
@@ -86,20 +105,60 @@ fn run(cli: Cli) -> Result<(), String> {
             recursive,
             path,
         } => ls::run(&open(&image)?, &path, long, recursive),
-        Command::Cat { image, path } => cat::run(&open(&image)?, &path),
+        Command::Cat { image, paths } => cat::run(&open(&image)?, &paths),
         Command::Extract {
             image,
             dir,
             path,
             processors,
-        } => extract::run(&open(&image)?, &path, &dir, processors),
+            force,
+            quiet,
+            no_progress,
+        } => {
+            let options = extract::Options {
+                force,
+                processors: processors.map_or_else(
+                    || std::thread::available_parallelism().map_or(1, |n| n.get()),
+                    usize::from,
+                ),
+                progress: !quiet && !no_progress,
+            };
+            let summary = extract::extract(&open(&image)?, &path, &dir, &options)
+                .map_err(|e| e.to_string())?;
+            if summary.skipped_devices > 0 {
+                eprintln!(
+                    "sqfs: warning: {} device node(s) not created: that needs root",
+                    summary.skipped_devices
+                );
+            }
+            if !quiet {
+                println!("{summary}");
+            }
+            Ok(())
+        }
     }
+}
+
+/// unsquashfs spells its long options with one dash; `sqfs extract` takes those users
+/// know (before any `--`).
+fn unsquashfs_spellings(args: impl Iterator<Item = OsString>) -> Vec<OsString> {
+    let mut after_dashes = false;
+    args.map(|arg| {
+        after_dashes |= arg == "--";
+        match arg.to_str() {
+            Some(a @ ("-no-progress" | "-quiet" | "-force" | "-processors")) if !after_dashes => {
+                OsString::from(format!("-{a}"))
+            }
+            _ => arg,
+        }
+    })
+    .collect()
 }
 
 fn main() -> ExitCode {
     // A closed pipe (`sqfs cat … | head`) ends the program quietly, as cat's would.
     unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
-    match run(Cli::parse()) {
+    match run(Cli::parse_from(unsquashfs_spellings(std::env::args_os()))) {
         Ok(()) => ExitCode::SUCCESS,
         Err(msg) => {
             eprintln!("sqfs: error: {msg}");
