@@ -301,6 +301,11 @@ pub(crate) mod tests {
             match &r {
                 // A flip inside a literal of an unchecked format changes only the output.
                 Ok(_) if !checked => {}
+                // A checked format may still decode a flip that changes nothing it reads
+                // (padding bits, the code length of a symbol no code uses): then the bytes
+                // must be the right ones. The block comes from the test binary, so where such
+                // bits fall changes from build to build.
+                Ok(n) if *n == plain.len() && dst[..*n] == *plain => {}
                 _ => sane(&r, &dst, &format!("flipped byte {at}")),
             }
         }
