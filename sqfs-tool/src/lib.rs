@@ -5,5 +5,6 @@ pub mod cat;
 pub mod extract;
 pub mod info;
 pub mod ls;
+pub mod sif;
 mod sys;
 mod walk;
