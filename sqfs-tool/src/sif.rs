@@ -207,6 +207,52 @@ mod tests {
         assert_eq!(readable_size(u64::MAX), "16 EiB");
     }
 
+    /// Whatever a header holds (the parser checks offsets and counts, not times or text),
+    /// describing it neither panics nor prints a terminal control.
+    #[test]
+    fn any_header_values_are_described() {
+        use sqfs::sif::{Arch, Object};
+        let mut extra = [0xffu8; 12];
+        extra[4..8].copy_from_slice(&2i32.to_le_bytes());
+        let object = |data_type: i32, extra: [u8; 12]| Object {
+            index: 0,
+            id: u32::MAX,
+            group_raw: u32::MAX,
+            link_raw: u32::MAX,
+            data_type: DataType(data_type),
+            offset: u64::MAX / 2,
+            size: u64::MAX / 2,
+            extra,
+        };
+        for (created, arch) in [(i64::MIN, *b"\xff\xff\xff"), (i64::MAX, *b"99\0")] {
+            let sif = Sif {
+                launch_script: [0x1b; 32],
+                version: *b"01\0",
+                arch: Arch(arch),
+                id: [0xff; 16],
+                created_at: created,
+                modified_at: GO_ZERO_TIME,
+                descriptors_free: u64::MAX,
+                descriptors_total: u64::MAX,
+                descriptors_offset: u64::MAX,
+                descriptors_size: u64::MAX,
+                data_offset: u64::MAX,
+                data_size: u64::MAX,
+                objects: (0x4000..0x400d).map(|t| object(t, extra)).collect(),
+            };
+            let text = describe(&sif);
+            assert!(!text.contains('\x1b'), "{text}");
+            assert!(!text.contains("Modified At:"), "{text}");
+            assert!(
+                text.contains("4294967295 |268435455 |268435455 (G) |9223372036854775807-"),
+                "{text}"
+            );
+            assert!(text.contains("|FS (Unknown/*System/unknown)"), "{text}");
+            assert!(text.contains("|Signature (Unknown)"), "{text}");
+            assert_eq!(text.lines().count(), 10 + 3 + 13, "{text}");
+        }
+    }
+
     #[test]
     fn uuids_and_hostile_text() {
         let id: [u8; 16] = core::array::from_fn(|i| i as u8 * 17);
