@@ -158,33 +158,52 @@ fn arg(p: &Path) -> &str {
     p.to_str().unwrap()
 }
 
-/// The busybox image of the ch-run tests in a SIF, after a definition file, labels, an
-/// overlay and a system partition (both the decoy), and before a data partition (decoy).
-fn busybox_sif() -> &'static Path {
-    static SIF: OnceLock<PathBuf> = OnceLock::new();
-    SIF.get_or_init(|| {
-        let p = parts();
-        let sif = p.dir.join("busybox.sif");
-        make_sif(
-            &sif,
-            &[
-                Obj::Data(1, &p.deffile),
-                Obj::Data(3, &p.labels),
-                Obj::Part(&p.decoy, 1, 4),
-                Obj::Part(&p.decoy, 1, 1),
-                Obj::Part(&test_image().sqfs, 1, 2),
-                Obj::Part(&p.decoy, 1, 3),
-            ],
-        );
-        sif
-    })
+/// A test's own directory under the shared one, removed when the test ends.
+struct Work {
+    dir: PathBuf,
+}
+
+impl Work {
+    fn new(name: &str) -> Self {
+        let dir = parts().dir.join(name);
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+        Work { dir }
+    }
+}
+
+impl Drop for Work {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// The busybox image of the ch-run tests in a SIF in `dir`, after a definition file,
+/// labels, an overlay and a system partition (both the decoy), and before a data partition
+/// (decoy). The primary is descriptor 4, object 5.
+fn busybox_sif(dir: &Path) -> PathBuf {
+    let p = parts();
+    let sif = dir.join("busybox.sif");
+    make_sif(
+        &sif,
+        &[
+            Obj::Data(1, &p.deffile),
+            Obj::Data(3, &p.labels),
+            Obj::Part(&p.decoy, 1, 4),
+            Obj::Part(&p.decoy, 1, 1),
+            Obj::Part(&test_image().sqfs, 1, 2),
+            Obj::Part(&p.decoy, 1, 3),
+        ],
+    );
+    sif
 }
 
 /// A small SIF to damage: definition file, overlay (decoy), primary (small), data (decoy).
 /// The primary is descriptor 2.
-fn small_sif(name: &str) -> PathBuf {
+fn small_sif(dir: &Path) -> PathBuf {
     let p = parts();
-    let sif = p.dir.join(name);
+    let sif = dir.join("small.sif");
     make_sif(
         &sif,
         &[
@@ -219,7 +238,8 @@ fn sqfs_reads_the_primary_partition_and_nothing_else() {
     if !siftool_available() {
         return;
     }
-    let sif = busybox_sif();
+    let w = Work::new("reads");
+    let sif = &busybox_sif(&w.dir);
     let plain = &test_image().sqfs;
     // ls, cat, extract: as the plain image.
     assert_eq!(
@@ -230,8 +250,7 @@ fn sqfs_reads_the_primary_partition_and_nothing_else() {
         sqfs_ok(&["cat", arg(sif), "/data/big"]),
         std::fs::read(test_image().tree.join("data/big")).unwrap()
     );
-    let dir = parts().dir.join("extract");
-    let _ = std::fs::remove_dir_all(&dir);
+    let dir = &w.dir;
     sqfs_ok(&["extract", arg(sif), arg(&dir.join("sif"))]);
     sqfs_ok(&["extract", arg(plain), arg(&dir.join("plain"))]);
     let ignore = Ignore {
@@ -245,7 +264,6 @@ fn sqfs_reads_the_primary_partition_and_nothing_else() {
     )
     .unwrap();
     assert!(from_dir(&dir.join("sif")).len() > 30);
-    let _ = std::fs::remove_dir_all(&dir);
     // The library: the same tree, inode numbers and all.
     let opened = sqfs::Archive::open(sif).unwrap();
     let sif_tree = from_archive(&opened).unwrap();
@@ -279,8 +297,8 @@ fn info_shows_the_sif_as_siftool_does_then_the_superblock() {
     if !siftool_available() {
         return;
     }
-    let sif = parts().dir.join("info.sif");
-    std::fs::copy(busybox_sif(), &sif).unwrap();
+    let w = Work::new("info");
+    let sif = busybox_sif(&w.dir);
     // An Apptainer-style launch script, which siftool new leaves out.
     let mut bytes = std::fs::read(&sif).unwrap();
     bytes[..31].copy_from_slice(b"#!/usr/bin/env run-singularity\n");
@@ -315,14 +333,14 @@ fn info_shows_the_sif_as_siftool_does_then_the_superblock() {
 /// partition after it in the same file).
 const CORPUS: [&str; 3] = ["m-xz", "g-zstd", "m-nopad"];
 
-fn corpus_sif(name: &str) -> (PathBuf, PathBuf) {
+fn corpus_sif(name: &str, dir: &Path) -> (PathBuf, PathBuf) {
     let image = images()
         .iter()
         .find(|i| i.name == name)
         .unwrap_or_else(|| panic!("{name} not in the corpus"));
     assert_eq!(image.offset, 0);
     let p = parts();
-    let sif = p.dir.join(format!("{name}.sif"));
+    let sif = dir.join(format!("{name}.sif"));
     make_sif(
         &sif,
         &[
@@ -341,8 +359,9 @@ fn corpus_images_in_a_sif_read_as_the_plain_ones() {
         return;
     }
     let fuse = have("/dev/fuse", fuse_available());
+    let w = Work::new("corpus");
     for name in CORPUS {
-        let (plain, sif) = corpus_sif(name);
+        let (plain, sif) = corpus_sif(name, &w.dir);
         let bytes = std::fs::read(&sif).unwrap();
         let (start, size) = object(&bytes, 2);
         assert_eq!(size as u64, std::fs::metadata(&plain).unwrap().len());
@@ -447,6 +466,7 @@ fn sifs_without_a_usable_primary_partition_are_refused() {
         return;
     }
     let s = Scratch::new("sif-refused");
+    let w = Work::new("refused");
     let p = parts();
     let cases: [(&str, Vec<Obj>, &str); 6] = [
         (
@@ -486,7 +506,7 @@ fn sifs_without_a_usable_primary_partition_are_refused() {
         ),
     ];
     for (name, objects, why) in cases {
-        let sif = p.dir.join(name);
+        let sif = w.dir.join(name);
         make_sif(&sif, &objects);
         assert_refused(&sif, why, &s);
     }
@@ -499,7 +519,8 @@ fn damaged_sif_headers_are_refused() {
         return;
     }
     let s = Scratch::new("sif-damaged");
-    let good = small_sif("good.sif");
+    let w = Work::new("damaged");
+    let good = small_sif(&w.dir);
     let bytes = std::fs::read(&good).unwrap();
     let len = bytes.len() as i64;
     // The layout these patches assume: siftool's header, the primary in descriptor 2.
@@ -578,14 +599,14 @@ fn damaged_sif_headers_are_refused() {
         for (at, value) in patches {
             set_i64(&mut b, at, value);
         }
-        let bad = parts().dir.join("damaged.sif");
+        let bad = w.dir.join("damaged.sif");
         std::fs::write(&bad, &b).unwrap();
         std::fs::set_permissions(&bad, std::fs::Permissions::from_mode(0o644)).unwrap();
         eprintln!("case: {what}");
         assert_refused(&bad, &why, &s);
     }
     // A version that does not exist, and a header that is no longer a SIF's.
-    let bad = parts().dir.join("damaged.sif");
+    let bad = w.dir.join("damaged.sif");
     let mut b = bytes.clone();
     b[42..45].copy_from_slice(b"02\0");
     std::fs::write(&bad, &b).unwrap();
@@ -624,7 +645,8 @@ fn ch_run_runs_a_sif_by_path_and_by_storage_name() {
         return;
     }
     let s = Scratch::new("sif-run");
-    let sif = busybox_sif();
+    let w = Work::new("run");
+    let sif = &busybox_sif(&w.dir);
     let mnt = s.mnt_arg();
     let out = s.run(&["-m", &mnt, arg(sif), "--", "cat", "/data/hello"]);
     assert_eq!(
@@ -675,9 +697,8 @@ fn apptainer_entry_points_run_under_ch_run() {
         return;
     }
     let s = Scratch::new("sif-apptainer");
-    let extra = parts().dir.join("apptainer-layer");
-    let _ = std::fs::remove_dir_all(&extra);
-    let d = extra.join(".singularity.d");
+    let w = Work::new("apptainer");
+    let d = w.dir.join(".singularity.d");
     for sub in ["env", "actions"] {
         std::fs::create_dir_all(d.join(sub)).unwrap();
     }
@@ -709,13 +730,13 @@ fn apptainer_entry_points_run_under_ch_run() {
         .map(|e| e.unwrap().path())
         .collect();
     sources.push(d.clone());
-    let image = parts().dir.join("apptainer.sqfs");
+    let image = w.dir.join("apptainer.sqfs");
     run_ok(Command::new("mksquashfs").args(&sources).arg(&image).args([
         "-noappend",
         "-quiet",
         "-no-progress",
     ]));
-    let sif = parts().dir.join("apptainer.sif");
+    let sif = w.dir.join("apptainer.sif");
     make_sif(
         &sif,
         &[Obj::Data(1, &parts().deffile), Obj::Part(&image, 1, 2)],
