@@ -56,9 +56,7 @@ pub enum SifError {
     Descriptor { index: u64, what: String },
     #[error("damaged SIF: objects {first} and {second} overlap")]
     Overlap { first: u32, second: u32 },
-    #[error(
-        "SIF image has no primary system partition (a Partition object of type PrimSys) to run"
-    )]
+    #[error("SIF image has no primary system partition (a Partition object of type PrimSys)")]
     NoPrimary,
     #[error("SIF image has {0} primary system partitions (objects {1}); it must have one")]
     ManyPrimaries(usize, String),
