@@ -15,7 +15,7 @@ cd "$ROOT"
 SECS=${FUZZ_SECONDS:-60}
 SANITIZER=${FUZZ_SANITIZER:-none}
 TARGETS=("$@")
-[[ ${#TARGETS[@]} -gt 0 ]] || TARGETS=(image decompress metadata mutate extract)
+[[ ${#TARGETS[@]} -gt 0 ]] || TARGETS=(image decompress metadata mutate extract sif)
 
 # cargo-fuzz passes nightly-only flags to rustc; only a stable toolchain is installed.
 export RUSTC_BOOTSTRAP=1

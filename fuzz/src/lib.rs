@@ -24,6 +24,9 @@ use sqfs::reader::BlockReader;
 use sqfs::source::Source;
 use sqfs::{Archive, Error, FileType, OpenOptions};
 
+/// The `sif` target (SIF container parsing and opening), in its own file.
+pub mod sif;
+
 /// The fuzz targets, by name (each has a binary in `fuzz/fuzz_targets/`).
 pub const TARGETS: [&str; 4] = ["image", "decompress", "metadata", "mutate"];
 

@@ -1,5 +1,5 @@
-//! Which image a reference names: a SquashFS file (known by its magic, also through a
-//! symlink), a directory, or an image name in the storage directory ([`storage`]), with
+//! Which image a reference names: a SquashFS file or a SIF (known by their magic, also
+//! through a symlink), a directory, or an image name in the storage directory ([`storage`]), with
 //! Charliecloud's messages. The image is opened once, here, and used through that
 //! descriptor: what was checked is what runs.
 
@@ -24,6 +24,7 @@ const SQUASHFS_MAGIC: &[u8; 4] = b"hsqs";
 
 pub enum Image {
     /// Opened and checked before any namespace work, so a bad image is a one-line error.
+    /// A SIF is one too: its primary partition is the SquashFS.
     Squash {
         path: PathBuf,
         archive: Arc<Archive>,
@@ -135,7 +136,7 @@ fn directory_warning(image: &Checked, me: &Me) -> Option<String> {
         .map(|why| format!("its directory {} is {why}", dir.display()))
 }
 
-/// What the opened `fd` is: a directory, or a file with SquashFS's magic. `path` is shown in
+/// What the opened `fd` is: a directory, or a file with SquashFS's or SIF's magic. `path` is shown in
 /// messages about the image, `reference` (what the user typed) in Charliecloud's.
 fn classify(fd: OwnedFd, path: &Path, reference: &str) -> Result<Checked, Failure> {
     let st = fstat(fd.as_raw_fd())
@@ -159,17 +160,17 @@ fn classify(fd: OwnedFd, path: &Path, reference: &str) -> Result<Checked, Failur
     }
     let file = reopen_for_reading(&fd)
         .map_err(|e| Failure::Runtime(with_errno(format!("can't open: {reference}"), e)))?;
-    let mut magic = [0u8; 4];
-    match file.read_exact_at(&mut magic, 0) {
-        Ok(()) if &magic == SQUASHFS_MAGIC => {}
-        Ok(()) => return Err(unknown()),
-        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Err(unknown()),
-        Err(e) => {
-            return Err(Failure::Runtime(format!(
-                "can't read: {reference}: {}",
-                crate::plan::io_text(&e)
-            )))
-        }
+    // SquashFS's magic at 0, or SIF's at 32 (the library opens a SIF's primary partition).
+    let mut prefix = [0u8; sqfs::sif::MAGIC_AT + sqfs::sif::MAGIC.len()];
+    let n = read_prefix(&file, &mut prefix).map_err(|e| {
+        Failure::Runtime(format!(
+            "can't read: {reference}: {}",
+            crate::plan::io_text(&e)
+        ))
+    })?;
+    let prefix = &prefix[..n];
+    if !(prefix.starts_with(SQUASHFS_MAGIC) || sqfs::sif::is_sif(prefix)) {
+        return Err(unknown());
     }
     let cant =
         |e: sqfs::Error| Failure::Runtime(format!("can't open SquashFS: {}: {e}", path.display()));
@@ -183,6 +184,20 @@ fn classify(fd: OwnedFd, path: &Path, reference: &str) -> Result<Checked, Failur
         stat: st,
         real,
     })
+}
+
+/// The first bytes of `file`, as many as there are up to `buf`'s length.
+fn read_prefix(file: &File, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut done = 0;
+    while done < buf.len() {
+        match file.read_at(&mut buf[done..], done as u64) {
+            Ok(0) => break,
+            Ok(n) => done += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(done)
 }
 
 /// The file an `O_PATH` descriptor refers to, opened for reading: the very same inode, with

@@ -1,4 +1,4 @@
-//! `sqfs info`: what the superblock says, in words.
+//! `sqfs info`: what the superblock says, in words (after the SIF around it, if any).
 
 use std::path::Path;
 
@@ -8,6 +8,9 @@ use sqfs::Archive;
 use crate::ls::format_time;
 
 pub fn run(archive: &Archive, path: &Path) -> Result<(), String> {
+    if let Some(sif) = archive.sif() {
+        print!("{}", crate::sif::describe(sif));
+    }
     let sb = archive.superblock();
     let set: Vec<&str> = flags::NAMES
         .iter()

@@ -8,6 +8,7 @@ pub mod extract;
 pub mod info;
 pub mod ls;
 pub mod resolve;
+pub mod sif;
 mod sys;
 mod walk;
 

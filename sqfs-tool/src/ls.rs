@@ -105,7 +105,11 @@ pub fn mode_string(kind: FileType, mode: u32) -> String {
 
 /// `YYYY-MM-DD HH:MM:SS` in UTC.
 pub fn format_time(t: u32) -> String {
-    let secs = i64::from(t);
+    format_unix_time(i64::from(t))
+}
+
+/// `YYYY-MM-DD HH:MM:SS` in UTC, for any second since 1970 (before it too).
+pub fn format_unix_time(secs: i64) -> String {
     let (days, rem) = (secs.div_euclid(86400), secs.rem_euclid(86400));
     // Civil-from-days (Howard Hinnant's well-known algorithm, public domain).
     let z = days + 719_468;

@@ -20,7 +20,7 @@ struct Cli {
 struct ImageArgs {
     /// The SquashFS image
     image: PathBuf,
-    /// Byte offset of the SquashFS inside the file
+    /// Byte offset of the SquashFS inside the file (without it, a SIF's primary partition)
     #[arg(long, default_value_t = 0)]
     offset: u64,
 }

@@ -14,6 +14,7 @@ use crate::id::IdTable;
 use crate::inode::{Inode, InodeBody, Limits};
 use crate::metadata::{MetaRef, Table};
 use crate::reader::BlockReader;
+use crate::sif::Sif;
 use crate::source::Source;
 use crate::superblock::{flags, Superblock, NO_TABLE, SUPERBLOCK_SIZE};
 use crate::xattr::{Xattr, XattrTable};
@@ -21,7 +22,11 @@ use crate::xattr::{Xattr, XattrTable};
 /// How to open an image.
 #[derive(Debug, Clone)]
 pub struct OpenOptions {
-    /// Where the SquashFS starts inside the file (SIF, AppImage, `mksquashfs -offset`).
+    /// Where the SquashFS starts inside the file (AppImage, `mksquashfs -offset`, a SIF
+    /// partition named by hand). At 0, a file that is a SIF ([`crate::sif::is_sif`]) opens
+    /// as the SquashFS in its primary system partition ([`crate::Sif::primary`]), bounded
+    /// by that partition's size; any other offset is taken as it is, and no SIF header is
+    /// looked for.
     pub offset: u64,
     /// Bytes of decompressed blocks to keep cached.
     pub cache_bytes: usize,
@@ -61,6 +66,8 @@ pub struct Archive {
     xattrs: Option<XattrTable>,
     limits: Limits,
     compressor_options: Option<Vec<u8>>,
+    /// The SIF the image was found in, if it was.
+    sif: Option<Box<Sif>>,
 }
 
 impl Archive {
@@ -69,9 +76,23 @@ impl Archive {
         Self::open_file(File::open(path)?, &OpenOptions::default())
     }
 
-    /// Opens the image in `file`, starting at `options.offset`.
+    /// Opens the image in `file`, starting at `options.offset` (at 0, a SIF's primary
+    /// partition: see [`OpenOptions::offset`]).
     pub fn open_file(file: File, options: &OpenOptions) -> Result<Self> {
-        let mut source = Source::new(file, options.offset);
+        if options.offset == 0 {
+            if let Some(sif) = Sif::detect(&file)? {
+                let source = sif.primary_source(file)?;
+                return Self::open_source(source, Some(Box::new(sif)), options);
+            }
+        }
+        Self::open_source(Source::new(file, options.offset), None, options)
+    }
+
+    fn open_source(
+        mut source: Source,
+        sif: Option<Box<Sif>>,
+        options: &OpenOptions,
+    ) -> Result<Self> {
         let available = source.available()?;
         if available < SUPERBLOCK_SIZE as u64 {
             // Too short for a superblock: say whether it even starts like one.
@@ -159,6 +180,7 @@ impl Archive {
             export,
             xattrs,
             compressor_options,
+            sif,
         };
         archive.check_root()?;
         Ok(archive)
@@ -191,6 +213,11 @@ impl Archive {
 
     pub fn superblock(&self) -> &Superblock {
         &self.sb
+    }
+
+    /// The SIF the image was opened from (its SquashFS is the primary partition), if any.
+    pub fn sif(&self) -> Option<&Sif> {
+        self.sif.as_deref()
     }
 
     /// The decompressed compressor options block, when the image stores one.

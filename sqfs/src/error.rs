@@ -37,6 +37,9 @@ pub enum Error {
     /// A bounded read ([`crate::Archive::read_file`]) met a file larger than its limit.
     #[error("file of {size} bytes is larger than the {limit}-byte limit")]
     TooBig { size: u64, limit: u64 },
+    /// A SIF container that is damaged or has no SquashFS root to open.
+    #[error(transparent)]
+    Sif(#[from] crate::sif::SifError),
 }
 
 pub type Result<T> = std::result::Result<T, Error>;

@@ -15,6 +15,7 @@ pub mod id;
 pub mod inode;
 pub mod metadata;
 pub mod reader;
+pub mod sif;
 pub mod source;
 pub mod superblock;
 pub mod table;
@@ -26,6 +27,7 @@ pub use error::{Error, Result};
 pub use file::FileData;
 pub use inode::{FileType, Inode};
 pub use metadata::MetaRef;
+pub use sif::Sif;
 pub use superblock::Superblock;
 pub use xattr::Xattr;
 

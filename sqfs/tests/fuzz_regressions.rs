@@ -103,3 +103,46 @@ fn metadata() {
 fn mutate() {
     replay("mutate");
 }
+
+/// The `sif` target: its seeds (tiny images in SIFs) and committed findings, replayed as
+/// [`replay`] does for the others (its body and seeds live in `fuzz/src/sif.rs`).
+#[test]
+fn sif() {
+    let seeds = targets::sif::seeds();
+    assert!(!seeds.is_empty(), "no seeds for sif");
+    if let Some(out) = std::env::var_os("SQFS_FUZZ_SEEDS") {
+        let dir = Path::new(&out).join("sif");
+        std::fs::create_dir_all(&dir).unwrap();
+        for (name, data) in &seeds {
+            std::fs::write(dir.join(format!("seed-{name}")), data).unwrap();
+        }
+    }
+    let mut n = 0;
+    for (name, data) in seeds.into_iter().chain(regressions("sif")) {
+        let start = Instant::now();
+        targets::sif::run(&data);
+        let took = start.elapsed();
+        assert!(took < SLOW, "sif/{name} took {took:?}");
+        n += 1;
+    }
+    eprintln!("sif: replayed {n} inputs");
+}
+
+/// The SIF seeds open: each tiny image is reached through its SIF and walked as the image
+/// itself is, so the fuzzer starts inside the format, not at its first check.
+#[test]
+fn sif_seeds_open_as_their_images() {
+    let mut opened = 0;
+    for (name, data) in targets::sif::seeds() {
+        let file = targets::memfile(&data);
+        match sqfs::Archive::open_file(file, &sqfs::OpenOptions::default()) {
+            Ok(archive) => {
+                let walked = targets::exercise(&archive, 0);
+                assert!(walked.dirs >= 1, "{name}: {walked:?}");
+                opened += 1;
+            }
+            Err(e) => assert!(!name.ends_with(".sif"), "{name}: {e}"),
+        }
+    }
+    assert_eq!(opened, targets::TINY.len());
+}
