@@ -16,6 +16,7 @@ pub mod options;
 pub mod prefetch;
 pub mod readahead;
 pub mod streams;
+pub mod usage;
 
 pub use fs::SquashFs;
 pub use options::MountConfig;

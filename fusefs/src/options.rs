@@ -19,8 +19,10 @@ use clap::Parser;
 )]
 pub struct Args {
     /// The SquashFS image
+    #[arg(value_hint = clap::ValueHint::FilePath)]
     pub image: PathBuf,
     /// Where to mount it
+    #[arg(value_hint = clap::ValueHint::DirPath)]
     pub mountpoint: PathBuf,
     /// Stay in the foreground
     #[arg(short = 'f')]
@@ -43,6 +45,11 @@ pub struct Args {
     /// Mount options, comma-separated (a backslash escapes a comma); may be repeated
     #[arg(short = 'o', value_name = "OPT[,OPT...]", action = clap::ArgAction::Append)]
     pub options: Vec<String>,
+}
+
+/// The command line's definition, for the man page and completions.
+pub fn command() -> clap::Command {
+    <Args as clap::CommandFactory>::command()
 }
 
 /// The `-o` options, for `--help` (and the README).
