@@ -12,6 +12,7 @@ pub mod handles;
 pub mod mount;
 pub mod mountinfo;
 pub mod nodes;
+pub mod option_docs;
 pub mod options;
 pub mod prefetch;
 pub mod readahead;
