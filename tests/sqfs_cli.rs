@@ -325,3 +325,62 @@ fn errors_are_one_line_and_nonzero() {
         );
     }
 }
+
+/// A bad command line is one line and exit 1, as every other error (unsquashfs exits 1 on
+/// bad usage too); `--help` and `--version` print on stdout and exit 0.
+#[test]
+fn usage_errors_are_one_line_and_exit_1() {
+    let run = |args: &[&str]| {
+        let out = Command::new(built_binary("sqfs"))
+            .args(args)
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let img = tiny("tiny-gzip.sqfs");
+    let cases: [(&[&str], &str); 7] = [
+        (&[], "a command is needed: info, ls, cat, extract"),
+        (&["frobnicate"], "unrecognized subcommand 'frobnicate'"),
+        (
+            &["extract", "-p", "0", path(&img), "/nonexistent-dest"],
+            "0 is not in 1..",
+        ),
+        (
+            &["extract", path(&img)],
+            "required arguments were not provided: <DIR> (usage: sqfs extract",
+        ),
+        (
+            &["ls", "--bogus", path(&img)],
+            "unexpected argument '--bogus'",
+        ),
+        (&["cat", path(&img)], "<PATHS>..."),
+        (&["info", "--offset", "x", path(&img)], "invalid value 'x'"),
+    ];
+    for (args, expect) in cases {
+        let (code, out, err) = run(args);
+        assert_eq!(code, Some(1), "{args:?}: {err}");
+        assert!(out.is_empty(), "{args:?}: {out}");
+        assert_eq!(err.lines().count(), 1, "{args:?}: {err}");
+        assert!(
+            err.starts_with("sqfs: error: ") && err.contains(expect),
+            "{args:?}: {err}"
+        );
+    }
+    assert!(!Path::new("/nonexistent-dest").exists());
+    for args in [&["--help"][..], &["extract", "--help"], &["-h"]] {
+        let (code, out, err) = run(args);
+        assert_eq!(code, Some(0), "{args:?}: {err}");
+        assert!(
+            out.contains("Usage: sqfs") && err.is_empty(),
+            "{args:?}: {out}"
+        );
+    }
+    let (code, out, _) = run(&["--version"]);
+    // The workspace's version, which this package shares.
+    let version = format!("sqfs {}\n", env!("CARGO_PKG_VERSION"));
+    assert_eq!((code, out), (Some(0), version));
+}

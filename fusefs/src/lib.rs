@@ -12,10 +12,12 @@ pub mod handles;
 pub mod mount;
 pub mod mountinfo;
 pub mod nodes;
+pub mod option_docs;
 pub mod options;
 pub mod prefetch;
 pub mod readahead;
 pub mod streams;
+pub mod usage;
 
 pub use fs::SquashFs;
 pub use options::MountConfig;

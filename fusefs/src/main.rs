@@ -2,11 +2,11 @@
 
 use std::process::ExitCode;
 
-use clap::Parser;
-use fusefs::options::{Args, MountConfig};
+use fusefs::options::MountConfig;
 
 fn main() -> ExitCode {
-    let result = MountConfig::from_args(Args::parse()).and_then(fusefs::mount::run);
+    let result = MountConfig::from_args(fusefs::usage::parse(std::env::args_os()))
+        .and_then(fusefs::mount::run);
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(msg) => {

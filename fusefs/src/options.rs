@@ -19,8 +19,10 @@ use clap::Parser;
 )]
 pub struct Args {
     /// The SquashFS image
+    #[arg(value_hint = clap::ValueHint::FilePath)]
     pub image: PathBuf,
     /// Where to mount it
+    #[arg(value_hint = clap::ValueHint::DirPath)]
     pub mountpoint: PathBuf,
     /// Stay in the foreground
     #[arg(short = 'f')]
@@ -43,6 +45,11 @@ pub struct Args {
     /// Mount options, comma-separated (a backslash escapes a comma); may be repeated
     #[arg(short = 'o', value_name = "OPT[,OPT...]", action = clap::ArgAction::Append)]
     pub options: Vec<String>,
+}
+
+/// The command line's definition, for the man page and completions.
+pub fn command() -> clap::Command {
+    <Args as clap::CommandFactory>::command()
 }
 
 /// The `-o` options, for `--help` (and the README).
@@ -172,44 +179,109 @@ fn split_options(arg: &str) -> Vec<String> {
         .collect()
 }
 
-/// Options without a value that libfuse takes and that do nothing here, and why.
-fn flag_without_effect(key: &str) -> Option<&'static str> {
-    Some(match key {
-        "rw" => "the image is read-only: the mount stays ro (writes fail with EROFS)",
-        "kernel_cache" => "file pages are kept across opens anyway",
-        "auto_cache" => "the image never changes: there is nothing to invalidate",
-        "use_ino" | "readdir_ino" => "inode numbers are always the image's",
-        "clone_fd" => "the worker threads share one /dev/fuse descriptor",
-        "async_read" => "reads are asynchronous anyway",
-        "sync_read" => "reads stay asynchronous",
-        "big_writes" | "atomic_o_trunc" => "nothing is written",
-        "no_remote_lock" | "no_remote_flock" | "no_remote_posix_lock" => {
-            "locks are the kernel's own"
-        }
-        "splice_read" | "no_splice_read" | "splice_write" | "no_splice_write" | "splice_move"
-        | "no_splice_move" => "replies are written from memory",
-        "nonempty" => "a non-empty directory can always be mounted over",
-        "large_read" => "obsolete since Linux 2.4",
-        _ => return None,
-    })
+/// Options without a value that libfuse takes and that do nothing here, and why (`-d`
+/// logs it; the man page lists it).
+pub const FLAGS_WITHOUT_EFFECT: &[(&str, &str)] = &[
+    (
+        "rw",
+        "the image is read-only: the mount stays ro (writes fail with EROFS)",
+    ),
+    ("kernel_cache", "file pages are kept across opens anyway"),
+    (
+        "auto_cache",
+        "the image never changes: there is nothing to invalidate",
+    ),
+    ("use_ino", "inode numbers are always the image's"),
+    ("readdir_ino", "inode numbers are always the image's"),
+    (
+        "clone_fd",
+        "the worker threads share one /dev/fuse descriptor",
+    ),
+    ("async_read", "reads are asynchronous anyway"),
+    ("sync_read", "reads stay asynchronous"),
+    ("big_writes", "nothing is written"),
+    ("atomic_o_trunc", "nothing is written"),
+    ("no_remote_lock", "locks are the kernel's own"),
+    ("no_remote_flock", "locks are the kernel's own"),
+    ("no_remote_posix_lock", "locks are the kernel's own"),
+    ("splice_read", "replies are written from memory"),
+    ("no_splice_read", "replies are written from memory"),
+    ("splice_write", "replies are written from memory"),
+    ("no_splice_write", "replies are written from memory"),
+    ("splice_move", "replies are written from memory"),
+    ("no_splice_move", "replies are written from memory"),
+    (
+        "nonempty",
+        "a non-empty directory can always be mounted over",
+    ),
+    ("large_read", "obsolete since Linux 2.4"),
+];
+
+/// What the value of an option without effect must look like.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ValueKind {
+    /// A whole number.
+    Number,
+    /// Seconds, with a fraction (libfuse's timeouts are doubles).
+    Seconds,
+    /// Any non-empty text.
+    Text,
 }
 
 /// Options with a value that libfuse takes and that do nothing here, and why; the value
 /// must still be well formed.
-fn value_without_effect(key: &str) -> Option<(&'static str, bool)> {
-    // (reason, numeric)
-    Some(match key {
-        "entry_timeout" | "attr_timeout" | "negative_timeout" => (
-            "entries, attributes and misses are cached for ever (the image never changes)",
-            false,
-        ),
-        "max_idle_threads" => ("the worker threads are a fixed pool", true),
-        "max_background" | "congestion_threshold" => ("the kernel's defaults are kept", true),
-        "max_write" => ("nothing is written", true),
-        "blksize" => ("only block-device FUSE mounts (blkdev) take it", true),
-        "user" => ("there is no /etc/mtab to write", false),
-        _ => return None,
-    })
+pub const VALUES_WITHOUT_EFFECT: &[(&str, ValueKind, &str)] = &[
+    (
+        "entry_timeout",
+        ValueKind::Seconds,
+        "entries are cached for ever (the image never changes)",
+    ),
+    (
+        "attr_timeout",
+        ValueKind::Seconds,
+        "attributes are cached for ever (the image never changes)",
+    ),
+    (
+        "negative_timeout",
+        ValueKind::Seconds,
+        "misses are cached for ever (the image never changes)",
+    ),
+    (
+        "max_idle_threads",
+        ValueKind::Number,
+        "the worker threads are a fixed pool",
+    ),
+    (
+        "max_background",
+        ValueKind::Number,
+        "the kernel's defaults are kept",
+    ),
+    (
+        "congestion_threshold",
+        ValueKind::Number,
+        "the kernel's defaults are kept",
+    ),
+    ("max_write", ValueKind::Number, "nothing is written"),
+    (
+        "blksize",
+        ValueKind::Number,
+        "only block-device FUSE mounts (blkdev) take it",
+    ),
+    ("user", ValueKind::Text, "there is no /etc/mtab to write"),
+];
+
+fn flag_without_effect(key: &str) -> Option<&'static str> {
+    FLAGS_WITHOUT_EFFECT
+        .iter()
+        .find(|(name, _)| *name == key)
+        .map(|(_, why)| *why)
+}
+
+fn value_without_effect(key: &str) -> Option<(ValueKind, &'static str)> {
+    VALUES_WITHOUT_EFFECT
+        .iter()
+        .find(|(name, _, _)| *name == key)
+        .map(|(_, kind, why)| (*kind, *why))
 }
 
 impl MountConfig {
@@ -298,12 +370,12 @@ impl MountConfig {
                 self.kernel_options.push(opt.to_string())
             }
             _ => match value_without_effect(key) {
-                Some((why, numeric)) => {
-                    let well_formed = match value {
-                        Some(v) if numeric => v.parse::<u64>().is_ok(),
-                        Some(v) if key.ends_with("_timeout") => v.parse::<f64>().is_ok(),
-                        Some(v) => !v.is_empty(),
-                        None => false,
+                Some((kind, why)) => {
+                    let well_formed = match (kind, value) {
+                        (ValueKind::Number, Some(v)) => v.parse::<u64>().is_ok(),
+                        (ValueKind::Seconds, Some(v)) => v.parse::<f64>().is_ok(),
+                        (ValueKind::Text, Some(v)) => !v.is_empty(),
+                        (_, None) => false,
                     };
                     if !well_formed {
                         return Err(format!("option {key} has a bad value: '{opt}'"));

@@ -42,3 +42,28 @@ fn usage_errors_exit_nonzero() {
     assert_ne!(code, 0);
     assert_eq!(err.trim(), "squashfuse-rs: unknown option 'frobnicate'");
 }
+
+/// Every bad command line is one line on stderr and exit 1, as every other failure.
+#[test]
+fn usage_errors_are_one_line_and_exit_1() {
+    let cases: [(&[&str], &str); 5] = [
+        (&[], "<IMAGE>, <MOUNTPOINT>"),
+        (&["only-an-image"], "not provided: <MOUNTPOINT>"),
+        (&["--bogus", "img", "mnt"], "unexpected argument '--bogus'"),
+        (&["img", "mnt", "-o"], "a value is required for '-o"),
+        (
+            &["-o", "frobnicate", "img", "mnt"],
+            "unknown option 'frobnicate'",
+        ),
+    ];
+    for (args, expect) in cases {
+        let (code, out, err) = run(args);
+        assert_eq!(code, 1, "{args:?}: {err}");
+        assert!(out.is_empty(), "{args:?}: {out}");
+        assert_eq!(err.lines().count(), 1, "{args:?}: {err}");
+        assert!(
+            err.starts_with("squashfuse-rs: ") && err.contains(expect),
+            "{args:?}: {err}"
+        );
+    }
+}

@@ -6,7 +6,7 @@
 
 use std::ffi::OsString;
 
-use clap::{ArgAction, CommandFactory, FromArgMatches, Parser};
+use clap::{ArgAction, CommandFactory, FromArgMatches, Parser, ValueHint};
 
 use crate::failure::Failure;
 
@@ -24,10 +24,11 @@ use crate::failure::Failure;
 )]
 struct Cli {
     /// mount SRC at guest DST (default: same as SRC)
-    #[arg(short = 'b', long = "bind", value_name = "SRC[:DST]", action = ArgAction::Append)]
+    #[arg(short = 'b', long = "bind", value_name = "SRC[:DST]", action = ArgAction::Append,
+          value_hint = ValueHint::AnyPath)]
     bind: Vec<String>,
     /// initial working directory in container
-    #[arg(short = 'c', long = "cd", value_name = "DIR")]
+    #[arg(short = 'c', long = "cd", value_name = "DIR", value_hint = ValueHint::Other)]
     cd: Option<String>,
     /// don't expand $ in --set-env input
     #[arg(long = "env-no-expand")]
@@ -54,7 +55,7 @@ struct Cli {
     #[arg(long = "join-tag", value_name = "TAG")]
     join_tag: Option<String>,
     /// SquashFS mount point
-    #[arg(short = 'm', long = "mount", value_name = "DIR")]
+    #[arg(short = 'm', long = "mount", value_name = "DIR", value_hint = ValueHint::DirPath)]
     mount: Option<String>,
     /// don't bind-mount /etc/{passwd,group}
     #[arg(long = "no-passwd")]
@@ -66,7 +67,7 @@ struct Cli {
     #[arg(long = "ch-ssh", hide = true)]
     ch_ssh: bool,
     /// set DIR as storage directory
-    #[arg(short = 's', long = "storage", value_name = "DIR")]
+    #[arg(short = 's', long = "storage", value_name = "DIR", value_hint = ValueHint::DirPath)]
     storage: Option<String>,
     /// set environment variables per ARG (newline-delimited)
     #[arg(long = "set-env", value_name = "ARG", num_args = 0..=1, require_equals = true,
@@ -113,6 +114,11 @@ struct Cli {
     /// IMAGE (a SquashFS file, a directory, or an image name in storage), then CMD [ARG...]
     #[arg(value_name = "IMAGE CMD")]
     positional: Vec<OsString>,
+}
+
+/// The command line's definition, for the man page and completions.
+pub fn command() -> clap::Command {
+    Cli::command()
 }
 
 /// One step of environment editing, in command-line order.

@@ -2,6 +2,7 @@
 //! them (extraction above all) without a process per input. The binary is `src/main.rs`.
 
 pub mod cat;
+pub mod cli;
 mod dest;
 pub mod error;
 pub mod extract;
