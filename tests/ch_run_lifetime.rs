@@ -6,6 +6,7 @@ use std::io::Read;
 use std::time::{Duration, Instant};
 
 use e2e_tests::container::{can_run_containers, test_image, wait_for_file, Scratch};
+use e2e_tests::skip::{needs, Need};
 
 #[test]
 fn signals_sent_to_ch_run_reach_the_command() {
@@ -306,8 +307,8 @@ fn killing_the_supervisor_ends_the_command() {
 
 #[test]
 fn a_signal_during_setup_ends_everything() {
-    if !can_run_containers() || !e2e_tests::sys::is_root() {
-        eprintln!("SKIPPED: needs root to run a stuck join winner as the test user");
+    // Root, to run a stuck join winner as the test user.
+    if !needs(&[Need::Containers, Need::Root]) {
         return;
     }
     use std::os::unix::process::ExitStatusExt;

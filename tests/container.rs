@@ -1,6 +1,6 @@
 //! For the `ch-run` tests: a busybox image built from the host's `busybox-static` with
-//! mksquashfs, running `ch-run` as an unprivileged user (`chtest`, made by `.ci/run`, when
-//! the tests run as root), and the check that nothing is left behind afterwards.
+//! mksquashfs, running `ch-run` as an unprivileged user (`chtest`, made by `scripts/setup.sh`,
+//! when the tests run as root), and the check that nothing is left behind afterwards.
 
 use std::os::unix::fs::{symlink, PermissionsExt};
 use std::path::{Path, PathBuf};
@@ -187,7 +187,7 @@ fn nix_uid(name: &str) -> u32 {
     let out = Command::new("id").args(["-u", name]).output().unwrap();
     assert!(
         out.status.success(),
-        "user {name} missing: .ci/run creates it (useradd -m {name})"
+        "user {name} missing: scripts/setup.sh creates it"
     );
     String::from_utf8_lossy(&out.stdout).trim().parse().unwrap()
 }
@@ -484,9 +484,14 @@ impl Drop for Scratch {
 }
 
 /// Whether this machine can run ch-run at all: the test user can open /dev/fuse and make
-/// an unprivileged user namespace. A test skips only where they are truly absent, and says
-/// so; CI sets `CH_TEST_REQUIRE_CONTAINERS`, which makes their absence a failure instead.
+/// an unprivileged user namespace. Where they are absent the calling test is a recorded skip
+/// (`crate::skip`), or a failure with `CH_TEST_REQUIRE_CONTAINERS` or `CI` set.
 pub fn can_run_containers() -> bool {
+    crate::skip::needs(&[crate::skip::Need::Containers])
+}
+
+/// The probe behind `can_run_containers`, run once per process.
+pub fn containers_usable() -> bool {
     static ANSWER: OnceLock<bool> = OnceLock::new();
     *ANSWER.get_or_init(|| {
         let probe = "exec 3<>/dev/fuse && unshare -Ur true";
@@ -497,19 +502,10 @@ pub fn can_run_containers() -> bool {
         } else {
             Command::new("env")
         };
-        let ok = cmd
-            .args(["sh", "-c", probe])
+        cmd.args(["sh", "-c", probe])
             .stderr(Stdio::null())
             .status()
-            .is_ok_and(|s| s.success());
-        if !ok {
-            assert!(
-                std::env::var_os("CH_TEST_REQUIRE_CONTAINERS").is_none(),
-                "CH_TEST_REQUIRE_CONTAINERS is set, but the test user can't open /dev/fuse or make a user namespace"
-            );
-            eprintln!("SKIPPED: the test user can't open /dev/fuse or make a user namespace here");
-        }
-        ok
+            .is_ok_and(|s| s.success())
     })
 }
 

@@ -164,7 +164,7 @@ fn uncompressed_inode_image(dir: &Path) -> PathBuf {
 #[test]
 fn damaged_images_through_squashfuse_rs() {
     if !is_root() || !fuse_available() {
-        eprintln!("SKIPPED: needs root and /dev/fuse to mount; CI has both");
+        e2e_tests::skip::skip("needs root and /dev/fuse to mount");
         return;
     }
     let dir = std::env::temp_dir().join(format!("hostile-mounts-{}", std::process::id()));

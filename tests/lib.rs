@@ -5,5 +5,6 @@
 pub mod container;
 pub mod corpus;
 pub mod hostile;
+pub mod skip;
 pub mod snapshot;
 pub mod sys;
