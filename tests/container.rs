@@ -8,7 +8,7 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use crate::sys::{built_binary, is_root};
+use crate::sys::is_root;
 
 /// The unprivileged user CI creates; the tests run ch-run as this user when they are root.
 pub const TEST_USER: &str = "chtest";
@@ -89,10 +89,10 @@ fn build_image() -> TestImage {
     let busybox = Path::new("/bin/busybox");
     assert!(
         busybox.exists(),
-        "/bin/busybox missing: install busybox-static (.ci/run does)"
+        "/bin/busybox missing: install busybox-static (scripts/setup.sh does)"
     );
-    let base = std::env::temp_dir().join(format!("ch-run-image-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&base);
+    // Where the test user can read it, wherever the clone is; removed when the process exits.
+    let base = crate::reachable::dir().join("image");
     let tree = base.join("tree");
     for dir in [
         "bin", "dev", "proc", "sys", "tmp", "home", "mnt", "etc", "ch", "data", "root", "var/tmp",
@@ -306,9 +306,12 @@ impl Scratch {
         };
         cmd.args(&vars)
             .args(launcher)
-            .arg(built_binary("ch-run"))
+            .arg(crate::reachable::binary("ch-run"))
             .args(args);
         cmd.stdin(Stdio::null());
+        // A directory the test user can enter (the test's own may be in a private clone):
+        // srun's tasks start in the caller's directory.
+        cmd.current_dir(&self.dir);
         // ch-run passes on the descriptors it inherits (srun's PMI ones, say); the tests
         // check what it adds, so it inherits nothing but stdio from the test process.
         // SAFETY: close_range is async-signal-safe; CLOEXEC leaves std's own pipe working.

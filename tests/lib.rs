@@ -5,6 +5,7 @@
 pub mod container;
 pub mod corpus;
 pub mod hostile;
+pub mod reachable;
 pub mod skip;
 pub mod snapshot;
 pub mod sys;
