@@ -95,8 +95,9 @@ fn background_processes_keep_a_working_image() {
     let s = Scratch::new("background");
     let mnt = s.mnt_arg();
     // The command returns at once; its background job reads the image for a while after.
-    // (Its output goes elsewhere: a job holding our stdout would keep the pipe open.)
-    let script = "(sleep 4; sha256sum /data/big > /tmp/sum; ls /bin | wc -l > /tmp/count) >/dev/null 2>&1 & echo started; exit 5";
+    // (Its output goes elsewhere: a job holding our stdout would keep the pipe open.) `done`
+    // is made only once both results are written: `> /tmp/count` creates an empty file first.
+    let script = "(sleep 4; sha256sum /data/big > /tmp/sum; ls /bin | wc -l > /tmp/count; touch /tmp/done) >/dev/null 2>&1 & echo started; exit 5";
     let started = Instant::now();
     let out = s.run(&[
         "-m",
@@ -113,8 +114,7 @@ fn background_processes_keep_a_working_image() {
         "ch-run waited for the background job"
     );
     assert!(!s.processes().is_empty(), "the background job is gone");
-    wait_for_file(&s.tmp.join("count"));
-    std::thread::sleep(Duration::from_millis(100));
+    wait_for_file(&s.tmp.join("done"));
     let sum = std::fs::read_to_string(s.tmp.join("sum")).unwrap();
     assert!(sum.starts_with(&test_image().big_sha256), "{sum}");
     let count: usize = std::fs::read_to_string(s.tmp.join("count"))
@@ -123,7 +123,7 @@ fn background_processes_keep_a_working_image() {
         .parse()
         .unwrap();
     assert!(count > 20, "{count}");
-    for f in ["sum", "count"] {
+    for f in ["sum", "count", "done"] {
         std::fs::remove_file(s.tmp.join(f)).unwrap();
     }
     s.assert_clean();
