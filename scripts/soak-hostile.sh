@@ -2,7 +2,7 @@
 # The long hostile-image soak: thousands of damaged variants per source image through
 # squashfuse-rs mounts and ch-run (the same test CI runs with a few hundred).
 #
-# Usage (root, FUSE, the user chtest as .ci/run makes it): bash scripts/soak-hostile.sh [N]
+# Usage (root, FUSE, the user chtest as scripts/setup.sh makes it): bash scripts/soak-hostile.sh [N]
 #   N = variants per source image (default 1000; five sources through the mount, N through ch-run)
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
