@@ -17,7 +17,7 @@ command -v cargo >/dev/null || { echo "quickstart.sh: cargo not found: install R
 cargo build --release --workspace
 
 demo=$(mktemp -d)
-trap 'fusermount3 -u "$demo/mnt" 2>/dev/null; rm -rf "$demo"' EXIT
+trap 'fusermount3 -u "$demo/mnt" 2>/dev/null || true; rm -rf "$demo"' EXIT
 chmod 755 "$demo"
 root="$demo/root"
 mkdir -p "$root"/{bin,etc,dev,proc,sys,tmp,home,mnt}
