@@ -2,7 +2,8 @@
 # The whole test suite in one command, on a fresh Debian 12 machine or one set up before:
 #   1. scripts/setup.sh tests (as root, or through sudo): packages, /dev/fuse, the test users,
 #      the corpus, a one-node Slurm; a Slurm this script started is stopped at the end;
-#   2. cargo test --workspace --release [ARGS...];
+#   2. cargo build --workspace --release (the binaries the tests run), then
+#      cargo test --workspace --release [ARGS...];
 #   3. the tests that did not run, counted and listed (tests/skip.rs records them).
 # As root (and with CH_TEST_REQUIRE_ALL or CI set) every test must run: a test that cannot
 # is a failure. As a plain user the tests that need root are skips, listed at the end.
@@ -36,6 +37,9 @@ export CH_TEST_SKIP_LOG=$skips
 
 start=$(date +%s)
 status=0
+# The tests run the workspace's binaries (sqfs, squashfuse-rs, ch-run): `cargo test` builds
+# a binary only for its own package's integration tests, and sqfs-tool has none.
+cargo build --workspace --release
 cargo test --workspace --release "$@" || status=$?
 took=$(( $(date +%s) - start ))
 
