@@ -134,8 +134,8 @@ pub fn repo_root() -> PathBuf {
 
 /// As root, builds the corpus if it is out of date (once per test process; the script does
 /// nothing for an up-to-date corpus), and returns its images. Building needs root: files
-/// with 2100 owners and device nodes; a plain user gets the corpus root built last. Panics if the corpus is not there, or if a reader failed on an
-/// image that is not one of the `EXCEPTIONS`.
+/// with 2100 owners and device nodes; a plain user gets the corpus root built last. Panics
+/// if the corpus is not there, or if a reader failed on an image not in `EXCEPTIONS`.
 pub fn images() -> &'static [Image] {
     let images = load().as_ref().unwrap_or_else(|e| panic!("{e}"));
     let problems = unexpected_exceptions(images);
