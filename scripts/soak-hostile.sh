@@ -8,7 +8,7 @@
 # slashed name, a fragment index past the table on a file with no tail, a root whose
 # owners or listing cannot be read, an id table index that ends short of the image.
 #
-# Usage (root, FUSE, the user chtest as .ci/run makes it): bash scripts/soak-hostile.sh [N]
+# Usage (root, FUSE, the user chtest as scripts/setup.sh makes it): bash scripts/soak-hostile.sh [N]
 #   N = variants per source image (default 1000; five sources through the mount, N through ch-run)
 #   SOAK_FUZZ_SECONDS=S also runs the `image` and `mutate` fuzz targets S seconds each
 #   (fuzz/ci.sh; needs cargo-fuzz).

@@ -610,8 +610,7 @@ fn verbose_messages_and_default_mount_point() {
 #[test]
 fn refuses_to_run_setuid() {
     if !can_run_containers() || !is_root() {
-        // Making a setuid copy needs root; CI runs as root.
-        eprintln!("SKIPPED: needs root to make a setuid copy");
+        e2e_tests::skip::skip("needs root to make a setuid copy");
         return;
     }
     let s = Scratch::new("setuid");

@@ -407,11 +407,9 @@ fn can_play_two_users() -> bool {
             .status()
             .is_ok_and(|s| s.success());
     if !ok {
-        assert!(
-            std::env::var_os("CH_TEST_REQUIRE_CONTAINERS").is_none(),
-            "CH_TEST_REQUIRE_CONTAINERS is set, but this test needs root and the user {OTHER_USER}"
-        );
-        eprintln!("SKIPPED: needs root and the user {OTHER_USER} (.ci/run makes it)");
+        e2e_tests::skip::skip(&format!(
+            "needs root and the user {OTHER_USER} (scripts/setup.sh makes it)"
+        ));
     }
     ok
 }

@@ -5,7 +5,8 @@
 use std::io::Read;
 use std::time::{Duration, Instant};
 
-use e2e_tests::container::{can_run_containers, test_image, wait_for_file, wait_for_line, Scratch};
+use e2e_tests::container::{can_run_containers, test_image, wait_for_file, Scratch};
+use e2e_tests::skip::{needs, Need};
 
 #[test]
 fn signals_sent_to_ch_run_reach_the_command() {
@@ -94,8 +95,9 @@ fn background_processes_keep_a_working_image() {
     let s = Scratch::new("background");
     let mnt = s.mnt_arg();
     // The command returns at once; its background job reads the image for a while after.
-    // (Its output goes elsewhere: a job holding our stdout would keep the pipe open.)
-    let script = "(sleep 4; sha256sum /data/big > /tmp/sum; ls /bin | wc -l > /tmp/count) >/dev/null 2>&1 & echo started; exit 5";
+    // (Its output goes elsewhere: a job holding our stdout would keep the pipe open.) `done`
+    // is made only once both results are written: `> /tmp/count` creates an empty file first.
+    let script = "(sleep 4; sha256sum /data/big > /tmp/sum; ls /bin | wc -l > /tmp/count; touch /tmp/done) >/dev/null 2>&1 & echo started; exit 5";
     let started = Instant::now();
     let out = s.run(&[
         "-m",
@@ -112,12 +114,16 @@ fn background_processes_keep_a_working_image() {
         "ch-run waited for the background job"
     );
     assert!(!s.processes().is_empty(), "the background job is gone");
-    // `count` is written last; a file can be seen before its line is in it.
-    let count: usize = wait_for_line(&s.tmp.join("count")).trim().parse().unwrap();
+    wait_for_file(&s.tmp.join("done"));
     let sum = std::fs::read_to_string(s.tmp.join("sum")).unwrap();
     assert!(sum.starts_with(&test_image().big_sha256), "{sum}");
+    let count: usize = std::fs::read_to_string(s.tmp.join("count"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
     assert!(count > 20, "{count}");
-    for f in ["sum", "count"] {
+    for f in ["sum", "count", "done"] {
         std::fs::remove_file(s.tmp.join(f)).unwrap();
     }
     s.assert_clean();
@@ -301,8 +307,8 @@ fn killing_the_supervisor_ends_the_command() {
 
 #[test]
 fn a_signal_during_setup_ends_everything() {
-    if !can_run_containers() || !e2e_tests::sys::is_root() {
-        eprintln!("SKIPPED: needs root to run a stuck join winner as the test user");
+    // Root, to run a stuck join winner as the test user.
+    if !needs(&[Need::Containers, Need::Root]) {
         return;
     }
     use std::os::unix::process::ExitStatusExt;

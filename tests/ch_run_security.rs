@@ -275,11 +275,9 @@ fn can_act_as_two_users() -> bool {
         return false;
     }
     if !is_root() {
-        assert!(
-            std::env::var_os("CH_TEST_REQUIRE_CONTAINERS").is_none(),
-            "CH_TEST_REQUIRE_CONTAINERS is set, but this test needs root (to act as {TEST_USER} and {OTHER_USER})"
-        );
-        eprintln!("SKIPPED: needs root to act as {TEST_USER} and {OTHER_USER}");
+        e2e_tests::skip::skip(&format!(
+            "needs root to act as {TEST_USER} and {OTHER_USER}"
+        ));
         return false;
     }
     true

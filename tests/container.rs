@@ -1,6 +1,6 @@
 //! For the `ch-run` tests: a busybox image built from the host's `busybox-static` with
-//! mksquashfs, running `ch-run` as an unprivileged user (`chtest`, made by `.ci/run`, when
-//! the tests run as root), and the check that nothing is left behind afterwards.
+//! mksquashfs, running `ch-run` as an unprivileged user (`chtest`, made by `scripts/setup.sh`,
+//! when the tests run as root), and the check that nothing is left behind afterwards.
 
 use std::os::unix::fs::{symlink, PermissionsExt};
 use std::path::{Path, PathBuf};
@@ -8,7 +8,7 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use crate::sys::{built_binary, is_root};
+use crate::sys::is_root;
 
 /// The unprivileged user CI creates; the tests run ch-run as this user when they are root.
 pub const TEST_USER: &str = "chtest";
@@ -89,10 +89,10 @@ fn build_image() -> TestImage {
     let busybox = Path::new("/bin/busybox");
     assert!(
         busybox.exists(),
-        "/bin/busybox missing: install busybox-static (.ci/run does)"
+        "/bin/busybox missing: install busybox-static (scripts/setup.sh does)"
     );
-    let base = std::env::temp_dir().join(format!("ch-run-image-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&base);
+    // Where the test user can read it, wherever the clone is; removed when the process exits.
+    let base = crate::reachable::dir().join("image");
     let tree = base.join("tree");
     for dir in [
         "bin", "dev", "proc", "sys", "tmp", "home", "mnt", "etc", "ch", "data", "root", "var/tmp",
@@ -187,7 +187,7 @@ fn nix_uid(name: &str) -> u32 {
     let out = Command::new("id").args(["-u", name]).output().unwrap();
     assert!(
         out.status.success(),
-        "user {name} missing: .ci/run creates it (useradd -m {name})"
+        "user {name} missing: scripts/setup.sh creates it"
     );
     String::from_utf8_lossy(&out.stdout).trim().parse().unwrap()
 }
@@ -306,9 +306,12 @@ impl Scratch {
         };
         cmd.args(&vars)
             .args(launcher)
-            .arg(built_binary("ch-run"))
+            .arg(crate::reachable::binary("ch-run"))
             .args(args);
         cmd.stdin(Stdio::null());
+        // A directory the test user can enter (the test's own may be in a private clone):
+        // srun's tasks start in the caller's directory.
+        cmd.current_dir(&self.dir);
         // ch-run passes on the descriptors it inherits (srun's PMI ones, say); the tests
         // check what it adds, so it inherits nothing but stdio from the test process.
         // SAFETY: close_range is async-signal-safe; CLOEXEC leaves std's own pipe working.
@@ -484,9 +487,14 @@ impl Drop for Scratch {
 }
 
 /// Whether this machine can run ch-run at all: the test user can open /dev/fuse and make
-/// an unprivileged user namespace. A test skips only where they are truly absent, and says
-/// so; CI sets `CH_TEST_REQUIRE_CONTAINERS`, which makes their absence a failure instead.
+/// an unprivileged user namespace. Where they are absent the calling test is a recorded skip
+/// (`crate::skip`), or a failure with `CH_TEST_REQUIRE_CONTAINERS` or `CI` set.
 pub fn can_run_containers() -> bool {
+    crate::skip::needs(&[crate::skip::Need::Containers])
+}
+
+/// The probe behind `can_run_containers`, run once per process.
+pub fn containers_usable() -> bool {
     static ANSWER: OnceLock<bool> = OnceLock::new();
     *ANSWER.get_or_init(|| {
         let probe = "exec 3<>/dev/fuse && unshare -Ur true";
@@ -497,19 +505,10 @@ pub fn can_run_containers() -> bool {
         } else {
             Command::new("env")
         };
-        let ok = cmd
-            .args(["sh", "-c", probe])
+        cmd.args(["sh", "-c", probe])
             .stderr(Stdio::null())
             .status()
-            .is_ok_and(|s| s.success());
-        if !ok {
-            assert!(
-                std::env::var_os("CH_TEST_REQUIRE_CONTAINERS").is_none(),
-                "CH_TEST_REQUIRE_CONTAINERS is set, but the test user can't open /dev/fuse or make a user namespace"
-            );
-            eprintln!("SKIPPED: the test user can't open /dev/fuse or make a user namespace here");
-        }
-        ok
+            .is_ok_and(|s| s.success())
     })
 }
 

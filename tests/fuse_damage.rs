@@ -12,7 +12,7 @@ use e2e_tests::sys::{fuse_available, is_mounted, is_root, FuseMount};
 
 fn can_run() -> bool {
     if !is_root() || !fuse_available() {
-        eprintln!("SKIPPED: needs root and /dev/fuse; CI has both");
+        e2e_tests::skip::skip("needs root and /dev/fuse");
         return false;
     }
     true

@@ -14,14 +14,12 @@ use e2e_tests::fuse_daemon::{
     bytes_in_image, fuse_servers, is_running, output_within, send_signal, serving_daemon,
     wait_for_exit, wait_until, PATIENCE,
 };
-use e2e_tests::sys::{built_binary, fuse_available, is_mounted, is_root};
+use e2e_tests::sys::{built_binary, is_mounted};
 
+/// Root (a second user's view, umount), /dev/fuse and the corpus.
 fn can_run() -> bool {
-    if !is_root() || !fuse_available() {
-        eprintln!("SKIPPED: needs root (a second user's view, umount) and /dev/fuse; CI has both");
-        return false;
-    }
-    true
+    use e2e_tests::skip::{needs, Need};
+    needs(&[Need::Root, Need::Fuse, Need::Corpus])
 }
 
 fn image(name: &str) -> PathBuf {

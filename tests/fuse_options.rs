@@ -19,9 +19,7 @@ use e2e_tests::sys::{built_binary, fuse_available, is_mounted, is_root, FuseMoun
 
 fn can_run() -> bool {
     if !is_root() || !fuse_available() {
-        eprintln!(
-            "SKIPPED: needs root (kernel loop mounts to compare with) and /dev/fuse; CI has both"
-        );
+        e2e_tests::skip::skip("needs root (kernel loop mounts to compare with) and /dev/fuse");
         return false;
     }
     true
@@ -375,8 +373,8 @@ fn run_failing(image: &Path, mountpoint: &Path) -> String {
 
 #[test]
 fn bad_input_is_one_line_and_a_nonzero_exit() {
-    if !fuse_available() {
-        eprintln!("SKIPPED: needs /dev/fuse");
+    if !fuse_available() || !e2e_tests::corpus::available() {
+        e2e_tests::skip::skip("needs /dev/fuse and the corpus (scripts/setup.sh)");
         return;
     }
     let dir = scratch_dir("bad");
@@ -874,8 +872,7 @@ fn every_option_squashfuse_ll_takes_is_accepted() {
 
 #[test]
 fn an_unknown_option_is_one_line_naming_it_and_exit_1() {
-    if !fuse_available() {
-        eprintln!("SKIPPED: needs /dev/fuse");
+    if !e2e_tests::skip::needs(&[e2e_tests::skip::Need::Fuse]) {
         return;
     }
     let dir = scratch_dir("unknown");

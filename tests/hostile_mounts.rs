@@ -254,7 +254,7 @@ fn strict_variants(path: &Path) -> Vec<(String, Vec<u8>)> {
 #[test]
 fn damaged_images_through_squashfuse_rs() {
     if !is_root() || !fuse_available() {
-        eprintln!("SKIPPED: needs root and /dev/fuse to mount; CI has both");
+        e2e_tests::skip::skip("needs root and /dev/fuse to mount");
         return;
     }
     let dir = std::env::temp_dir().join(format!("hostile-mounts-{}", std::process::id()));

@@ -6,8 +6,9 @@ use std::fs::File;
 use std::os::unix::fs::FileExt;
 
 use e2e_tests::corpus::{images, Image};
+use e2e_tests::skip::{needs, Need};
 use e2e_tests::snapshot::{compare, from_archive, from_dir, Ignore};
-use e2e_tests::sys::{is_root, LoopMount};
+use e2e_tests::sys::LoopMount;
 use sqfs::{Archive, FileType, OpenOptions};
 
 fn open(image: &Image) -> Archive {
@@ -34,8 +35,7 @@ fn kernel_reference(image: &Image) -> &'static Image {
 
 #[test]
 fn library_matches_kernel_on_every_image() {
-    if !is_root() {
-        eprintln!("SKIPPED: loop mounts need root (CI runs as root)");
+    if !needs(&[Need::Root]) {
         return;
     }
     let mut failures = Vec::new();

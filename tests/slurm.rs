@@ -1,7 +1,7 @@
-//! ch-run under a real one-node Slurm (`scripts/slurm-up.sh`, which `.ci/run` starts):
-//! `srun` ranks, `--join` with one mount per node, MPI over PMIx, `scancel`, exit codes.
-//! Without a running Slurm these tests say so and skip, unless `CH_TEST_REQUIRE_SLURM` is
-//! set (CI sets it), in which case a missing Slurm is a failure.
+//! ch-run under a real one-node Slurm (`scripts/slurm-up.sh`, which `scripts/setup.sh`
+//! starts): `srun` ranks, `--join` with one mount per node, MPI over PMIx, `scancel`, exit
+//! codes. Without a running Slurm these tests are recorded skips (`e2e_tests::skip`), and a
+//! failure where `CH_TEST_REQUIRE_SLURM`, `CH_TEST_REQUIRE_ALL` or `CI` is set.
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;
@@ -9,28 +9,14 @@ use std::process::Command;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use e2e_tests::container::{can_run_containers, test_image, Outcome, Scratch, TEST_USER};
+use e2e_tests::container::{test_image, Outcome, Scratch, TEST_USER};
+use e2e_tests::skip::{needs, Need};
 use e2e_tests::sys::is_root;
 
+/// Whether Slurm is up and ch-run can run; if not, the test is a recorded skip (a failure
+/// with `CH_TEST_REQUIRE_SLURM` or `CI` set).
 fn slurm_running() -> bool {
-    let up = Command::new("sinfo")
-        .args(["-h", "-N", "-o", "%T"])
-        .output()
-        .is_ok_and(|o| {
-            let state = String::from_utf8_lossy(&o.stdout);
-            o.status.success()
-                && state
-                    .lines()
-                    .any(|l| l.starts_with("idle") || l.starts_with("mixed"))
-        });
-    if !up {
-        assert!(
-            std::env::var_os("CH_TEST_REQUIRE_SLURM").is_none(),
-            "CH_TEST_REQUIRE_SLURM is set but no Slurm node is idle (scripts/slurm-up.sh)"
-        );
-        eprintln!("SKIPPED: no Slurm running here (start one with scripts/slurm-up.sh as root)");
-    }
-    up && can_run_containers()
+    needs(&[Need::Slurm, Need::Containers])
 }
 
 fn srun(s: &Scratch, srun_args: &[&str], args: &[&str], env: &[(&str, &str)]) -> Outcome {
