@@ -106,7 +106,9 @@ impl Scene {
         let mut cmd = match user {
             Some(user) => {
                 let mut cmd = Command::new("runuser");
-                cmd.args(["-u", user, "--"]).arg(built_binary("sqfs"));
+                // A copy the user can reach: the clone may be in a 0700 directory.
+                cmd.args(["-u", user, "--"])
+                    .arg(e2e_tests::reachable::binary("sqfs"));
                 cmd
             }
             None => Command::new(built_binary("sqfs")),
