@@ -444,13 +444,14 @@ fn extract_seeds() -> Vec<(String, Vec<u8>)> {
 /// extract/`, where the other targets' findings are.
 fn extract_regressions() -> Vec<(String, Vec<u8>)> {
     let dir = e2e_tests::corpus::repo_root().join("sqfs/tests/fuzz_regressions/extract");
-    let Ok(entries) = std::fs::read_dir(&dir) else {
-        return Vec::new();
-    };
+    // The directory exists (`.keep` holds it in git): a path gone wrong must fail, not
+    // replay nothing.
+    let entries = std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
     let mut files: Vec<PathBuf> = entries.map(|e| e.unwrap().path()).collect();
     files.sort();
     files
         .into_iter()
+        .filter(|p| p.is_file() && !p.file_name().unwrap().to_string_lossy().starts_with('.'))
         .map(|p| {
             let name = p.file_name().unwrap().to_string_lossy().into_owned();
             (name, std::fs::read(&p).unwrap())
