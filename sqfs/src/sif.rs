@@ -46,7 +46,7 @@ const GROUP_MASK: u32 = 0xf000_0000;
 
 /// Why a SIF cannot be opened: the header or a descriptor is damaged, or the image has no
 /// root filesystem this library can read.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum SifError {
     #[error("damaged SIF header: {0}")]
     Header(String),
