@@ -11,8 +11,8 @@
 
 use crate::error::{corrupt, Error, Result};
 use crate::inode::{DirInfo, FileType};
-use crate::metadata::{MetaCursor, MetaRef, Table, METADATA_SIZE};
-use crate::reader::BlockReader;
+use crate::metadata::{MetaCursor, MetaRef, Table};
+use crate::reader::{BlockReader, METADATA_SIZE};
 
 /// Most entries one header may cover (the kernel's SQUASHFS_DIR_COUNT).
 const MAX_HEADER_ENTRIES: u32 = 256;

@@ -285,7 +285,7 @@ impl Inode {
 }
 
 fn dir_listing_ref(start_block: u32, offset: u16) -> Result<MetaRef> {
-    if usize::from(offset) >= crate::metadata::METADATA_SIZE {
+    if usize::from(offset) >= crate::reader::METADATA_SIZE {
         return Err(corrupt!(
             "directory listing offset {offset} past a metadata block"
         ));

@@ -5,10 +5,6 @@ use crate::cache::Block;
 use crate::error::{corrupt, Result};
 use crate::reader::BlockReader;
 
-pub const METADATA_SIZE: usize = 8192;
-/// Header bit that marks a metadata block stored uncompressed.
-const UNCOMPRESSED: u16 = 0x8000;
-
 /// A reference to a byte inside a metadata table: (block start relative to the table,
 /// offset inside the decompressed block), packed the way inode references are.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -48,14 +44,15 @@ impl Table {
                 self.end
             ));
         }
-        let word = reader.metadata_header(pos)?;
-        let len = u64::from(word & !UNCOMPRESSED);
-        let next = pos + 2 + len;
-        if len == 0 || len > METADATA_SIZE as u64 || next > self.end {
-            return Err(corrupt!("metadata block at {pos} has bad length {len}"));
+        let header = reader.metadata_header(pos)?;
+        let next = header.next(pos);
+        if next > self.end {
+            return Err(corrupt!(
+                "metadata block at {pos} has bad length {}",
+                header.stored
+            ));
         }
-        let block = reader.metadata_block(pos, len as usize, word & UNCOMPRESSED == 0)?;
-        Ok((block, next))
+        Ok((reader.metadata_block(pos, header)?, next))
     }
 
     /// A cursor at `at` (a reference relative to this table).

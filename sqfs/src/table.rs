@@ -2,8 +2,8 @@
 //! stored in metadata blocks, found through an index of block positions.
 
 use crate::error::{corrupt, Result};
-use crate::metadata::{MetaCursor, MetaRef, Table, METADATA_SIZE};
-use crate::reader::BlockReader;
+use crate::metadata::{MetaCursor, MetaRef, Table};
+use crate::reader::{BlockReader, METADATA_SIZE};
 
 /// A metadata block plus its header can be no longer than this on disk.
 const MAX_STORED_BLOCK: u64 = METADATA_SIZE as u64 + 2;

@@ -192,7 +192,7 @@ mod tests {
 
     use super::*;
     use crate::compress::{new_decompressor, Compression};
-    use crate::metadata::METADATA_SIZE;
+    use crate::reader::METADATA_SIZE;
     use crate::source::Source;
 
     /// `stream` stored as uncompressed metadata blocks.
