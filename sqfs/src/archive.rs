@@ -17,6 +17,7 @@ use crate::reader::BlockReader;
 use crate::sif::Sif;
 use crate::source::Source;
 use crate::superblock::{flags, Superblock, NO_TABLE, SUPERBLOCK_SIZE};
+use crate::table::Chain;
 use crate::xattr::{Xattr, XattrTable};
 
 /// How to open an image.
@@ -119,40 +120,19 @@ impl Archive {
         let decompressor = new_decompressor(sb.compression, compressor_options.as_deref())?;
         let reader = BlockReader::new(source, decompressor, options.cache_bytes, sb.block_size);
 
-        // The tables are read back to front: each one's first block is where the one
-        // ahead of it must end (the kernel checks the same chain).
-        let lowest = sb.directory_table_start;
-        let mut next = sb.bytes_used;
-        let xattrs = if sb.xattr_id_table_start == NO_TABLE {
-            None
-        } else {
-            let t = XattrTable::read(&reader, sb.xattr_id_table_start, next, lowest)?;
-            next = t.first_block();
-            Some(t)
-        };
-        let ids = IdTable::read(&reader, sb.id_table_start, next, lowest, sb.id_count)?;
-        next = ids.first_block();
-        let export = if sb.export_table_start == NO_TABLE {
-            None
-        } else {
-            let t =
-                ExportTable::read(&reader, sb.export_table_start, next, lowest, sb.inode_count)?;
-            next = t.first_block();
-            Some(t)
-        };
-        let fragments = if sb.fragment_count == 0 {
-            None
-        } else {
-            let t = FragmentTable::read(
-                &reader,
-                sb.fragment_table_start,
-                next,
-                lowest,
-                sb.fragment_count,
-            )?;
-            next = t.first_block();
-            Some(t)
-        };
+        let mut chain = Chain::new(sb.directory_table_start, sb.bytes_used);
+        let xattrs = chain.read_if(sb.xattr_id_table_start != NO_TABLE, |bounds| {
+            XattrTable::read(&reader, sb.xattr_id_table_start, bounds)
+        })?;
+        let ids =
+            chain.read(|bounds| IdTable::read(&reader, sb.id_table_start, sb.id_count, bounds))?;
+        let export = chain.read_if(sb.export_table_start != NO_TABLE, |bounds| {
+            ExportTable::read(&reader, sb.export_table_start, sb.inode_count, bounds)
+        })?;
+        let fragments = chain.read_if(sb.fragment_count != 0, |bounds| {
+            FragmentTable::read(&reader, sb.fragment_table_start, sb.fragment_count, bounds)
+        })?;
+        let next = chain.end();
         if sb.directory_table_start > next {
             return Err(corrupt!(
                 "directory table starts after the tables that follow it"
