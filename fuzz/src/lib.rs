@@ -16,9 +16,10 @@ use std::io::Write;
 use std::os::fd::FromRawFd;
 
 use sqfs::compress::{new_decompressor, Compression};
+use sqfs::context::{Context, Limits};
 use sqfs::dir::{self, DirEntry, Index, ReadDir};
 use sqfs::file::FileData;
-use sqfs::inode::{Inode, InodeBody, Limits};
+use sqfs::inode::{Inode, InodeBody};
 use sqfs::metadata::{MetaRef, Table};
 use sqfs::reader::BlockReader;
 use sqfs::source::Source;
@@ -569,17 +570,12 @@ pub fn metadata(data: &[u8]) {
         start: split,
         end: body.len() as u64,
     };
-    let m = Meta {
-        reader: &reader,
-        inodes,
-        dirs,
-        limits: &limits,
-    };
+    let ctx = Context::of_tables(reader, inodes, dirs, limits);
     // Every metadata block of both tables, following the chain of headers.
     for table in [inodes, dirs] {
         let mut pos = table.start;
         for _ in 0..4096 {
-            match table.block_at(&reader, pos) {
+            match table.block_at(&ctx.reader, pos) {
                 Ok((block, next)) => {
                     assert!(next > pos && next <= table.end);
                     // Empty blocks are possible (a stream may decode to nothing); a cursor
@@ -591,7 +587,7 @@ pub fn metadata(data: &[u8]) {
             }
         }
     }
-    m.cursor_reads(root, salt);
+    cursor_reads(&ctx, root, salt);
     // The root and what it leads to, bounded like the image walk.
     let mut seen = HashSet::new();
     let mut queue = VecDeque::from([root]);
@@ -600,37 +596,29 @@ pub fn metadata(data: &[u8]) {
         if seen.len() >= MAX_NODES || !seen.insert(at) {
             continue;
         }
-        let Ok(inode) = m.inode(at) else { continue };
+        let Ok(inode) = Inode::read(&ctx, at) else {
+            continue;
+        };
         assert!(inode.number >= 1 && inode.number <= limits.inode_count);
         match &inode.body {
             InodeBody::Directory(info) if dirs_listed < MAX_DIRS => {
                 dirs_listed += 1;
-                if let Ok(mut index) = Index::new(&reader, inodes, info) {
+                if let Ok(mut index) = Index::new(&ctx, info) {
                     let mut last = 0;
                     while let Ok(Some(entry)) = index.next_entry() {
                         assert!(entry.listing_offset >= last);
                         last = entry.listing_offset;
                     }
                 }
-                let entries: Vec<DirEntry> =
-                    match ReadDir::new(&reader, dirs, inodes, info, 0, limits.inode_count) {
-                        Ok(list) => list.take(MAX_ENTRIES).map_while(Result::ok).collect(),
-                        Err(_) => continue,
-                    };
+                let entries: Vec<DirEntry> = match ReadDir::new(&ctx, info, 0) {
+                    Ok(list) => list.take(MAX_ENTRIES).map_while(Result::ok).collect(),
+                    Err(_) => continue,
+                };
                 for entry in entries.iter().take(PROBED_ENTRIES) {
-                    let found =
-                        dir::lookup(&reader, dirs, inodes, info, &entry.name, limits.inode_count);
-                    if let Ok(Some(found)) = found {
+                    if let Ok(Some(found)) = dir::lookup(&ctx, info, &entry.name) {
                         assert_eq!(found.name, entry.name);
                     }
-                    if let Ok(rest) = ReadDir::new(
-                        &reader,
-                        dirs,
-                        inodes,
-                        info,
-                        entry.cookie,
-                        limits.inode_count,
-                    ) {
+                    if let Ok(rest) = ReadDir::new(&ctx, info, entry.cookie) {
                         for next in rest.take(2).map_while(Result::ok) {
                             assert!(next.cookie > entry.cookie);
                         }
@@ -639,11 +627,11 @@ pub fn metadata(data: &[u8]) {
                 queue.extend(entries.iter().map(|e| e.inode));
             }
             InodeBody::File(info) => {
-                if let Ok(data) = FileData::load(&reader, inodes, info) {
+                if let Ok(data) = FileData::load(&ctx, info) {
                     assert_eq!(data.size(), info.size);
                     let mut buf = vec![0u8; 4099];
-                    let _ = data.read_at(&reader, None, salt % info.size.max(1), &mut buf);
-                    let _ = data.read_at(&reader, None, 0, &mut buf);
+                    let _ = data.read_at(&ctx, salt % info.size.max(1), &mut buf);
+                    let _ = data.read_at(&ctx, 0, &mut buf);
                 }
             }
             _ => {}
@@ -651,53 +639,39 @@ pub fn metadata(data: &[u8]) {
     }
 }
 
-struct Meta<'a> {
-    reader: &'a BlockReader,
-    inodes: Table,
-    dirs: Table,
-    limits: &'a Limits,
-}
-
-impl Meta<'_> {
-    fn inode(&self, at: MetaRef) -> sqfs::Result<Inode> {
-        let mut c = self.inodes.cursor(self.reader, at)?;
-        Inode::parse(&mut c, at, self.limits)
-    }
-
-    /// Raw cursor reads of odd sizes in both tables, until an error or the table's end.
-    fn cursor_reads(&self, at: MetaRef, salt: u64) {
-        for table in [self.inodes, self.dirs] {
-            let Ok(mut c) = table.cursor(self.reader, at) else {
-                continue;
-            };
-            let mut s = salt;
-            for _ in 0..64 {
-                s = s
-                    .wrapping_mul(6364136223846793005)
-                    .wrapping_add(1442695040888963407);
-                let before = c.position();
-                let ok = match (s >> 60) % 8 {
-                    0 => c.u8().is_ok(),
-                    1 => c.u16().is_ok(),
-                    2 => c.u32().is_ok(),
-                    3 => c.u64().is_ok(),
-                    4 => c.bytes((s >> 32) as usize % 9000).is_ok(),
-                    5 => c.skip((s >> 40) % 20000).is_ok(),
-                    6 => c.skip(u64::MAX).is_ok(),
-                    _ => {
-                        let mut buf = [0u8; 3];
-                        c.read_exact(&mut buf).is_ok()
-                    }
-                };
-                if !ok {
-                    break;
+/// Raw cursor reads of odd sizes in both tables, until an error or the table's end.
+fn cursor_reads(ctx: &Context, at: MetaRef, salt: u64) {
+    for table in [ctx.inodes, ctx.dirs] {
+        let Ok(mut c) = table.cursor(&ctx.reader, at) else {
+            continue;
+        };
+        let mut s = salt;
+        for _ in 0..64 {
+            s = s
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            let before = c.position();
+            let ok = match (s >> 60) % 8 {
+                0 => c.u8().is_ok(),
+                1 => c.u16().is_ok(),
+                2 => c.u32().is_ok(),
+                3 => c.u64().is_ok(),
+                4 => c.bytes((s >> 32) as usize % 9000).is_ok(),
+                5 => c.skip((s >> 40) % 20000).is_ok(),
+                6 => c.skip(u64::MAX).is_ok(),
+                _ => {
+                    let mut buf = [0u8; 3];
+                    c.read_exact(&mut buf).is_ok()
                 }
-                let after = c.position();
-                assert!(
-                    (after.block, after.offset) >= (before.block, before.offset),
-                    "a cursor moved backwards"
-                );
+            };
+            if !ok {
+                break;
             }
+            let after = c.position();
+            assert!(
+                (after.block, after.offset) >= (before.block, before.offset),
+                "a cursor moved backwards"
+            );
         }
     }
 }

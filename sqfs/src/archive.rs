@@ -5,13 +5,14 @@ use std::fs::File;
 use std::path::Path;
 
 use crate::compress::new_decompressor;
+use crate::context::{Context, Limits};
 use crate::dir::{self, DirEntry, ReadDir};
 use crate::error::{corrupt, Error, Result};
 use crate::export::ExportTable;
 use crate::file::FileData;
 use crate::fragment::FragmentTable;
 use crate::id::IdTable;
-use crate::inode::{Inode, InodeBody, Limits};
+use crate::inode::{Inode, InodeBody};
 use crate::metadata::{MetaRef, Table};
 use crate::reader::BlockReader;
 use crate::sif::Sif;
@@ -58,14 +59,7 @@ pub struct Attr {
 /// An open SquashFS image. `Send + Sync`: share it between threads behind an `Arc`.
 pub struct Archive {
     sb: Superblock,
-    reader: BlockReader,
-    inodes: Table,
-    dirs: Table,
-    ids: IdTable,
-    fragments: Option<FragmentTable>,
-    export: Option<ExportTable>,
-    xattrs: Option<XattrTable>,
-    limits: Limits,
+    ctx: Context,
     compressor_options: Option<Vec<u8>>,
     /// The SIF the image was found in, if it was.
     sif: Option<Box<Sif>>,
@@ -138,7 +132,8 @@ impl Archive {
                 "directory table starts after the tables that follow it"
             ));
         }
-        let archive = Archive {
+        let ctx = Context {
+            reader,
             inodes: Table {
                 start: sb.inode_table_start,
                 end: sb.directory_table_start,
@@ -153,12 +148,14 @@ impl Archive {
                 block_size: sb.block_size,
                 fragment_count: sb.fragment_count,
             },
-            sb,
-            reader,
             ids,
             fragments,
             export,
             xattrs,
+        };
+        let archive = Archive {
+            sb,
+            ctx,
             compressor_options,
             sif,
         };
@@ -180,9 +177,9 @@ impl Archive {
         }
         self.attr(&root)
             .map_err(|e| within("the root inode's owners cannot be read", e))?;
-        if let (Some(index), Some(table)) = (root.xattr, &self.xattrs) {
+        if let (Some(index), Some(table)) = (root.xattr, &self.ctx.xattrs) {
             table
-                .locate(&self.reader, index)
+                .locate(&self.ctx.reader, index)
                 .map_err(|e| within("the root inode's xattrs cannot be found", e))?;
         }
         if let Some(Err(e)) = self.read_dir(&root).map(|mut l| l.next()).transpose() {
@@ -207,15 +204,15 @@ impl Archive {
 
     /// Bytes the block cache holds now.
     pub fn cached_bytes(&self) -> usize {
-        self.reader.cache().bytes()
+        self.ctx.reader.cache().bytes()
     }
 
     pub fn has_export_table(&self) -> bool {
-        self.export.is_some()
+        self.ctx.export.is_some()
     }
 
     pub fn xattr_id_count(&self) -> u64 {
-        self.xattrs.as_ref().map_or(0, |x| x.count())
+        self.ctx.xattrs.as_ref().map_or(0, |x| x.count())
     }
 
     pub fn root(&self) -> Result<Inode> {
@@ -224,14 +221,13 @@ impl Archive {
 
     /// The inode at `reference` (relative to the inode table).
     pub fn inode(&self, reference: MetaRef) -> Result<Inode> {
-        let mut c = self.inodes.cursor(&self.reader, reference)?;
-        Inode::parse(&mut c, reference, &self.limits)
+        Inode::read(&self.ctx, reference)
     }
 
     /// The inode with number `number`, through the export table.
     pub fn inode_by_number(&self, number: u32) -> Result<Inode> {
-        let export = self.export.as_ref().ok_or(Error::NoExportTable)?;
-        let inode = self.inode(export.get(&self.reader, number)?)?;
+        let export = self.ctx.export.as_ref().ok_or(Error::NoExportTable)?;
+        let inode = self.inode(export.get(&self.ctx.reader, number)?)?;
         if inode.number != number {
             return Err(corrupt!(
                 "export table entry {number} leads to inode {}",
@@ -259,14 +255,7 @@ impl Archive {
         if dir::check_name(name).is_err() {
             return Ok(None);
         }
-        dir::lookup(
-            &self.reader,
-            self.dirs,
-            self.inodes,
-            info,
-            name,
-            self.limits.inode_count,
-        )
+        dir::lookup(&self.ctx, info, name)
     }
 
     /// The inode an entry names, checked to agree with the entry.
@@ -308,14 +297,7 @@ impl Archive {
     /// The entries of `dir` after the one whose cookie is `cookie` (0: all of them).
     pub fn read_dir_from(&self, dir: &Inode, cookie: u64) -> Result<ReadDir<'_>> {
         let info = self.dir_info(dir)?;
-        ReadDir::new(
-            &self.reader,
-            self.dirs,
-            self.inodes,
-            info,
-            cookie,
-            self.limits.inode_count,
-        )
+        ReadDir::new(&self.ctx, info, cookie)
     }
 
     pub fn attr(&self, inode: &Inode) -> Result<Attr> {
@@ -323,8 +305,8 @@ impl Archive {
             ino: inode.number,
             mode: inode.mode(),
             nlink: inode.nlink,
-            uid: self.ids.get(&self.reader, inode.uid_index)?,
-            gid: self.ids.get(&self.reader, inode.gid_index)?,
+            uid: self.ctx.ids.get(&self.ctx.reader, inode.uid_index)?,
+            gid: self.ctx.ids.get(&self.ctx.reader, inode.gid_index)?,
             size: inode.size(),
             mtime: inode.mtime,
             rdev: inode.rdev(),
@@ -334,14 +316,14 @@ impl Archive {
     /// The block list of a regular file, for repeated reads.
     pub fn file_data(&self, inode: &Inode) -> Result<FileData> {
         match &inode.body {
-            InodeBody::File(info) => FileData::load(&self.reader, self.inodes, info),
+            InodeBody::File(info) => FileData::load(&self.ctx, info),
             _ => Err(Error::NotAFile),
         }
     }
 
     /// Reads file bytes at `offset` through an already loaded block list.
     pub fn read_data(&self, data: &FileData, offset: u64, buf: &mut [u8]) -> Result<usize> {
-        data.read_at(&self.reader, self.fragments.as_ref(), offset, buf)
+        data.read_at(&self.ctx, offset, buf)
     }
 
     /// Reads bytes of a regular file at `offset`; returns how many (0 at the end).
@@ -400,7 +382,7 @@ impl Archive {
     /// Block `index` of a file, decompressed and shared (None for a sparse hole). For
     /// readers that want whole blocks, e.g. to prefetch or to fill a page cache.
     pub fn data_block(&self, data: &FileData, index: usize) -> Result<Option<crate::cache::Block>> {
-        data.load_block(&self.reader, index)
+        data.load_block(&self.ctx, index)
     }
 
     /// Block `index` of a file decompressed into `out`, bypassing the cache (for readers
@@ -411,7 +393,7 @@ impl Archive {
         index: usize,
         out: &mut Vec<u8>,
     ) -> Result<Option<usize>> {
-        data.load_block_into(&self.reader, index, out)
+        data.load_block_into(&self.ctx, index, out)
     }
 
     pub fn read_link<'i>(&self, inode: &'i Inode) -> Result<&'i [u8]> {
@@ -423,7 +405,7 @@ impl Archive {
 
     /// The xattr table and list index of `inode`, if it has xattrs.
     fn xattr_list(&self, inode: &Inode) -> Result<Option<(&XattrTable, u32)>> {
-        match (inode.xattr, &self.xattrs) {
+        match (inode.xattr, &self.ctx.xattrs) {
             (None, _) => Ok(None),
             (Some(i), Some(table)) => Ok(Some((table, i))),
             (Some(i), None) => Err(corrupt!(
@@ -437,7 +419,7 @@ impl Archive {
     pub fn xattrs(&self, inode: &Inode) -> Result<Vec<Xattr>> {
         match self.xattr_list(inode)? {
             None => Ok(Vec::new()),
-            Some((table, i)) => table.list(&self.reader, i),
+            Some((table, i)) => table.list(&self.ctx.reader, i),
         }
     }
 
@@ -446,7 +428,7 @@ impl Archive {
     pub fn xattr(&self, inode: &Inode, name: &[u8]) -> Result<Vec<u8>> {
         match self.xattr_list(inode)? {
             None => Err(Error::NoXattr),
-            Some((table, i)) => table.get(&self.reader, i, name)?.ok_or(Error::NoXattr),
+            Some((table, i)) => table.get(&self.ctx.reader, i, name)?.ok_or(Error::NoXattr),
         }
     }
 }

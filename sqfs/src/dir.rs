@@ -9,10 +9,11 @@
 //! before its first one is read too: a repeated or out-of-order name is refused as corrupt
 //! however the directory is read (whole, resumed at a cookie, or looked up in).
 
+use crate::context::Context;
 use crate::error::{corrupt, Error, Result};
 use crate::inode::{DirInfo, FileType};
-use crate::metadata::{MetaCursor, MetaRef, Table};
-use crate::reader::{BlockReader, METADATA_SIZE};
+use crate::metadata::{MetaCursor, MetaRef};
+use crate::reader::METADATA_SIZE;
 
 /// Most entries one header may cover (the kernel's SQUASHFS_DIR_COUNT).
 const MAX_HEADER_ENTRIES: u32 = 256;
@@ -84,46 +85,32 @@ fn listing_len(dir: &DirInfo) -> u64 {
 
 impl<'a> ReadDir<'a> {
     /// A listing of `dir`, resumed after the entry whose cookie is `cookie` (0: from the
-    /// start). `inodes` is the inode table, which holds a directory's index.
-    pub fn new(
-        reader: &'a BlockReader,
-        dirs: Table,
-        inodes: Table,
-        dir: &DirInfo,
-        cookie: u64,
-        inode_count: u32,
-    ) -> Result<Self> {
+    /// start).
+    pub fn new(ctx: &'a Context, dir: &DirInfo, cookie: u64) -> Result<Self> {
         // Resuming starts at an index point strictly before the cookie, so the entry that
         // ends at the cookie (the last one returned) is read again and the first one
         // returned is checked against it.
         let start = if cookie > 0 && cookie < listing_len(dir) {
-            seek(reader, dirs, inodes, dir, |e| e.listing_offset < cookie)
+            seek(ctx, dir, |e| e.listing_offset < cookie)
         } else {
             listing_start(dir)
         };
-        Self::at(reader, dirs, dir, start, cookie, inode_count)
+        Self::at(ctx, dir, start, cookie)
     }
 
-    fn at(
-        reader: &'a BlockReader,
-        dirs: Table,
-        dir: &DirInfo,
-        start: Start,
-        skip_until: u64,
-        inode_count: u32,
-    ) -> Result<Self> {
+    fn at(ctx: &'a Context, dir: &DirInfo, start: Start, skip_until: u64) -> Result<Self> {
         let len = listing_len(dir);
         let cursor = if len == 0 || skip_until >= len {
             None
         } else {
-            Some(dirs.cursor(reader, start.at)?)
+            Some(ctx.dirs.cursor(&ctx.reader, start.at)?)
         };
         Ok(ReadDir {
             cursor,
             pos: start.offset,
             len,
             dir_number: dir.inode_number,
-            inode_count,
+            inode_count: ctx.limits.inode_count,
             left_in_header: 0,
             header_block: 0,
             header_number: 0,
@@ -278,9 +265,10 @@ pub struct Index<'a> {
 }
 
 impl<'a> Index<'a> {
-    pub fn new(reader: &'a BlockReader, inodes: Table, dir: &DirInfo) -> Result<Self> {
+    /// The index of `dir` (it lies in the inode table, after the directory's inode).
+    pub fn new(ctx: &'a Context, dir: &DirInfo) -> Result<Self> {
         Ok(Index {
-            cursor: inodes.cursor(reader, dir.index_at)?,
+            cursor: ctx.inodes.cursor(&ctx.reader, dir.index_at)?,
             left: dir.index_count,
             listing: dir.listing,
             listing_len: listing_len(dir),
@@ -335,17 +323,11 @@ fn listing_start(dir: &DirInfo) -> Start {
 /// an index entry that cannot be read ends the walk and what was read before it is used;
 /// and a point whose header does not begin with the name the index gives for it is not
 /// used at all, so a bad index never hides an entry that reading from the start finds.
-fn seek(
-    reader: &BlockReader,
-    dirs: Table,
-    inodes: Table,
-    dir: &DirInfo,
-    before: impl Fn(&IndexEntry) -> bool,
-) -> Start {
+fn seek(ctx: &Context, dir: &DirInfo, before: impl Fn(&IndexEntry) -> bool) -> Start {
     if dir.index_count == 0 {
         return listing_start(dir);
     }
-    let Ok(mut index) = Index::new(reader, inodes, dir) else {
+    let Ok(mut index) = Index::new(ctx, dir) else {
         return listing_start(dir);
     };
     let mut best = None;
@@ -356,7 +338,7 @@ fn seek(
         best = Some(entry);
     }
     match best {
-        Some(point) if begins_with(reader, dirs, &point) => Start {
+        Some(point) if begins_with(ctx, &point) => Start {
             at: point.at,
             offset: point.listing_offset,
         },
@@ -366,9 +348,9 @@ fn seek(
 
 /// Whether the listing at an index point holds a header whose first entry is named as the
 /// index says.
-fn begins_with(reader: &BlockReader, dirs: Table, point: &IndexEntry) -> bool {
+fn begins_with(ctx: &Context, point: &IndexEntry) -> bool {
     let first_name = || -> Result<Vec<u8>> {
-        let mut c = dirs.cursor(reader, point.at)?;
+        let mut c = ctx.dirs.cursor(&ctx.reader, point.at)?;
         // The header, then the entry's inode offset, inode number delta and type.
         c.skip(HEADER_SIZE + 6)?;
         let len = usize::from(c.u16()?) + 1;
@@ -383,25 +365,16 @@ fn begins_with(reader: &BlockReader, dirs: Table, point: &IndexEntry) -> bool {
 /// Finds `name` in a directory: jumps with the index when there is one, then scans.
 /// Entries are sorted bytewise, so the scan stops at the first larger name; a match is
 /// followed by one more entry, so that a repeat of the name is refused here too.
-pub fn lookup(
-    reader: &BlockReader,
-    dirs: Table,
-    inodes: Table,
-    dir: &DirInfo,
-    name: &[u8],
-    inode_count: u32,
-) -> Result<Option<DirEntry>> {
+pub fn lookup(ctx: &Context, dir: &DirInfo, name: &[u8]) -> Result<Option<DirEntry>> {
     // As the kernel's squashfs_lookup().
     if name.len() > MAX_NAME {
         return Err(Error::NameTooLong);
     }
     // An index point whose first name sorts before `name` (strictly: the entry before a
     // point named `name` is read too, and a repeat across the point is seen).
-    let start = seek(reader, dirs, inodes, dir, |e| {
-        e.first_name.as_slice() < name
-    });
+    let start = seek(ctx, dir, |e| e.first_name.as_slice() < name);
     // Starting at a header's own offset skips nothing: every entry read ends after it.
-    let mut listing = ReadDir::at(reader, dirs, dir, start, start.offset, inode_count)?;
+    let mut listing = ReadDir::at(ctx, dir, start, start.offset)?;
     while let Some(entry) = listing.next() {
         let entry = entry?;
         match entry.name.as_slice().cmp(name) {

@@ -27,6 +27,11 @@ impl IdTable {
         LookupTable::read(reader, &layout, bounds).map(IdTable)
     }
 
+    /// A table of no ids.
+    pub fn empty() -> Self {
+        IdTable(LookupTable::empty(4))
+    }
+
     /// The id at `index`; an index past the table is corruption.
     pub fn get(&self, reader: &BlockReader, index: u16) -> Result<u32> {
         self.0.entry(reader, u64::from(index))?.u32()

@@ -1,5 +1,6 @@
 //! Inodes: the 14 on-disk inode types, decoded into one `Inode`.
 
+use crate::context::{Context, Limits};
 use crate::error::{corrupt, Result};
 use crate::fragment::NO_FRAGMENT;
 use crate::metadata::{MetaCursor, MetaRef};
@@ -105,16 +106,13 @@ pub struct Inode {
     pub body: InodeBody,
 }
 
-/// What an inode's fields are checked against.
-pub struct Limits {
-    pub inode_count: u32,
-    pub id_count: u16,
-    pub block_size: u32,
-    /// Fragment blocks the fragment table holds (a file's fragment index must be below).
-    pub fragment_count: u32,
-}
-
 impl Inode {
+    /// Reads the inode at `reference` (relative to the inode table).
+    pub fn read(ctx: &Context, reference: MetaRef) -> Result<Self> {
+        let mut c = ctx.inodes.cursor(&ctx.reader, reference)?;
+        Self::parse(&mut c, reference, &ctx.limits)
+    }
+
     /// Decodes the inode at the cursor (which stands at `reference`).
     pub fn parse(c: &mut MetaCursor, reference: MetaRef, limits: &Limits) -> Result<Self> {
         let inode_type = c.u16()?;

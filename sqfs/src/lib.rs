@@ -6,6 +6,7 @@
 pub mod archive;
 pub mod cache;
 pub mod compress;
+pub mod context;
 pub mod dir;
 pub mod error;
 pub mod export;

@@ -119,6 +119,16 @@ impl LookupTable {
         })
     }
 
+    /// A table of no entries: every lookup in it is refused as corrupt.
+    pub fn empty(entry_size: u64) -> Self {
+        LookupTable {
+            blocks: Vec::new(),
+            entry_size,
+            count: 0,
+            table: Table { start: 0, end: 0 },
+        }
+    }
+
     /// Image position of the first entry block: where the table ahead of it must end.
     pub fn first_block(&self) -> u64 {
         self.table.start
