@@ -5,8 +5,7 @@
 
 use std::io::Read;
 
-use sqfs::inode::Inode;
-use sqfs::Archive;
+use sqfs::{Archive, Inode};
 
 /// The most ch-run reads of one file, and the most environment it builds. Linux passes a
 /// program at most 6 MiB of arguments and environment together (3/4 of `_STK_LIM`, see

@@ -4,6 +4,7 @@
 use std::fs::File;
 use std::path::Path;
 
+use crate::cache::Block;
 use crate::compress::new_decompressor;
 use crate::context::{Context, Limits};
 use crate::dir::{self, DirEntry, ReadDir};
@@ -43,16 +44,21 @@ impl Default for OpenOptions {
     }
 }
 
-/// Attributes of an inode as the kernel's squashfs driver reports them.
+/// Attributes of an inode as the kernel's squashfs driver reports them: what `stat` shows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Attr {
+    /// `st_ino`: the inode number.
     pub ino: u32,
+    /// `st_mode`: file type and permission bits.
     pub mode: u32,
     pub nlink: u32,
     pub uid: u32,
     pub gid: u32,
+    /// `st_size`, as [`Inode::size`].
     pub size: u64,
+    /// Seconds since the epoch; also the access and change time.
     pub mtime: u32,
+    /// `st_rdev` of a device, as [`Inode::rdev`]; 0 otherwise.
     pub rdev: u64,
 }
 
@@ -188,6 +194,7 @@ impl Archive {
         Ok(())
     }
 
+    /// The image's superblock: its block size, codec, counts, flags and table positions.
     pub fn superblock(&self) -> &Superblock {
         &self.sb
     }
@@ -207,19 +214,22 @@ impl Archive {
         self.ctx.reader.cache().bytes()
     }
 
+    /// Whether the image can find inodes by number ([`Archive::inode_by_number`]).
     pub fn has_export_table(&self) -> bool {
         self.ctx.export.is_some()
     }
 
+    /// How many distinct extended attribute lists the image holds.
     pub fn xattr_id_count(&self) -> u64 {
         self.ctx.xattrs.as_ref().map_or(0, |x| x.count())
     }
 
+    /// The root directory.
     pub fn root(&self) -> Result<Inode> {
         self.inode(MetaRef::from_packed(self.sb.root_inode))
     }
 
-    /// The inode at `reference` (relative to the inode table).
+    /// The inode at `reference` (an [`Inode::reference`] or a [`DirEntry::inode`]).
     pub fn inode(&self, reference: MetaRef) -> Result<Inode> {
         Inode::read(&self.ctx, reference)
     }
@@ -300,6 +310,7 @@ impl Archive {
         ReadDir::new(&self.ctx, info, cookie)
     }
 
+    /// What `stat` shows of `inode`, its owners read from the id table.
     pub fn attr(&self, inode: &Inode) -> Result<Attr> {
         Ok(Attr {
             ino: inode.number,
@@ -381,12 +392,18 @@ impl Archive {
 
     /// Block `index` of a file, decompressed and shared (None for a sparse hole). For
     /// readers that want whole blocks, e.g. to prefetch or to fill a page cache.
-    pub fn data_block(&self, data: &FileData, index: usize) -> Result<Option<crate::cache::Block>> {
+    ///
+    /// # Panics
+    /// If `index` is not below [`FileData::block_count`].
+    pub fn data_block(&self, data: &FileData, index: usize) -> Result<Option<Block>> {
         data.load_block(&self.ctx, index)
     }
 
     /// Block `index` of a file decompressed into `out`, bypassing the cache (for readers
     /// that take each block once); `Some(n)`: the bytes are `out[..n]`; None: a hole.
+    ///
+    /// # Panics
+    /// If `index` is not below [`FileData::block_count`].
     pub fn data_block_into(
         &self,
         data: &FileData,
@@ -396,6 +413,7 @@ impl Archive {
         data.load_block_into(&self.ctx, index, out)
     }
 
+    /// A symbolic link's target, as stored.
     pub fn read_link<'i>(&self, inode: &'i Inode) -> Result<&'i [u8]> {
         match &inode.body {
             InodeBody::Symlink(target) => Ok(target),

@@ -9,9 +9,13 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 use crate::error::Result;
 
-/// A decompressed block, shared by every reader that needs it. The decompressor's own
-/// buffer is kept (no second allocation and copy into an `Arc<[u8]>`): one allocation per
-/// block, of the size the cache is charged for, keeps the heap from fragmenting.
+/// A decompressed block of an image, shared by the cache and every reader that holds it:
+/// cloning it copies no bytes. [`Archive::data_block`](crate::Archive::data_block) returns a
+/// file's blocks this way, for readers that keep or hand on whole blocks.
+//
+// The decompressor's own buffer is kept (no second allocation and copy into an
+// `Arc<[u8]>`): one allocation per block, of the size the cache is charged for, keeps the
+// heap from fragmenting.
 pub type Block = Arc<Vec<u8>>;
 
 /// A fill's outcome, for the threads that waited on it: they get the filler's error (a

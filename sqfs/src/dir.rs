@@ -22,13 +22,17 @@ pub const MAX_NAME: usize = 256;
 const HEADER_SIZE: u64 = 12;
 const ENTRY_SIZE: u64 = 8;
 
-/// One name in a directory.
+/// One name in a directory, without `.` and `..` (which no listing stores).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DirEntry {
+    /// The name, as stored (any bytes but `/` and NUL).
     pub name: Vec<u8>,
-    /// The entry's inode, relative to the inode table.
+    /// The entry's inode: pass it to [`crate::Archive::inode`], or the entry to
+    /// [`crate::Archive::entry_inode`], which also checks that the two agree.
     pub inode: MetaRef,
+    /// The inode's number, as the entry states it.
     pub inode_number: u32,
+    /// The inode's type, as the entry states it.
     pub kind: FileType,
     /// Pass this to [`crate::Archive::read_dir_from`] to resume after this entry.
     pub cookie: u64,
@@ -37,7 +41,7 @@ pub struct DirEntry {
 /// Checks a name as it may appear in a listing: not empty, at most [`MAX_NAME`] bytes, not
 /// `.` or `..`, no `/` and no NUL (as strict as unsquashfs 4.5.1's check_name(), the
 /// CVE-2021-40153 fix, which refuses `.`, `..`, any `/` and a name cut short by a NUL).
-pub fn check_name(name: &[u8]) -> Result<()> {
+pub(crate) fn check_name(name: &[u8]) -> Result<()> {
     if name.is_empty()
         || name.len() > MAX_NAME
         || name == b"."
@@ -59,7 +63,9 @@ struct Start {
     offset: u64,
 }
 
-/// Iterates a listing from some position on. Ends at the listing's stored size.
+/// The entries of a directory, in the order they are stored (names sorted bytewise), as
+/// [`Archive::read_dir`](crate::Archive::read_dir) returns them. An entry that cannot be read
+/// is returned as an error once, and ends the listing.
 pub struct ReadDir<'a> {
     cursor: Option<MetaCursor<'a>>,
     /// Listing bytes consumed so far (the cookie space).
@@ -86,7 +92,7 @@ fn listing_len(dir: &DirInfo) -> u64 {
 impl<'a> ReadDir<'a> {
     /// A listing of `dir`, resumed after the entry whose cookie is `cookie` (0: from the
     /// start).
-    pub fn new(ctx: &'a Context, dir: &DirInfo, cookie: u64) -> Result<Self> {
+    pub(crate) fn new(ctx: &'a Context, dir: &DirInfo, cookie: u64) -> Result<Self> {
         // Resuming starts at an index point strictly before the cookie, so the entry that
         // ends at the cookie (the last one returned) is read again and the first one
         // returned is checked against it.

@@ -13,7 +13,8 @@ const CHECKPOINT_EVERY: usize = 64;
 /// image really holds entries, never from an untrusted count alone.
 const WORDS_PER_STEP: u64 = 2048;
 
-/// An open regular file: its inode facts and its checked block list.
+/// A regular file's block list, read and checked once (see
+/// [`Archive::file_data`](crate::Archive::file_data)), for reading the file many times.
 #[derive(Debug, Clone)]
 pub struct FileData {
     info: FileInfo,
@@ -24,7 +25,7 @@ pub struct FileData {
 
 impl FileData {
     /// Reads and checks the block list of a file.
-    pub fn load(ctx: &Context, info: &FileInfo) -> Result<Self> {
+    pub(crate) fn load(ctx: &Context, info: &FileInfo) -> Result<Self> {
         let image_len = ctx.reader.source().len();
         let block_size = ctx.reader.block_size();
         let mut blocks = Vec::new();
@@ -63,22 +64,27 @@ impl FileData {
         })
     }
 
+    /// The file's size in bytes.
     pub fn size(&self) -> u64 {
         self.info.size
     }
 
-    /// Number of blocks stored as blocks (the tail in a fragment is not one).
+    /// Number of blocks stored as blocks: the file's full blocks, and its last partial one
+    /// unless that is kept in a fragment. Blocks are indexed from 0 at the file's start.
     pub fn block_count(&self) -> usize {
         self.blocks.len()
     }
 
     /// Whether block `i` is a sparse hole (stored as nothing, reads as zeros).
+    ///
+    /// # Panics
+    /// If `i` is not below [`FileData::block_count`].
     pub fn is_hole(&self, i: usize) -> bool {
         self.blocks[i].is_hole()
     }
 
     /// Image position and size word of block `i`.
-    pub fn block(&self, i: usize) -> (u64, DataBlock) {
+    pub(crate) fn block(&self, i: usize) -> (u64, DataBlock) {
         let first = i / CHECKPOINT_EVERY * CHECKPOINT_EVERY;
         let pos = self.checkpoints[i / CHECKPOINT_EVERY]
             + self.blocks[first..i]
@@ -95,7 +101,7 @@ impl FileData {
     }
 
     /// Copies file bytes from `offset` into `buf`; returns how many (0 at or past the end).
-    pub fn read_at(&self, ctx: &Context, offset: u64, buf: &mut [u8]) -> Result<usize> {
+    pub(crate) fn read_at(&self, ctx: &Context, offset: u64, buf: &mut [u8]) -> Result<usize> {
         if offset >= self.info.size {
             return Ok(0);
         }
@@ -122,7 +128,7 @@ impl FileData {
     }
 
     /// Block `index` decompressed (None for a hole), checked to hold exactly `want` bytes.
-    pub fn load_block(&self, ctx: &Context, index: usize) -> Result<Option<Block>> {
+    pub(crate) fn load_block(&self, ctx: &Context, index: usize) -> Result<Option<Block>> {
         let (pos, block) = self.block(index);
         if block.is_hole() {
             return Ok(None);
@@ -140,7 +146,7 @@ impl FileData {
 
     /// Block `index` decompressed into `out` without the cache (None for a hole); the
     /// block's bytes are `out[..n]`, checked to be exactly what the file needs.
-    pub fn load_block_into(
+    pub(crate) fn load_block_into(
         &self,
         ctx: &Context,
         index: usize,

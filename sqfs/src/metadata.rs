@@ -5,15 +5,18 @@ use crate::cache::Block;
 use crate::error::{corrupt, Result};
 use crate::reader::BlockReader;
 
-/// A reference to a byte inside a metadata table: (block start relative to the table,
-/// offset inside the decompressed block), packed the way inode references are.
+/// Where a record starts in a metadata table (an inode in the inode table, say): which
+/// metadata block, and where in it. Inode references are stored packed in 64 bits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct MetaRef {
+    /// The block's position, relative to the table's start.
     pub block: u64,
+    /// The record's offset inside the decompressed block.
     pub offset: u16,
 }
 
 impl MetaRef {
+    /// From the packed form: the block position above the low 16 bits, the offset in them.
     pub fn from_packed(packed: u64) -> Self {
         MetaRef {
             block: packed >> 16,
@@ -21,6 +24,7 @@ impl MetaRef {
         }
     }
 
+    /// The packed form (see [`MetaRef::from_packed`]).
     pub fn packed(self) -> u64 {
         (self.block << 16) | u64::from(self.offset)
     }

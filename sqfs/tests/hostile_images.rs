@@ -100,11 +100,11 @@ fn exercise(archive: &Archive) {
         let _ = archive.attr(&inode);
         let _ = archive.xattrs(&inode);
         let _ = archive.read_link(&inode);
-        let _ = archive.inode_by_number(inode.number);
-        if inode.kind == sqfs::FileType::File {
+        let _ = archive.inode_by_number(inode.number());
+        if inode.kind() == sqfs::FileType::File {
             read_all(archive, &inode);
         }
-        if !inode.is_dir() || !seen.insert(inode.number) {
+        if !inode.is_dir() || !seen.insert(inode.number()) {
             continue;
         }
         let Ok(entries) = archive.read_dir(&inode) else {
