@@ -6,12 +6,16 @@ use clap::Parser;
 use fusefs::options::{Args, MountConfig};
 
 fn main() -> ExitCode {
-    let result = MountConfig::from_args(Args::parse()).and_then(fusefs::mount::run);
-    match result {
+    match run(Args::parse()) {
         Ok(()) => ExitCode::SUCCESS,
-        Err(msg) => {
-            eprintln!("squashfuse-rs: {msg}");
+        Err(e) => {
+            eprintln!("squashfuse-rs: {e}");
             ExitCode::FAILURE
         }
     }
+}
+
+fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
+    fusefs::mount::run(MountConfig::from_args(args)?)?;
+    Ok(())
 }
