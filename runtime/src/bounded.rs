@@ -29,7 +29,7 @@ impl Error {
     pub fn text(&self) -> String {
         match self {
             Error::TooBig => format!("File too large (more than {LIMIT_TEXT})"),
-            Error::Io(e) => crate::plan::io_text(e),
+            Error::Io(e) => crate::failure::io_text(e),
             Error::Image(e) => e.to_string(),
         }
     }
