@@ -4,7 +4,7 @@
 
 use std::process::Command;
 
-use sqfs::inode::InodeBody;
+use sqfs::internals::{self, InodeBody};
 use sqfs::Archive;
 
 const ENTRIES: usize = 100_000;
@@ -30,7 +30,7 @@ fn index_lookups_and_resumed_listings_in_a_huge_directory() {
 
     let archive = Archive::open(&image).unwrap();
     let d = archive.lookup_path("/d").unwrap();
-    match &d.body {
+    match internals::body(&d) {
         InodeBody::Directory(info) => {
             assert!(info.index_count > 100, "the directory has an index to use")
         }

@@ -6,7 +6,7 @@
 
 use std::path::Path;
 
-use sqfs::inode::InodeBody;
+use sqfs::internals::{self, InodeBody};
 use sqfs::{Archive, Inode};
 
 /// A small deterministic generator (xorshift64*), so a failing variant can be replayed.
@@ -104,7 +104,8 @@ pub fn variants(image: &[u8], seed: u64, count: usize) -> Vec<(String, Vec<u8>)>
 fn inode_pos(archive: &Archive, inode: &Inode) -> usize {
     let sb = archive.superblock();
     // Each uncompressed metadata block has a 2-byte length header.
-    (sb.inode_table_start + inode.reference.block + 2 + u64::from(inode.reference.offset)) as usize
+    (sb.inode_table_start + inode.reference().block + 2 + u64::from(inode.reference().offset))
+        as usize
 }
 
 /// Every inode of the image, by walking it (bounded).
@@ -132,15 +133,15 @@ pub fn targeted_variants(path: &Path) -> Vec<(String, Vec<u8>)> {
     let image = std::fs::read(path).unwrap();
     let archive = Archive::open(path).unwrap();
     let inodes = all_inodes(&archive);
-    let fits = |i: &Inode| u64::from(i.reference.offset) + 64 <= 8192;
+    let fits = |i: &Inode| u64::from(i.reference().offset) + 64 <= 8192;
     let mut out = Vec::new();
     let root = archive.root().unwrap();
     let root_at = inode_pos(&archive, &root);
     for sub in inodes
         .iter()
-        .filter(|i| i.is_dir() && !i.extended && fits(i))
+        .filter(|i| i.is_dir() && !internals::is_extended(i) && fits(i))
     {
-        if sub.reference == root.reference || root.extended {
+        if sub.reference() == root.reference() || internals::is_extended(&root) {
             continue;
         }
         // Basic directory inode: start_block at 16, file_size at 24, offset at 26.
@@ -148,10 +149,13 @@ pub fn targeted_variants(path: &Path) -> Vec<(String, Vec<u8>)> {
         let mut v = image.clone();
         v[at + 16..at + 20].copy_from_slice(&image[root_at + 16..root_at + 20]);
         v[at + 24..at + 28].copy_from_slice(&image[root_at + 24..root_at + 28]);
-        out.push((format!("dir-{}-lists-the-root", sub.number), v));
+        out.push((format!("dir-{}-lists-the-root", sub.number()), v));
     }
-    for file in inodes.iter().filter(|i| fits(i) && !i.extended) {
-        let InodeBody::File(f) = &file.body else {
+    for file in inodes
+        .iter()
+        .filter(|i| fits(i) && !internals::is_extended(i))
+    {
+        let InodeBody::File(f) = internals::body(file) else {
             continue;
         };
         let at = inode_pos(&archive, file);
@@ -160,11 +164,11 @@ pub fn targeted_variants(path: &Path) -> Vec<(String, Vec<u8>)> {
             let mut v = image.clone();
             v[at + 24..at + 28]
                 .copy_from_slice(&(archive.superblock().block_size - 1).to_le_bytes());
-            out.push((format!("file-{}-fragment-past-its-block", file.number), v));
+            out.push((format!("file-{}-fragment-past-its-block", file.number()), v));
             let mut v = image.clone();
             v[at + 20..at + 24].copy_from_slice(&u32::MAX.wrapping_sub(1).to_le_bytes());
             out.push((
-                format!("file-{}-fragment-index-out-of-range", file.number),
+                format!("file-{}-fragment-index-out-of-range", file.number()),
                 v,
             ));
         }
@@ -174,7 +178,7 @@ pub fn targeted_variants(path: &Path) -> Vec<(String, Vec<u8>)> {
                 let mut v = image.clone();
                 let word = u32::from_le_bytes(v[at + 32..at + 36].try_into().unwrap()) | bits;
                 v[at + 32..at + 36].copy_from_slice(&word.to_le_bytes());
-                out.push((format!("file-{}-block-word-{bits:#x}", file.number), v));
+                out.push((format!("file-{}-block-word-{bits:#x}", file.number()), v));
             }
         }
     }
@@ -191,7 +195,7 @@ pub fn unservable_root(path: &Path, what: &str) -> Vec<u8> {
         "listing" => {
             let archive = Archive::open(path).unwrap();
             let root = archive.root().unwrap();
-            let InodeBody::Directory(info) = &root.body else {
+            let InodeBody::Directory(info) = internals::body(&root) else {
                 panic!("the root is a directory")
             };
             le64(&image, 72) + info.listing.block

@@ -15,7 +15,7 @@ use e2e_tests::container::{can_run_containers, test_image, Scratch};
 use e2e_tests::corpus::repo_root;
 use e2e_tests::hostile::{targeted_variants, unservable_root, variants};
 use e2e_tests::sys::{fuse_available, is_mounted, is_root, FuseMount};
-use sqfs::inode::InodeBody;
+use sqfs::internals::{self, InodeBody};
 
 /// How long one walk of a mounted variant may take.
 const WALK_LIMIT: Duration = Duration::from_secs(30);
@@ -201,7 +201,7 @@ fn strict_variants(path: &Path) -> Vec<(String, Vec<u8>)> {
     let archive = sqfs::Archive::open(path).unwrap();
     let sb = archive.superblock().clone();
     let root = archive.root().unwrap();
-    let InodeBody::Directory(info) = &root.body else {
+    let InodeBody::Directory(info) = internals::body(&root) else {
         panic!("the root is a directory")
     };
     let entries: Vec<_> = archive
@@ -232,9 +232,9 @@ fn strict_variants(path: &Path) -> Vec<(String, Vec<u8>)> {
     }
     // Basic file inode: the fragment index is at byte 20 (uncompressed inode table).
     let whole = archive.lookup_path("/sub/whole").unwrap();
-    assert!(!whole.extended && whole.size() == 8192);
-    let pos = (sb.inode_table_start + whole.reference.block + 2) as usize
-        + usize::from(whole.reference.offset);
+    assert!(!internals::is_extended(&whole) && whole.size() == 8192);
+    let pos = (sb.inode_table_start + whole.reference().block + 2) as usize
+        + usize::from(whole.reference().offset);
     let mut v = image.clone();
     v[pos + 20..pos + 24].copy_from_slice(&sb.fragment_count.to_le_bytes());
     out.push(("tailless-file-fragment-past-the-table".into(), v));

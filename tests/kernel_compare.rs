@@ -139,7 +139,7 @@ fn walk_files(archive: &Archive) -> Vec<(String, sqfs::Inode)> {
             let entry = entry.unwrap();
             let child = format!("{path}/{}", String::from_utf8_lossy(&entry.name));
             let inode = archive.entry_inode(&entry).unwrap();
-            match inode.kind {
+            match inode.kind() {
                 FileType::Directory => stack.push((child, inode)),
                 FileType::File if entry.name.is_ascii() => {
                     out.push((child.trim_start_matches('/').to_string(), inode))

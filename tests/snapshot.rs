@@ -130,7 +130,7 @@ fn walk_archive(
     nodes: &mut Vec<Node>,
 ) -> Result<(), sqfs::Error> {
     let attr = archive.attr(&inode)?;
-    let digest = if inode.kind == FileType::File {
+    let digest = if inode.kind() == FileType::File {
         let data = archive.file_data(&inode)?;
         Some(digest(attr.size, |at, buf| {
             archive.read_data(&data, at, buf).expect("library read")

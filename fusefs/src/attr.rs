@@ -3,7 +3,6 @@
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use fuser::{FileAttr, FileType as FuseType, INodeNo};
-use sqfs::inode::InodeBody;
 use sqfs::{Attr, FileType, Inode};
 
 /// Owner overrides from `-o uid=N,gid=N`.
@@ -37,16 +36,13 @@ pub fn file_attr(inode: &Inode, attr: &Attr, ino: u64, owners: Owners) -> FileAt
         mtime: time,
         ctime: time,
         crtime: SystemTime::UNIX_EPOCH,
-        kind: fuse_type(inode.kind),
+        kind: fuse_type(inode.kind()),
         perm: (attr.mode & 0o7777) as u16,
         nlink: attr.nlink,
         uid: owners.uid.unwrap_or(attr.uid),
         gid: owners.gid.unwrap_or(attr.gid),
         // FUSE carries the kernel's new_encode_dev() form, which is what squashfs stores.
-        rdev: match inode.body {
-            InodeBody::Device(dev) => dev,
-            _ => 0,
-        },
+        rdev: inode.device_number(),
         blksize: 4096,
         flags: 0,
     }

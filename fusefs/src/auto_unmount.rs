@@ -58,7 +58,7 @@ impl Watcher {
 /// signal meant for the daemon, or a terminal's ^C to both, leaves the watcher watching.
 fn watch(pipe: OwnedFd, mountpoint: PathBuf) -> ! {
     close_all_but(pipe.as_raw_fd());
-    crate::mount::detach_stdio();
+    crate::daemon::detach_stdio();
     let mut said = String::new();
     // Returns at end of file: the daemon has exited, however it ended.
     let _ = File::from(pipe).read_to_string(&mut said);

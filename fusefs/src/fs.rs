@@ -112,10 +112,7 @@ fn one_heap() {
 
 /// The inode number a directory's ".." lists.
 fn directory_parent(dir: &Inode) -> Result<u32, Errno> {
-    match &dir.body {
-        sqfs::inode::InodeBody::Directory(d) => Ok(d.parent),
-        _ => Err(Errno::ENOTDIR),
-    }
+    dir.parent().ok_or(Errno::ENOTDIR)
 }
 
 fn now_secs() -> u64 {
@@ -232,13 +229,13 @@ impl SquashFs {
         Ok(file_attr(
             inode,
             &attr,
-            self.nodes.node_of(inode.number),
+            self.nodes.node_of(inode.number()),
             self.owners,
         ))
     }
 
     fn ttl(&self, inode: &Inode) -> Duration {
-        if !self.uncached && self.nodes.attrs_cacheable(inode.number) {
+        if !self.uncached && self.nodes.attrs_cacheable(inode.number()) {
             FOREVER
         } else {
             Duration::ZERO
@@ -298,7 +295,7 @@ impl SquashFs {
         let listed = self.list(dir, offset, |next, name, entry| {
             let Some(entry) = entry else {
                 // The kernel links neither "." nor "..".
-                let number = if name == b"." { dir.number } else { parent };
+                let number = if name == b"." { dir.number() } else { parent };
                 return Ok(out.add(&dirplus::Entry {
                     name,
                     ino: u64::from(number),
@@ -334,11 +331,7 @@ impl SquashFs {
     }
 
     /// Decompressed block `index` of `file` (None for a sparse hole), through the cache.
-    fn block(
-        &self,
-        file: &Arc<OpenFile>,
-        index: usize,
-    ) -> Result<Option<sqfs::cache::Block>, Errno> {
+    fn block(&self, file: &Arc<OpenFile>, index: usize) -> Result<Option<sqfs::Block>, Errno> {
         self.archive
             .data_block(&file.data, index)
             .map_err(|e| self.errno("read", e))
@@ -447,7 +440,7 @@ impl Filesystem for SquashFs {
                 .map_err(|e| self.errno("getattr", e))?;
             // A getattr reply may say the true inode number, which `stat` then shows.
             Ok((
-                file_attr(&inode, &attr, u64::from(inode.number), self.owners),
+                file_attr(&inode, &attr, u64::from(inode.number()), self.owners),
                 self.ttl(&inode),
             ))
         });
@@ -618,7 +611,7 @@ impl Filesystem for SquashFs {
                         OsStr::from_bytes(name),
                     ),
                     None => {
-                        let number = if name == b"." { dir.number } else { parent };
+                        let number = if name == b"." { dir.number() } else { parent };
                         reply.add(
                             INodeNo(u64::from(number)),
                             next,

@@ -4,6 +4,7 @@
 
 pub mod attr;
 pub mod auto_unmount;
+pub mod daemon;
 pub mod dirplus;
 pub mod fs;
 pub mod fuse_mount;

@@ -2,16 +2,19 @@
 
 use std::process::ExitCode;
 
-use fusefs::options::MountConfig;
+use fusefs::options::{Args, MountConfig};
 
 fn main() -> ExitCode {
-    let result = MountConfig::from_args(fusefs::usage::parse(std::env::args_os()))
-        .and_then(fusefs::mount::run);
-    match result {
+    match run(fusefs::usage::parse(std::env::args_os())) {
         Ok(()) => ExitCode::SUCCESS,
-        Err(msg) => {
-            eprintln!("squashfuse-rs: {msg}");
+        Err(e) => {
+            eprintln!("squashfuse-rs: {e}");
             ExitCode::FAILURE
         }
     }
+}
+
+fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
+    fusefs::mount::run(MountConfig::from_args(args)?)?;
+    Ok(())
 }

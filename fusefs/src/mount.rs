@@ -6,14 +6,15 @@
 //! last is closed, then exits.
 
 use std::fs::File;
-use std::io::{Read, Write};
-use std::os::fd::{AsRawFd, OwnedFd};
-use std::path::Path;
+use std::io::{self, Read, Write};
+use std::os::fd::OwnedFd;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use fuser::{Config, Session, SessionACL};
+use nix::errno::Errno;
 use nix::fcntl::OFlag;
 use nix::sys::signal::{SigSet, Signal};
 use nix::unistd::{fork, pipe2, setsid, ForkResult};
@@ -21,44 +22,95 @@ use sqfs::{Archive, OpenOptions};
 
 use crate::attr::Owners;
 use crate::auto_unmount::Watcher;
+use crate::daemon::detach_stdio;
 use crate::fs::SquashFs;
 use crate::fuse_mount;
 use crate::options::MountConfig;
 
+/// Why an image could not be mounted and served; its Display is the one line squashfuse-rs
+/// prints.
+#[derive(Debug, thiserror::Error)]
+pub enum MountError {
+    /// The image file cannot be opened.
+    #[error("{}: {source}", image.display())]
+    ImageFile { image: PathBuf, source: io::Error },
+    /// The file is not an image this library reads, or it is damaged.
+    #[error("{}: {source}", image.display())]
+    Image { image: PathBuf, source: sqfs::Error },
+    /// The root to mount (`/`, or `-o subdir=`) cannot be found or is not a directory.
+    #[error("{}: subdir {subdir}: {source}", image.display())]
+    Subdir {
+        image: PathBuf,
+        subdir: String,
+        source: sqfs::Error,
+    },
+    #[error("{}: not a directory", .0.display())]
+    MountPointNotADirectory(PathBuf),
+    #[error("{}: {source}", path.display())]
+    MountPoint { path: PathBuf, source: io::Error },
+    /// A system call of the setup failed (pipe, fork, sigprocmask).
+    #[error("{call}: {source}")]
+    System { call: &'static str, source: Errno },
+    /// The mount (mount(2) or fusermount3), or the auto_unmount watcher, could not be made.
+    #[error("{0}")]
+    Mount(String),
+    #[error("FUSE session on {}: {source}", mountpoint.display())]
+    Session {
+        mountpoint: PathBuf,
+        source: io::Error,
+    },
+    #[error("/dev/fuse: {0}")]
+    Device(io::Error),
+    /// A thread of the daemon could not be started.
+    #[error("{0}")]
+    Thread(io::Error),
+    #[error("serving {}: {source}", mountpoint.display())]
+    Serve {
+        mountpoint: PathBuf,
+        source: io::Error,
+    },
+}
+
 /// Opens the image and finds the mount root: every error a user can fix shows here, before
 /// anything is forked or mounted.
-pub fn open_image(config: &MountConfig) -> Result<(Arc<Archive>, sqfs::Inode), String> {
-    let image = config.image.display();
-    let file = File::open(&config.image).map_err(|e| format!("{image}: {e}"))?;
+pub fn open_image(config: &MountConfig) -> Result<(Arc<Archive>, sqfs::Inode), MountError> {
+    let image = || config.image.clone();
+    let file = File::open(&config.image).map_err(|source| MountError::ImageFile {
+        image: image(),
+        source,
+    })?;
     let options = OpenOptions {
         offset: config.offset,
         ..OpenOptions::default()
     };
-    let archive = Archive::open_file(file, &options).map_err(|e| format!("{image}: {e}"))?;
+    let archive = Archive::open_file(file, &options).map_err(|source| MountError::Image {
+        image: image(),
+        source,
+    })?;
+    let subdir = |source| MountError::Subdir {
+        image: image(),
+        subdir: config.subdir.as_deref().unwrap_or("/").to_string(),
+        source,
+    };
     let root = match &config.subdir {
         None => archive.root(),
         Some(dir) => archive.lookup_path(dir),
     }
-    .map_err(|e| {
-        format!(
-            "{image}: subdir {}: {e}",
-            config.subdir.as_deref().unwrap_or("/")
-        )
-    })?;
+    .map_err(subdir)?;
     if !root.is_dir() {
-        return Err(format!(
-            "{image}: subdir {}: not a directory",
-            config.subdir.as_deref().unwrap_or("/")
-        ));
+        return Err(subdir(sqfs::Error::NotADirectory));
     }
     Ok((Arc::new(archive), root))
 }
 
-fn check_mountpoint(path: &Path) -> Result<(), String> {
+fn check_mountpoint(path: &Path) -> Result<(), MountError> {
     match std::fs::metadata(path) {
         Ok(md) if md.is_dir() => Ok(()),
-        Ok(_) => Err(format!("{}: not a directory", path.display())),
-        Err(e) => Err(format!("{}: {e}", path.display())),
+        Ok(_) => Err(MountError::MountPointNotADirectory(path.to_path_buf())),
+        Err(source) => Err(MountError::MountPoint {
+            path: path.to_path_buf(),
+            source,
+        }),
     }
 }
 
@@ -100,7 +152,7 @@ struct Outcome {
 }
 
 impl Outcome {
-    fn report(&mut self, result: &Result<(), String>) {
+    fn report(&mut self, result: &Result<(), MountError>) {
         if let Some(path) = &self.notify_pipe {
             if let Ok(mut f) = std::fs::OpenOptions::new().write(true).open(path) {
                 let _ = f.write_all(if result.is_ok() { b"s" } else { b"f" });
@@ -110,7 +162,7 @@ impl Outcome {
             let mut f = File::from(fd);
             let _ = match result {
                 Ok(()) => f.write_all(b"s"),
-                Err(msg) => f.write_all(format!("f{msg}").as_bytes()),
+                Err(e) => f.write_all(format!("f{e}").as_bytes()),
             };
         }
     }
@@ -118,7 +170,7 @@ impl Outcome {
 
 /// Mounts and serves until unmounted. In daemon mode the calling process exits inside
 /// (0 once the mount is ready, 1 with the error printed if it failed).
-pub fn run(config: MountConfig) -> Result<(), String> {
+pub fn run(config: MountConfig) -> Result<(), MountError> {
     let mut outcome = Outcome {
         parent: None,
         notify_pipe: config.notify_pipe.clone(),
@@ -146,13 +198,13 @@ static DAEMONIZED: AtomicBool = AtomicBool::new(false);
 
 /// Forks; the parent waits for the child's word and exits with it. Returns, in the child,
 /// the pipe to report on. Must run before any thread is started.
-fn daemonize() -> Result<OwnedFd, String> {
+fn daemonize() -> Result<OwnedFd, MountError> {
     // Close-on-exec: a helper the daemon starts and that outlives the mount (fusermount3
     // with auto_unmount) must not hold the parent's wait open.
-    let (read_end, write_end) = pipe2(OFlag::O_CLOEXEC).map_err(|e| format!("pipe: {e}"))?;
+    let (read_end, write_end) = pipe2(OFlag::O_CLOEXEC).map_err(system("pipe"))?;
     // SAFETY: no threads exist yet (the image was opened without any), so the child may
     // run arbitrary code.
-    match unsafe { fork() }.map_err(|e| format!("fork: {e}"))? {
+    match unsafe { fork() }.map_err(system("fork"))? {
         ForkResult::Parent { .. } => {
             drop(write_end);
             let mut answer = Vec::new();
@@ -183,16 +235,14 @@ fn mount_and_serve(
     archive: Arc<Archive>,
     root: sqfs::Inode,
     outcome: &mut Outcome,
-) -> Result<(), String> {
+) -> Result<(), MountError> {
     // Signals go to a thread that detaches the mount; block them before any thread exists
     // so every thread inherits the mask.
     let mut signals = SigSet::empty();
     for s in [Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP] {
         signals.add(s);
     }
-    signals
-        .thread_block()
-        .map_err(|e| format!("sigprocmask: {e}"))?;
+    signals.thread_block().map_err(system("sigprocmask"))?;
 
     if config.debug {
         let _ = env_logger::Builder::new()
@@ -206,13 +256,16 @@ fn mount_and_serve(
     let mountpoint = config
         .mountpoint
         .canonicalize()
-        .map_err(|e| format!("{}: {e}", config.mountpoint.display()))?;
+        .map_err(|source| MountError::MountPoint {
+            path: config.mountpoint.clone(),
+            source,
+        })?;
     let mut watcher = if config.auto_unmount {
-        Some(Watcher::start(&mountpoint)?)
+        Some(Watcher::start(&mountpoint).map_err(MountError::Mount)?)
     } else {
         None
     };
-    let (device, mounted) = fuse_mount::mount(config, &mountpoint)?;
+    let (device, mounted) = fuse_mount::mount(config, &mountpoint).map_err(MountError::Mount)?;
     if let Some(watcher) = watcher.as_mut() {
         watcher.mounted(mounted.device);
     }
@@ -235,10 +288,11 @@ fn mount_and_serve(
         let monitor = fs.monitor();
         // The kernel queued INIT when the mount was made; the session answers it here.
         let session = Session::from_fd(fs, device, session_acl(config), fuse_config(config))
-            .map_err(|e| format!("FUSE session on {}: {e}", mountpoint.display()))?;
-        slots
-            .fill(&session)
-            .map_err(|e| format!("/dev/fuse: {e}"))?;
+            .map_err(|source| MountError::Session {
+                mountpoint: mountpoint.clone(),
+                source,
+            })?;
+        slots.fill(&session).map_err(MountError::Device)?;
         Ok((session, monitor))
     })();
     let (session, monitor) = match session {
@@ -262,7 +316,7 @@ fn mount_and_serve(
                     detach(&mounted);
                 }
             })
-            .map_err(|e| e.to_string())?;
+            .map_err(MountError::Thread)?;
     }
     if let Some(timeout) = config.timeout {
         let mounted = mounted.clone();
@@ -278,7 +332,7 @@ fn mount_and_serve(
                     break;
                 }
             })
-            .map_err(|e| e.to_string())?;
+            .map_err(MountError::Thread)?;
     }
 
     // Ready is said once the readahead window is set, so that files opened by the next
@@ -300,16 +354,22 @@ fn mount_and_serve(
                     detach_stdio();
                 }
             })
-            .map_err(|e| e.to_string())?;
+            .map_err(MountError::Thread)?;
     }
     // Serves until the kernel ends the session: when the mount is unmounted, or, once it
     // is detached, when the last file open in it is closed. Nothing is unmounted after
     // that: the mount is gone, and whatever is at the path now is not ours.
-    let served = session
-        .run()
-        .map_err(|e| format!("serving {}: {e}", mountpoint.display()));
+    let served = session.run().map_err(|source| MountError::Serve {
+        mountpoint: mountpoint.clone(),
+        source,
+    });
     drop(watcher);
     served
+}
+
+/// A failed system call of the setup, as a [`MountError`].
+fn system(call: &'static str) -> impl FnOnce(Errno) -> MountError {
+    move |source| MountError::System { call, source }
 }
 
 /// Detaches the mount (see `Mounted::detach`); why it could not is logged with -d.
@@ -319,16 +379,70 @@ fn detach(mounted: &fuse_mount::Mounted) {
     }
 }
 
-/// A daemon keeps no terminal: stdin, stdout and stderr go to /dev/null.
-pub fn detach_stdio() {
-    if let Ok(null) = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open("/dev/null")
-    {
-        for fd in 0..3 {
-            let _ = nix::unistd::dup2(null.as_raw_fd(), fd);
-        }
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TINY: &str = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../testdata/tiny/tiny-gzip.sqfs"
+    );
+
+    fn open(image: &str, subdir: Option<&str>) -> Result<(), MountError> {
+        let config = MountConfig {
+            image: image.into(),
+            subdir: subdir.map(str::to_string),
+            ..MountConfig::default()
+        };
+        open_image(&config).map(|_| ())
     }
-    let _ = std::env::set_current_dir("/");
+
+    #[test]
+    fn image_errors_say_what_is_wrong_in_kind_and_in_words() {
+        assert!(open(TINY, None).is_ok() && open(TINY, Some("/dir/sub")).is_ok());
+
+        let e = open("/nonexistent/image.sqfs", None).unwrap_err();
+        assert!(
+            matches!(&e, MountError::ImageFile { source, .. } if source.kind() == io::ErrorKind::NotFound),
+            "{e:?}"
+        );
+        assert_eq!(
+            e.to_string(),
+            "/nonexistent/image.sqfs: No such file or directory (os error 2)"
+        );
+
+        let e = open("/dev/null", None).unwrap_err();
+        assert!(
+            matches!(
+                &e,
+                MountError::Image {
+                    source: sqfs::Error::BadMagic,
+                    ..
+                }
+            ),
+            "{e:?}"
+        );
+        assert_eq!(e.to_string(), "/dev/null: not a SquashFS image (bad magic)");
+
+        let e = open(TINY, Some("hello.txt")).unwrap_err();
+        assert!(
+            matches!(
+                &e,
+                MountError::Subdir {
+                    source: sqfs::Error::NotADirectory,
+                    ..
+                }
+            ),
+            "{e:?}"
+        );
+        assert_eq!(
+            e.to_string(),
+            format!("{TINY}: subdir hello.txt: not a directory")
+        );
+        let e = open(TINY, Some("no/such")).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            format!("{TINY}: subdir no/such: no such file or directory")
+        );
+    }
 }

@@ -27,7 +27,7 @@ pub struct Nodes {
 impl Nodes {
     pub fn new(root: Inode) -> Self {
         let nodes = Nodes {
-            root_number: root.number,
+            root_number: root.number(),
             shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
         };
         // The root is never forgotten: one lookup count that no FORGET takes away.
@@ -55,7 +55,7 @@ impl Nodes {
 
     /// Records that the kernel now holds `count` more references to `inode`.
     pub fn remember(&self, inode: Arc<Inode>, count: u64) -> u64 {
-        let node = self.node_of(inode.number);
+        let node = self.node_of(inode.number());
         let mut shard = self.shard(node).lock().unwrap_or_else(|e| e.into_inner());
         shard
             .entry(node)

@@ -178,7 +178,7 @@ mod tests {
     fn parse(opt: &str) -> Result<MountConfig, String> {
         let args = Args::try_parse_from(["squashfuse-rs", "-o", opt, "img", "mnt"])
             .map_err(|e| e.to_string())?;
-        MountConfig::from_args(args)
+        MountConfig::from_args(args).map_err(|e| e.to_string())
     }
 
     /// A value for each placeholder the table uses.

@@ -10,6 +10,32 @@ use std::path::PathBuf;
 
 use clap::Parser;
 
+/// A command line squashfuse-rs refuses; its Display is the one line it prints.
+#[derive(Debug, thiserror::Error)]
+pub enum OptionError {
+    #[error("unknown option '{0}'")]
+    Unknown(String),
+    #[error("option {key} needs a number, as {key}=N")]
+    NotANumber { key: String },
+    #[error("option {key} needs {what}, as {key}={}", what.to_uppercase())]
+    NoValue { key: String, what: &'static str },
+    /// A value an option without effect here still checks (as libfuse would parse it).
+    #[error("option {key} has a bad value: '{option}'")]
+    BadValue { key: String, option: String },
+    #[error("option max_threads needs at least 1")]
+    NoThreads,
+    #[error("option blkdev needs a block device; squashfuse-rs mounts image files")]
+    BlockDevice,
+    #[error("allow_other and allow_root are mutually exclusive")]
+    AllowOtherAndRoot,
+    /// The mount point's path cannot be made absolute.
+    #[error("{}: {source}", path.display())]
+    MountPoint {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
 #[derive(Parser, Debug)]
 #[command(
     name = "squashfuse-rs",
@@ -130,19 +156,19 @@ pub struct MountConfig {
     pub no_effect: Vec<(String, &'static str)>,
 }
 
-fn number<T: std::str::FromStr>(key: &str, value: Option<&str>) -> Result<T, String> {
+fn number<T: std::str::FromStr>(key: &str, value: Option<&str>) -> Result<T, OptionError> {
     value
         .and_then(|v| v.parse().ok())
-        .ok_or_else(|| format!("option {key} needs a number, as {key}=N"))
+        .ok_or_else(|| OptionError::NotANumber { key: key.into() })
 }
 
-fn text(key: &str, value: Option<&str>, what: &str) -> Result<String, String> {
-    value.map(str::to_string).ok_or_else(|| {
-        format!(
-            "option {key} needs {what}, as {key}={}",
-            what.to_uppercase()
-        )
-    })
+fn text(key: &str, value: Option<&str>, what: &'static str) -> Result<String, OptionError> {
+    value
+        .map(str::to_string)
+        .ok_or_else(|| OptionError::NoValue {
+            key: key.into(),
+            what,
+        })
 }
 
 /// Splits one `-o` argument as libfuse does (`lib/fuse_opt.c`): at commas, a backslash
@@ -285,7 +311,7 @@ fn value_without_effect(key: &str) -> Option<(ValueKind, &'static str)> {
 }
 
 impl MountConfig {
-    pub fn from_args(args: Args) -> Result<Self, String> {
+    pub fn from_args(args: Args) -> Result<Self, OptionError> {
         let mut c = MountConfig {
             image: args.image,
             mountpoint: args.mountpoint,
@@ -298,20 +324,23 @@ impl MountConfig {
             c.apply(&opt)?;
         }
         // The daemon changes to `/`; libfuse makes the mount point absolute too.
-        c.mountpoint = std::path::absolute(&c.mountpoint)
-            .map_err(|e| format!("{}: {e}", c.mountpoint.display()))?;
+        c.mountpoint =
+            std::path::absolute(&c.mountpoint).map_err(|source| OptionError::MountPoint {
+                path: c.mountpoint.clone(),
+                source,
+            })?;
         if c.allow_other && c.allow_root {
-            return Err("allow_other and allow_root are mutually exclusive".into());
+            return Err(OptionError::AllowOtherAndRoot);
         }
         Ok(c)
     }
 
-    fn apply(&mut self, opt: &str) -> Result<(), String> {
+    fn apply(&mut self, opt: &str) -> Result<(), OptionError> {
         let (key, value) = match opt.split_once('=') {
             Some((k, v)) => (k, Some(v)),
             None => (opt, None),
         };
-        let unknown = || Err(format!("unknown option '{opt}'"));
+        let unknown = || Err(OptionError::Unknown(opt.into()));
         if value.is_none() {
             match key {
                 "debug" => {
@@ -334,12 +363,7 @@ impl MountConfig {
                 "sync" => self.sync = true,
                 "async" => self.sync = false,
                 "dirsync" => self.dirsync = true,
-                "blkdev" => {
-                    return Err(
-                        "option blkdev needs a block device; squashfuse-rs mounts image files"
-                            .into(),
-                    )
-                }
+                "blkdev" => return Err(OptionError::BlockDevice),
                 _ => match flag_without_effect(key) {
                     Some(why) => self.no_effect.push((opt.to_string(), why)),
                     None => return unknown(),
@@ -358,7 +382,7 @@ impl MountConfig {
             "max_threads" => {
                 let n: usize = number(key, value)?;
                 if n == 0 {
-                    return Err("option max_threads needs at least 1".into());
+                    return Err(OptionError::NoThreads);
                 }
                 self.max_threads = Some(n);
             }
@@ -378,7 +402,10 @@ impl MountConfig {
                         (_, None) => false,
                     };
                     if !well_formed {
-                        return Err(format!("option {key} has a bad value: '{opt}'"));
+                        return Err(OptionError::BadValue {
+                            key: key.into(),
+                            option: opt.into(),
+                        });
                     }
                     self.no_effect.push((opt.to_string(), why));
                 }
@@ -407,7 +434,7 @@ mod tests {
         let args =
             Args::try_parse_from(std::iter::once("squashfuse-rs").chain(argv.iter().copied()))
                 .map_err(|e| e.to_string())?;
-        MountConfig::from_args(args)
+        MountConfig::from_args(args).map_err(|e| e.to_string())
     }
 
     #[test]
@@ -540,5 +567,24 @@ mod tests {
             .contains("block device"));
         assert!(parse(&["-o", "allow_other,allow_root", "i", "m"]).is_err());
         assert!(parse(&["i"]).is_err());
+    }
+
+    #[test]
+    fn errors_are_typed() {
+        let config = |opts: &str| {
+            MountConfig::from_args(
+                Args::try_parse_from(["squashfuse-rs", "-o", opts, "i", "m"]).unwrap(),
+            )
+        };
+        assert!(matches!(config("frobnicate"), Err(OptionError::Unknown(o)) if o == "frobnicate"));
+        assert!(matches!(config("uid=me"), Err(OptionError::NotANumber { key }) if key == "uid"));
+        assert!(matches!(
+            config("max_threads=0"),
+            Err(OptionError::NoThreads)
+        ));
+        assert!(matches!(
+            config("allow_other,allow_root"),
+            Err(OptionError::AllowOtherAndRoot)
+        ));
     }
 }

@@ -7,8 +7,7 @@ use std::sync::{Arc, OnceLock};
 
 use crossbeam_channel::{bounded, Sender};
 use fuser::{INodeNo, Notifier};
-use sqfs::cache::Block;
-use sqfs::Archive;
+use sqfs::{Archive, Block};
 
 use crate::handles::OpenFile;
 

@@ -15,14 +15,10 @@ use std::fs::File;
 use std::io::Write;
 use std::os::fd::FromRawFd;
 
-use sqfs::compress::{new_decompressor, Compression};
-use sqfs::dir::{self, DirEntry, Index, ReadDir};
-use sqfs::file::FileData;
-use sqfs::inode::{Inode, InodeBody, Limits};
-use sqfs::metadata::{MetaRef, Table};
-use sqfs::reader::BlockReader;
-use sqfs::source::Source;
-use sqfs::{Archive, Error, FileType, OpenOptions};
+use sqfs::internals::{
+    self, new_decompressor, BlockReader, Context, Index, InodeBody, Limits, Source, Table, MAX_NAME,
+};
+use sqfs::{Archive, Compression, DirEntry, Error, FileType, Inode, MetaRef, OpenOptions};
 
 /// The `sif` target (SIF container parsing and opening), in its own file.
 pub mod sif;
@@ -200,7 +196,7 @@ pub fn exercise(a: &Archive, salt: u64) -> Walked {
     for n in numbers {
         if let Ok(inode) = a.inode_by_number(n) {
             assert!(n >= 1 && n <= count, "inode_by_number({n}) of {count}");
-            assert_eq!(inode.number, n, "inode_by_number({n})");
+            assert_eq!(inode.number(), n, "inode_by_number({n})");
             node(a, &inode, salt, &mut budget);
         }
     }
@@ -221,7 +217,7 @@ pub fn exercise(a: &Archive, salt: u64) -> Walked {
         if !inode.is_dir() || depth >= MAX_DEPTH || budget.dirs >= MAX_DIRS {
             continue;
         }
-        if !seen.insert(inode.reference) {
+        if !seen.insert(inode.reference()) {
             continue;
         }
         budget.dirs += 1;
@@ -243,20 +239,20 @@ pub struct Walked {
 /// Everything that applies to one inode, whatever its type.
 fn node(a: &Archive, inode: &Inode, salt: u64, budget: &mut Walked) {
     if let Ok(attr) = a.attr(inode) {
-        assert_eq!(attr.ino, inode.number);
+        assert_eq!(attr.ino, inode.number());
         assert_eq!(attr.size, inode.size());
-        assert_eq!(attr.mode & 0o170000, inode.kind.mode_bits());
+        assert_eq!(attr.mode & 0o170000, inode.kind().mode_bits());
     }
     let _ = (inode.device(), inode.rdev());
     match a.read_link(inode) {
         Ok(target) => {
-            assert_eq!(inode.kind, FileType::Symlink);
+            assert_eq!(inode.kind(), FileType::Symlink);
             assert!(!target.is_empty() && target.len() <= 4096);
         }
-        Err(e) => assert!(matches!(e, Error::NotASymlink) && inode.kind != FileType::Symlink),
+        Err(e) => assert!(matches!(e, Error::NotASymlink) && inode.kind() != FileType::Symlink),
     }
     xattrs(a, inode);
-    match inode.kind {
+    match inode.kind() {
         FileType::File => {
             if budget.files < MAX_FILES {
                 budget.files += 1;
@@ -279,7 +275,7 @@ fn node(a: &Archive, inode: &Inode, salt: u64, budget: &mut Walked) {
 
 fn xattrs(a: &Archive, inode: &Inode) {
     let Ok(list) = a.xattrs(inode) else { return };
-    if inode.xattr.is_none() {
+    if inode.xattr_index().is_none() {
         assert!(list.is_empty());
     }
     for x in list.iter().take(8) {
@@ -394,7 +390,7 @@ fn directory(a: &Archive, dir: &Inode, is_root: bool, salt: u64) -> Vec<Inode> {
     }
     // Without an index a resumed listing reads from the start, exactly as the whole one
     // did: the entry after a cookie is the next one listed, or a refusal.
-    let indexed = matches!(&dir.body, InodeBody::Directory(d) if d.index_count > 0);
+    let indexed = matches!(internals::body(dir), InodeBody::Directory(d) if d.index_count > 0);
     for entry in entries.iter().take(PROBED_ENTRIES) {
         if let Ok(Some(found)) = a.lookup_entry(dir, &entry.name) {
             assert_eq!(found.name, entry.name);
@@ -417,11 +413,11 @@ fn directory(a: &Archive, dir: &Inode, is_root: bool, salt: u64) -> Vec<Inode> {
             }
         }
     }
-    let long = vec![b'a'; dir::MAX_NAME + 1];
+    let long = vec![b'a'; MAX_NAME + 1];
     assert!(
         matches!(a.lookup_entry(dir, &long), Err(Error::NameTooLong)),
         "a name over {} bytes is ENAMETOOLONG",
-        dir::MAX_NAME
+        MAX_NAME
     );
     for name in [&b""[..], b".", b"..", b"/", b"a\0"] {
         assert!(
@@ -449,15 +445,15 @@ fn directory(a: &Archive, dir: &Inode, is_root: bool, salt: u64) -> Vec<Inode> {
     let mut children = Vec::new();
     for entry in &entries {
         if let Ok(child) = a.entry_inode(entry) {
-            assert_eq!(child.number, entry.inode_number);
-            assert_eq!(child.kind, entry.kind);
+            assert_eq!(child.number(), entry.inode_number);
+            assert_eq!(child.kind(), entry.kind);
             children.push(child);
         }
     }
     if let Some(entry) = entries.first() {
         if let (Ok(x), Ok(y)) = (a.lookup(dir, &entry.name), a.entry_inode(entry)) {
             // Not necessarily the same inode: a hostile listing may repeat a name.
-            let _ = (x.reference, y.reference);
+            let _ = (x.reference(), y.reference());
         }
     }
     children
@@ -569,17 +565,12 @@ pub fn metadata(data: &[u8]) {
         start: split,
         end: body.len() as u64,
     };
-    let m = Meta {
-        reader: &reader,
-        inodes,
-        dirs,
-        limits: &limits,
-    };
+    let ctx = Context::of_tables(reader, inodes, dirs, limits);
     // Every metadata block of both tables, following the chain of headers.
     for table in [inodes, dirs] {
         let mut pos = table.start;
         for _ in 0..4096 {
-            match table.block_at(&reader, pos) {
+            match table.block_at(&ctx.reader, pos) {
                 Ok((block, next)) => {
                     assert!(next > pos && next <= table.end);
                     // Empty blocks are possible (a stream may decode to nothing); a cursor
@@ -591,7 +582,7 @@ pub fn metadata(data: &[u8]) {
             }
         }
     }
-    m.cursor_reads(root, salt);
+    cursor_reads(&ctx, root, salt);
     // The root and what it leads to, bounded like the image walk.
     let mut seen = HashSet::new();
     let mut queue = VecDeque::from([root]);
@@ -600,37 +591,29 @@ pub fn metadata(data: &[u8]) {
         if seen.len() >= MAX_NODES || !seen.insert(at) {
             continue;
         }
-        let Ok(inode) = m.inode(at) else { continue };
-        assert!(inode.number >= 1 && inode.number <= limits.inode_count);
-        match &inode.body {
+        let Ok(inode) = internals::read_inode(&ctx, at) else {
+            continue;
+        };
+        assert!(inode.number() >= 1 && inode.number() <= limits.inode_count);
+        match internals::body(&inode) {
             InodeBody::Directory(info) if dirs_listed < MAX_DIRS => {
                 dirs_listed += 1;
-                if let Ok(mut index) = Index::new(&reader, inodes, info) {
+                if let Ok(mut index) = Index::new(&ctx, info) {
                     let mut last = 0;
                     while let Ok(Some(entry)) = index.next_entry() {
                         assert!(entry.listing_offset >= last);
                         last = entry.listing_offset;
                     }
                 }
-                let entries: Vec<DirEntry> =
-                    match ReadDir::new(&reader, dirs, inodes, info, 0, limits.inode_count) {
-                        Ok(list) => list.take(MAX_ENTRIES).map_while(Result::ok).collect(),
-                        Err(_) => continue,
-                    };
+                let entries: Vec<DirEntry> = match internals::read_dir(&ctx, info, 0) {
+                    Ok(list) => list.take(MAX_ENTRIES).map_while(Result::ok).collect(),
+                    Err(_) => continue,
+                };
                 for entry in entries.iter().take(PROBED_ENTRIES) {
-                    let found =
-                        dir::lookup(&reader, dirs, inodes, info, &entry.name, limits.inode_count);
-                    if let Ok(Some(found)) = found {
+                    if let Ok(Some(found)) = internals::lookup(&ctx, info, &entry.name) {
                         assert_eq!(found.name, entry.name);
                     }
-                    if let Ok(rest) = ReadDir::new(
-                        &reader,
-                        dirs,
-                        inodes,
-                        info,
-                        entry.cookie,
-                        limits.inode_count,
-                    ) {
+                    if let Ok(rest) = internals::read_dir(&ctx, info, entry.cookie) {
                         for next in rest.take(2).map_while(Result::ok) {
                             assert!(next.cookie > entry.cookie);
                         }
@@ -639,11 +622,11 @@ pub fn metadata(data: &[u8]) {
                 queue.extend(entries.iter().map(|e| e.inode));
             }
             InodeBody::File(info) => {
-                if let Ok(data) = FileData::load(&reader, inodes, info) {
+                if let Ok(data) = internals::file_data(&ctx, info) {
                     assert_eq!(data.size(), info.size);
                     let mut buf = vec![0u8; 4099];
-                    let _ = data.read_at(&reader, None, salt % info.size.max(1), &mut buf);
-                    let _ = data.read_at(&reader, None, 0, &mut buf);
+                    let _ = internals::read_data(&ctx, &data, salt % info.size.max(1), &mut buf);
+                    let _ = internals::read_data(&ctx, &data, 0, &mut buf);
                 }
             }
             _ => {}
@@ -651,53 +634,39 @@ pub fn metadata(data: &[u8]) {
     }
 }
 
-struct Meta<'a> {
-    reader: &'a BlockReader,
-    inodes: Table,
-    dirs: Table,
-    limits: &'a Limits,
-}
-
-impl Meta<'_> {
-    fn inode(&self, at: MetaRef) -> sqfs::Result<Inode> {
-        let mut c = self.inodes.cursor(self.reader, at)?;
-        Inode::parse(&mut c, at, self.limits)
-    }
-
-    /// Raw cursor reads of odd sizes in both tables, until an error or the table's end.
-    fn cursor_reads(&self, at: MetaRef, salt: u64) {
-        for table in [self.inodes, self.dirs] {
-            let Ok(mut c) = table.cursor(self.reader, at) else {
-                continue;
-            };
-            let mut s = salt;
-            for _ in 0..64 {
-                s = s
-                    .wrapping_mul(6364136223846793005)
-                    .wrapping_add(1442695040888963407);
-                let before = c.position();
-                let ok = match (s >> 60) % 8 {
-                    0 => c.u8().is_ok(),
-                    1 => c.u16().is_ok(),
-                    2 => c.u32().is_ok(),
-                    3 => c.u64().is_ok(),
-                    4 => c.bytes((s >> 32) as usize % 9000).is_ok(),
-                    5 => c.skip((s >> 40) % 20000).is_ok(),
-                    6 => c.skip(u64::MAX).is_ok(),
-                    _ => {
-                        let mut buf = [0u8; 3];
-                        c.read_exact(&mut buf).is_ok()
-                    }
-                };
-                if !ok {
-                    break;
+/// Raw cursor reads of odd sizes in both tables, until an error or the table's end.
+fn cursor_reads(ctx: &Context, at: MetaRef, salt: u64) {
+    for table in [ctx.inodes, ctx.dirs] {
+        let Ok(mut c) = table.cursor(&ctx.reader, at) else {
+            continue;
+        };
+        let mut s = salt;
+        for _ in 0..64 {
+            s = s
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            let before = c.position();
+            let ok = match (s >> 60) % 8 {
+                0 => c.u8().is_ok(),
+                1 => c.u16().is_ok(),
+                2 => c.u32().is_ok(),
+                3 => c.u64().is_ok(),
+                4 => c.bytes((s >> 32) as usize % 9000).is_ok(),
+                5 => c.skip((s >> 40) % 20000).is_ok(),
+                6 => c.skip(u64::MAX).is_ok(),
+                _ => {
+                    let mut buf = [0u8; 3];
+                    c.read_exact(&mut buf).is_ok()
                 }
-                let after = c.position();
-                assert!(
-                    (after.block, after.offset) >= (before.block, before.offset),
-                    "a cursor moved backwards"
-                );
+            };
+            if !ok {
+                break;
             }
+            let after = c.position();
+            assert!(
+                (after.block, after.offset) >= (before.block, before.offset),
+                "a cursor moved backwards"
+            );
         }
     }
 }

@@ -5,8 +5,7 @@
 
 use std::io::Read;
 
-use sqfs::inode::Inode;
-use sqfs::Archive;
+use sqfs::{Archive, Inode};
 
 /// The most ch-run reads of one file, and the most environment it builds. Linux passes a
 /// program at most 6 MiB of arguments and environment together (3/4 of `_STK_LIM`, see
@@ -30,7 +29,7 @@ impl Error {
     pub fn text(&self) -> String {
         match self {
             Error::TooBig => format!("File too large (more than {LIMIT_TEXT})"),
-            Error::Io(e) => crate::plan::io_text(e),
+            Error::Io(e) => crate::failure::io_text(e),
             Error::Image(e) => e.to_string(),
         }
     }

@@ -1,5 +1,14 @@
 //! How `ch-run` fails: one line on stderr and Charliecloud's exit codes, which job scripts
 //! test for.
+//!
+//! A [`Failure`]'s kind is its exit code, and that is all any caller decides on: `main`
+//! exits with it, and the supervisor passes code and text to the waiting `ch-run` process
+//! through a pipe, where they become a `Failure` again. The text inside is only ever
+//! printed, so it stays a string, worded where the failure happens (with the path or
+//! option it concerns). Where a caller does decide on what went wrong, the error is typed
+//! before it becomes a `Failure`: `bounded::Error` (too big, unreadable, a damaged image),
+//! `trust::Unusable` (not private, or not openable) and `binds::Unusable` (a destination
+//! missing, or leading out of the image), each worded by the caller that matched it.
 
 use std::fmt;
 
@@ -45,6 +54,15 @@ impl fmt::Display for Failure {
 /// Shorthand for the common case.
 pub fn fail<T>(msg: impl Into<String>) -> Result<T, Failure> {
     Err(Failure::Runtime(msg.into()))
+}
+
+/// An io::Error's text without Rust's " (os error N)" tail: strerror, as Charliecloud
+/// prints it.
+pub fn io_text(e: &std::io::Error) -> String {
+    match e.raw_os_error() {
+        Some(code) => nix::errno::Errno::from_raw(code).desc().to_string(),
+        None => e.to_string(),
+    }
 }
 
 /// `what: strerror`, the way Charliecloud appends an errno to a message.

@@ -14,7 +14,7 @@ use nix::fcntl::OFlag;
 use nix::sys::stat::{fstat, stat, FileStat, Mode, SFlag};
 use sqfs::{Archive, OpenOptions};
 
-use crate::failure::{with_errno, Failure};
+use crate::failure::{io_text, with_errno, Failure};
 use crate::storage::{self, Storage};
 use crate::trust::{self, Me};
 use crate::{binds, bounded};
@@ -162,12 +162,8 @@ fn classify(fd: OwnedFd, path: &Path, reference: &str) -> Result<Checked, Failur
         .map_err(|e| Failure::Runtime(with_errno(format!("can't open: {reference}"), e)))?;
     // SquashFS's magic at 0, or SIF's at 32 (the library opens a SIF's primary partition).
     let mut prefix = [0u8; sqfs::sif::MAGIC_AT + sqfs::sif::MAGIC.len()];
-    let n = read_prefix(&file, &mut prefix).map_err(|e| {
-        Failure::Runtime(format!(
-            "can't read: {reference}: {}",
-            crate::plan::io_text(&e)
-        ))
-    })?;
+    let n = read_prefix(&file, &mut prefix)
+        .map_err(|e| Failure::Runtime(format!("can't read: {reference}: {}", io_text(&e))))?;
     let prefix = &prefix[..n];
     if !(prefix.starts_with(SQUASHFS_MAGIC) || sqfs::sif::is_sif(prefix)) {
         return Err(unknown());

@@ -12,7 +12,7 @@ use crate::binds::{self, Bind};
 use crate::cli::Options;
 use crate::environ::Environment;
 use crate::exec::Command;
-use crate::failure::{fail, with_errno, Failure};
+use crate::failure::{fail, io_text, with_errno, Failure};
 use crate::image::{self, Image};
 use crate::storage::Storage;
 use crate::trust::{self, Me, Unusable};
@@ -110,14 +110,6 @@ fn private_dir(parent: Option<&OwnedFd>, path: &Path, me: &Me) -> Result<OwnedFd
 fn warn(options: &Options, msg: &str) {
     if options.verbose >= 0 {
         crate::failure::say("warning", msg);
-    }
-}
-
-/// An io::Error's text without Rust's " (os error N)" tail.
-pub fn io_text(e: &std::io::Error) -> String {
-    match e.raw_os_error() {
-        Some(code) => nix::errno::Errno::from_raw(code).desc().to_string(),
-        None => e.to_string(),
     }
 }
 

@@ -152,7 +152,7 @@ fn supervise(started: Started, mut reporter: Reporter, lifeline: OwnedFd, verbos
     let log = (verbose >= 2)
         .then(|| nix::fcntl::fcntl(2, nix::fcntl::FcntlArg::F_DUPFD_CLOEXEC(3)).ok())
         .flatten();
-    fusefs::mount::detach_stdio();
+    fusefs::daemon::detach_stdio();
     if let Some(fd) = log {
         let _ = nix::unistd::dup2(fd, 2);
         let _ = nix::unistd::close(fd);

@@ -192,7 +192,7 @@ impl Dest {
             let r = sys::lsetxattr_at(parent, name, &x.name, &x.value);
             self.xattr_result(r, path, &x.name)?;
         }
-        if self.root && attr.mode & 0o7000 != 0 && inode.kind != sqfs::FileType::Symlink {
+        if self.root && attr.mode & 0o7000 != 0 && inode.kind() != sqfs::FileType::Symlink {
             sys::chmod_node_at(parent, name, attr.mode).map_err(fail)?;
         }
         sys::lset_mtime_at(parent, name, attr.mtime).map_err(fail)

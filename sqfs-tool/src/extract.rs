@@ -329,8 +329,8 @@ fn total_bytes(archive: &Archive, root: &Inode, chain: &[(Vec<u8>, Inode)]) -> R
     }
     impl Visitor for Sizes {
         fn node(&mut self, _: &[u8], _: &[u8], inode: &Inode) -> Result<()> {
-            if inode.kind == FileType::File
-                && (inode.nlink <= 1 || self.linked.insert(inode.number))
+            if inode.kind() == FileType::File
+                && (inode.nlink() <= 1 || self.linked.insert(inode.number()))
             {
                 self.total = self.total.saturating_add(inode.size());
             }
@@ -426,7 +426,7 @@ impl<'s, 'a> Walker<'s, 'a> {
         let data = Arc::new(archive.file_data(inode).map_err(fail)?);
         let attr = archive.attr(inode).map_err(fail)?;
         let xattrs = archive.xattrs(inode).map_err(fail)?;
-        self.links.insert(inode.number, (path.into(), true));
+        self.links.insert(inode.number(), (path.into(), true));
         let size = data.size();
         self.queue.item(Item::Open(Box::new(NewFile {
             path: path.into(),
@@ -464,7 +464,7 @@ impl Visitor for Walker<'_, '_> {
         // Any non-directory inode met again is a hard link to where it was first written
         // (symlinks, fifos and devices can be hard-linked too).
         if !inode.is_dir() {
-            if let Some((first, is_file)) = self.links.get(&inode.number) {
+            if let Some((first, is_file)) = self.links.get(&inode.number()) {
                 self.summary.hard_links += 1;
                 if *is_file {
                     let item = Item::Link(first.clone(), path.into());
@@ -473,7 +473,7 @@ impl Visitor for Walker<'_, '_> {
                 return dest.link(first, self.parent(), name, path);
             }
         }
-        match inode.kind {
+        match inode.kind() {
             FileType::Directory => {
                 let fd = dest.make_dir(self.parent(), name, path)?;
                 let parent = self.stack.last().map_or(0, |(i, _)| *i);
@@ -496,22 +496,23 @@ impl Visitor for Walker<'_, '_> {
                     sys::symlink_at(target, parent, name)
                 })?;
                 dest.node_attrs(archive, parent, name, path, inode)?;
-                self.links.insert(inode.number, (path.into(), false));
+                self.links.insert(inode.number(), (path.into(), false));
                 self.summary.symlinks += 1;
             }
             FileType::BlockDevice | FileType::CharDevice | FileType::Fifo | FileType::Socket => {
-                let is_device = matches!(inode.kind, FileType::BlockDevice | FileType::CharDevice);
+                let is_device =
+                    matches!(inode.kind(), FileType::BlockDevice | FileType::CharDevice);
                 if is_device && !dest.root {
                     self.summary.skipped_devices += 1;
                     return Ok(());
                 }
                 let parent = self.parent();
                 dest.make(parent, name, path, "special file", || {
-                    sys::mknod_at(parent, name, inode.kind, inode.mode(), inode.rdev())
+                    sys::mknod_at(parent, name, inode.kind(), inode.mode(), inode.rdev())
                 })?;
                 dest.node_attrs(archive, parent, name, path, inode)?;
-                self.links.insert(inode.number, (path.into(), false));
-                match inode.kind {
+                self.links.insert(inode.number(), (path.into(), false));
+                match inode.kind() {
                     FileType::Fifo => self.summary.fifos += 1,
                     FileType::Socket => self.summary.sockets += 1,
                     _ => self.summary.devices += 1,

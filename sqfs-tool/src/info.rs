@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use sqfs::superblock::flags;
+use sqfs::flags;
 use sqfs::Archive;
 
 use crate::ls::format_time;

@@ -57,7 +57,7 @@ fn long_line(archive: &Archive, name: &[u8], inode: &Inode) -> Result<Vec<u8>, S
     };
     let mut line = format!(
         "{} {:>3} {:>5}/{:<5} {:>12} {} ",
-        mode_string(inode.kind, attr.mode),
+        mode_string(inode.kind(), attr.mode),
         attr.nlink,
         attr.uid,
         attr.gid,

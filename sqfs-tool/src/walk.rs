@@ -112,7 +112,7 @@ impl<'a> Walk<'a> {
                 max: MAX_DEPTH,
             });
         }
-        if !self.seen.insert(dir.number) {
+        if !self.seen.insert(dir.number()) {
             return Err(Error::Loop {
                 path: dir_name(&self.path),
             });

@@ -1,4 +1,4 @@
-//! Times `sqfs::compress` on the real data blocks of mksquashfs images; driven by
+//! Times the `sqfs` decompressors on the real data blocks of mksquashfs images; driven by
 //! bench/codecs.sh, which also times the C command-line tools on the same blocks.
 //!
 //! usage: codec_bench [--runs N] [--cli-dir DIR] CORPUS IMAGE...
@@ -16,7 +16,8 @@
 use std::io::Write;
 use std::time::Instant;
 
-use sqfs::compress::{new_decompressor, Compression, Decompressor};
+use sqfs::internals::{new_decompressor, Decompressor};
+use sqfs::Compression;
 
 type Res<T> = Result<T, Box<dyn std::error::Error>>;
 

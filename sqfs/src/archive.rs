@@ -4,19 +4,22 @@
 use std::fs::File;
 use std::path::Path;
 
+use crate::cache::Block;
 use crate::compress::new_decompressor;
+use crate::context::{Context, Limits};
 use crate::dir::{self, DirEntry, ReadDir};
 use crate::error::{corrupt, Error, Result};
 use crate::export::ExportTable;
 use crate::file::FileData;
 use crate::fragment::FragmentTable;
 use crate::id::IdTable;
-use crate::inode::{Inode, InodeBody, Limits};
+use crate::inode::{Inode, InodeBody};
 use crate::metadata::{MetaRef, Table};
 use crate::reader::BlockReader;
 use crate::sif::Sif;
 use crate::source::Source;
 use crate::superblock::{flags, Superblock, NO_TABLE, SUPERBLOCK_SIZE};
+use crate::table::Chain;
 use crate::xattr::{Xattr, XattrTable};
 
 /// How to open an image.
@@ -41,30 +44,28 @@ impl Default for OpenOptions {
     }
 }
 
-/// Attributes of an inode as the kernel's squashfs driver reports them.
+/// Attributes of an inode as the kernel's squashfs driver reports them: what `stat` shows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Attr {
+    /// `st_ino`: the inode number.
     pub ino: u32,
+    /// `st_mode`: file type and permission bits.
     pub mode: u32,
     pub nlink: u32,
     pub uid: u32,
     pub gid: u32,
+    /// `st_size`, as [`Inode::size`].
     pub size: u64,
+    /// Seconds since the epoch; also the access and change time.
     pub mtime: u32,
+    /// `st_rdev` of a device, as [`Inode::rdev`]; 0 otherwise.
     pub rdev: u64,
 }
 
 /// An open SquashFS image. `Send + Sync`: share it between threads behind an `Arc`.
 pub struct Archive {
     sb: Superblock,
-    reader: BlockReader,
-    inodes: Table,
-    dirs: Table,
-    ids: IdTable,
-    fragments: Option<FragmentTable>,
-    export: Option<ExportTable>,
-    xattrs: Option<XattrTable>,
-    limits: Limits,
+    ctx: Context,
     compressor_options: Option<Vec<u8>>,
     /// The SIF the image was found in, if it was.
     sif: Option<Box<Sif>>,
@@ -119,46 +120,26 @@ impl Archive {
         let decompressor = new_decompressor(sb.compression, compressor_options.as_deref())?;
         let reader = BlockReader::new(source, decompressor, options.cache_bytes, sb.block_size);
 
-        // The tables are read back to front: each one's first block is where the one
-        // ahead of it must end (the kernel checks the same chain).
-        let lowest = sb.directory_table_start;
-        let mut next = sb.bytes_used;
-        let xattrs = if sb.xattr_id_table_start == NO_TABLE {
-            None
-        } else {
-            let t = XattrTable::read(&reader, sb.xattr_id_table_start, next, lowest)?;
-            next = t.first_block();
-            Some(t)
-        };
-        let ids = IdTable::read(&reader, sb.id_table_start, next, lowest, sb.id_count)?;
-        next = ids.first_block();
-        let export = if sb.export_table_start == NO_TABLE {
-            None
-        } else {
-            let t =
-                ExportTable::read(&reader, sb.export_table_start, next, lowest, sb.inode_count)?;
-            next = t.first_block();
-            Some(t)
-        };
-        let fragments = if sb.fragment_count == 0 {
-            None
-        } else {
-            let t = FragmentTable::read(
-                &reader,
-                sb.fragment_table_start,
-                next,
-                lowest,
-                sb.fragment_count,
-            )?;
-            next = t.first_block();
-            Some(t)
-        };
+        let mut chain = Chain::new(sb.directory_table_start, sb.bytes_used);
+        let xattrs = chain.read_if(sb.xattr_id_table_start != NO_TABLE, |bounds| {
+            XattrTable::read(&reader, sb.xattr_id_table_start, bounds)
+        })?;
+        let ids =
+            chain.read(|bounds| IdTable::read(&reader, sb.id_table_start, sb.id_count, bounds))?;
+        let export = chain.read_if(sb.export_table_start != NO_TABLE, |bounds| {
+            ExportTable::read(&reader, sb.export_table_start, sb.inode_count, bounds)
+        })?;
+        let fragments = chain.read_if(sb.fragment_count != 0, |bounds| {
+            FragmentTable::read(&reader, sb.fragment_table_start, sb.fragment_count, bounds)
+        })?;
+        let next = chain.end();
         if sb.directory_table_start > next {
             return Err(corrupt!(
                 "directory table starts after the tables that follow it"
             ));
         }
-        let archive = Archive {
+        let ctx = Context {
+            reader,
             inodes: Table {
                 start: sb.inode_table_start,
                 end: sb.directory_table_start,
@@ -173,12 +154,14 @@ impl Archive {
                 block_size: sb.block_size,
                 fragment_count: sb.fragment_count,
             },
-            sb,
-            reader,
             ids,
             fragments,
             export,
             xattrs,
+        };
+        let archive = Archive {
+            sb,
+            ctx,
             compressor_options,
             sif,
         };
@@ -200,9 +183,9 @@ impl Archive {
         }
         self.attr(&root)
             .map_err(|e| within("the root inode's owners cannot be read", e))?;
-        if let (Some(index), Some(table)) = (root.xattr, &self.xattrs) {
+        if let (Some(index), Some(table)) = (root.xattr, &self.ctx.xattrs) {
             table
-                .locate(&self.reader, index)
+                .locate(&self.ctx.reader, index)
                 .map_err(|e| within("the root inode's xattrs cannot be found", e))?;
         }
         if let Some(Err(e)) = self.read_dir(&root).map(|mut l| l.next()).transpose() {
@@ -211,6 +194,7 @@ impl Archive {
         Ok(())
     }
 
+    /// The image's superblock: its block size, codec, counts, flags and table positions.
     pub fn superblock(&self) -> &Superblock {
         &self.sb
     }
@@ -227,31 +211,33 @@ impl Archive {
 
     /// Bytes the block cache holds now.
     pub fn cached_bytes(&self) -> usize {
-        self.reader.cache().bytes()
+        self.ctx.reader.cache().bytes()
     }
 
+    /// Whether the image can find inodes by number ([`Archive::inode_by_number`]).
     pub fn has_export_table(&self) -> bool {
-        self.export.is_some()
+        self.ctx.export.is_some()
     }
 
+    /// How many distinct extended attribute lists the image holds.
     pub fn xattr_id_count(&self) -> u64 {
-        self.xattrs.as_ref().map_or(0, |x| x.count())
+        self.ctx.xattrs.as_ref().map_or(0, |x| x.count())
     }
 
+    /// The root directory.
     pub fn root(&self) -> Result<Inode> {
         self.inode(MetaRef::from_packed(self.sb.root_inode))
     }
 
-    /// The inode at `reference` (relative to the inode table).
+    /// The inode at `reference` (an [`Inode::reference`] or a [`DirEntry::inode`]).
     pub fn inode(&self, reference: MetaRef) -> Result<Inode> {
-        let mut c = self.inodes.cursor(&self.reader, reference)?;
-        Inode::parse(&mut c, reference, &self.limits)
+        Inode::read(&self.ctx, reference)
     }
 
     /// The inode with number `number`, through the export table.
     pub fn inode_by_number(&self, number: u32) -> Result<Inode> {
-        let export = self.export.as_ref().ok_or(Error::NoExportTable)?;
-        let inode = self.inode(export.get(&self.reader, number)?)?;
+        let export = self.ctx.export.as_ref().ok_or(Error::NoExportTable)?;
+        let inode = self.inode(export.get(&self.ctx.reader, number)?)?;
         if inode.number != number {
             return Err(corrupt!(
                 "export table entry {number} leads to inode {}",
@@ -279,14 +265,7 @@ impl Archive {
         if dir::check_name(name).is_err() {
             return Ok(None);
         }
-        dir::lookup(
-            &self.reader,
-            self.dirs,
-            self.inodes,
-            info,
-            name,
-            self.limits.inode_count,
-        )
+        dir::lookup(&self.ctx, info, name)
     }
 
     /// The inode an entry names, checked to agree with the entry.
@@ -328,23 +307,17 @@ impl Archive {
     /// The entries of `dir` after the one whose cookie is `cookie` (0: all of them).
     pub fn read_dir_from(&self, dir: &Inode, cookie: u64) -> Result<ReadDir<'_>> {
         let info = self.dir_info(dir)?;
-        ReadDir::new(
-            &self.reader,
-            self.dirs,
-            self.inodes,
-            info,
-            cookie,
-            self.limits.inode_count,
-        )
+        ReadDir::new(&self.ctx, info, cookie)
     }
 
+    /// What `stat` shows of `inode`, its owners read from the id table.
     pub fn attr(&self, inode: &Inode) -> Result<Attr> {
         Ok(Attr {
             ino: inode.number,
             mode: inode.mode(),
             nlink: inode.nlink,
-            uid: self.ids.get(&self.reader, inode.uid_index)?,
-            gid: self.ids.get(&self.reader, inode.gid_index)?,
+            uid: self.ctx.ids.get(&self.ctx.reader, inode.uid_index)?,
+            gid: self.ctx.ids.get(&self.ctx.reader, inode.gid_index)?,
             size: inode.size(),
             mtime: inode.mtime,
             rdev: inode.rdev(),
@@ -354,14 +327,14 @@ impl Archive {
     /// The block list of a regular file, for repeated reads.
     pub fn file_data(&self, inode: &Inode) -> Result<FileData> {
         match &inode.body {
-            InodeBody::File(info) => FileData::load(&self.reader, self.inodes, info),
+            InodeBody::File(info) => FileData::load(&self.ctx, info),
             _ => Err(Error::NotAFile),
         }
     }
 
     /// Reads file bytes at `offset` through an already loaded block list.
     pub fn read_data(&self, data: &FileData, offset: u64, buf: &mut [u8]) -> Result<usize> {
-        data.read_at(&self.reader, self.fragments.as_ref(), offset, buf)
+        data.read_at(&self.ctx, offset, buf)
     }
 
     /// Reads bytes of a regular file at `offset`; returns how many (0 at the end).
@@ -419,21 +392,28 @@ impl Archive {
 
     /// Block `index` of a file, decompressed and shared (None for a sparse hole). For
     /// readers that want whole blocks, e.g. to prefetch or to fill a page cache.
-    pub fn data_block(&self, data: &FileData, index: usize) -> Result<Option<crate::cache::Block>> {
-        data.load_block(&self.reader, index)
+    ///
+    /// # Panics
+    /// If `index` is not below [`FileData::block_count`].
+    pub fn data_block(&self, data: &FileData, index: usize) -> Result<Option<Block>> {
+        data.load_block(&self.ctx, index)
     }
 
     /// Block `index` of a file decompressed into `out`, bypassing the cache (for readers
     /// that take each block once); `Some(n)`: the bytes are `out[..n]`; None: a hole.
+    ///
+    /// # Panics
+    /// If `index` is not below [`FileData::block_count`].
     pub fn data_block_into(
         &self,
         data: &FileData,
         index: usize,
         out: &mut Vec<u8>,
     ) -> Result<Option<usize>> {
-        data.load_block_into(&self.reader, index, out)
+        data.load_block_into(&self.ctx, index, out)
     }
 
+    /// A symbolic link's target, as stored.
     pub fn read_link<'i>(&self, inode: &'i Inode) -> Result<&'i [u8]> {
         match &inode.body {
             InodeBody::Symlink(target) => Ok(target),
@@ -443,7 +423,7 @@ impl Archive {
 
     /// The xattr table and list index of `inode`, if it has xattrs.
     fn xattr_list(&self, inode: &Inode) -> Result<Option<(&XattrTable, u32)>> {
-        match (inode.xattr, &self.xattrs) {
+        match (inode.xattr, &self.ctx.xattrs) {
             (None, _) => Ok(None),
             (Some(i), Some(table)) => Ok(Some((table, i))),
             (Some(i), None) => Err(corrupt!(
@@ -457,7 +437,7 @@ impl Archive {
     pub fn xattrs(&self, inode: &Inode) -> Result<Vec<Xattr>> {
         match self.xattr_list(inode)? {
             None => Ok(Vec::new()),
-            Some((table, i)) => table.list(&self.reader, i),
+            Some((table, i)) => table.list(&self.ctx.reader, i),
         }
     }
 
@@ -466,7 +446,7 @@ impl Archive {
     pub fn xattr(&self, inode: &Inode, name: &[u8]) -> Result<Vec<u8>> {
         match self.xattr_list(inode)? {
             None => Err(Error::NoXattr),
-            Some((table, i)) => table.get(&self.reader, i, name)?.ok_or(Error::NoXattr),
+            Some((table, i)) => table.get(&self.ctx.reader, i, name)?.ok_or(Error::NoXattr),
         }
     }
 }

@@ -7,15 +7,20 @@
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, OnceLock};
 
-use crate::error::{Error, Result};
+use crate::error::Result;
 
-/// A decompressed block, shared by every reader that needs it. The decompressor's own
-/// buffer is kept (no second allocation and copy into an `Arc<[u8]>`): one allocation per
-/// block, of the size the cache is charged for, keeps the heap from fragmenting.
+/// A decompressed block of an image, shared by the cache and every reader that holds it:
+/// cloning it copies no bytes. [`Archive::data_block`](crate::Archive::data_block) returns a
+/// file's blocks this way, for readers that keep or hand on whole blocks.
+//
+// The decompressor's own buffer is kept (no second allocation and copy into an
+// `Arc<[u8]>`): one allocation per block, of the size the cache is charged for, keeps the
+// heap from fragmenting.
 pub type Block = Arc<Vec<u8>>;
 
-/// What the cache remembers of a failed fill, for the threads that waited on it.
-type Filled = std::result::Result<Block, String>;
+/// A fill's outcome, for the threads that waited on it: they get the filler's error (a
+/// copy), so an I/O error stays an I/O error for them too.
+type Filled = Result<Block>;
 
 const SHARDS: usize = 16;
 
@@ -81,18 +86,16 @@ impl BlockCache {
                 slot
             }
         };
-        let mut error = None;
-        let filled = slot.get_or_init(|| match fill() {
-            Ok(data) => Ok(Block::new(data)),
-            Err(e) => {
-                let msg = e.to_string();
-                error = Some(e);
-                Err(msg)
-            }
+        // The filler keeps its own error (with its source); waiters get the stored copy.
+        let mut own_error = None;
+        let filled = slot.get_or_init(|| {
+            fill()
+                .map(Block::new)
+                .inspect_err(|e| own_error = Some(e.clone()))
         });
         match filled {
             Ok(block) => Ok(block.clone()),
-            Err(msg) => {
+            Err(stored) => {
                 // Forget the failure so a later read tries again (the file may be fixed).
                 let mut shard = self.shard(key).lock().unwrap_or_else(|e| e.into_inner());
                 if shard
@@ -104,7 +107,7 @@ impl BlockCache {
                     shard.bytes -= entry.charge;
                     shard.clock.retain(|&k| k != key);
                 }
-                Err(error.unwrap_or_else(|| Error::Corrupt(msg.clone())))
+                Err(own_error.unwrap_or_else(|| stored.clone()))
             }
         }
     }
@@ -192,6 +195,57 @@ mod tests {
             }
         });
         assert_eq!(fills.load(Ordering::SeqCst), 1);
+    }
+
+    /// How many hold the slot of `key` (the cache and every reader filling or waiting).
+    fn holders(cache: &BlockCache, key: u64) -> usize {
+        let shard = cache.shard(key).lock().unwrap();
+        shard
+            .map
+            .get(&key)
+            .map_or(0, |e| Arc::strong_count(&e.slot))
+    }
+
+    #[test]
+    fn a_waiter_gets_the_fillers_error_kind() {
+        let eio = || crate::Error::Io(std::io::Error::from_raw_os_error(libc::EIO));
+        let corrupt = || crate::error::corrupt!("bad block");
+        for make in [eio, corrupt] {
+            let cache = BlockCache::new(1 << 20);
+            let results = std::thread::scope(|s| {
+                let filler = s.spawn(|| {
+                    cache.get_or_fill(5, 4, || {
+                        // Fail only once the other thread waits on this fill: the cache,
+                        // this thread and the waiter hold the slot.
+                        let deadline =
+                            std::time::Instant::now() + std::time::Duration::from_secs(60);
+                        while holders(&cache, 5) < 3 {
+                            assert!(std::time::Instant::now() < deadline, "no waiter came");
+                            std::thread::yield_now();
+                        }
+                        Err(make())
+                    })
+                });
+                while holders(&cache, 5) < 2 {
+                    std::thread::yield_now();
+                }
+                let waiter = s.spawn(|| {
+                    cache.get_or_fill(5, 4, || Err(crate::error::corrupt!("the waiter filled")))
+                });
+                [filler.join().unwrap(), waiter.join().unwrap()]
+            });
+            let expected = make();
+            for result in results {
+                let e = result.unwrap_err();
+                match (&e, &expected) {
+                    (crate::Error::Io(a), crate::Error::Io(b)) => {
+                        assert_eq!(a.raw_os_error(), b.raw_os_error(), "{e}")
+                    }
+                    (crate::Error::Corrupt(a), crate::Error::Corrupt(b)) => assert_eq!(a, b),
+                    _ => panic!("{expected:?} came back as {e:?}"),
+                }
+            }
+        }
     }
 
     #[test]

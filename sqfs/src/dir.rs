@@ -9,10 +9,11 @@
 //! before its first one is read too: a repeated or out-of-order name is refused as corrupt
 //! however the directory is read (whole, resumed at a cookie, or looked up in).
 
+use crate::context::Context;
 use crate::error::{corrupt, Error, Result};
 use crate::inode::{DirInfo, FileType};
-use crate::metadata::{MetaCursor, MetaRef, Table, METADATA_SIZE};
-use crate::reader::BlockReader;
+use crate::metadata::{MetaCursor, MetaRef};
+use crate::reader::METADATA_SIZE;
 
 /// Most entries one header may cover (the kernel's SQUASHFS_DIR_COUNT).
 const MAX_HEADER_ENTRIES: u32 = 256;
@@ -21,13 +22,17 @@ pub const MAX_NAME: usize = 256;
 const HEADER_SIZE: u64 = 12;
 const ENTRY_SIZE: u64 = 8;
 
-/// One name in a directory.
+/// One name in a directory, without `.` and `..` (which no listing stores).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DirEntry {
+    /// The name, as stored (any bytes but `/` and NUL).
     pub name: Vec<u8>,
-    /// The entry's inode, relative to the inode table.
+    /// The entry's inode: pass it to [`crate::Archive::inode`], or the entry to
+    /// [`crate::Archive::entry_inode`], which also checks that the two agree.
     pub inode: MetaRef,
+    /// The inode's number, as the entry states it.
     pub inode_number: u32,
+    /// The inode's type, as the entry states it.
     pub kind: FileType,
     /// Pass this to [`crate::Archive::read_dir_from`] to resume after this entry.
     pub cookie: u64,
@@ -36,7 +41,7 @@ pub struct DirEntry {
 /// Checks a name as it may appear in a listing: not empty, at most [`MAX_NAME`] bytes, not
 /// `.` or `..`, no `/` and no NUL (as strict as unsquashfs 4.5.1's check_name(), the
 /// CVE-2021-40153 fix, which refuses `.`, `..`, any `/` and a name cut short by a NUL).
-pub fn check_name(name: &[u8]) -> Result<()> {
+pub(crate) fn check_name(name: &[u8]) -> Result<()> {
     if name.is_empty()
         || name.len() > MAX_NAME
         || name == b"."
@@ -58,7 +63,9 @@ struct Start {
     offset: u64,
 }
 
-/// Iterates a listing from some position on. Ends at the listing's stored size.
+/// The entries of a directory, in the order they are stored (names sorted bytewise), as
+/// [`Archive::read_dir`](crate::Archive::read_dir) returns them. An entry that cannot be read
+/// is returned as an error once, and ends the listing.
 pub struct ReadDir<'a> {
     cursor: Option<MetaCursor<'a>>,
     /// Listing bytes consumed so far (the cookie space).
@@ -84,46 +91,32 @@ fn listing_len(dir: &DirInfo) -> u64 {
 
 impl<'a> ReadDir<'a> {
     /// A listing of `dir`, resumed after the entry whose cookie is `cookie` (0: from the
-    /// start). `inodes` is the inode table, which holds a directory's index.
-    pub fn new(
-        reader: &'a BlockReader,
-        dirs: Table,
-        inodes: Table,
-        dir: &DirInfo,
-        cookie: u64,
-        inode_count: u32,
-    ) -> Result<Self> {
+    /// start).
+    pub(crate) fn new(ctx: &'a Context, dir: &DirInfo, cookie: u64) -> Result<Self> {
         // Resuming starts at an index point strictly before the cookie, so the entry that
         // ends at the cookie (the last one returned) is read again and the first one
         // returned is checked against it.
         let start = if cookie > 0 && cookie < listing_len(dir) {
-            seek(reader, dirs, inodes, dir, |e| e.listing_offset < cookie)
+            seek(ctx, dir, |e| e.listing_offset < cookie)
         } else {
             listing_start(dir)
         };
-        Self::at(reader, dirs, dir, start, cookie, inode_count)
+        Self::at(ctx, dir, start, cookie)
     }
 
-    fn at(
-        reader: &'a BlockReader,
-        dirs: Table,
-        dir: &DirInfo,
-        start: Start,
-        skip_until: u64,
-        inode_count: u32,
-    ) -> Result<Self> {
+    fn at(ctx: &'a Context, dir: &DirInfo, start: Start, skip_until: u64) -> Result<Self> {
         let len = listing_len(dir);
         let cursor = if len == 0 || skip_until >= len {
             None
         } else {
-            Some(dirs.cursor(reader, start.at)?)
+            Some(ctx.dirs.cursor(&ctx.reader, start.at)?)
         };
         Ok(ReadDir {
             cursor,
             pos: start.offset,
             len,
             dir_number: dir.inode_number,
-            inode_count,
+            inode_count: ctx.limits.inode_count,
             left_in_header: 0,
             header_block: 0,
             header_number: 0,
@@ -278,9 +271,10 @@ pub struct Index<'a> {
 }
 
 impl<'a> Index<'a> {
-    pub fn new(reader: &'a BlockReader, inodes: Table, dir: &DirInfo) -> Result<Self> {
+    /// The index of `dir` (it lies in the inode table, after the directory's inode).
+    pub fn new(ctx: &'a Context, dir: &DirInfo) -> Result<Self> {
         Ok(Index {
-            cursor: inodes.cursor(reader, dir.index_at)?,
+            cursor: ctx.inodes.cursor(&ctx.reader, dir.index_at)?,
             left: dir.index_count,
             listing: dir.listing,
             listing_len: listing_len(dir),
@@ -335,17 +329,11 @@ fn listing_start(dir: &DirInfo) -> Start {
 /// an index entry that cannot be read ends the walk and what was read before it is used;
 /// and a point whose header does not begin with the name the index gives for it is not
 /// used at all, so a bad index never hides an entry that reading from the start finds.
-fn seek(
-    reader: &BlockReader,
-    dirs: Table,
-    inodes: Table,
-    dir: &DirInfo,
-    before: impl Fn(&IndexEntry) -> bool,
-) -> Start {
+fn seek(ctx: &Context, dir: &DirInfo, before: impl Fn(&IndexEntry) -> bool) -> Start {
     if dir.index_count == 0 {
         return listing_start(dir);
     }
-    let Ok(mut index) = Index::new(reader, inodes, dir) else {
+    let Ok(mut index) = Index::new(ctx, dir) else {
         return listing_start(dir);
     };
     let mut best = None;
@@ -356,7 +344,7 @@ fn seek(
         best = Some(entry);
     }
     match best {
-        Some(point) if begins_with(reader, dirs, &point) => Start {
+        Some(point) if begins_with(ctx, &point) => Start {
             at: point.at,
             offset: point.listing_offset,
         },
@@ -366,9 +354,9 @@ fn seek(
 
 /// Whether the listing at an index point holds a header whose first entry is named as the
 /// index says.
-fn begins_with(reader: &BlockReader, dirs: Table, point: &IndexEntry) -> bool {
+fn begins_with(ctx: &Context, point: &IndexEntry) -> bool {
     let first_name = || -> Result<Vec<u8>> {
-        let mut c = dirs.cursor(reader, point.at)?;
+        let mut c = ctx.dirs.cursor(&ctx.reader, point.at)?;
         // The header, then the entry's inode offset, inode number delta and type.
         c.skip(HEADER_SIZE + 6)?;
         let len = usize::from(c.u16()?) + 1;
@@ -383,25 +371,16 @@ fn begins_with(reader: &BlockReader, dirs: Table, point: &IndexEntry) -> bool {
 /// Finds `name` in a directory: jumps with the index when there is one, then scans.
 /// Entries are sorted bytewise, so the scan stops at the first larger name; a match is
 /// followed by one more entry, so that a repeat of the name is refused here too.
-pub fn lookup(
-    reader: &BlockReader,
-    dirs: Table,
-    inodes: Table,
-    dir: &DirInfo,
-    name: &[u8],
-    inode_count: u32,
-) -> Result<Option<DirEntry>> {
+pub fn lookup(ctx: &Context, dir: &DirInfo, name: &[u8]) -> Result<Option<DirEntry>> {
     // As the kernel's squashfs_lookup().
     if name.len() > MAX_NAME {
         return Err(Error::NameTooLong);
     }
     // An index point whose first name sorts before `name` (strictly: the entry before a
     // point named `name` is read too, and a repeat across the point is seen).
-    let start = seek(reader, dirs, inodes, dir, |e| {
-        e.first_name.as_slice() < name
-    });
+    let start = seek(ctx, dir, |e| e.first_name.as_slice() < name);
     // Starting at a header's own offset skips nothing: every entry read ends after it.
-    let mut listing = ReadDir::at(reader, dirs, dir, start, start.offset, inode_count)?;
+    let mut listing = ReadDir::at(ctx, dir, start, start.offset)?;
     while let Some(entry) = listing.next() {
         let entry = entry?;
         match entry.name.as_slice().cmp(name) {

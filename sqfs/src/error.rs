@@ -3,6 +3,9 @@
 use std::io;
 
 /// Every way reading an image can fail. Corruption is never a panic: it is one of these.
+///
+/// `Clone`, so that every thread that waited on one failed read gets the same error (see
+/// [`Error::clone`] for what a copy of an [`Error::Io`] keeps).
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error("I/O error: {0}")]
@@ -50,6 +53,44 @@ macro_rules! corrupt {
 }
 pub(crate) use corrupt;
 
+impl Clone for Error {
+    /// A copy of the error. An `io::Error` cannot be cloned: its copy has the same errno
+    /// (or, without one, the same kind and text) and loses only its source chain.
+    fn clone(&self) -> Self {
+        match self {
+            Error::Io(e) => Error::Io(copy_io(e)),
+            Error::BadMagic => Error::BadMagic,
+            Error::UnsupportedVersion(major, minor) => Error::UnsupportedVersion(*major, *minor),
+            Error::UnknownCompressor(id) => Error::UnknownCompressor(*id),
+            Error::CompressorOptions(why) => Error::CompressorOptions(why.clone()),
+            Error::Decompress { codec, reason } => Error::Decompress {
+                codec,
+                reason: reason.clone(),
+            },
+            Error::Corrupt(what) => Error::Corrupt(what.clone()),
+            Error::NotFound => Error::NotFound,
+            Error::NotADirectory => Error::NotADirectory,
+            Error::NotASymlink => Error::NotASymlink,
+            Error::NotAFile => Error::NotAFile,
+            Error::NoXattr => Error::NoXattr,
+            Error::NoExportTable => Error::NoExportTable,
+            Error::NameTooLong => Error::NameTooLong,
+            Error::TooBig { size, limit } => Error::TooBig {
+                size: *size,
+                limit: *limit,
+            },
+            Error::Sif(e) => Error::Sif(e.clone()),
+        }
+    }
+}
+
+fn copy_io(e: &io::Error) -> io::Error {
+    match e.raw_os_error() {
+        Some(errno) => io::Error::from_raw_os_error(errno),
+        None => io::Error::new(e.kind(), e.to_string()),
+    }
+}
+
 impl Error {
     /// The errno a filesystem should answer for this error.
     pub fn errno(&self) -> i32 {
@@ -63,6 +104,25 @@ impl Error {
             Error::NameTooLong => libc::ENAMETOOLONG,
             Error::TooBig { .. } => libc::EFBIG,
             _ => libc::EIO,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_copied_io_error_keeps_its_errno_kind_and_text() {
+        let by_errno = Error::Io(io::Error::from_raw_os_error(libc::EIO));
+        let by_kind = Error::Io(io::Error::new(io::ErrorKind::UnexpectedEof, "cut short"));
+        for e in [by_errno, by_kind] {
+            let copy = e.clone();
+            let (Error::Io(a), Error::Io(b)) = (&e, &copy) else {
+                panic!("{copy:?} is not an I/O error");
+            };
+            assert_eq!((a.raw_os_error(), a.kind()), (b.raw_os_error(), b.kind()));
+            assert_eq!(e.to_string(), copy.to_string());
         }
     }
 }

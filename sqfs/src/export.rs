@@ -3,34 +3,29 @@
 use crate::error::{corrupt, Result};
 use crate::metadata::MetaRef;
 use crate::reader::BlockReader;
-use crate::table::{IndexEnd, LookupTable};
+use crate::table::{Bounds, Chained, IndexEnd, Layout, LookupTable};
 
 #[derive(Debug)]
 pub struct ExportTable(LookupTable);
 
-impl ExportTable {
-    pub fn read(
-        reader: &BlockReader,
-        start: u64,
-        next_table: u64,
-        lowest: u64,
-        inodes: u32,
-    ) -> Result<Self> {
-        LookupTable::read(
-            reader,
-            "export",
-            start,
-            start,
-            IndexEnd::Exactly(next_table),
-            lowest,
-            u64::from(inodes),
-            8,
-        )
-        .map(ExportTable)
-    }
-
-    pub fn first_block(&self) -> u64 {
+impl Chained for ExportTable {
+    fn first_block(&self) -> u64 {
         self.0.first_block()
+    }
+}
+
+impl ExportTable {
+    /// The table of the references of `inodes` inodes at `start`.
+    pub fn read(reader: &BlockReader, start: u64, inodes: u32, bounds: Bounds) -> Result<Self> {
+        let layout = Layout {
+            name: "export",
+            entry_size: 8,
+            count: u64::from(inodes),
+            start,
+            index_start: start,
+            index_end: IndexEnd::AtNext,
+        };
+        LookupTable::read(reader, &layout, bounds).map(ExportTable)
     }
 
     /// The reference of inode `number` (1-based, as squashfs numbers inodes).

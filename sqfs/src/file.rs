@@ -1,10 +1,10 @@
 //! Regular file contents: the block list, sparse holes, and the tail in a fragment.
 
+use crate::cache::Block;
+use crate::context::Context;
 use crate::error::{corrupt, Result};
-use crate::fragment::FragmentTable;
 use crate::inode::FileInfo;
-use crate::metadata::Table;
-use crate::reader::{BlockReader, DataBlock};
+use crate::reader::DataBlock;
 
 /// A block position is remembered every this many blocks; the rest are summed on demand,
 /// which keeps the list at about 4 bytes a block for multi-GiB files.
@@ -13,7 +13,8 @@ const CHECKPOINT_EVERY: usize = 64;
 /// image really holds entries, never from an untrusted count alone.
 const WORDS_PER_STEP: u64 = 2048;
 
-/// An open regular file: its inode facts and its checked block list.
+/// A regular file's block list, read and checked once (see
+/// [`Archive::file_data`](crate::Archive::file_data)), for reading the file many times.
 #[derive(Debug, Clone)]
 pub struct FileData {
     info: FileInfo,
@@ -24,14 +25,14 @@ pub struct FileData {
 
 impl FileData {
     /// Reads and checks the block list of a file.
-    pub fn load(reader: &BlockReader, inodes: Table, info: &FileInfo) -> Result<Self> {
-        let image_len = reader.source().len();
-        let block_size = reader.block_size();
+    pub(crate) fn load(ctx: &Context, info: &FileInfo) -> Result<Self> {
+        let image_len = ctx.reader.source().len();
+        let block_size = ctx.reader.block_size();
         let mut blocks = Vec::new();
         let mut checkpoints = Vec::new();
         let mut pos = info.blocks_start;
         if info.block_count > 0 {
-            let mut c = inodes.cursor(reader, info.block_list_at)?;
+            let mut c = ctx.inodes.cursor(&ctx.reader, info.block_list_at)?;
             let mut left = info.block_count;
             let mut raw = Vec::new();
             while left > 0 {
@@ -63,22 +64,27 @@ impl FileData {
         })
     }
 
+    /// The file's size in bytes.
     pub fn size(&self) -> u64 {
         self.info.size
     }
 
-    /// Number of blocks stored as blocks (the tail in a fragment is not one).
+    /// Number of blocks stored as blocks: the file's full blocks, and its last partial one
+    /// unless that is kept in a fragment. Blocks are indexed from 0 at the file's start.
     pub fn block_count(&self) -> usize {
         self.blocks.len()
     }
 
     /// Whether block `i` is a sparse hole (stored as nothing, reads as zeros).
+    ///
+    /// # Panics
+    /// If `i` is not below [`FileData::block_count`].
     pub fn is_hole(&self, i: usize) -> bool {
         self.blocks[i].is_hole()
     }
 
     /// Image position and size word of block `i`.
-    pub fn block(&self, i: usize) -> (u64, DataBlock) {
+    pub(crate) fn block(&self, i: usize) -> (u64, DataBlock) {
         let first = i / CHECKPOINT_EVERY * CHECKPOINT_EVERY;
         let pos = self.checkpoints[i / CHECKPOINT_EVERY]
             + self.blocks[first..i]
@@ -95,13 +101,7 @@ impl FileData {
     }
 
     /// Copies file bytes from `offset` into `buf`; returns how many (0 at or past the end).
-    pub fn read_at(
-        &self,
-        reader: &BlockReader,
-        fragments: Option<&FragmentTable>,
-        offset: u64,
-        buf: &mut [u8],
-    ) -> Result<usize> {
+    pub(crate) fn read_at(&self, ctx: &Context, offset: u64, buf: &mut [u8]) -> Result<usize> {
         if offset >= self.info.size {
             return Ok(0);
         }
@@ -117,10 +117,10 @@ impl FileData {
             let chunk = if index < self.blocks.len() {
                 let want = self.block_len(index);
                 let n = (want - within).min(total - done);
-                self.copy_block(reader, index, within, &mut buf[done..done + n])?;
+                self.copy_block(ctx, index, within, &mut buf[done..done + n])?;
                 n
             } else {
-                self.copy_tail(reader, fragments, within, &mut buf[done..total])?
+                self.copy_tail(ctx, within, &mut buf[done..total])?
             };
             done += chunk;
         }
@@ -128,17 +128,13 @@ impl FileData {
     }
 
     /// Block `index` decompressed (None for a hole), checked to hold exactly `want` bytes.
-    pub fn load_block(
-        &self,
-        reader: &BlockReader,
-        index: usize,
-    ) -> Result<Option<crate::cache::Block>> {
+    pub(crate) fn load_block(&self, ctx: &Context, index: usize) -> Result<Option<Block>> {
         let (pos, block) = self.block(index);
         if block.is_hole() {
             return Ok(None);
         }
         let want = self.block_len(index);
-        let data = reader.data_block(pos, block)?;
+        let data = ctx.reader.data_block(pos, block)?;
         if data.len() != want {
             return Err(corrupt!(
                 "data block at {pos} holds {} bytes, the file needs {want}",
@@ -150,9 +146,9 @@ impl FileData {
 
     /// Block `index` decompressed into `out` without the cache (None for a hole); the
     /// block's bytes are `out[..n]`, checked to be exactly what the file needs.
-    pub fn load_block_into(
+    pub(crate) fn load_block_into(
         &self,
-        reader: &BlockReader,
+        ctx: &Context,
         index: usize,
         out: &mut Vec<u8>,
     ) -> Result<Option<usize>> {
@@ -161,7 +157,7 @@ impl FileData {
             return Ok(None);
         }
         let want = self.block_len(index);
-        let n = reader.data_block_into(pos, block, out)?;
+        let n = ctx.reader.data_block_into(pos, block, out)?;
         if n != want {
             return Err(corrupt!(
                 "data block at {pos} holds {n} bytes, the file needs {want}"
@@ -170,35 +166,23 @@ impl FileData {
         Ok(Some(n))
     }
 
-    fn copy_block(
-        &self,
-        reader: &BlockReader,
-        index: usize,
-        within: usize,
-        out: &mut [u8],
-    ) -> Result<()> {
-        match self.load_block(reader, index)? {
+    fn copy_block(&self, ctx: &Context, index: usize, within: usize, out: &mut [u8]) -> Result<()> {
+        match self.load_block(ctx, index)? {
             None => out.fill(0),
             Some(data) => out.copy_from_slice(&data[within..within + out.len()]),
         }
         Ok(())
     }
 
-    fn copy_tail(
-        &self,
-        reader: &BlockReader,
-        fragments: Option<&FragmentTable>,
-        within: usize,
-        out: &mut [u8],
-    ) -> Result<usize> {
+    fn copy_tail(&self, ctx: &Context, within: usize, out: &mut [u8]) -> Result<usize> {
         let (index, frag_offset) = self
             .info
             .fragment
             .ok_or_else(|| corrupt!("file of {} bytes has too few blocks", self.info.size))?;
-        let fragments =
-            fragments.ok_or_else(|| corrupt!("file uses a fragment but the image has none"))?;
-        let frag = fragments.get(reader, index)?;
-        let data = reader.data_block(frag.start, frag.block)?;
+        let fragments = (ctx.fragments.as_ref())
+            .ok_or_else(|| corrupt!("file uses a fragment but the image has none"))?;
+        let frag = fragments.get(&ctx.reader, index)?;
+        let data = ctx.reader.data_block(frag.start, frag.block)?;
         let tail = (self.info.size % u64::from(self.block_size)) as usize;
         let start = frag_offset as usize;
         if start.checked_add(tail).is_none_or(|end| end > data.len()) {

@@ -2,7 +2,7 @@
 
 use crate::error::{corrupt, Result};
 use crate::reader::{BlockReader, DataBlock};
-use crate::table::{IndexEnd, LookupTable};
+use crate::table::{Bounds, Chained, IndexEnd, Layout, LookupTable};
 
 /// A fragment's `frag_index` meaning "this file has no fragment".
 pub const NO_FRAGMENT: u32 = u32::MAX;
@@ -16,29 +16,24 @@ pub struct Fragment {
     pub block: DataBlock,
 }
 
-impl FragmentTable {
-    pub fn read(
-        reader: &BlockReader,
-        start: u64,
-        next_table: u64,
-        lowest: u64,
-        count: u32,
-    ) -> Result<Self> {
-        LookupTable::read(
-            reader,
-            "fragment",
-            start,
-            start,
-            IndexEnd::AtMost(next_table),
-            lowest,
-            u64::from(count),
-            16,
-        )
-        .map(FragmentTable)
-    }
-
-    pub fn first_block(&self) -> u64 {
+impl Chained for FragmentTable {
+    fn first_block(&self) -> u64 {
         self.0.first_block()
+    }
+}
+
+impl FragmentTable {
+    /// The table of `count` fragment blocks at `start`.
+    pub fn read(reader: &BlockReader, start: u64, count: u32, bounds: Bounds) -> Result<Self> {
+        let layout = Layout {
+            name: "fragment",
+            entry_size: 16,
+            count: u64::from(count),
+            start,
+            index_start: start,
+            index_end: IndexEnd::ByNext,
+        };
+        LookupTable::read(reader, &layout, bounds).map(FragmentTable)
     }
 
     pub fn get(&self, reader: &BlockReader, index: u32) -> Result<Fragment> {

@@ -2,34 +2,34 @@
 
 use crate::error::Result;
 use crate::reader::BlockReader;
-use crate::table::{IndexEnd, LookupTable};
+use crate::table::{Bounds, Chained, IndexEnd, Layout, LookupTable};
 
 #[derive(Debug)]
 pub struct IdTable(LookupTable);
 
+impl Chained for IdTable {
+    fn first_block(&self) -> u64 {
+        self.0.first_block()
+    }
+}
+
 impl IdTable {
-    pub fn read(
-        reader: &BlockReader,
-        start: u64,
-        next_table: u64,
-        lowest: u64,
-        count: u16,
-    ) -> Result<Self> {
-        LookupTable::read(
-            reader,
-            "id",
+    /// The table of `count` ids at `start`.
+    pub fn read(reader: &BlockReader, start: u64, count: u16, bounds: Bounds) -> Result<Self> {
+        let layout = Layout {
+            name: "id",
+            entry_size: 4,
+            count: u64::from(count),
             start,
-            start,
-            IndexEnd::Exactly(next_table),
-            lowest,
-            u64::from(count),
-            4,
-        )
-        .map(IdTable)
+            index_start: start,
+            index_end: IndexEnd::AtNext,
+        };
+        LookupTable::read(reader, &layout, bounds).map(IdTable)
     }
 
-    pub fn first_block(&self) -> u64 {
-        self.0.first_block()
+    /// A table of no ids.
+    pub fn empty() -> Self {
+        IdTable(LookupTable::empty(4))
     }
 
     /// The id at `index`; an index past the table is corruption.

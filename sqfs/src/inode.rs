@@ -1,5 +1,6 @@
 //! Inodes: the 14 on-disk inode types, decoded into one `Inode`.
 
+use crate::context::{Context, Limits};
 use crate::error::{corrupt, Result};
 use crate::fragment::NO_FRAGMENT;
 use crate::metadata::{MetaCursor, MetaRef};
@@ -9,6 +10,7 @@ pub const MAX_SYMLINK: u32 = 4096;
 /// An inode's xattr index meaning "no xattrs".
 pub const NO_XATTR: u32 = u32::MAX;
 
+/// What an inode is: the file types a SquashFS holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum FileType {
     Directory,
@@ -22,7 +24,7 @@ pub enum FileType {
 
 impl FileType {
     /// From a basic inode type (1..=7), the kind directory entries use.
-    pub fn from_basic(t: u16) -> Result<Self> {
+    pub(crate) fn from_basic(t: u16) -> Result<Self> {
         Ok(match t {
             1 => FileType::Directory,
             2 => FileType::File,
@@ -35,7 +37,7 @@ impl FileType {
         })
     }
 
-    /// The `S_IFMT` bits of this type.
+    /// The `S_IFMT` bits of this type (as `st_mode` holds them).
     pub fn mode_bits(self) -> u32 {
         match self {
             FileType::Directory => 0o040000,
@@ -77,6 +79,7 @@ pub struct FileInfo {
     pub block_list_at: MetaRef,
 }
 
+/// What an inode holds beyond the fields every inode has.
 #[derive(Debug, Clone)]
 pub enum InodeBody {
     Directory(DirInfo),
@@ -87,36 +90,37 @@ pub enum InodeBody {
     Ipc,
 }
 
-/// One decoded inode.
+/// One inode of an image: a file, directory, symlink, device, FIFO or socket, as
+/// [`Archive::inode`](crate::Archive::inode) and the lookups return it. Its owners, as ids,
+/// and its extended attributes are read through the [`Archive`](crate::Archive)
+/// ([`attr`](crate::Archive::attr), [`xattrs`](crate::Archive::xattrs)).
 #[derive(Debug, Clone)]
 pub struct Inode {
     /// Where the inode lives in the inode table (its identity for lookups).
-    pub reference: MetaRef,
-    pub number: u32,
-    pub kind: FileType,
-    pub extended: bool,
-    pub permissions: u16,
-    pub uid_index: u16,
-    pub gid_index: u16,
-    pub mtime: u32,
-    pub nlink: u32,
+    pub(crate) reference: MetaRef,
+    pub(crate) number: u32,
+    pub(crate) kind: FileType,
+    /// Stored in the extended form of its type (which has more fields).
+    pub(crate) extended: bool,
+    pub(crate) permissions: u16,
+    pub(crate) uid_index: u16,
+    pub(crate) gid_index: u16,
+    pub(crate) mtime: u32,
+    pub(crate) nlink: u32,
     /// Index into the xattr id table, if the inode has xattrs.
-    pub xattr: Option<u32>,
-    pub body: InodeBody,
-}
-
-/// What an inode's fields are checked against.
-pub struct Limits {
-    pub inode_count: u32,
-    pub id_count: u16,
-    pub block_size: u32,
-    /// Fragment blocks the fragment table holds (a file's fragment index must be below).
-    pub fragment_count: u32,
+    pub(crate) xattr: Option<u32>,
+    pub(crate) body: InodeBody,
 }
 
 impl Inode {
+    /// Reads the inode at `reference` (relative to the inode table).
+    pub(crate) fn read(ctx: &Context, reference: MetaRef) -> Result<Self> {
+        let mut c = ctx.inodes.cursor(&ctx.reader, reference)?;
+        Self::parse(&mut c, reference, &ctx.limits)
+    }
+
     /// Decodes the inode at the cursor (which stands at `reference`).
-    pub fn parse(c: &mut MetaCursor, reference: MetaRef, limits: &Limits) -> Result<Self> {
+    pub(crate) fn parse(c: &mut MetaCursor, reference: MetaRef, limits: &Limits) -> Result<Self> {
         let inode_type = c.u16()?;
         let permissions = c.u16()? & 0o7777;
         let uid_index = c.u16()?;
@@ -246,9 +250,59 @@ impl Inode {
         })
     }
 
+    /// Where the inode is in the inode table: its identity (two entries that name the same
+    /// inode, hard links, have the same reference).
+    pub fn reference(&self) -> MetaRef {
+        self.reference
+    }
+
+    /// The inode number (1..=the image's inode count; `st_ino`).
+    pub fn number(&self) -> u32 {
+        self.number
+    }
+
+    /// What the inode is: a file, a directory, a symlink...
+    pub fn kind(&self) -> FileType {
+        self.kind
+    }
+
+    /// Whether the inode is a directory.
+    pub fn is_dir(&self) -> bool {
+        self.kind == FileType::Directory
+    }
+
+    /// The permission bits, with setuid, setgid and sticky (`st_mode & 07777`).
+    pub fn permissions(&self) -> u16 {
+        self.permissions
+    }
+
     /// `st_mode`: type bits and permissions.
     pub fn mode(&self) -> u32 {
         self.kind.mode_bits() | u32::from(self.permissions)
+    }
+
+    /// The modification time, in seconds since the epoch (the only time an image keeps).
+    pub fn mtime(&self) -> u32 {
+        self.mtime
+    }
+
+    /// `st_nlink`: hard links to a file; for a directory, 2 plus its subdirectories.
+    pub fn nlink(&self) -> u32 {
+        self.nlink
+    }
+
+    /// The inode's index in the xattr id table, if it has extended attributes.
+    pub fn xattr_index(&self) -> Option<u32> {
+        self.xattr
+    }
+
+    /// A directory's parent's inode number as stored (what its `..` names); None for other
+    /// inodes.
+    pub fn parent(&self) -> Option<u32> {
+        match &self.body {
+            InodeBody::Directory(d) => Some(d.parent),
+            _ => None,
+        }
     }
 
     /// `st_size` as the kernel reports it: file bytes, symlink target length, the stored
@@ -279,13 +333,18 @@ impl Inode {
             .unwrap_or(0)
     }
 
-    pub fn is_dir(&self) -> bool {
-        self.kind == FileType::Directory
+    /// A device's number as the image stores it, in the kernel's `new_encode_dev()` form
+    /// (the form FUSE's `rdev` carries); 0 for other inodes.
+    pub fn device_number(&self) -> u32 {
+        match self.body {
+            InodeBody::Device(dev) => dev,
+            _ => 0,
+        }
     }
 }
 
 fn dir_listing_ref(start_block: u32, offset: u16) -> Result<MetaRef> {
-    if usize::from(offset) >= crate::metadata::METADATA_SIZE {
+    if usize::from(offset) >= crate::reader::METADATA_SIZE {
         return Err(corrupt!(
             "directory listing offset {offset} past a metadata block"
         ));

@@ -5,19 +5,18 @@ use crate::cache::Block;
 use crate::error::{corrupt, Result};
 use crate::reader::BlockReader;
 
-pub const METADATA_SIZE: usize = 8192;
-/// Header bit that marks a metadata block stored uncompressed.
-const UNCOMPRESSED: u16 = 0x8000;
-
-/// A reference to a byte inside a metadata table: (block start relative to the table,
-/// offset inside the decompressed block), packed the way inode references are.
+/// Where a record starts in a metadata table (an inode in the inode table, say): which
+/// metadata block, and where in it. Inode references are stored packed in 64 bits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct MetaRef {
+    /// The block's position, relative to the table's start.
     pub block: u64,
+    /// The record's offset inside the decompressed block.
     pub offset: u16,
 }
 
 impl MetaRef {
+    /// From the packed form: the block position above the low 16 bits, the offset in them.
     pub fn from_packed(packed: u64) -> Self {
         MetaRef {
             block: packed >> 16,
@@ -25,6 +24,7 @@ impl MetaRef {
         }
     }
 
+    /// The packed form (see [`MetaRef::from_packed`]).
     pub fn packed(self) -> u64 {
         (self.block << 16) | u64::from(self.offset)
     }
@@ -48,14 +48,15 @@ impl Table {
                 self.end
             ));
         }
-        let word = reader.metadata_header(pos)?;
-        let len = u64::from(word & !UNCOMPRESSED);
-        let next = pos + 2 + len;
-        if len == 0 || len > METADATA_SIZE as u64 || next > self.end {
-            return Err(corrupt!("metadata block at {pos} has bad length {len}"));
+        let header = reader.metadata_header(pos)?;
+        let next = header.next(pos);
+        if next > self.end {
+            return Err(corrupt!(
+                "metadata block at {pos} has bad length {}",
+                header.stored
+            ));
         }
-        let block = reader.metadata_block(pos, len as usize, word & UNCOMPRESSED == 0)?;
-        Ok((block, next))
+        Ok((reader.metadata_block(pos, header)?, next))
     }
 
     /// A cursor at `at` (a reference relative to this table).

@@ -1,4 +1,7 @@
-//! Turns a (position, stored size) pair into a decompressed block, through the cache.
+//! Turns a stored block into decompressed bytes, through the cache: a data or fragment
+//! block from its position and size word, a metadata block from its position and the
+//! 2-byte header in front of it (read and checked here, as the kernel's block.c reads it in
+//! squashfs_read_data()). `metadata.rs` builds tables and cursors on top.
 
 use std::cell::RefCell;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -6,11 +9,29 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use crate::cache::{Block, BlockCache};
 use crate::compress::Decompressor;
 use crate::error::{corrupt, Result};
-use crate::metadata::METADATA_SIZE;
 use crate::source::Source;
 
+/// Bytes a metadata block holds decompressed, at most (the kernel's SQUASHFS_METADATA_SIZE).
+pub const METADATA_SIZE: usize = 8192;
+/// Bit 15 of a metadata block's header: the block is stored uncompressed.
+const METADATA_UNCOMPRESSED: u16 = 0x8000;
 /// Bit 24 of a data block's size word: the block is stored uncompressed.
 const DATA_UNCOMPRESSED: u32 = 1 << 24;
+
+/// A metadata block's header, decoded and checked: how it is stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MetadataHeader {
+    /// Bytes stored after the header: 1..=[`METADATA_SIZE`].
+    pub stored: u16,
+    pub compressed: bool,
+}
+
+impl MetadataHeader {
+    /// Image position of the block after the one at `pos`.
+    pub fn next(self, pos: u64) -> u64 {
+        pos + 2 + u64::from(self.stored)
+    }
+}
 
 /// A data or fragment block's size word, decoded and checked.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -85,9 +106,22 @@ impl BlockReader {
         }
     }
 
-    /// The 2-byte header of the metadata block at `pos` (its stored length and the
-    /// uncompressed bit), read once and then remembered.
-    pub fn metadata_header(&self, pos: u64) -> Result<u16> {
+    /// The header of the metadata block at `pos`, checked to describe a block that can be
+    /// (not empty, no longer than a metadata block).
+    pub fn metadata_header(&self, pos: u64) -> Result<MetadataHeader> {
+        let word = self.metadata_header_word(pos)?;
+        let stored = word & !METADATA_UNCOMPRESSED;
+        if stored == 0 || usize::from(stored) > METADATA_SIZE {
+            return Err(corrupt!("metadata block at {pos} has bad length {stored}"));
+        }
+        Ok(MetadataHeader {
+            stored,
+            compressed: word & METADATA_UNCOMPRESSED == 0,
+        })
+    }
+
+    /// The 2-byte header word at `pos`, read once and then remembered.
+    fn metadata_header_word(&self, pos: u64) -> Result<u16> {
         let slot = (pos < HEADER_POS_LIMIT)
             .then(|| &self.headers[((pos ^ (pos >> 12)) as usize) % HEADER_SLOTS]);
         if let Some(slot) = slot {
@@ -117,11 +151,12 @@ impl BlockReader {
         &self.cache
     }
 
-    /// The metadata block whose `len` stored bytes follow the header at `pos`.
-    pub fn metadata_block(&self, pos: u64, len: usize, compressed: bool) -> Result<Block> {
+    /// The metadata block behind the header at `pos` (as [`Self::metadata_header`] read it).
+    pub fn metadata_block(&self, pos: u64, header: MetadataHeader) -> Result<Block> {
         self.cache
             .get_or_fill(pos | METADATA_KEY, METADATA_SIZE, || {
-                self.load(pos + 2, len, compressed, METADATA_SIZE)
+                let stored = usize::from(header.stored);
+                self.load(pos + 2, stored, header.compressed, METADATA_SIZE)
             })
     }
 

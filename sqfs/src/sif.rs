@@ -46,7 +46,7 @@ const GROUP_MASK: u32 = 0xf000_0000;
 
 /// Why a SIF cannot be opened: the header or a descriptor is damaged, or the image has no
 /// root filesystem this library can read.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum SifError {
     #[error("damaged SIF header: {0}")]
     Header(String),
@@ -202,7 +202,7 @@ pub struct Object {
     /// Its position in the descriptor table (from 0).
     pub index: u64,
     pub id: u32,
-    /// The group id as stored (with [`GROUP_MASK`]); see [`Object::group`].
+    /// The group id as stored (with its 0xf0000000 mask); see [`Object::group`].
     pub group_raw: u32,
     /// The linked object or group as stored; see [`Object::link`].
     pub link_raw: u32,

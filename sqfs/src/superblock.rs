@@ -8,7 +8,7 @@ pub const SUPERBLOCK_SIZE: usize = 96;
 /// Absent optional tables (fragments, export, xattrs) point here.
 pub const NO_TABLE: u64 = u64::MAX;
 
-/// Superblock flag bits, as mksquashfs writes them.
+/// Superblock flag bits, as mksquashfs writes them (see [`Superblock::has`]).
 pub mod flags {
     pub const UNCOMPRESSED_INODES: u16 = 0x0001;
     pub const UNCOMPRESSED_DATA: u16 = 0x0002;
@@ -74,7 +74,7 @@ fn u64_at(b: &[u8], at: usize) -> u64 {
 impl Superblock {
     /// Decodes and validates a superblock. `image_len` is how many bytes the image may span
     /// (the file's length minus the offset the image starts at).
-    pub fn parse(b: &[u8; SUPERBLOCK_SIZE], image_len: u64) -> Result<Self> {
+    pub(crate) fn parse(b: &[u8; SUPERBLOCK_SIZE], image_len: u64) -> Result<Self> {
         if u32_at(b, 0) != MAGIC {
             return Err(Error::BadMagic);
         }
@@ -163,6 +163,7 @@ impl Superblock {
         Ok(())
     }
 
+    /// Whether the superblock has `flag` (one of [`flags`]) set.
     pub fn has(&self, flag: u16) -> bool {
         self.flags & flag != 0
     }

@@ -3,7 +3,7 @@
 use crate::error::{corrupt, Result};
 use crate::metadata::{MetaCursor, MetaRef, Table};
 use crate::reader::BlockReader;
-use crate::table::{IndexEnd, LookupTable};
+use crate::table::{Bounds, Chained, IndexEnd, Layout, LookupTable};
 
 /// Value stored elsewhere in the table; the inline value is an 8-byte reference to it.
 const VALUE_OUT_OF_LINE: u16 = 0x0100;
@@ -30,10 +30,17 @@ pub struct XattrTable {
     kv: Table,
 }
 
+impl Chained for XattrTable {
+    /// Where the key/value table starts: the end of the table ahead of it.
+    fn first_block(&self) -> u64 {
+        self.kv.start
+    }
+}
+
 impl XattrTable {
-    /// Reads the xattr id table header at `start`; its index ends exactly at the image end
-    /// (`image_end`), as the kernel's squashfs_read_xattr_id_table() requires.
-    pub fn read(reader: &BlockReader, start: u64, image_end: u64, lowest: u64) -> Result<Self> {
+    /// Reads the xattr id table's header at `start`, then its index, which must end exactly
+    /// at `bounds.next` (the image's end: squashfs_read_xattr_id_table() requires it).
+    pub fn read(reader: &BlockReader, start: u64, bounds: Bounds) -> Result<Self> {
         let mut header = [0u8; 16];
         reader.source().read_exact_at(start, &mut header)?;
         let kv_start = u64::from_le_bytes(header[0..8].try_into().expect("8"));
@@ -43,19 +50,23 @@ impl XattrTable {
         if count == 0 {
             return Err(corrupt!("xattr id table with no entries"));
         }
-        if kv_start < lowest || kv_start >= start {
+        if kv_start < bounds.lowest || kv_start >= start {
             return Err(corrupt!("xattr table start {kv_start} out of place"));
         }
-        let ids = LookupTable::read(
-            reader,
-            "xattr id",
+        let layout = Layout {
+            name: "xattr id",
+            entry_size: 16,
+            count: u64::from(count),
             start,
-            start + 16,
-            IndexEnd::Exactly(image_end),
-            kv_start,
-            u64::from(count),
-            16,
-        )?;
+            index_start: start + 16,
+            index_end: IndexEnd::AtNext,
+        };
+        // The id blocks follow the key/value table.
+        let id_bounds = Bounds {
+            lowest: kv_start,
+            ..bounds
+        };
+        let ids = LookupTable::read(reader, &layout, id_bounds)?;
         // The key/value table holds at least one block, before the id blocks (the kernel
         // checks xattr_table_start < table[0]).
         if ids.first_block() <= kv_start {
@@ -66,11 +77,6 @@ impl XattrTable {
             end: ids.first_block(),
         };
         Ok(XattrTable { ids, kv })
-    }
-
-    /// Where the key/value table starts: the end of the table ahead of it.
-    pub fn first_block(&self) -> u64 {
-        self.kv.start
     }
 
     pub fn count(&self) -> u64 {
@@ -192,7 +198,7 @@ mod tests {
 
     use super::*;
     use crate::compress::{new_decompressor, Compression};
-    use crate::metadata::METADATA_SIZE;
+    use crate::reader::METADATA_SIZE;
     use crate::source::Source;
 
     /// `stream` stored as uncompressed metadata blocks.
@@ -257,7 +263,11 @@ mod tests {
     fn a_list_of_shared_values_is_bounded() {
         let (image, start) = shared_value_image(3);
         let r = reader(&image);
-        let table = XattrTable::read(&r, start, image.len() as u64, 0).unwrap();
+        let bounds = Bounds {
+            lowest: 0,
+            next: image.len() as u64,
+        };
+        let table = XattrTable::read(&r, start, bounds).unwrap();
         let list = table.list(&r, 0).unwrap();
         assert_eq!(list.len(), 3);
         assert!(list
@@ -267,7 +277,11 @@ mod tests {
         // 8000 entries (136 KB stored) would be 500 MiB of values.
         let (image, start) = shared_value_image(8000);
         let r = reader(&image);
-        let table = XattrTable::read(&r, start, image.len() as u64, 0).unwrap();
+        let bounds = Bounds {
+            lowest: 0,
+            next: image.len() as u64,
+        };
+        let table = XattrTable::read(&r, start, bounds).unwrap();
         // The kernel's getxattr reads one value only; so does `get`.
         let value = table.get(&r, 0, b"user.a").unwrap().unwrap();
         assert_eq!(value.len(), MAX_VALUE as usize);

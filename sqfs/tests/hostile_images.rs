@@ -111,11 +111,11 @@ fn exercise(archive: &Archive) {
         let _ = archive.attr(&inode);
         let _ = archive.xattrs(&inode);
         let _ = archive.read_link(&inode);
-        let _ = archive.inode_by_number(inode.number);
-        if inode.kind == sqfs::FileType::File {
+        let _ = archive.inode_by_number(inode.number());
+        if inode.kind() == sqfs::FileType::File {
             read_all(archive, &inode);
         }
-        if !inode.is_dir() || !seen.insert(inode.number) {
+        if !inode.is_dir() || !seen.insert(inode.number()) {
             continue;
         }
         let Ok(entries) = archive.read_dir(&inode) else {
@@ -151,12 +151,12 @@ fn reads_cleanly(archive: &Archive) -> bool {
     let whole = || -> Result<bool, sqfs::Error> {
         let (mut stack, mut seen) = (vec![archive.root()?], HashSet::new());
         while let Some(inode) = stack.pop() {
-            if seen.len() > 100_000 || !seen.insert(inode.number) {
+            if seen.len() > 100_000 || !seen.insert(inode.number()) {
                 return Ok(false);
             }
             archive.attr(&inode)?;
             archive.xattrs(&inode)?;
-            match inode.kind {
+            match inode.kind() {
                 sqfs::FileType::Symlink => drop(archive.read_link(&inode)?),
                 sqfs::FileType::File if inode.size() <= 1 << 20 => {
                     let data = archive.file_data(&inode)?;

@@ -10,7 +10,7 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::process::Command;
 
-use sqfs::inode::InodeBody;
+use sqfs::internals::{self, DirInfo, InodeBody};
 use sqfs::{Archive, Error, Inode, MetaRef, OpenOptions};
 
 fn tiny(name: &str) -> Vec<u8> {
@@ -79,8 +79,8 @@ fn patch_meta(image: &mut [u8], table: u64, at: MetaRef, k: usize, bytes: &[u8])
     }
 }
 
-fn dir_info(inode: &Inode) -> &sqfs::inode::DirInfo {
-    match &inode.body {
+fn dir_info(inode: &Inode) -> &DirInfo {
+    match internals::body(inode) {
         InodeBody::Directory(d) => d,
         _ => panic!("not a directory"),
     }
@@ -140,7 +140,7 @@ fn a_repeated_name_is_refused_by_listings_lookups_and_resumed_listings() {
     let root = a.root().unwrap();
     let msg = corrupt_text(listing(&a, &root));
     assert!(
-        msg.contains(&format!("directory {}", root.number))
+        msg.contains(&format!("directory {}", root.number()))
             && msg.contains("\"hardlink-1\" repeats"),
         "{msg}"
     );
@@ -175,7 +175,7 @@ fn an_out_of_order_name_is_refused() {
     let dir = a.lookup_path("/dir").unwrap();
     let msg = corrupt_text(listing(&a, &dir));
     assert!(
-        msg.contains(&format!("directory {}:", dir.number)) && msg.contains("\"sub\""),
+        msg.contains(&format!("directory {}:", dir.number())) && msg.contains("\"sub\""),
         "{msg}"
     );
 }
@@ -211,7 +211,7 @@ fn an_over_long_name_is_name_too_long() {
 fn inode_pos(image: &[u8], path: &str) -> (usize, Inode) {
     let a = open(image).unwrap();
     let inode = a.lookup_path(path).unwrap();
-    let pos = meta_pos(image, le64(image, INODE_TABLE), inode.reference, 0);
+    let pos = meta_pos(image, le64(image, INODE_TABLE), inode.reference(), 0);
     (pos, inode)
 }
 
@@ -366,7 +366,7 @@ fn a_fragment_index_past_the_table_is_refused_even_without_a_tail() {
     let good = tiny("tiny-uncompressed.sqfs");
     let fragments = open(&good).unwrap().superblock().fragment_count;
     let (pos, inode) = inode_pos(&good, "/empty");
-    assert_eq!((inode.size(), inode.extended), (0, false));
+    assert_eq!((inode.size(), internals::is_extended(&inode)), (0, false));
     // Basic file inode: the fragment index is at byte 20.
     let mut bad = good.clone();
     put32(&mut bad, pos + 20, fragments);
@@ -412,7 +412,7 @@ fn read_file_is_bounded_by_the_callers_limit() {
     // basic one's 4 GiB) is refused before anything is allocated.
     let good = tiny("tiny-uncompressed.sqfs");
     let (pos, inode) = inode_pos(&good, "/setuid");
-    assert!(!inode.extended);
+    assert!(!internals::is_extended(&inode));
     let mut bad = good.clone();
     // Basic file inode: file_size (u32) at byte 28.
     put32(&mut bad, pos + 28, u32::MAX);
@@ -489,16 +489,16 @@ fn index_points(image: &[u8]) -> Vec<(u64, Vec<u8>, usize)> {
     for _ in 0..info.index_count {
         let word = |k: usize| {
             let b: Vec<u8> = (0..4)
-                .map(|i| image[meta_pos(image, table, big.reference, k + i)])
+                .map(|i| image[meta_pos(image, table, big.reference(), k + i)])
                 .collect();
             u32::from_le_bytes(b.try_into().unwrap())
         };
         let offset = u64::from(word(k));
         let len = word(k + 8) as usize + 1;
         let name: Vec<u8> = (0..len)
-            .map(|i| image[meta_pos(image, table, big.reference, k + 12 + i)])
+            .map(|i| image[meta_pos(image, table, big.reference(), k + 12 + i)])
             .collect();
-        points.push((offset, name, meta_pos(image, table, big.reference, k)));
+        points.push((offset, name, meta_pos(image, table, big.reference(), k)));
         k += 12 + len;
     }
     points
@@ -534,7 +534,7 @@ fn a_repeat_across_an_index_point_is_seen_by_lookups_and_resumed_listings() {
     );
     let index_name_at = points.iter().find(|p| p.0 == offset).unwrap().2 + 12;
     let at = le64(&good, INODE_TABLE);
-    let big_ref = big.reference;
+    let big_ref = big.reference();
     let k0 = index_name_at - meta_pos(&good, at, big_ref, 0);
     patch_meta(&mut bad, at, big_ref, k0, &before);
 

@@ -4,7 +4,7 @@
 use std::fs::File;
 use std::path::PathBuf;
 
-use sqfs::inode::InodeBody;
+use sqfs::internals::{self, InodeBody};
 use sqfs::{Archive, Error, FileType, OpenOptions};
 
 /// The mtime every entry of the tiny tree has (2009-02-13 23:31:30 UTC).
@@ -56,7 +56,7 @@ fn superblock_fields() {
     assert_eq!(tiny("tiny-gzip-4k.sqfs").superblock().block_size, 4096);
     assert!(tiny("tiny-uncompressed.sqfs")
         .superblock()
-        .has(sqfs::superblock::flags::UNCOMPRESSED_DATA));
+        .has(sqfs::flags::UNCOMPRESSED_DATA));
 }
 
 #[test]
@@ -83,7 +83,7 @@ fn xz_blocks_with_every_bcj_filter_decode() {
     let mut total = 0;
     for entry in a.read_dir(&a.root().unwrap()).unwrap() {
         let inode = a.entry_inode(&entry.unwrap()).unwrap();
-        if inode.kind == FileType::File {
+        if inode.kind() == FileType::File {
             let mut buf = vec![0u8; inode.size() as usize];
             assert_eq!(a.read_at(&inode, 0, &mut buf).unwrap(), buf.len());
             total += 1;
@@ -109,7 +109,7 @@ fn inode_types_modes_owners_and_times() {
     for (path, kind, mode, uid, gid) in expect {
         let inode = a.lookup_path(path).unwrap();
         let attr = a.attr(&inode).unwrap();
-        assert_eq!(inode.kind, kind, "{path}");
+        assert_eq!(inode.kind(), kind, "{path}");
         assert_eq!(
             (attr.mode, attr.uid, attr.gid, attr.mtime),
             (mode, uid, gid, T),
@@ -183,7 +183,7 @@ fn lookups_and_their_errors() {
         Err(Error::NotAFile)
     ));
     assert_eq!(
-        a.lookup_path("dir/sub/deeper.txt").unwrap().kind,
+        a.lookup_path("dir/sub/deeper.txt").unwrap().kind(),
         FileType::File
     );
 }
@@ -207,8 +207,8 @@ fn hard_links_share_one_inode() {
     let a = tiny("tiny-gzip.sqfs");
     let one = a.lookup_path("/hardlink-1").unwrap();
     let two = a.lookup_path("/hardlink-2").unwrap();
-    assert_eq!(one.number, two.number);
-    assert_eq!(one.reference, two.reference);
+    assert_eq!(one.number(), two.number());
+    assert_eq!(one.reference(), two.reference());
     assert_eq!(a.attr(&one).unwrap().nlink, 2);
     assert_eq!(
         a.attr(&a.lookup_path("/hello.txt").unwrap()).unwrap().nlink,
@@ -232,9 +232,7 @@ fn sparse_files_read_holes_as_zeros() {
     // With 4 KiB blocks most of the hole is stored as size-0 blocks.
     let a = tiny("tiny-gzip-4k.sqfs");
     let data = a.file_data(&a.lookup_path("/sparse.bin").unwrap()).unwrap();
-    let holes = (0..data.block_count())
-        .filter(|&i| data.block(i).1.is_hole())
-        .count();
+    let holes = (0..data.block_count()).filter(|&i| data.is_hole(i)).count();
     assert!(holes > 60, "{holes} holes");
 }
 
@@ -242,7 +240,7 @@ fn sparse_files_read_holes_as_zeros() {
 fn file_tails_come_from_fragments() {
     let a = tiny("tiny-gzip.sqfs");
     let inode = a.lookup_path("/hello.txt").unwrap();
-    match &inode.body {
+    match internals::body(&inode) {
         InodeBody::File(f) => {
             assert!(f.fragment.is_some());
             assert_eq!(f.block_count, 0);
@@ -288,8 +286,8 @@ fn export_table_maps_numbers_to_inodes() {
         for e in a.read_dir(&dir).unwrap() {
             let e = e.unwrap();
             let inode = a.entry_inode(&e).unwrap();
-            let by_number = a.inode_by_number(inode.number).unwrap();
-            assert_eq!(by_number.reference, inode.reference);
+            let by_number = a.inode_by_number(inode.number()).unwrap();
+            assert_eq!(by_number.reference(), inode.reference());
             seen += 1;
             if inode.is_dir() {
                 stack.push(inode);

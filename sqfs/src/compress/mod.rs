@@ -18,9 +18,8 @@ use std::cell::RefCell;
 use std::thread::LocalKey;
 
 use crate::error::{Error, Result};
-pub use options::CompressorOptions;
 
-/// The compressor ids stored in the superblock.
+/// The codecs a SquashFS image may be compressed with (the superblock's compressor id).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Compression {
     Gzip = 1,
