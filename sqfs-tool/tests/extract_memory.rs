@@ -2,73 +2,21 @@
 //! a hostile image of a few kilobytes (a chain of directories with 250-byte names, many
 //! entries at its bottom) must not make it allocate hundreds of megabytes.
 //!
-//! The images are made at run time with gensquashfs (squashfs-tools-ng), which packs a tree
-//! deeper than PATH_MAX (mksquashfs refuses one); the tree is made relative to descriptors.
+//! The images are made at run time (see `support`).
 
 #[path = "../../sqfs/tests/support/peak_alloc.rs"]
 mod peak_alloc;
+mod support;
 
-use std::os::fd::OwnedFd;
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
 
-use rustix::fs::{self as rfs, FileType, Mode, OFlags};
+use rustix::fs::{self as rfs, FileType, Mode};
 use sqfs::{Archive, OpenOptions};
 use sqfs_tool::extract::{extract, Options};
+use support::{deep_tree, pack, Scratch};
 
 #[global_allocator]
 static ALLOC: peak_alloc::PeakAlloc = peak_alloc::PeakAlloc::new();
-
-/// A scratch directory, removed at the end.
-struct Scratch(PathBuf);
-
-impl Scratch {
-    fn new(name: &str) -> Scratch {
-        let dir = std::env::temp_dir().join(format!("sqfs-memory-{}-{name}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        Scratch(dir)
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-/// `depth` directories named with 250 `n`s, one in the other, and `make(bottom)` run in
-/// the last.
-fn deep_tree(root: &Path, depth: usize, make: impl Fn(&OwnedFd)) {
-    let name = "n".repeat(250);
-    let mut fd = rfs::open(root, OFlags::RDONLY | OFlags::DIRECTORY, Mode::empty()).unwrap();
-    for _ in 0..depth {
-        rfs::mkdirat(&fd, name.as_str(), Mode::from_raw_mode(0o755)).unwrap();
-        fd = rfs::openat(
-            &fd,
-            name.as_str(),
-            OFlags::RDONLY | OFlags::DIRECTORY,
-            Mode::empty(),
-        )
-        .unwrap();
-    }
-    make(&fd);
-}
-
-fn pack(tree: &Path, image: &Path) {
-    let out = Command::new("gensquashfs")
-        .arg("-D")
-        .arg(tree)
-        .args(["-q", "-f", "-c", "gzip"])
-        .arg(image)
-        .output()
-        .expect("gensquashfs (squashfs-tools-ng) is needed");
-    assert!(
-        out.status.success(),
-        "gensquashfs: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
 
 /// Extracts `image` into `dest` in this process; returns the most bytes it had allocated
 /// at once beyond what was live before.
@@ -96,7 +44,7 @@ fn many_entries_deep_down_are_remembered_by_name() {
     let tree = s.0.join("tree");
     std::fs::create_dir(&tree).unwrap();
     let fifos = 2000;
-    deep_tree(&tree, 300, |bottom| {
+    deep_tree(&tree, &"n".repeat(250), 300, |bottom| {
         for i in 0..fifos {
             let name = format!("p{i:05}");
             rfs::mknodat(
