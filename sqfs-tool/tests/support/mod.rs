@@ -1,4 +1,4 @@
-//! What the tests of deep trees share: a scratch directory, a tree deeper than PATH_MAX
+//! What the integration tests share: a scratch directory, a tree deeper than PATH_MAX
 //! (made relative to descriptors), and gensquashfs (squashfs-tools-ng), which packs one
 //! (mksquashfs refuses a path past PATH_MAX).
 
