@@ -876,3 +876,37 @@ fn ch_ssh_from_0_31_is_accepted_and_ignored() {
     assert_eq!(out.stderr.lines().count(), 1, "{out:?}");
     s.assert_clean();
 }
+
+/// A 3 KB `/ch/environment` that copies a 4 MiB variable 400 times (`B=$A`): each copy was
+/// kept for the `-v` log, and ch-run aborted on a failed allocation (exit 134) under the
+/// 1 GiB cap (without it, 1.6 GB; 4,000 lines would have taken 16 GB). The assignments
+/// together may make at most 64 MiB; past that, one line.
+#[test]
+fn copies_of_a_big_variable_are_one_error_line() {
+    if !can_run_containers() {
+        return;
+    }
+    let s = Scratch::new("sec-envcopies");
+    let tree = s.dir.join("tree");
+    let mut file = format!("A={}\n", "x".repeat(1024));
+    for _ in 0..12 {
+        file.push_str("A=$A:$A\n");
+    }
+    for _ in 0..400 {
+        file.push_str("B=$A\n");
+    }
+    tiny_tree(&tree, file.as_bytes());
+    let image = s.dir.join("copies.sqfs");
+    mksquashfs(&tree, &image, &[]);
+    let out = run_capped(s.command(
+        &["-m", &s.mnt_arg(), "--set-env", &arg(&image), "--", "true"],
+        &[],
+    ));
+    assert_eq!(out.code, 31, "{out:?}");
+    let msg = error_line(&out);
+    assert!(
+        msg.starts_with("can't set variable: more than 64 MiB assigned: /ch/environment:"),
+        "{msg}"
+    );
+    s.assert_clean();
+}

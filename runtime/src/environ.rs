@@ -1,12 +1,18 @@
 //! The command's environment: the host's, with Charliecloud's adjustments, then
 //! `--set-env`/`--unset-env` applied strictly left to right.
 
+use std::collections::HashMap;
 use std::ffi::{CString, OsStr, OsString};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 
 use crate::bounded;
 use crate::cli::EnvStep;
 use crate::failure::Failure;
+
+/// The most text all assignments of one run may make (each `NAME=VALUE` as set, in all):
+/// lines that copy a big variable over and over (`B=$A`) would otherwise take any time,
+/// and any memory for the `-v` log of them, from a file of a few kilobytes.
+const ASSIGNED_LIMIT: usize = 4 * bounded::LIMIT;
 
 /// glibc's `FNM_EXTMATCH`: ksh-style extended patterns, as Charliecloud matches with.
 const FNM_EXTMATCH: libc::c_int = 1 << 5;
@@ -19,6 +25,9 @@ pub type FileReader<'a> = dyn FnMut(Option<&str>) -> Result<(String, Vec<u8>), F
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Environment {
     vars: Vec<(OsString, OsString)>,
+    /// Where each name is in `vars` (its first place): a lookup by name costs the same
+    /// however many variables a `--set-env` file made.
+    index: HashMap<OsString, usize>,
     /// Its size as the command's `environ` would hold it (`NAME=VALUE` and a NUL each).
     bytes: usize,
 }
@@ -41,14 +50,20 @@ impl Environment {
                 .into_iter()
                 .map(|(k, v)| (k.into(), v.into()))
                 .collect(),
+            index: HashMap::new(),
             bytes: 0,
         };
         env.recount();
         env
     }
 
+    /// The size and the index, after `vars` lost some variables.
     fn recount(&mut self) {
         self.bytes = self.vars.iter().map(|(k, v)| entry_bytes(k, v)).sum();
+        self.index.clear();
+        for (i, (k, _)) in self.vars.iter().enumerate() {
+            self.index.entry(k.clone()).or_insert(i);
+        }
     }
 
     /// The environment's size in `environ`.
@@ -63,12 +78,16 @@ impl Environment {
     pub fn set(&mut self, name: impl Into<OsString>, value: impl Into<OsString>) {
         let (name, value) = (name.into(), value.into());
         self.bytes += entry_bytes(&name, &value);
-        match self.vars.iter_mut().find(|(k, _)| *k == name) {
-            Some(slot) => {
+        match self.index.get(&name) {
+            Some(&i) => {
+                let slot = &mut self.vars[i];
                 self.bytes -= entry_bytes(&slot.0, &slot.1);
                 slot.1 = value;
             }
-            None => self.vars.push((name, value)),
+            None => {
+                self.index.insert(name.clone(), self.vars.len());
+                self.vars.push((name, value));
+            }
         }
     }
 
@@ -129,21 +148,23 @@ impl Environment {
     /// `Some(path)` on the host, `None` for `/ch/environment` in the image. Returns the
     /// assignments made, as `NAME=VALUE`, for `-v`. The environment never grows past
     /// [`bounded::LIMIT`]: a few lines that each double a variable (`A=$A:$A`) would
-    /// otherwise ask for any amount of memory.
+    /// otherwise ask for any amount of memory; and the assignments, together, never make
+    /// more than [`ASSIGNED_LIMIT`] of text.
     pub fn apply(
         &mut self,
         steps: &[EnvStep],
         expand: bool,
         read: &mut FileReader,
     ) -> Result<Vec<String>, Failure> {
-        let mut assigned = Vec::new();
+        let mut assigned = Assigned::default();
         for step in steps {
             match step {
                 EnvStep::Unset(glob) => self.unset_matching(glob),
                 EnvStep::Assign(pair) => {
                     let (name, value) = split_pair(pair.as_bytes(), pair, 0)?;
                     let value = strip_quotes(value);
-                    assigned.push(self.assign(name, value, expand, pair)?);
+                    let text = self.assign(name, value, expand, pair)?;
+                    assigned.push(text, pair)?;
                 }
                 EnvStep::File { path, nul } => {
                     let (name, bytes) = read(path.as_deref())?;
@@ -155,12 +176,13 @@ impl Environment {
                         let (var, value) = split_pair(line, &name, i + 1)?;
                         let value = if *nul { value } else { strip_quotes(value) };
                         let location = format!("{name}:{}", i + 1);
-                        assigned.push(self.assign(var, value, expand, &location)?);
+                        let text = self.assign(var, value, expand, &location)?;
+                        assigned.push(text, &location)?;
                     }
                 }
             }
         }
-        Ok(assigned)
+        Ok(assigned.texts)
     }
 
     /// Sets a variable from raw bytes, `$VAR` items expanded if `expand`; returns
@@ -173,13 +195,15 @@ impl Environment {
         expand: bool,
         location: &str,
     ) -> Result<String, Failure> {
-        let parts = if expand {
-            self.expansion(value)
-        } else {
-            vec![value]
+        let parts = || -> Box<dyn Iterator<Item = &[u8]> + '_> {
+            if expand {
+                Box::new(self.expansion(value))
+            } else {
+                Box::new(std::iter::once(value))
+            }
         };
-        let value_len =
-            parts.iter().map(|p| p.len()).sum::<usize>() + parts.len().saturating_sub(1);
+        let (count, bytes) = parts().fold((0usize, 0usize), |(n, len), p| (n + 1, len + p.len()));
+        let value_len = bytes + count.saturating_sub(1);
         let name = OsString::from_vec(name.to_vec());
         let replaced = self.get_os(&name).map_or(0, |old| entry_bytes(&name, old));
         if self.bytes - replaced + name.len() + value_len + 2 > bounded::LIMIT {
@@ -188,7 +212,15 @@ impl Environment {
                 bounded::LIMIT_TEXT
             )));
         }
-        let value = parts.join(&b':');
+        // Sized by what was checked against the limit just above.
+        let mut joined = Vec::with_capacity(value_len);
+        for (i, part) in parts().enumerate() {
+            if i > 0 {
+                joined.push(b':');
+            }
+            joined.extend_from_slice(part);
+        }
+        let value = joined;
         let text = format!(
             "{}={}",
             name.to_string_lossy(),
@@ -199,33 +231,45 @@ impl Environment {
     }
 
     fn get_os(&self, name: &OsStr) -> Option<&OsStr> {
-        self.vars
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_os_str())
+        self.index.get(name).map(|&i| self.vars[i].1.as_os_str())
     }
 
     /// The items of a `:`-separated list with `$VAR` items replaced by their current values;
     /// an item whose variable is unset or empty is dropped (so `PATH=$NOPE:/bin` is `/bin`),
     /// other items stay as they are, empty ones too. The caller joins them with `:`.
-    fn expansion<'a>(&'a self, value: &'a [u8]) -> Vec<&'a [u8]> {
-        let mut out: Vec<&[u8]> = Vec::new();
-        for item in value.split(|&b| b == b':') {
+    fn expansion<'a>(&'a self, value: &'a [u8]) -> impl Iterator<Item = &'a [u8]> + 'a {
+        value.split(|&b| b == b':').filter_map(|item| {
             match item.strip_prefix(b"$").filter(|name| !name.is_empty()) {
-                Some(name) => {
-                    let found = std::str::from_utf8(name)
-                        .ok()
-                        .and_then(|n| self.get(n))
-                        .map(|v| v.as_bytes())
-                        .filter(|v| !v.is_empty());
-                    if let Some(v) = found {
-                        out.push(v);
-                    }
-                }
-                None => out.push(item),
+                Some(name) => std::str::from_utf8(name)
+                    .ok()
+                    .and_then(|n| self.get(n))
+                    .map(|v| v.as_bytes())
+                    .filter(|v| !v.is_empty()),
+                None => Some(item),
             }
+        })
+    }
+}
+
+/// The assignments made so far, as `NAME=VALUE` for the log, and their size.
+#[derive(Default)]
+struct Assigned {
+    texts: Vec<String>,
+    bytes: usize,
+}
+
+impl Assigned {
+    /// Keeps `text`, unless the assignments would then pass [`ASSIGNED_LIMIT`].
+    fn push(&mut self, text: String, location: &str) -> Result<(), Failure> {
+        self.bytes += text.len();
+        if self.bytes > ASSIGNED_LIMIT {
+            return Err(Failure::Runtime(format!(
+                "can't set variable: more than {} MiB assigned: {location}",
+                ASSIGNED_LIMIT >> 20
+            )));
         }
-        out
+        self.texts.push(text);
+        Ok(())
     }
 }
 
@@ -401,6 +445,69 @@ mod tests {
         // Without expansion, the lines are short.
         e.apply(&steps, false, &mut read).unwrap();
         assert_eq!(e.get("A").unwrap(), "$A:$A");
+    }
+
+    /// A file that copies one big variable over and over (`B=$A`, each line 5 bytes) is
+    /// refused once its assignments pass [`ASSIGNED_LIMIT`]: before, each line kept another
+    /// copy for the `-v` log (1,000 lines of a 4 MiB variable asked for 4 GiB).
+    #[test]
+    fn copying_a_big_variable_over_and_over_is_refused() {
+        let mut file = format!("A={}\n", "x".repeat(1024)).into_bytes();
+        for _ in 0..12 {
+            file.extend_from_slice(b"A=$A:$A\n");
+        }
+        let a_len = 1024 * (1 << 12) + (1 << 12) - 1;
+        let copies = 20;
+        for _ in 0..copies {
+            file.extend_from_slice(b"B=$A\n");
+        }
+        let mut read = |_: Option<&str>| Ok(("f".to_string(), file.clone()));
+        let steps = [EnvStep::File {
+            path: None,
+            nul: false,
+        }];
+        let mut e = env(&[]);
+        let err = e.apply(&steps, true, &mut read).unwrap_err();
+        // Lines 1 to 13 make A (about 8 MiB of assignments in all); each `B=$A` adds
+        // a_len + 2 more; the first that passes 64 MiB is refused.
+        let made_a: usize = (0..=12).map(|k| 2 + 1024 * (1 << k) + (1 << k) - 1).sum();
+        let fits = (ASSIGNED_LIMIT - made_a) / (a_len + 2);
+        assert!(fits < copies);
+        assert_eq!(
+            err.message(),
+            format!(
+                "can't set variable: more than 64 MiB assigned: f:{}",
+                13 + fits + 1
+            )
+        );
+    }
+
+    /// Every variable is found by name at once: a 16 MiB file of distinct names (1.6
+    /// million of them) took hours when each assignment searched the ones before it.
+    #[test]
+    fn many_variables_are_set_in_linear_time() {
+        let mut file = Vec::new();
+        let mut n = 0;
+        while file.len() + 10 <= bounded::LIMIT - 1024 {
+            file.extend_from_slice(format!("V{n:07}=\n").as_bytes());
+            n += 1;
+        }
+        let (done, result) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut read = |_: Option<&str>| Ok(("f".to_string(), file.clone()));
+            let steps = [EnvStep::File {
+                path: None,
+                nul: false,
+            }];
+            let mut e = env(&[]);
+            let r = e.apply(&steps, true, &mut read).map(|_| e.pairs().len());
+            let _ = done.send(r.map_err(|e| e.message().to_string()));
+        });
+        // About a second; the quadratic search took hours.
+        let set = result
+            .recv_timeout(std::time::Duration::from_secs(120))
+            .expect("1.6 million assignments within 2 minutes");
+        assert_eq!(set.unwrap(), n);
     }
 
     #[test]

@@ -282,7 +282,7 @@ pub fn set_dir_attrs(dest: &Dest, archive: &Archive, dirs: &[DirRecord]) -> Resu
 }
 
 /// The path of record `i` below the destination.
-fn record_path(dirs: &[DirRecord], mut i: usize) -> Vec<u8> {
+pub fn record_path(dirs: &[DirRecord], mut i: usize) -> Vec<u8> {
     let mut names = Vec::new();
     while i != 0 {
         names.push(&*dirs[i].name);

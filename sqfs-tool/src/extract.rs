@@ -161,6 +161,28 @@ enum Item {
     Link(Box<[u8]>, Box<[u8]>),
 }
 
+impl Item {
+    /// The bytes the item holds (names, xattrs), counted like a batch's data: a queue of
+    /// files with long paths or big xattrs (an image may give each of thousands of files
+    /// the same 16 MiB of them) stays as small as a queue of data blocks.
+    fn held_bytes(&self) -> u64 {
+        let bytes = match self {
+            Item::Enter(name) => name.len(),
+            Item::Open(new) => {
+                new.path.len()
+                    + new
+                        .xattrs
+                        .iter()
+                        .map(|x| x.name.len() + x.value.len())
+                        .sum::<usize>()
+            }
+            Item::Link(first, path) => first.len() + path.len(),
+            Item::Leave | Item::Data(_) | Item::Close => 0,
+        };
+        bytes as u64
+    }
+}
+
 /// The writer's unit: items, and the slot their data comes from.
 #[derive(Default)]
 struct Batch {
@@ -201,11 +223,9 @@ struct Queue {
 
 impl Queue {
     fn item(&mut self, item: Item) -> Result<()> {
+        self.bytes += item.held_bytes();
         self.items.push(item);
-        if self.items.len() >= BATCH_ITEMS {
-            self.flush()?;
-        }
-        Ok(())
+        self.maybe_flush()
     }
 
     fn data(&mut self, data: &Arc<FileData>, block: Option<usize>, at: u64, len: u64) {
@@ -349,6 +369,15 @@ fn total_bytes(archive: &Archive, root: &Inode, chain: &[(Vec<u8>, Inode)]) -> R
     Ok(sizes.total)
 }
 
+/// Where a non-directory inode was first written: its directory's record and its name (not
+/// its path: that would cost the depth of the tree for every entry, and a hostile image of a
+/// few kilobytes, thousands of entries under a chain of long names, asked for gigabytes).
+struct First {
+    dir: usize,
+    name: Box<[u8]>,
+    is_file: bool,
+}
+
 /// The walking thread: creates what needs no data at once, queues regular files.
 struct Walker<'s, 'a> {
     shared: &'s Shared<'a>,
@@ -357,8 +386,8 @@ struct Walker<'s, 'a> {
     dirs: Vec<DirRecord>,
     /// The directories the walk is in: record index and descriptor (the destination first).
     stack: Vec<(usize, OwnedFd)>,
-    /// Where each non-directory inode was first written, and whether it is a regular file.
-    links: HashMap<u32, (Box<[u8]>, bool)>,
+    /// Where each non-directory inode was first written, for hard links to it.
+    links: HashMap<u32, First>,
     summary: Summary,
 }
 
@@ -418,6 +447,23 @@ impl<'s, 'a> Walker<'s, 'a> {
             .map_or(self.shared.dest.root_fd(), |(_, fd)| fd.as_fd())
     }
 
+    /// Remembers that inode `number` was first written as `name` in the current directory.
+    fn remember(&mut self, number: u32, name: &[u8], is_file: bool) {
+        let dir = self.stack.last().map_or(0, |(i, _)| *i);
+        let name = name.into();
+        self.links.insert(number, First { dir, name, is_file });
+    }
+
+    /// The path below the destination where `first` was written.
+    fn path_of(&self, first: &First) -> Vec<u8> {
+        let mut path = dest::record_path(&self.dirs, first.dir);
+        if !path.is_empty() {
+            path.push(b'/');
+        }
+        path.extend_from_slice(&first.name);
+        path
+    }
+
     fn queue_file(&mut self, path: &[u8], inode: &Inode) -> Result<()> {
         let shared = self.shared;
         let archive = shared.archive;
@@ -426,7 +472,7 @@ impl<'s, 'a> Walker<'s, 'a> {
         let data = Arc::new(archive.file_data(inode).map_err(fail)?);
         let attr = archive.attr(inode).map_err(fail)?;
         let xattrs = archive.xattrs(inode).map_err(fail)?;
-        self.links.insert(inode.number(), (path.into(), true));
+        self.remember(inode.number(), split_last(path).1, true);
         let size = data.size();
         self.queue.item(Item::Open(Box::new(NewFile {
             path: path.into(),
@@ -464,13 +510,14 @@ impl Visitor for Walker<'_, '_> {
         // Any non-directory inode met again is a hard link to where it was first written
         // (symlinks, fifos and devices can be hard-linked too).
         if !inode.is_dir() {
-            if let Some((first, is_file)) = self.links.get(&inode.number()) {
+            if let Some(first) = self.links.get(&inode.number()) {
+                let (first_path, is_file) = (self.path_of(first), first.is_file);
                 self.summary.hard_links += 1;
-                if *is_file {
-                    let item = Item::Link(first.clone(), path.into());
+                if is_file {
+                    let item = Item::Link(first_path.into(), path.into());
                     return self.queue.item(item);
                 }
-                return dest.link(first, self.parent(), name, path);
+                return dest.link(&first_path, self.parent(), name, path);
             }
         }
         match inode.kind() {
@@ -496,7 +543,7 @@ impl Visitor for Walker<'_, '_> {
                     sys::symlink_at(target, parent, name)
                 })?;
                 dest.node_attrs(archive, parent, name, path, inode)?;
-                self.links.insert(inode.number(), (path.into(), false));
+                self.remember(inode.number(), name, false);
                 self.summary.symlinks += 1;
             }
             FileType::BlockDevice | FileType::CharDevice | FileType::Fifo | FileType::Socket => {
@@ -511,7 +558,7 @@ impl Visitor for Walker<'_, '_> {
                     sys::mknod_at(parent, name, inode.kind(), inode.mode(), inode.rdev())
                 })?;
                 dest.node_attrs(archive, parent, name, path, inode)?;
-                self.links.insert(inode.number(), (path.into(), false));
+                self.remember(inode.number(), name, false);
                 match inode.kind() {
                     FileType::Fifo => self.summary.fifos += 1,
                     FileType::Socket => self.summary.sockets += 1,
@@ -780,6 +827,49 @@ mod tests {
         assert_eq!(total_bytes(&archive, &root, &[]).unwrap(), 312_447);
         let chain = resolve_chain(&archive, &root, "/dir").unwrap();
         assert_eq!(total_bytes(&archive, &root, &chain).unwrap(), 14);
+    }
+
+    /// Xattrs and paths count toward a batch's size: before, a batch ended only after 256
+    /// items or 1 MiB of blocks, so 2,000 queued files sharing 16 MiB of xattrs (the most
+    /// one inode may have) could hold 32 GiB.
+    #[test]
+    fn a_batch_ends_once_its_xattrs_and_names_are_big() {
+        let (to_workers, _tasks) = channel();
+        let (to_writer, batches) = sync_channel(QUEUE_BATCHES);
+        let mut queue = Queue {
+            to_workers,
+            to_writer,
+            items: Vec::new(),
+            parts: Vec::new(),
+            bytes: 0,
+        };
+        let archive = tiny();
+        let attr = archive.attr(&archive.root().unwrap()).unwrap();
+        let xattr = Xattr {
+            name: b"user.big".to_vec(),
+            value: vec![0; 64 << 10],
+        };
+        let file = |xattrs| {
+            Item::Open(Box::new(NewFile {
+                path: b"f"[..].into(),
+                attr,
+                xattrs,
+                size: 0,
+            }))
+        };
+        queue.item(file(vec![xattr.clone(); 15])).unwrap();
+        assert!(batches.try_recv().is_err(), "less than 1 MiB waits");
+        queue.item(file(vec![xattr; 2])).unwrap();
+        let batch = batches
+            .try_recv()
+            .expect("a batch of more than 1 MiB is sent");
+        assert_eq!(batch.items.len(), 2);
+        // A long path alone does it too.
+        let path = vec![b'n'; BATCH_BYTES as usize];
+        queue
+            .item(Item::Link(b"f"[..].into(), path.into()))
+            .unwrap();
+        assert_eq!(batches.try_recv().unwrap().items.len(), 1);
     }
 
     #[test]

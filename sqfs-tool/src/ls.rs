@@ -1,20 +1,34 @@
 //! `sqfs ls`: names, or with `-l` the attributes the kernel would report, one per line.
+//!
+//! Names and link targets are the image's bytes, which may hold anything but `/` and NUL:
+//! to a pipe they go as they are (a script gets the real names), to a terminal with their
+//! control characters escaped, as GNU ls does, so that a hostile name cannot clear the
+//! screen, retitle the window or forge lines.
 
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 
 use sqfs::{Archive, FileType, Inode};
 
+use crate::error::show;
 use crate::walk::{describe, lookup, walk};
 
 pub fn run(archive: &Archive, path: &str, long: bool, recursive: bool) -> Result<(), String> {
     let start = lookup(archive, path)?;
     let stdout = std::io::stdout();
+    let terminal = stdout.is_terminal();
     let mut out = stdout.lock();
     let mut print = |name: &[u8], inode: &Inode| -> Result<(), String> {
+        let shown = |bytes: &[u8]| {
+            if terminal {
+                show(bytes).into_owned().into_bytes()
+            } else {
+                bytes.to_vec()
+            }
+        };
         let line = if long {
-            long_line(archive, name, inode)?
+            long_line(archive, name, inode, shown)?
         } else {
-            name.to_vec()
+            shown(name)
         };
         out.write_all(&line)
             .and_then(|_| out.write_all(b"\n"))
@@ -49,7 +63,12 @@ pub fn run(archive: &Archive, path: &str, long: bool, recursive: bool) -> Result
     }
 }
 
-fn long_line(archive: &Archive, name: &[u8], inode: &Inode) -> Result<Vec<u8>, String> {
+fn long_line(
+    archive: &Archive,
+    name: &[u8],
+    inode: &Inode,
+    shown: impl Fn(&[u8]) -> Vec<u8>,
+) -> Result<Vec<u8>, String> {
     let attr = archive.attr(inode).map_err(|e| describe(name, e))?;
     let size = match inode.device() {
         Some((major, minor)) => format!("{major}, {minor}"),
@@ -65,10 +84,10 @@ fn long_line(archive: &Archive, name: &[u8], inode: &Inode) -> Result<Vec<u8>, S
         format_time(attr.mtime)
     )
     .into_bytes();
-    line.extend_from_slice(name);
+    line.extend_from_slice(&shown(name));
     if let Ok(target) = archive.read_link(inode) {
         line.extend_from_slice(b" -> ");
-        line.extend_from_slice(target);
+        line.extend_from_slice(&shown(target));
     }
     Ok(line)
 }

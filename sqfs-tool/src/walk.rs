@@ -4,9 +4,15 @@
 //! is empty, `.`, `..`, holds `/` or NUL, or repeats (or comes before) the one listed
 //! before it. The walk builds paths by joining names with `/`, so a name holding `/` would
 //! make one path stand for another; no consumer ever sees one.
+//!
+//! The walk keeps the directories it is in on a stack of its own, not the thread's: at the
+//! deepest it allows, a recursive walk needed 2 to 4 MiB of stack, and a 12 KB image made
+//! `sqfs extract` and `sqfs ls -R` abort under `ulimit -s 2048` or in a thread of Rust's
+//! default 2 MiB.
 
 use std::collections::HashSet;
 
+use sqfs::ReadDir;
 use sqfs::{Archive, Inode};
 
 use crate::error::{show, Error, Result};
@@ -80,27 +86,64 @@ impl<'a> Walk<'a> {
         Ok(())
     }
 
-    fn children_here(&mut self, dir: &Inode, v: &mut dyn Visitor) -> Result<()> {
+    /// Visits what is below `top` (claimed by the caller), depth first, with the
+    /// directories on the way on `stack`: each one's listing where the walk left it, the
+    /// name it was entered by (None for `top`) and its last name, which the next must
+    /// follow. On success the path and depth are back where they were.
+    fn children_here(&mut self, top: &Inode, v: &mut dyn Visitor) -> Result<()> {
+        struct Open<'a> {
+            dir: Inode,
+            entries: ReadDir<'a>,
+            name: Option<Vec<u8>>,
+            last: Vec<u8>,
+        }
         let archive = self.archive;
-        let entries = archive.read_dir(dir).map_err(|e| self.image_error(e))?;
-        let mut last: Vec<u8> = Vec::new();
-        for entry in entries {
+        let listing =
+            |walk: &Self, dir: &Inode| archive.read_dir(dir).map_err(|e| walk.image_error(e));
+        let mut stack = vec![Open {
+            dir: top.clone(),
+            entries: listing(self, top)?,
+            name: None,
+            last: Vec::new(),
+        }];
+        while let Some(open) = stack.last_mut() {
+            let Some(entry) = open.entries.next() else {
+                let done = stack.pop().expect("the top was just seen");
+                if let Some(name) = done.name {
+                    v.leave(&self.path, &done.dir)?;
+                    self.pop(&name);
+                    self.depth -= 1;
+                }
+                continue;
+            };
             let entry = entry.map_err(|e| self.image_error(e))?;
-            let name = &entry.name;
+            let name = entry.name.as_slice();
             check_name(&self.path, name)?;
-            if !last.is_empty() && name.as_slice() <= last.as_slice() {
+            if !open.last.is_empty() && name <= open.last.as_slice() {
                 return Err(Error::Duplicate {
                     dir: dir_name(&self.path),
                     name: show(name).into_owned(),
                 });
             }
-            last.clear();
-            last.extend_from_slice(name);
+            open.last.clear();
+            open.last.extend_from_slice(name);
             self.push(name);
-            let child = archive.entry_inode(&entry).map_err(|e| self.image_error(e));
-            let r = child.and_then(|child| self.node_here(&child, name, v));
-            self.pop(name);
-            r?;
+            let child = archive
+                .entry_inode(&entry)
+                .map_err(|e| self.image_error(e))?;
+            v.node(&self.path, name, &child)?;
+            if child.is_dir() {
+                self.claim(&child)?;
+                let entries = listing(self, &child)?;
+                stack.push(Open {
+                    dir: child,
+                    entries,
+                    name: Some(entry.name),
+                    last: Vec::new(),
+                });
+            } else {
+                self.pop(name);
+            }
         }
         Ok(())
     }
