@@ -75,7 +75,7 @@ pub struct SessionSlots {
 
 impl SessionSlots {
     /// Fills the slots from `session`; before it serves a request.
-    pub fn fill(&self, session: &fuser::Session<SquashFs>) -> io::Result<()> {
+    pub(crate) fn fill(&self, session: &fuser::Session<SquashFs>) -> io::Result<()> {
         let _ = self.notifier.set(session.notifier());
         let _ = self.device.set(session.as_fd().try_clone_to_owned()?);
         Ok(())
@@ -83,6 +83,7 @@ impl SessionSlots {
 }
 
 /// The last request's time and the open files, seen from outside the session.
+#[derive(Clone)]
 pub struct Monitor {
     last_activity: Arc<AtomicU64>,
     handles: Arc<Handles>,
@@ -93,20 +94,6 @@ impl Monitor {
     pub fn idle_secs(&self) -> Option<u64> {
         (self.handles.count() == 0)
             .then(|| now_secs().saturating_sub(self.last_activity.load(Ordering::Relaxed)))
-    }
-}
-
-/// Makes every thread allocate from glibc's one main heap. Decompressed blocks are made by
-/// one thread (a request or prefetch worker) and freed by another when the cache evicts
-/// them; with a heap per thread, freed blocks pile up in heaps that the next block is not
-/// taken from. Measured after `tar c` of a Debian rootfs image: peak RSS 63-77 MiB with
-/// per-thread heaps, 38 MiB with one (32 MiB of it the block cache). Must run before the
-/// worker threads start; small allocations still come from per-thread caches.
-fn one_heap() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: mallopt only sets an allocator parameter; any value is accepted or refused.
-    unsafe {
-        libc::mallopt(libc::M_ARENA_MAX, 1);
     }
 }
 
@@ -129,7 +116,6 @@ impl SquashFs {
         owners: Owners,
         prefetch_threads: usize,
     ) -> Self {
-        one_heap();
         let notifier = Arc::new(OnceLock::new());
         let no_xattrs = archive.xattr_id_count() == 0;
         SquashFs {
@@ -176,7 +162,7 @@ impl SquashFs {
 
     /// What this filesystem takes from its session once the session exists (it is made
     /// after the filesystem, and owns it).
-    pub fn session_slots(&self) -> SessionSlots {
+    pub(crate) fn session_slots(&self) -> SessionSlots {
         SessionSlots {
             notifier: self.notifier.clone(),
             device: self.device.clone(),
@@ -187,7 +173,7 @@ impl SquashFs {
     /// /dev/fuse descriptor (no clone_fd), since the replies built here (`dirplus`) are
     /// written to it and the kernel takes a reply only on the descriptor its request came
     /// from: with clone_fd a listing would never be answered.
-    pub fn configure(config: &mut fuser::Config) {
+    pub(crate) fn configure(config: &mut fuser::Config) {
         config.clone_fd = false;
     }
 

@@ -2,23 +2,28 @@
 //! squashfuse_ll's calling convention. The library half is also what `ch-run` mounts
 //! in-process.
 
+// What the programs use: the server (`ch-run`), the mounter and its options
+// (`squashfuse-rs`, and `docgen` for the man page), daemon helpers.
 pub mod attr;
-pub mod auto_unmount;
 pub mod daemon;
-pub mod dirplus;
-pub mod fs;
-pub mod fuse_mount;
-pub mod fusermount;
-pub mod handles;
 pub mod mount;
-pub mod mountinfo;
-pub mod nodes;
 pub mod option_docs;
 pub mod options;
-pub mod prefetch;
-pub mod readahead;
-pub mod streams;
+pub mod server;
 pub mod usage;
 
-pub use fs::SquashFs;
+// The filesystem itself, behind the server.
+mod auto_unmount;
+mod dirplus;
+mod fs;
+mod fuse_mount;
+mod fusermount;
+mod handles;
+mod mountinfo;
+mod nodes;
+mod prefetch;
+mod readahead;
+mod streams;
+
 pub use options::MountConfig;
+pub use server::{one_heap, Server};

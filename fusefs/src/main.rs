@@ -5,6 +5,7 @@ use std::process::ExitCode;
 use fusefs::options::{Args, MountConfig};
 
 fn main() -> ExitCode {
+    fusefs::one_heap();
     match run(fusefs::usage::parse(std::env::args_os())) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -9,11 +9,9 @@ use std::fs::File;
 use std::io::{self, Read, Write};
 use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use fuser::{Config, Session, SessionACL};
 use nix::errno::Errno;
 use nix::fcntl::OFlag;
 use nix::sys::signal::{SigSet, Signal};
@@ -23,9 +21,9 @@ use sqfs::{Archive, OpenOptions};
 use crate::attr::Owners;
 use crate::auto_unmount::Watcher;
 use crate::daemon::detach_stdio;
-use crate::fs::SquashFs;
 use crate::fuse_mount;
 use crate::options::MountConfig;
+use crate::server::{self, Access, Admit, Server};
 
 /// Why an image could not be mounted and served; its Display is the one line squashfuse-rs
 /// prints.
@@ -59,8 +57,6 @@ pub enum MountError {
         mountpoint: PathBuf,
         source: io::Error,
     },
-    #[error("/dev/fuse: {0}")]
-    Device(io::Error),
     /// A thread of the daemon could not be started.
     #[error("{0}")]
     Thread(io::Error),
@@ -115,33 +111,40 @@ fn check_mountpoint(path: &Path) -> Result<(), MountError> {
 }
 
 /// fuser's settings: the worker threads (the mount itself is made in `fuse_mount`).
-fn fuse_config(config: &MountConfig) -> Config {
-    let mut cfg = Config::default();
-    cfg.n_threads = Some(if config.single_thread {
+/// How the options say the image is served.
+fn server(config: &MountConfig, archive: Arc<Archive>, root: sqfs::Inode) -> Server {
+    let workers = if config.single_thread {
         1
     } else {
-        config.max_threads.unwrap_or_else(threads)
-    });
-    SquashFs::configure(&mut cfg);
-    cfg
-}
-
-/// Who the session lets in. With allow_root the kernel lets everyone through
-/// (`allow_other`) and the session turns away all but root and the owner, as libfuse does.
-fn session_acl(config: &MountConfig) -> SessionACL {
-    if config.allow_other {
-        SessionACL::All
+        config.max_threads.unwrap_or_else(server::default_threads)
+    };
+    // With allow_root the kernel lets everyone through (`allow_other`) and the session turns
+    // away all but root and the owner, as libfuse does; then every access must be asked
+    // for: with files opened without a request and entries cached, what root left in the
+    // caches would be read by anyone. -o timeout counts open files.
+    let (admit, access) = if config.allow_other {
+        (Admit::All, timeout_access(config))
     } else if config.allow_root {
-        SessionACL::RootAndOwner
+        (Admit::RootAndOwner, Access::CheckingEveryAccess)
     } else {
-        SessionACL::Owner
-    }
+        (Admit::Owner, timeout_access(config))
+    };
+    Server::new(archive, root)
+        .owners(Owners {
+            uid: config.uid,
+            gid: config.gid,
+        })
+        .workers(workers)
+        .admit(admit)
+        .access(access)
 }
 
-fn threads() -> usize {
-    std::thread::available_parallelism()
-        .map_or(1, |n| n.get())
-        .max(2)
+fn timeout_access(config: &MountConfig) -> Access {
+    if config.timeout.is_some() {
+        Access::CountingOpens
+    } else {
+        Access::Cached
+    }
 }
 
 /// Where the outcome of the mount is reported: the parent waiting in daemon mode, and the
@@ -175,26 +178,26 @@ pub fn run(config: MountConfig) -> Result<(), MountError> {
         parent: None,
         notify_pipe: config.notify_pipe.clone(),
     };
+    // In the forked daemon, errors go to the waiting parent instead of stderr.
+    let mut daemonized = false;
     let result = (|| {
         let (archive, root) = open_image(&config)?;
         check_mountpoint(&config.mountpoint)?;
         if !config.foreground {
             outcome.parent = Some(daemonize()?);
+            daemonized = true;
         }
         mount_and_serve(&config, archive, root, &mut outcome)
     })();
     if result.is_err() {
         outcome.report(&result);
-        if DAEMONIZED.load(Ordering::Relaxed) {
+        if daemonized {
             // The waiting parent printed the message; the daemon leaves quietly.
             std::process::exit(1);
         }
     }
     result
 }
-
-/// Set in the forked daemon, whose errors go to the waiting parent instead of stderr.
-static DAEMONIZED: AtomicBool = AtomicBool::new(false);
 
 /// Forks; the parent waits for the child's word and exits with it. Returns, in the child,
 /// the pipe to report on. Must run before any thread is started.
@@ -222,7 +225,6 @@ fn daemonize() -> Result<OwnedFd, MountError> {
             }
         }
         ForkResult::Child => {
-            DAEMONIZED.store(true, Ordering::Relaxed);
             drop(read_end);
             let _ = setsid();
             Ok(write_end)
@@ -270,32 +272,14 @@ fn mount_and_serve(
         watcher.mounted(mounted.device);
     }
     let mounted = Arc::new(mounted);
-    let session = (|| {
-        let owners = Owners {
-            uid: config.uid,
-            gid: config.gid,
-        };
-        let mut fs = SquashFs::new(archive, root, owners, threads());
-        // -o timeout counts open files. allow_root needs every access asked for, as the
-        // session turns away other users' requests: with files opened without a request
-        // and entries cached, what root left in the caches would be read by anyone.
-        if config.allow_root {
-            fs = fs.checking_every_access();
-        } else if config.timeout.is_some() {
-            fs = fs.counting_opens();
-        }
-        let slots = fs.session_slots();
-        let monitor = fs.monitor();
-        // The kernel queued INIT when the mount was made; the session answers it here.
-        let session = Session::from_fd(fs, device, session_acl(config), fuse_config(config))
-            .map_err(|source| MountError::Session {
-                mountpoint: mountpoint.clone(),
-                source,
-            })?;
-        slots.fill(&session).map_err(MountError::Device)?;
-        Ok((session, monitor))
-    })();
-    let (session, monitor) = match session {
+    // The kernel queued INIT when the mount was made; the session answers it once it runs.
+    let session = server(config, archive, root)
+        .start(device)
+        .map_err(|source| MountError::Session {
+            mountpoint: mountpoint.clone(),
+            source,
+        });
+    let session = match session {
         Ok(s) => s,
         Err(e) => {
             // Leave no mount behind that nobody serves.
@@ -319,6 +303,7 @@ fn mount_and_serve(
             .map_err(MountError::Thread)?;
     }
     if let Some(timeout) = config.timeout {
+        let monitor = session.monitor();
         let mounted = mounted.clone();
         std::thread::Builder::new()
             .name("idle-timeout".into())

@@ -79,16 +79,4 @@ impl Nodes {
             }
         }
     }
-
-    /// Inodes the kernel holds now (for tests and memory bounds).
-    pub fn len(&self) -> usize {
-        self.shards
-            .iter()
-            .map(|s| s.lock().unwrap_or_else(|e| e.into_inner()).len())
-            .sum()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
 }

@@ -1,11 +1,11 @@
 //! The image's FUSE mount, served by threads of this process: `mount(2)` on a `/dev/fuse`
-//! descriptor we opened (no fusermount3, no setuid helper), then fuser's session on it.
+//! descriptor we opened (no fusermount3, no setuid helper), then a `fusefs::Server` on it.
 
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::Path;
 use std::sync::Arc;
 
-use fuser::{BackgroundSession, Config, Session, SessionACL};
+use fusefs::server::{Background, Server};
 use nix::fcntl::{open, OFlag};
 use nix::mount::{mount, MsFlags};
 use nix::sys::stat::Mode;
@@ -16,7 +16,7 @@ use crate::failure::{with_errno, Failure};
 
 /// Keeps the mount served; the threads live as long as the process.
 pub struct FuseServer {
-    _session: BackgroundSession,
+    _session: Background,
 }
 
 /// Mounts `archive` read-only, nosuid and nodev on `target` and starts serving it. The
@@ -53,21 +53,10 @@ pub fn mount_and_serve(
         ))
     })?;
 
-    let threads = std::thread::available_parallelism()
-        .map_or(2, |n| n.get())
-        .max(2);
-    let fs = fusefs::SquashFs::new(archive, root, fusefs::attr::Owners::default(), threads);
-    let slots = fs.session_slots();
-    let mut config = Config::default();
-    config.n_threads = Some(threads);
-    fusefs::SquashFs::configure(&mut config);
-    // The kernel queued INIT when mount(2) returned; answering it here makes the mount usable.
-    let session = Session::from_fd(fs, fd, SessionACL::Owner, config)
-        .map_err(|e| Failure::Runtime(format!("can't start FUSE session: {e}")))?;
-    slots
-        .fill(&session)
-        .map_err(|e| Failure::Runtime(format!("can't duplicate /dev/fuse: {e}")))?;
-    let session = session
+    // The kernel queued INIT when mount(2) returned; answering it makes the mount usable.
+    let session = Server::new(archive, root)
+        .start(fd)
+        .map_err(|e| Failure::Runtime(format!("can't start FUSE session: {e}")))?
         .spawn()
         .map_err(|e| Failure::Runtime(format!("can't start FUSE threads: {e}")))?;
     Ok(FuseServer { _session: session })

@@ -40,6 +40,8 @@ fn die_of(sig: i32) -> ! {
 }
 
 fn main() {
+    // Before any thread: the supervisor's FUSE threads inherit it (see fusefs::one_heap).
+    fusefs::one_heap();
     let code = match run() {
         Ok(Ending::Exit(code)) => code,
         Ok(Ending::Signal(sig)) => die_of(sig),
