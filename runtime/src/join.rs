@@ -28,6 +28,7 @@ use crate::protocol::Message;
 use crate::userns::Namespaces;
 
 mod rendezvous;
+mod tasks_per_node;
 use rendezvous::{Place, Reached};
 
 /// How long a peer tries to find or become a winner, and to get into its container,
@@ -50,7 +51,7 @@ pub enum Plan {
 }
 
 /// The leading decimal number of `text`, as Charliecloud reads peer counts from the
-/// environment (`SLURM_STEP_TASKS_PER_NODE=2(x3)` is 2).
+/// environment (anything after the digits is ignored).
 fn leading_number(name: &str, text: &str) -> Result<u32, Failure> {
     let digits: String = text
         .trim_start()
@@ -93,7 +94,12 @@ pub fn plan(
             ] {
                 if let Some(value) = env(var) {
                     notes.push(format!("join: peer group size from {var}"));
-                    found = Some(leading_number(var, &value)?);
+                    found = Some(if var == "SLURM_STEP_TASKS_PER_NODE" {
+                        // Per node of the step: this node's entry.
+                        tasks_per_node::on_node(&value, env("SLURM_NODEID").as_deref())?
+                    } else {
+                        leading_number(var, &value)?
+                    });
                     break;
                 }
             }
@@ -543,6 +549,16 @@ mod tests {
         );
         match plan(&on, None, &env, &mut notes).unwrap() {
             Plan::Group(g) => assert_eq!(g.count, 4),
+            other => panic!("{other:?}"),
+        }
+        // Slurm's count for this node of the step, not the first node's.
+        let env = env_of(&[
+            ("SLURM_STEP_TASKS_PER_NODE", "3,2"),
+            ("SLURM_NODEID", "1"),
+            ("SLURM_CPUS_ON_NODE", "8"),
+        ]);
+        match plan(&on, None, &env, &mut notes).unwrap() {
+            Plan::Group(g) => assert_eq!(g.count, 2),
             other => panic!("{other:?}"),
         }
         let none = env_of(&[]);
