@@ -116,10 +116,18 @@ pub fn plan(
             notes.push("join: peer group tag from command line".into());
             tag.clone()
         }
-        (None, Some(step)) => {
-            notes.push("join: peer group tag from SLURM_STEP_ID".into());
-            step
-        }
+        (None, Some(step)) => match env("SLURM_JOB_ID") {
+            // A step's id is its number in its job (0 for the first): two jobs of this user
+            // on one node have steps of the same id. Charliecloud uses the step id alone.
+            Some(job) if !step.is_empty() => {
+                notes.push("join: peer group tag from SLURM_JOB_ID and SLURM_STEP_ID".into());
+                format!("{job}.{step}")
+            }
+            _ => {
+                notes.push("join: peer group tag from SLURM_STEP_ID".into());
+                step
+            }
+        },
         (None, None) => {
             notes.push("join: peer group tag from getppid(2)".into());
             nix::unistd::getppid().to_string()
@@ -561,6 +569,23 @@ mod tests {
             Plan::Group(g) => assert_eq!(g.count, 2),
             other => panic!("{other:?}"),
         }
+        // Steps of two jobs on one node: the job's id keeps them apart.
+        let env = env_of(&[
+            ("SLURM_CPUS_ON_NODE", "8"),
+            ("SLURM_JOB_ID", "41"),
+            ("SLURM_STEP_ID", "0"),
+        ]);
+        match plan(&on, None, &env, &mut notes).unwrap() {
+            Plan::Group(g) => assert_eq!(g.tag, "41.0"),
+            other => panic!("{other:?}"),
+        }
+        let env = env_of(&[
+            ("SLURM_CPUS_ON_NODE", "8"),
+            ("SLURM_JOB_ID", "41"),
+            ("SLURM_STEP_ID", ""),
+        ]);
+        let e = plan(&on, None, &env, &mut notes).unwrap_err();
+        assert_eq!(e.message(), "join: peer group tag cannot be empty string");
         let none = env_of(&[]);
         let e = plan(&on, None, &none, &mut notes).unwrap_err();
         assert_eq!(e.message(), "join: no valid peer group size found");
