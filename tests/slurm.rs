@@ -118,10 +118,11 @@ fn join_gives_the_step_one_mount() {
     s.assert_clean();
 }
 
-/// The MPI image (`e2e_tests::mpi`), built once per test binary.
+/// The MPI image (`e2e_tests::mpi`), built once per test binary, in `reachable::dir()`
+/// (removed at exit).
 fn mpi_image() -> &'static PathBuf {
     static IMAGE: OnceLock<PathBuf> = OnceLock::new();
-    IMAGE.get_or_init(|| mpi_image_in(&std::env::temp_dir()))
+    IMAGE.get_or_init(|| mpi_image_in(e2e_tests::reachable::dir()))
 }
 
 #[test]
