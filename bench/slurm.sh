@@ -11,8 +11,10 @@
 # with the image and both ch-runs where both nodes see them (the nodes have their own /tmp,
 # /var/tmp, /run and /dev/shm; the rest of the file system is shared, as on a cluster).
 # Reports the step's wall time (median of RUNS) and the peak number of FUSE connections
-# (one per mount, on every node) seen in /sys/fs/fuse/connections while the step ran, and for
-# the `-- true` rows what `srun -n R true` costs with no container at all (Slurm's own share).
+# (one per mount, on every node) seen in /sys/fs/fuse/connections while the step ran (median
+# of RUNS too: the count is the whole machine's, and a mount someone else makes or removes
+# during a step moves it), and for the `-- true` rows what `srun -n R true` costs with no
+# container at all (Slurm's own share).
 #
 # Usage (root; Slurm up; user chtest): bash bench/slurm.sh [RUNS]   (default 5)
 # Writes bench/results/slurm.md.
@@ -132,7 +134,7 @@ header="| command | ranks | --join | ours (s) | Charliecloud (s) | ours / theirs
   echo
   echo "Made by \`bash bench/slurm.sh $runs\` on $(date -u +%Y-%m-%d) at commit $(git -C "$repo" rev-parse --short HEAD),"
   echo "$(nproc) cores, $(uname -r), Slurm $(sinfo --version | cut -d' ' -f2) (scripts/slurm-up.sh), image: busybox + a 256 MiB file, zstd."
-  echo "Wall time of the whole srun step, median of $runs; peak FUSE connections seen during the step (one per mount, all nodes)."
+  echo "Wall time of the whole srun step, median of $runs; peak FUSE connections seen during the step (one per mount, all nodes; median of $runs, as the count is the machine's: others' mounts move it)."
   echo "256 MiB reads: page cache dropped before each step; every rank reads the same file."
   echo
   echo "## One node: this machine"
@@ -144,13 +146,13 @@ header="| command | ranks | --join | ours (s) | Charliecloud (s) | ours / theirs
 # The rows: every command, rank count in $@, with and without --join, at each of $wheres.
 declare -A alone_by=()
 rows() { # ranks...
-  local what ranks join rt a r mo mt ma label nodes_col secs peak status
+  local what ranks join rt a r mo mt po pt ma label nodes_col secs peak status
   for what in true read; do
     for ranks in "$@"; do
       for join in nojoin join; do
        for where in $wheres; do
         nodes_col=; [ "$where" = host ] || nodes_col="${where#N} | "
-        ours=(); theirs_t=(); alone=(); pk_o=0; pk_t=0; fail_o=0; fail_t=0
+        ours=(); theirs_t=(); alone=(); pk_o=(); pk_t=(); fail_o=0; fail_t=0
         for _ in $(seq "$runs"); do
           # Once per rank count (the nojoin pass); the join row shows the same figure.
           if [ "$what" = true ] && [ "$join" = nojoin ]; then a=$(bare "$ranks"); [ -n "$a" ] && alone+=("$a"); fi
@@ -159,20 +161,21 @@ rows() { # ranks...
             if [ "$what" = true ]; then r=$(step $rt $join "$ranks" true); else r=$(step $rt $join "$ranks" sh -c 'cat /f256 >/dev/null'); fi
             read -r secs peak status <<<"$r"
             if [ $rt = ours ]; then
-              ours+=("$secs"); [ "$peak" -gt $pk_o ] && pk_o=$peak; [ "$status" = ok ] || fail_o=$((fail_o + 1))
+              ours+=("$secs"); pk_o+=("$peak"); [ "$status" = ok ] || fail_o=$((fail_o + 1))
             else
-              theirs_t+=("$secs"); [ "$peak" -gt $pk_t ] && pk_t=$peak; [ "$status" = ok ] || fail_t=$((fail_t + 1))
+              theirs_t+=("$secs"); pk_t+=("$peak"); [ "$status" = ok ] || fail_t=$((fail_t + 1))
             fi
           done
         done
         mo=$(printf '%s\n' "${ours[@]}" | median); mt=$(printf '%s\n' "${theirs_t[@]}" | median)
+        po=$(printf '%s\n' "${pk_o[@]}" | median); pt=$(printf '%s\n' "${pk_t[@]}" | median)
         [ ${#alone[@]} -gt 0 ] && alone_by[$where:$ranks]=$(printf '%.3f' "$(printf '%s\n' "${alone[@]}" | median)")
         ma=-; [ "$what" = true ] && ma=${alone_by[$where:$ranks]:--}
         label='`-- true`'; [ "$what" = read ] && label='`-- sh -c "cat /f256 >/dev/null"`'
         printf '| %s | %s%s | %s | %.3f | %.3f | %.2f | %s | %s / %s | %s / %s |\n' "$label" "$nodes_col" "$ranks" \
-          "$([ $join = join ] && echo yes || echo no)" "$mo" "$mt" "$(echo "$mo / $mt" | bc -l)" "$ma" "$pk_o" "$pk_t" \
+          "$([ $join = join ] && echo yes || echo no)" "$mo" "$mt" "$(echo "$mo / $mt" | bc -l)" "$ma" "$po" "$pt" \
           "$fail_o" "$fail_t" >>"$results"
-        echo "$where $what ranks=$ranks $join: ours $mo s, theirs $mt s, mounts $pk_o / $pk_t" >&2
+        echo "$where $what ranks=$ranks $join: ours $mo s, theirs $mt s, mounts $po / $pt" >&2
        done
       done
     done

@@ -18,5 +18,8 @@ for pidfile in "$state"/run/slurmd*.pid "$state/run/slurmctld.pid"; do
   rm -f "$pidfile"
 done
 pid=$(cat /run/munge/munged.pid 2>/dev/null || true)
-[ -n "$pid" ] && kill "$pid" 2>/dev/null
+if [ -n "$pid" ] && [ "$(cat "/proc/$pid/comm" 2>/dev/null)" = munged ]; then
+  kill "$pid" 2>/dev/null
+  for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+fi
 echo "slurm stopped"

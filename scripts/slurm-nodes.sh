@@ -137,6 +137,11 @@ down() {
     local name
     for name in "${nodes[@]}"; do down_node "$name"; done
     ip link del "$bridge" 2>/dev/null || true
+    # `ip netns add` made /run/netns a mount point of its own; once no namespace is left in
+    # it, the machine is as it was.
+    if mountpoint -q /run/netns && [ -z "$(ls -A /run/netns)" ]; then
+        umount /run/netns && rmdir /run/netns
+    fi
 }
 
 [ "$(id -u)" -eq 0 ] || { echo "slurm-nodes.sh: must run as root" >&2; exit 1; }
