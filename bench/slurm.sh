@@ -46,6 +46,8 @@ if [ ! -s "$img" ]; then
   rm -rf "$root"
 fi
 chmod 644 "$img"; chmod 755 "$work"
+# (The copies go at exit; the image stays in $work for the next run.)
+trap 'rm -f "$shared/bench.sqfs" "$shared/ch-run"; rmdir "$shared" 2>/dev/null || true' EXIT
 cp "$img" "$shared/bench.sqfs"; install -m 755 "$work/ch-run" "$shared/ch-run"
 
 # Each simulated node's own /dev/shm, through its slurmd (started with -N NAME).
