@@ -27,6 +27,15 @@ pub struct MetadataHeader {
 }
 
 impl MetadataHeader {
+    /// The 2-byte header word that [`BlockReader::metadata_header`] decodes into this.
+    pub fn word(self) -> u16 {
+        if self.compressed {
+            self.stored
+        } else {
+            self.stored | METADATA_UNCOMPRESSED
+        }
+    }
+
     /// Image position of the block after the one at `pos`.
     pub fn next(self, pos: u64) -> u64 {
         pos + 2 + u64::from(self.stored)
@@ -59,6 +68,21 @@ impl DataBlock {
             compressed: word & DATA_UNCOMPRESSED == 0,
         })
     }
+
+    /// The size word [`DataBlock::from_word`] decodes into this.
+    pub fn word(self) -> u32 {
+        if self.compressed {
+            self.stored
+        } else {
+            self.stored | DATA_UNCOMPRESSED
+        }
+    }
+
+    /// A sparse hole: nothing stored, reads as zeros.
+    pub const HOLE: DataBlock = DataBlock {
+        stored: 0,
+        compressed: true,
+    };
 
     pub fn is_hole(self) -> bool {
         self.stored == 0
