@@ -245,3 +245,30 @@ impl BlockReader {
         self.load_into(pos, block.stored as usize, block.compressed, max, out)
     }
 }
+
+/// What the unit tests of the encoders read their output with.
+#[cfg(test)]
+pub(crate) mod testing {
+    use std::io::Write;
+    use std::os::fd::FromRawFd;
+
+    use super::BlockReader;
+    use crate::compress::{new_decompressor, Compression, Encoding};
+    use crate::source::Source;
+
+    /// A reader over `image` (held in a memfd), decompressing with `codec`'s defaults.
+    pub(crate) fn reader(image: &[u8], codec: Compression, block_size: u32) -> BlockReader {
+        // SAFETY: a fresh descriptor from memfd_create, owned by the File from here on.
+        let file = unsafe {
+            let fd = libc::memfd_create(c"sqfs-test".as_ptr(), libc::MFD_CLOEXEC);
+            assert!(fd >= 0);
+            std::fs::File::from_raw_fd(fd)
+        };
+        (&file).write_all(image).unwrap();
+        let mut source = Source::new(file, 0);
+        source.set_len(image.len() as u64);
+        let options = Encoding::new(codec, block_size).options();
+        let d = new_decompressor(codec, options.as_deref()).unwrap();
+        BlockReader::new(source, d, 1 << 20, block_size)
+    }
+}
