@@ -18,7 +18,7 @@ const MAX_LIST_VALUES: usize = 16 << 20;
 const PREFIXES: [&[u8]; 3] = [b"user.", b"trusted.", b"security."];
 
 /// One extended attribute, with its full name (`user.foo`).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Xattr {
     pub name: Vec<u8>,
     pub value: Vec<u8>,
