@@ -659,3 +659,60 @@ fn an_empty_root_is_an_image() {
     f.read_exact(&mut magic).unwrap();
     assert_eq!(&magic, b"hsqs");
 }
+
+#[test]
+fn files_read_from_disk_are_found_to_be_duplicates_before_they_are_stored() {
+    let scratch = Scratch::new("disk-dups");
+    let dir =
+        std::env::temp_dir().join(format!("sqfs-writer-{}-disk-dups-src", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir(&dir).unwrap();
+    let content = {
+        let mut c = noise(11, 2 * 131072);
+        c.extend(vec![0; 131072]);
+        c.extend(text(5000));
+        c
+    };
+    std::fs::write(dir.join("a"), &content).unwrap();
+    std::fs::write(dir.join("b"), &content).unwrap();
+    // The same bytes with a hole where a and b have written zeros.
+    {
+        use std::os::unix::fs::FileExt;
+        let f = File::create(dir.join("sparse")).unwrap();
+        f.write_all_at(&content[..2 * 131072], 0).unwrap();
+        f.write_all_at(&content[3 * 131072..], 3 * 131072).unwrap();
+    }
+    let mut other = content.clone();
+    other[1000] ^= 1;
+    std::fs::write(dir.join("other"), &other).unwrap();
+    let (_, summary) = pack(&scratch, &WriteOptions::default(), |w| {
+        let root = w.root();
+        for name in ["a", "other", "b", "sparse"] {
+            let f = File::open(dir.join(name)).unwrap();
+            let size = f.metadata().unwrap().len();
+            w.file(root, name.as_bytes(), meta(0o644), size, Content::File(&f))
+                .unwrap();
+        }
+    });
+    std::fs::remove_dir_all(&dir).unwrap();
+    assert_eq!(summary.duplicates, 2);
+    assert_eq!(summary.bytes_read, 4 * content.len() as u64);
+    let a = open(&scratch);
+    let start = |name: &str| match body(&a.lookup_path(name).unwrap()) {
+        InodeBody::File(f) => f.blocks_start,
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(start("/a"), start("/b"));
+    assert_eq!(start("/a"), start("/sparse"));
+    assert_ne!(start("/a"), start("/other"));
+    for (name, bytes) in [
+        ("/a", &content),
+        ("/b", &content),
+        ("/sparse", &content),
+        ("/other", &other),
+    ] {
+        assert!(a.read_file_at(name, 1 << 20).unwrap() == *bytes, "{name}");
+    }
+    // Two noise blocks of a and two of other (a hole and a fragment-less tail each).
+    assert!(summary.bytes_used < 5 * 131072, "{}", summary.bytes_used);
+}

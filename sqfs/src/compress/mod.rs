@@ -12,6 +12,7 @@ mod lz4;
 mod lzma;
 mod lzo;
 pub mod options;
+mod probe;
 mod xz;
 mod zstd;
 
@@ -132,8 +133,24 @@ impl Encoding {
         Ok(())
     }
 
-    /// A compressor with these settings (checked first).
+    /// A compressor with these settings (checked first). The slow ones (xz, zstd from
+    /// level 10) look at each block with a fast codec first and store a block it cannot
+    /// shrink as it is (see `probe.rs`).
     pub fn compressor(&self) -> Result<Box<dyn Compressor>> {
+        let codec = self.codec_compressor()?;
+        let slow = match self.codec {
+            Compression::Xz => true,
+            Compression::Zstd => self.level.unwrap_or(15) >= 10,
+            _ => false,
+        };
+        Ok(if slow {
+            Box::new(probe::Probed::new(codec)?)
+        } else {
+            codec
+        })
+    }
+
+    fn codec_compressor(&self) -> Result<Box<dyn Compressor>> {
         self.check()?;
         Ok(match self.codec {
             Compression::Gzip => Box::new(gzip::GzipWriter::new(self.level.unwrap_or(9))?),
@@ -609,6 +626,24 @@ pub(crate) mod tests {
             for input in [noise(9, 128 << 10), vec![7], Vec::new()] {
                 assert!(!c.compress(&input, &mut packed).unwrap(), "{enc:?}");
             }
+        }
+    }
+
+    #[test]
+    fn the_slow_codecs_still_shrink_skewed_bytes_without_repeats() {
+        // Random bytes from 16 symbols: no repeats to speak of, but 4 bits a byte, which
+        // the probe's literal coding sees.
+        let skewed: Vec<u8> = noise(5, 128 << 10).iter().map(|b| b & 0x0f).collect();
+        for codec in [Compression::Xz, Compression::Zstd] {
+            let mut c = Encoding::new(codec, 128 << 10).compressor().unwrap();
+            let mut out = Vec::new();
+            assert!(c.compress(&skewed, &mut out).unwrap(), "{codec:?}");
+            assert!(
+                out.len() < skewed.len() * 6 / 10,
+                "{codec:?}: {}",
+                out.len()
+            );
+            assert!(!c.compress(&noise(6, 128 << 10), &mut out).unwrap());
         }
     }
 

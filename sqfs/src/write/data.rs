@@ -1,7 +1,7 @@
 //! File contents, in the caller's thread: cut into blocks, holes found, tails packed into
 //! fragment blocks, duplicates recognised, and everything submitted to the pipeline.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fs::File;
 use std::io::{self, Read};
 use std::os::fd::AsRawFd;
@@ -45,12 +45,17 @@ pub(super) struct Data {
     fragment_count: u32,
     /// Block ids handed out.
     block_files: usize,
-    seen: HashMap<(u64, [u8; 32]), Stored>,
+    seen: HashMap<ContentKey, Stored>,
+    /// The sizes of the files in `seen`: only a file of one of them can be a duplicate.
+    sizes: HashSet<u64>,
     /// Bytes read so far (for progress).
     pub bytes_read: u64,
     /// Files found to be duplicates.
     pub duplicates: u64,
 }
+
+/// What identifies a file's content: its size and the BLAKE3 hash of its blocks.
+type ContentKey = (u64, [u8; 32]);
 
 /// Marks a hole in the content hash (data blocks hash their bytes; a hole its length).
 const HOLE_MARK: &[u8] = b"\0hole";
@@ -71,6 +76,7 @@ impl Data {
             fragment_count: 0,
             block_files: 0,
             seen: HashMap::new(),
+            sizes: HashSet::new(),
             bytes_read: 0,
             duplicates: 0,
         }
@@ -97,27 +103,43 @@ impl Data {
         }
     }
 
+    /// How a file of `size` bytes is cut: its blocks, and whether its tail goes into a
+    /// fragment.
+    fn layout(&self, size: u64) -> (u64, bool) {
+        let bs = self.block_size;
+        let to_fragment = !size.is_multiple_of(bs)
+            && match self.fragments {
+                Fragments::Never => false,
+                Fragments::SmallFiles => size < bs,
+                Fragments::Always => true,
+            };
+        let blocks = if to_fragment {
+            size / bs
+        } else {
+            size.div_ceil(bs)
+        };
+        (blocks, to_fragment)
+    }
+
     fn read(
         &mut self,
         size: u64,
         content: &mut Content,
         started: &mut bool,
     ) -> WriteResult<Stored> {
-        let bs = self.block_size;
-        let tail = size % bs;
-        let to_fragment = tail > 0
-            && match self.fragments {
-                Fragments::Never => false,
-                Fragments::SmallFiles => size < bs,
-                Fragments::Always => true,
-            };
-        let block_count = if to_fragment {
-            size / bs
-        } else {
-            size.div_ceil(bs)
-        };
-        let mut hasher = blake3::Hasher::new();
-        let mut reader = Reader::new(content);
+        let (block_count, to_fragment) = self.layout(size);
+        // A file the size of one stored before may be its duplicate: a pass that only
+        // hashes tells, before any of it is compressed. (A stream cannot be read twice: its
+        // blocks are compressed, then dropped if it is a duplicate.)
+        let rereadable = matches!(content, Content::File(_));
+        if self.dedup && rereadable && self.sizes.contains(&size) {
+            let key = self.pass(size, content, None)?.0;
+            if let Some(&earlier) = self.seen.get(&key) {
+                self.duplicates += 1;
+                self.bytes_read += size;
+                return Ok(earlier);
+            }
+        }
         let mut stored = Stored {
             size,
             sparse: 0,
@@ -130,39 +152,9 @@ impl Data {
             stored.blocks = Some(id);
             self.pipeline.submit(Item::FileStart(id))?;
             *started = true;
-            let mut holes = 0u32;
-            for i in 0..block_count {
-                let offset = i * bs;
-                let len = (size - offset).min(bs) as usize;
-                let mut buf = self.pipeline.buffer()?;
-                let data = reader.block(offset, len, &mut buf, size)?;
-                self.bytes_read += len as u64;
-                if !data {
-                    hasher.update(HOLE_MARK);
-                    hasher.update(&(len as u64).to_le_bytes());
-                    stored.sparse += len as u64;
-                    holes += 1;
-                    continue;
-                }
-                hasher.update(&buf);
-                if holes > 0 {
-                    self.pipeline.submit(Item::Holes(holes))?;
-                    holes = 0;
-                }
-                self.pipeline.submit(Item::Block(buf))?;
-            }
-            if holes > 0 {
-                self.pipeline.submit(Item::Holes(holes))?;
-            }
         }
-        let mut tail_bytes = Vec::new();
-        if to_fragment {
-            reader.read_tail(block_count * bs, tail as usize, &mut tail_bytes, size)?;
-            self.bytes_read += tail;
-            hasher.update(&tail_bytes);
-        }
-        reader.check_end(size)?;
-        let key = (size, *hasher.finalize().as_bytes());
+        let (key, tail) = self.pass(size, content, Some(&mut stored))?;
+        self.bytes_read += size;
         let earlier = self.dedup.then(|| self.seen.get(&key)).flatten().copied();
         if block_count > 0 {
             self.pipeline.submit(Item::FileEnd {
@@ -175,12 +167,70 @@ impl Data {
             return Ok(earlier);
         }
         if to_fragment {
-            stored.fragment = self.pack_tail(&tail_bytes)?;
+            stored.fragment = self.pack_tail(&tail)?;
         }
         if self.dedup && size > 0 {
             self.seen.insert(key, stored);
+            self.sizes.insert(size);
         }
         Ok(stored)
+    }
+
+    /// Reads a file of `size` bytes once: its content key (size and hash, holes hashed as
+    /// markers) and its tail if that goes to a fragment. With `stored`, its blocks are
+    /// submitted (and its holes counted there); without, they are only hashed.
+    fn pass(
+        &mut self,
+        size: u64,
+        content: &mut Content,
+        mut stored: Option<&mut Stored>,
+    ) -> WriteResult<(ContentKey, Vec<u8>)> {
+        let bs = self.block_size;
+        let (block_count, to_fragment) = self.layout(size);
+        let mut hasher = blake3::Hasher::new();
+        let mut reader = Reader::new(content);
+        let mut scratch = Vec::new();
+        let mut holes = 0u32;
+        for i in 0..block_count {
+            let offset = i * bs;
+            let len = (size - offset).min(bs) as usize;
+            let mut buf = match stored {
+                Some(_) => Some(self.pipeline.buffer()?),
+                None => None,
+            };
+            let bytes: &mut Vec<u8> = match &mut buf {
+                Some(b) => b,
+                None => &mut scratch,
+            };
+            if !reader.block(offset, len, bytes, size)? {
+                hasher.update(HOLE_MARK);
+                hasher.update(&(len as u64).to_le_bytes());
+                if let Some(stored) = &mut stored {
+                    stored.sparse += len as u64;
+                }
+                holes += 1;
+                continue;
+            }
+            hasher.update(bytes);
+            if let Some(buf) = buf {
+                if holes > 0 {
+                    self.pipeline.submit(Item::Holes(holes))?;
+                }
+                self.pipeline.submit(Item::Block(buf))?;
+            }
+            holes = 0;
+        }
+        if holes > 0 && stored.is_some() {
+            self.pipeline.submit(Item::Holes(holes))?;
+        }
+        let mut tail = Vec::new();
+        if to_fragment {
+            let len = (size % bs) as usize;
+            reader.read_tail(block_count * bs, len, &mut tail, size)?;
+            hasher.update(&tail);
+        }
+        reader.check_end(size)?;
+        Ok(((size, *hasher.finalize().as_bytes()), tail))
     }
 
     /// Puts `tail` into the open fragment block (submitting it first if `tail` does not
