@@ -247,9 +247,8 @@ fn command_page(cmd: &clap::Command, date: &str, source: &str) -> Page {
                     "sqfs pack rootfs image.sqfs",
                 ),
                 example(
-                    "zstd at level 19 with 1 MiB blocks, owned by root, without /tmp:",
-                    "sqfs pack rootfs image.sqfs -comp zstd -Xcompression-level 19 -b 1M \
-                     -all-root -e tmp",
+                    "zstd with 1 MiB blocks, everything owned by root, without tmp/:",
+                    "sqfs pack rootfs image.sqfs -comp zstd -b 1M -all-root -e tmp",
                 ),
                 example(
                     "The same image on every build:",
