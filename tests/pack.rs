@@ -191,6 +191,13 @@ fn unsquashfs_and_squashfuse_read_the_image_as_the_tree() {
     let empty_value = "xattrs/empty-and-binary";
     let image = scratch.path("for-squashfuse.sqfs");
     pack(&tree, &image, &["-comp", "zstd", "-e", empty_value]);
+    /// Unmounted when dropped, also when reading the mount panics.
+    struct Mounted(PathBuf);
+    impl Drop for Mounted {
+        fn drop(&mut self) {
+            let _ = Command::new("umount").arg(&self.0).status();
+        }
+    }
     let mnt = scratch.path("fuse");
     std::fs::create_dir(&mnt).unwrap();
     let status = Command::new("squashfuse_ll")
@@ -199,8 +206,9 @@ fn unsquashfs_and_squashfuse_read_the_image_as_the_tree() {
         .status()
         .unwrap();
     assert!(status.success(), "squashfuse_ll: {status}");
-    let mounted = sorted(from_dir(&mnt));
-    let _ = Command::new("umount").arg(&mnt).status();
+    let mount = Mounted(mnt);
+    let mounted = sorted(from_dir(&mount.0));
+    drop(mount);
     let without_xattrs = |nodes: Vec<Node>| -> Vec<Node> {
         nodes
             .into_iter()
