@@ -417,10 +417,12 @@ fn members_keep_their_fields_and_the_options_apply() {
     let mut t = Tar::default();
     // Parents only implied by a name; a uid past ustar's 7 octal digits; a name past 100
     // bytes in a PAX record; xattrs, one value holding a newline and `=`, one under a
-    // prefix SquashFS cannot store; a char device, a FIFO; a PAX time before the epoch.
+    // prefix SquashFS cannot store, one name longer than Linux's; a char device, a FIFO;
+    // a PAX time before the epoch.
     let mut deep = Header::new(b'0', "x");
     deep.size = 5;
     let long = format!("implied/parents/{}", "l".repeat(200));
+    let long_xattr = format!("SCHILY.xattr.user.{}", "x".repeat(300));
     t.member(
         &deep,
         b"hello",
@@ -432,6 +434,7 @@ fn members_keep_their_fields_and_the_options_apply() {
             ("SCHILY.xattr.user.note", b"two\nlines=yes"),
             ("SCHILY.xattr.trusted.t", b"t"),
             ("SCHILY.xattr.system.posix_acl_access", b"\x02\0\0\0"),
+            (&long_xattr, b"too long a name"),
         ],
     );
     let mut dev = Header::new(b'3', "dev/tty9");
@@ -454,7 +457,9 @@ fn members_keep_their_fields_and_the_options_apply() {
     assert!(
         stderr.starts_with("sqfs: warning: standard input: implied/parents/lll")
             && stderr.contains("extended attribute system.posix_acl_access not stored")
-            && stderr.lines().count() == 1,
+            && stderr.contains("extended attribute user.xxx")
+            && stderr.contains("names of at most 255 bytes")
+            && stderr.lines().count() == 2,
         "{stderr}"
     );
     let a = Archive::open(&image).unwrap();

@@ -258,15 +258,21 @@ impl Packer<'_> {
         let mut xattrs = Vec::new();
         if self.options.xattrs {
             for (name, value) in &member.xattrs {
-                let storable = [&b"user."[..], b"trusted.", b"security."]
+                let prefixed = [&b"user."[..], b"trusted.", b"security."]
                     .iter()
                     .any(|p| name.starts_with(p) && name.len() > p.len());
-                if storable {
+                // Linux's XATTR_NAME_MAX and XATTR_SIZE_MAX: what no file can carry.
+                let fits = name.len() <= 255 && value.len() <= 65536;
+                if prefixed && fits {
                     xattrs.push((name.clone(), value.clone()));
                 } else {
+                    let why = if prefixed {
+                        "names of at most 255 bytes and values of at most 64 KiB are stored"
+                    } else {
+                        "SquashFS stores user., trusted. and security. ones"
+                    };
                     self.warn(format!(
-                        "{}: extended attribute {} not stored (SquashFS stores user., \
-                         trusted. and security. ones)",
+                        "{}: extended attribute {} not stored ({why})",
                         self.path(&member.name),
                         show(name)
                     ));
