@@ -673,6 +673,18 @@ fn hostile_archives_fail_in_one_line_and_leave_the_old_image() {
             "a name component of 300 bytes",
         ),
         (
+            "a 4096-byte symlink target",
+            {
+                let mut h = Header::new(b'2', "s");
+                h.link = b"t".to_vec();
+                let target = "t".repeat(4096);
+                Tar::default()
+                    .member(&h, &[], &[("linkpath", target.as_bytes())])
+                    .finish()
+            },
+            "s: a symlink target of 4096 bytes (Linux's limit is 4095)",
+        ),
+        (
             "a NUL in a name",
             Tar::default()
                 .member(&Header::new(b'0', "x"), &[], &[("path", b"a\0b")])

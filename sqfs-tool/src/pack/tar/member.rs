@@ -172,7 +172,19 @@ impl Member {
             },
             // 'D': GNU's incremental dumps list a directory's names in its data.
             b'5' | b'D' => Kind::Dir,
-            b'2' => Kind::Symlink(link_target()?),
+            b'2' => {
+                let target = link_target()?;
+                // Linux's symlink(2) takes at most PATH_MAX - 1 bytes, and the kernel's
+                // readlink of an image shows no more: a longer target would read as
+                // another one.
+                if target.len() > 4095 {
+                    return Err(bad(format!(
+                        "a symlink target of {} bytes (Linux's limit is 4095)",
+                        target.len()
+                    )));
+                }
+                Kind::Symlink(target)
+            }
             b'1' => Kind::HardLink(link_target()?),
             b'3' => Kind::Special(Special::CharDevice {
                 major: device(header.device_major())?,
