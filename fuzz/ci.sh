@@ -15,7 +15,7 @@ cd "$ROOT"
 SECS=${FUZZ_SECONDS:-60}
 SANITIZER=${FUZZ_SANITIZER:-none}
 TARGETS=("$@")
-[[ ${#TARGETS[@]} -gt 0 ]] || TARGETS=(image decompress metadata mutate extract sif)
+[[ ${#TARGETS[@]} -gt 0 ]] || TARGETS=(image decompress metadata mutate extract sif pack)
 
 # cargo-fuzz passes nightly-only flags to rustc; only a stable toolchain is installed.
 export RUSTC_BOOTSTRAP=1
@@ -40,6 +40,8 @@ for t in "${TARGETS[@]}"; do
     extra=()
     # mutate's inputs are short patch lists; let them grow past the 1-byte seeds.
     [[ $t == mutate ]] && extra=(-max_len=512)
+    # pack's inputs are programs: longer ones build bigger trees.
+    [[ $t == pack ]] && extra=(-max_len=4096)
     if ! cargo fuzz run -s "$SANITIZER" "$t" "fuzz/corpus/$t" -- \
         -max_total_time="$SECS" -timeout=10 -rss_limit_mb=2048 -malloc_limit_mb=2048 \
         -print_final_stats=1 "${extra[@]}"; then

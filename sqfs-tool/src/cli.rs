@@ -95,12 +95,16 @@ pub enum Command {
 /// `sqfs pack`'s arguments, under mksquashfs's names.
 #[derive(clap::Args, Debug)]
 pub struct PackArgs {
-    /// The directory to pack
-    #[arg(value_name = "DIR", value_hint = ValueHint::DirPath)]
+    /// The directory to pack (with --tar: the tar archive, - for standard input)
+    #[arg(value_name = "DIR", value_hint = ValueHint::AnyPath)]
     pub source: PathBuf,
     /// The image to write
     #[arg(value_name = "IMAGE", value_hint = ValueHint::FilePath)]
     pub image: PathBuf,
+    /// DIR is a tar archive (plain, or compressed with gzip, zstd or xz; - reads standard
+    /// input), packed as tar2sqfs packs it, without unpacking it to disk
+    #[arg(long = "tar")]
+    pub tar: bool,
     /// Compressor: gzip, xz, zstd, lz4 or lzo
     #[arg(long = "comp", value_name = "COMP", default_value = "gzip",
           value_parser = ["gzip", "xz", "zstd", "lz4", "lzo"], hide_possible_values = true)]
@@ -225,6 +229,7 @@ const ONE_DASH_LONG: &[&str] = &[
     "-mkfs-time",
     "-all-time",
     "-noappend",
+    "-tar",
 ];
 
 /// unsquashfs and mksquashfs spell their long options with one dash; `sqfs extract` and

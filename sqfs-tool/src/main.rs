@@ -60,8 +60,8 @@ fn run(cli: Cli) -> Result<(), String> {
             let epoch = std::env::var_os("SOURCE_DATE_EPOCH");
             let options =
                 pack::Options::from_args(&args, epoch.as_deref()).map_err(|e| e.to_string())?;
-            let summary =
-                pack::pack(&args.source, &args.image, &options).map_err(|e| e.to_string())?;
+            let pack = if args.tar { pack::pack_tar } else { pack::pack };
+            let summary = pack(&args.source, &args.image, &options).map_err(|e| e.to_string())?;
             if !args.quiet {
                 println!("{summary}");
             }

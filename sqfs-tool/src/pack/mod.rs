@@ -8,6 +8,7 @@ pub mod options;
 mod output;
 mod progress;
 mod source;
+mod tar;
 mod walk;
 
 use std::fmt;
@@ -17,6 +18,7 @@ use std::time::{Duration, Instant};
 
 pub use error::{Error, Result};
 pub use options::Options;
+pub use tar::pack_tar;
 
 use output::Output;
 use walk::Walk;

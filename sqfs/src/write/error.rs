@@ -26,6 +26,9 @@ pub enum WriteError {
     /// Two entries of one directory have the same name.
     #[error("{0:?} is in its directory twice")]
     Duplicate(String),
+    /// No entry of that name in the directory ([`crate::Writer::remove`]).
+    #[error("{0:?} is not in its directory")]
+    NotFound(String),
     /// The parent given is not a directory of this writer, or a hard link's target is a
     /// directory.
     #[error("not a directory, or a hard link to one")]

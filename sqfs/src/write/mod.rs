@@ -307,6 +307,15 @@ impl Writer {
         self.tree.link(parent.0, name, target.0)
     }
 
+    /// Takes the entry `name` out of `parent`, so that another entry can be added under
+    /// that name (a later tar member replaces an earlier one). A directory goes with
+    /// everything under it; a hard-linked file keeps its other names. A file's blocks
+    /// stay in the image, unreferenced unless a later file has the same content.
+    pub fn remove(&mut self, parent: NodeId, name: &[u8]) -> WriteResult<()> {
+        self.usable()?;
+        self.tree.remove(parent.0, name)
+    }
+
     /// Bytes of file content read so far (for progress).
     pub fn bytes_read(&self) -> u64 {
         self.data.bytes_read

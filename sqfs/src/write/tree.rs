@@ -130,6 +130,27 @@ impl Tree {
         Ok(())
     }
 
+    /// Takes the entry `name` out of `parent` (the caller replaces it, as a later tar
+    /// member replaces an earlier one of the same path). Its node stays unreachable and
+    /// is not written; every node it named loses that name (a directory's whole subtree:
+    /// a hard link from inside it to a file elsewhere is one name fewer for that file).
+    pub(super) fn remove(&mut self, parent: u32, name: &[u8]) -> WriteResult<()> {
+        let entries = self.entries(parent)?;
+        let at = entries
+            .iter()
+            .position(|e| &*e.name == name)
+            .ok_or_else(|| WriteError::NotFound(show(name)))?;
+        let mut gone = vec![entries.swap_remove(at).node];
+        while let Some(node) = gone.pop() {
+            let node = &mut self.nodes[node as usize];
+            match &mut node.body {
+                Body::Dir(entries) => gone.extend(std::mem::take(entries).iter().map(|e| e.node)),
+                _ => node.names = node.names.saturating_sub(1),
+            }
+        }
+        Ok(())
+    }
+
     /// Sorts every directory's entries by name (bytewise, as listings must be), refusing a
     /// name that is there twice.
     pub(super) fn sort(&mut self) -> WriteResult<()> {
