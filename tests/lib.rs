@@ -7,6 +7,7 @@ pub mod corpus;
 pub mod fuse_daemon;
 pub mod hostile;
 pub mod mpi;
+pub mod packing;
 pub mod reachable;
 pub mod skip;
 pub mod snapshot;

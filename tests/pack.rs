@@ -5,39 +5,19 @@
 //! do; bad input, unreadable files, a file that changes size and an interrupted pack are
 //! handled as the README says.
 
-use std::collections::BTreeMap;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use e2e_tests::corpus::{images, repo_root};
+use e2e_tests::packing::{
+    files_in, link_groups, one_error_line, same_tree, small_tree, sorted, succeeded, Scratch,
+};
 use e2e_tests::skip::{needs, Need};
 use e2e_tests::snapshot::{compare, from_archive, from_dir, Ignore, Node};
 use e2e_tests::sys::{built_binary, LoopMount};
 use sqfs::Archive;
-
-/// A directory of the test's own, removed with what it holds.
-struct Scratch(PathBuf);
-
-impl Scratch {
-    fn new(name: &str) -> Scratch {
-        let dir = std::env::temp_dir().join(format!("sqfs-pack-{}-{name}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        Scratch(dir)
-    }
-
-    fn path(&self, name: &str) -> PathBuf {
-        self.0.join(name)
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 fn sqfs() -> Command {
     Command::new(built_binary("sqfs"))
@@ -61,60 +41,13 @@ fn pack_with(source: &Path, image: &Path, args: &[&str], env: &[(&str, &str)]) -
 /// `sqfs pack` that must succeed without a word.
 fn pack(source: &Path, image: &Path, args: &[&str]) {
     let out = pack_with(source, image, args, &[]);
-    assert!(
-        out.status.success() && out.stderr.is_empty(),
-        "sqfs pack {args:?}: {}\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
+    succeeded(&out, &format!("sqfs pack {args:?}"));
 }
 
 /// The corpus tree (built first if it is out of date).
 fn corpus_tree() -> PathBuf {
     let _ = images();
     repo_root().join("testdata/out/tree")
-}
-
-/// A snapshot in path order (a directory on disk lists in its own order, an image sorted),
-/// each node's xattrs in name order (listxattr gives the file system's order: the source
-/// tree's, or the order an image stores them in, which is by name for ours).
-fn sorted(mut nodes: Vec<Node>) -> Vec<Node> {
-    nodes.sort_by(|a, b| a.path.cmp(&b.path));
-    for n in &mut nodes {
-        n.xattrs.sort();
-    }
-    nodes
-}
-
-/// The sets of paths that are one inode (hard links), in path order.
-fn link_groups(nodes: &[Node]) -> Vec<Vec<Vec<u8>>> {
-    let mut by_ino: BTreeMap<u64, Vec<Vec<u8>>> = BTreeMap::new();
-    for n in nodes.iter().filter(|n| n.mode & 0o170000 != 0o040000) {
-        by_ino.entry(n.ino).or_default().push(n.path.clone());
-    }
-    let mut groups: Vec<Vec<Vec<u8>>> = by_ino.into_values().filter(|g| g.len() > 1).collect();
-    groups.sort();
-    groups
-}
-
-/// Checks that `actual` shows the tree `expected` shows: every field a user sees (inode
-/// numbers aside, and directory sizes and link counts, which are each file system's own),
-/// and the same names for each hard-linked inode.
-fn same_tree(what: &str, expected: &[Node], actual: &[Node]) {
-    let ignore = Ignore {
-        ino: true,
-        dir_size: true,
-        nlink: false,
-    };
-    if let Err(diff) = compare(expected, actual, ignore) {
-        panic!("{what}:\n{diff}");
-    }
-    assert_eq!(
-        link_groups(expected),
-        link_groups(actual),
-        "{what}: hard links"
-    );
-    assert!(!link_groups(expected).is_empty(), "the tree has hard links");
 }
 
 #[test]
@@ -124,7 +57,7 @@ fn the_kernel_mounts_every_codecs_image_of_the_corpus_tree_as_the_tree() {
     }
     let tree = corpus_tree();
     let expected = sorted(from_dir(&tree));
-    let scratch = Scratch::new("codecs");
+    let scratch = Scratch::new("sqfs-pack", "codecs");
     let runs: &[(&str, &[&str])] = &[
         ("gzip", &["-comp", "gzip"]),
         ("xz", &["-comp", "xz", "-Xbcj", "x86,arm"]),
@@ -165,7 +98,7 @@ fn unsquashfs_and_squashfuse_read_the_image_as_the_tree() {
     }
     let tree = corpus_tree();
     let expected = sorted(from_dir(&tree));
-    let scratch = Scratch::new("readers");
+    let scratch = Scratch::new("sqfs-pack", "readers");
     let image = scratch.path("image.sqfs");
     pack(&tree, &image, &["-comp", "zstd"]);
 
@@ -232,7 +165,7 @@ fn the_tree_packed_by_mksquashfs_and_by_sqfs_pack_reads_the_same() {
         return;
     }
     let tree = corpus_tree();
-    let scratch = Scratch::new("both");
+    let scratch = Scratch::new("sqfs-pack", "both");
     for codec in ["gzip", "xz", "zstd", "lz4", "lzo"] {
         let theirs = images()
             .iter()
@@ -307,7 +240,7 @@ fn the_same_bytes_across_runs_and_thread_counts() {
         return;
     }
     let tree = corpus_tree();
-    let scratch = Scratch::new("reproducible");
+    let scratch = Scratch::new("sqfs-pack", "reproducible");
     let epoch = "1700000000";
     let mut images = Vec::new();
     for (i, threads) in ["1", "2", "8", "2"].iter().enumerate() {
@@ -346,18 +279,10 @@ fn the_same_bytes_across_runs_and_thread_counts() {
 }
 
 /// A small tree: files (one hard-linked), a subdirectory, a symlink out of the tree.
-fn small_tree(root: &Path) {
-    std::fs::create_dir_all(root.join("sub/deeper")).unwrap();
-    std::fs::write(root.join("a"), b"a file\n").unwrap();
-    std::fs::write(root.join("sub/b"), vec![7u8; 300_000]).unwrap();
-    std::fs::write(root.join("sub/deeper/c"), b"c").unwrap();
-    std::fs::hard_link(root.join("a"), root.join("sub/a-link")).unwrap();
-    std::os::unix::fs::symlink("/etc", root.join("etc-link")).unwrap();
-}
 
 #[test]
 fn owners_times_exclusions_and_xattrs_as_asked() {
-    let scratch = Scratch::new("options");
+    let scratch = Scratch::new("sqfs-pack", "options");
     let tree = scratch.path("tree");
     small_tree(&tree);
     let image = scratch.path("image.sqfs");
@@ -412,29 +337,9 @@ fn owners_times_exclusions_and_xattrs_as_asked() {
 }
 
 /// Whether `out` failed with exactly one line on stderr, `sqfs: error:` and `expected`.
-fn one_error_line(out: &Output, expected: &str) {
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success(), "succeeded: {stderr}");
-    assert_eq!(stderr.lines().count(), 1, "{stderr}");
-    assert!(
-        stderr.starts_with("sqfs: error: ") && stderr.contains(expected),
-        "expected {expected:?} in {stderr:?}"
-    );
-}
-
-/// The files in `dir` (the image and any temporary left beside it).
-fn files_in(dir: &Path) -> Vec<String> {
-    let mut names: Vec<String> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
-    names.sort();
-    names
-}
-
 #[test]
 fn bad_input_is_one_line_and_leaves_nothing() {
-    let scratch = Scratch::new("bad");
+    let scratch = Scratch::new("sqfs-pack", "bad");
     let tree = scratch.path("tree");
     small_tree(&tree);
     let out_dir = scratch.path("out");
@@ -458,7 +363,8 @@ fn bad_input_is_one_line_and_leaves_nothing() {
             &[("SOURCE_DATE_EPOCH", "yesterday")],
             "SOURCE_DATE_EPOCH",
         ),
-        (&["-wildcards"], &[], "unexpected argument"),
+        (&["-wildcards", "-regex"], &[], "cannot be used with"),
+        (&["-regex", "-e", "a("], &[], "exclude \"a(\""),
     ];
     for (args, env, expected) in cases {
         one_error_line(&pack_with(&tree, &image, args, env), expected);
@@ -478,7 +384,7 @@ fn bad_input_is_one_line_and_leaves_nothing() {
 
 #[test]
 fn an_image_inside_the_tree_is_not_packed_into_itself() {
-    let scratch = Scratch::new("inside");
+    let scratch = Scratch::new("sqfs-pack", "inside");
     let tree = scratch.path("tree");
     small_tree(&tree);
     let image = tree.join("image.sqfs");
@@ -495,7 +401,7 @@ fn a_file_that_changes_size_is_an_error_naming_it() {
     if !needs(&[Need::Root]) {
         return;
     }
-    let scratch = Scratch::new("changing");
+    let scratch = Scratch::new("sqfs-pack", "changing");
     let tree = scratch.path("tree");
     small_tree(&tree);
     // A /proc file says it holds 0 bytes and reads as more: what a file growing while it
@@ -530,7 +436,7 @@ fn unreadable_entries_are_packed_as_mksquashfs_packs_them() {
     if !needs(&[Need::Root]) {
         return;
     }
-    let scratch = Scratch::new("unreadable");
+    let scratch = Scratch::new("sqfs-pack", "unreadable");
     std::fs::set_permissions(&scratch.0, std::fs::Permissions::from_mode(0o755)).unwrap();
     let tree = scratch.path("tree");
     small_tree(&tree);
@@ -603,7 +509,7 @@ fn unreadable_entries_are_packed_as_mksquashfs_packs_them() {
 
 #[test]
 fn an_interrupted_pack_leaves_the_old_image_and_no_temporary() {
-    let scratch = Scratch::new("interrupted");
+    let scratch = Scratch::new("sqfs-pack", "interrupted");
     let tree = scratch.path("tree");
     std::fs::create_dir(&tree).unwrap();
     // Noise that xz takes a long while over on one thread: the pack is still running when
@@ -652,5 +558,131 @@ fn an_interrupted_pack_leaves_the_old_image_and_no_temporary() {
         assert_eq!(status.signal(), Some(signal), "{status}");
         assert_eq!(files_in(&out_dir), ["image.sqfs"]);
         assert_eq!(std::fs::read(&image).unwrap(), b"the old image");
+    }
+}
+
+/// The paths an image holds, in order.
+fn paths_in(image: &Path) -> Vec<String> {
+    let nodes = sorted(from_archive(&Archive::open(image).unwrap()).unwrap());
+    nodes
+        .iter()
+        .map(|n| String::from_utf8_lossy(&n.path).into_owned())
+        .collect()
+}
+
+#[test]
+fn wildcard_and_regex_excludes_leave_out_what_mksquashfs_leaves_out() {
+    let scratch = Scratch::new("sqfs-pack", "patterns");
+    let tree = scratch.path("tree");
+    for dir in ["a/b/c", "d/b", ".hid"] {
+        std::fs::create_dir_all(tree.join(dir)).unwrap();
+    }
+    for file in [
+        "x.gz",
+        "a/y.gz",
+        "a/b/z.gz",
+        "a/b/c/w.txt",
+        "d/b/q.gz",
+        ".h.gz",
+        "a/.k.gz",
+        ".hid/m.txt",
+        "top.txt",
+    ] {
+        std::fs::write(tree.join(file), file).unwrap();
+    }
+    let tar = scratch.path("tree.tar");
+    let out = Command::new("tar")
+        .arg("-C")
+        .arg(&tree)
+        .arg("-cf")
+        .arg(&tar)
+        .arg(".")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "tar: {out:?}");
+    let cases: &[(&str, &[&str])] = &[
+        (
+            "-wildcards",
+            &[
+                "*.gz",
+                "... *.gz",
+                "a/*",
+                "*/b",
+                "... b",
+                "@(a|d)",
+                "a/b/c/w.txt",
+                "... .*",
+                "... *",
+                "+(x|top).*",
+                "!(a)",
+                "a//b/",
+                "[ad]/?",
+                "nothing",
+            ],
+        ),
+        (
+            "-regex",
+            &[
+                "gz$",
+                "^a$",
+                "... ^b$",
+                "b",
+                "^[a-c]$/^b$",
+                "... ^[[:alpha:]]$",
+                ".",
+            ],
+        ),
+    ];
+    let (theirs, ours, from_tar) = (
+        scratch.path("theirs.sqfs"),
+        scratch.path("ours.sqfs"),
+        scratch.path("tar.sqfs"),
+    );
+    let mut left_out_something = 0;
+    for (syntax, patterns) in cases {
+        for pattern in *patterns {
+            let out = Command::new("mksquashfs")
+                .arg(&tree)
+                .arg(&theirs)
+                .args(["-noappend", "-no-progress", "-quiet", syntax, "-e", pattern])
+                .output()
+                .unwrap();
+            assert!(
+                out.status.success(),
+                "mksquashfs {syntax} {pattern}: {out:?}"
+            );
+            pack(&tree, &ours, &[syntax, "-e", pattern]);
+            let expected = paths_in(&theirs);
+            assert_eq!(paths_in(&ours), expected, "{syntax} -e {pattern:?}");
+            let tar_args = [
+                "pack",
+                "--tar",
+                tar.to_str().unwrap(),
+                from_tar.to_str().unwrap(),
+            ];
+            let out = sqfs()
+                .args(tar_args)
+                .args(["-quiet", syntax, "-e", pattern])
+                .output()
+                .unwrap();
+            succeeded(&out, &format!("sqfs pack --tar {syntax} -e {pattern:?}"));
+            assert_eq!(
+                paths_in(&from_tar),
+                expected,
+                "--tar {syntax} -e {pattern:?}"
+            );
+            left_out_something += usize::from(expected.len() < 16);
+        }
+    }
+    assert_eq!(left_out_something, 19, "the patterns that leave things out");
+
+    // As mksquashfs: patterns are relative to the source, and a bad one is one line.
+    for (syntax, pattern, says) in [
+        ("-wildcards", "/abs", "/, ./ and ../ prefixed"),
+        ("-regex", "./a", "/, ./ and ../ prefixed"),
+        ("-regex", "a(", "a("),
+    ] {
+        let out = pack_with(&tree, &ours, &[syntax, "-e", pattern], &[]);
+        one_error_line(&out, says);
     }
 }

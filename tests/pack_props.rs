@@ -11,8 +11,9 @@
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::os::unix::fs::FileExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
+use e2e_tests::packing::{sorted, Scratch};
 use e2e_tests::skip::{needs, Need};
 use e2e_tests::snapshot::{compare, digest, from_archive, from_dir, Ignore, Node};
 use e2e_tests::sys::LoopMount;
@@ -514,23 +515,6 @@ impl Model {
 }
 
 /// A scratch directory of the test's own.
-struct Scratch(PathBuf);
-
-impl Scratch {
-    fn new(name: &str) -> Scratch {
-        let dir = std::env::temp_dir().join(format!("sqfs-props-{}-{name}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        Scratch(dir)
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
 /// Packs `case` into `image`; the model of what it holds.
 fn pack(case: &Case, image: &Path, scratch: &Path) -> Model {
     let options = WriteOptions {
@@ -562,14 +546,6 @@ fn pack(case: &Case, image: &Path, scratch: &Path) -> Model {
         "inodes written"
     );
     model
-}
-
-fn sorted(mut nodes: Vec<Node>) -> Vec<Node> {
-    nodes.sort_by(|a, b| a.path.cmp(&b.path));
-    for n in &mut nodes {
-        n.xattrs.sort();
-    }
-    nodes
 }
 
 /// The groups of paths with one inode number.
@@ -632,7 +608,7 @@ fn read_back(case: &Case, image: &Path, model: &Model) -> Result<(), TestCaseErr
 
 #[test]
 fn random_trees_read_back_as_written() {
-    let scratch = Scratch::new("library");
+    let scratch = Scratch::new("sqfs-props", "library");
     let image = scratch.0.join("image.sqfs");
     let mut runner = TestRunner::new(Config {
         cases: 512,
@@ -680,7 +656,7 @@ fn random_trees_mount_in_the_kernel_as_written() {
     if !needs(&[Need::Root]) {
         return;
     }
-    let scratch = Scratch::new("kernel");
+    let scratch = Scratch::new("sqfs-props", "kernel");
     // A fixed seed: the same few trees every run, each mounted by the kernel.
     let mut runner = TestRunner::new_with_rng(
         Config {

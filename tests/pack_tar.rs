@@ -7,39 +7,17 @@
 #[path = "raw_tar.rs"]
 mod raw_tar;
 
-use std::collections::BTreeMap;
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
 use e2e_tests::corpus::{images, repo_root};
+use e2e_tests::packing::{self, files_in, same_tree, sorted, succeeded, Scratch};
 use e2e_tests::skip::{needs, Need};
-use e2e_tests::snapshot::{compare, from_archive, from_dir, Ignore, Node};
+use e2e_tests::snapshot::{from_archive, from_dir, Node};
 use e2e_tests::sys::{built_binary, LoopMount};
 use raw_tar::{Header, Tar};
 use sqfs::{Archive, FileType};
-
-/// A directory of the test's own, removed with what it holds.
-struct Scratch(PathBuf);
-
-impl Scratch {
-    fn new(name: &str) -> Scratch {
-        let dir = std::env::temp_dir().join(format!("sqfs-pack-tar-{}-{name}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        Scratch(dir)
-    }
-
-    fn path(&self, name: &str) -> PathBuf {
-        self.0.join(name)
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 /// Runs `sqfs pack --tar SOURCE IMAGE ARGS... -quiet`, with `stdin` fed in if given.
 fn pack_tar_with(
@@ -75,15 +53,6 @@ fn pack_tar_with(
         });
     }
     child.wait_with_output().unwrap()
-}
-
-fn succeeded(out: &Output, what: &str) {
-    assert!(
-        out.status.success() && out.stderr.is_empty(),
-        "{what}: {}\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
 }
 
 /// Packs the archive at `tar` into `image`; must succeed without a word.
@@ -131,25 +100,6 @@ fn gnu_tar(dir: &Path, tar: &Path, args: &[&str]) {
     );
 }
 
-fn sorted(mut nodes: Vec<Node>) -> Vec<Node> {
-    nodes.sort_by(|a, b| a.path.cmp(&b.path));
-    for n in &mut nodes {
-        n.xattrs.sort();
-    }
-    nodes
-}
-
-/// The sets of paths that are one inode (hard links), in path order.
-fn link_groups(nodes: &[Node]) -> Vec<Vec<Vec<u8>>> {
-    let mut by_ino: BTreeMap<u64, Vec<Vec<u8>>> = BTreeMap::new();
-    for n in nodes.iter().filter(|n| n.mode & 0o170000 != 0o040000) {
-        by_ino.entry(n.ino).or_default().push(n.path.clone());
-    }
-    let mut groups: Vec<Vec<Vec<u8>>> = by_ino.into_values().filter(|g| g.len() > 1).collect();
-    groups.sort();
-    groups
-}
-
 /// GNU tar 1.34 stores a hard-linked FIFO as two FIFOs (it links regular files and
 /// symlinks only): the tree as its archive holds it has the corpus's two FIFO names as
 /// two inodes.
@@ -165,23 +115,6 @@ fn as_gnu_tar_keeps_it(mut nodes: Vec<Node>) -> Vec<Node> {
     nodes
 }
 
-fn same_tree(what: &str, expected: &[Node], actual: &[Node]) {
-    let ignore = Ignore {
-        ino: true,
-        dir_size: true,
-        nlink: false,
-    };
-    if let Err(diff) = compare(expected, actual, ignore) {
-        panic!("{what}:\n{diff}");
-    }
-    assert_eq!(
-        link_groups(expected),
-        link_groups(actual),
-        "{what}: hard links"
-    );
-    assert!(!link_groups(expected).is_empty(), "the tree has hard links");
-}
-
 #[test]
 fn gnu_tars_of_the_corpus_tree_mount_as_the_tree_packed_from_its_directory() {
     if !needs(&[Need::Root, Need::Corpus]) {
@@ -189,7 +122,7 @@ fn gnu_tars_of_the_corpus_tree_mount_as_the_tree_packed_from_its_directory() {
     }
     let _ = images();
     let tree = repo_root().join("testdata/out/tree");
-    let scratch = Scratch::new("corpus");
+    let scratch = Scratch::new("sqfs-pack-tar", "corpus");
     // GNU tar leaves the socket out; the directory is packed without it to match.
     let dir_image = scratch.path("dir.sqfs");
     pack_dir(&tree, &dir_image, &["-comp", "zstd", "-e", "dev/socket"]);
@@ -252,13 +185,9 @@ fn gnu_tars_of_the_corpus_tree_mount_as_the_tree_packed_from_its_directory() {
 }
 
 /// A small tree with a hard link, a symlink, a long name and a sparse file.
+/// `packing::small_tree` with a long name and a sparse file.
 fn small_tree(root: &Path) {
-    std::fs::create_dir_all(root.join("sub/deeper")).unwrap();
-    std::fs::write(root.join("a"), b"a file\n").unwrap();
-    std::fs::write(root.join("sub/b"), vec![7u8; 300_000]).unwrap();
-    std::fs::write(root.join("sub/deeper/c"), b"c").unwrap();
-    std::fs::hard_link(root.join("a"), root.join("sub/a-link")).unwrap();
-    std::os::unix::fs::symlink("/etc", root.join("etc-link")).unwrap();
+    packing::small_tree(root);
     std::fs::write(root.join(format!("long-{}", "n".repeat(150))), b"long").unwrap();
     let sparse = std::fs::File::create(root.join("sparse")).unwrap();
     sparse.set_len(5 << 20).unwrap();
@@ -267,7 +196,7 @@ fn small_tree(root: &Path) {
 
 #[test]
 fn standard_input_and_compressed_archives_give_the_same_bytes() {
-    let scratch = Scratch::new("stdin");
+    let scratch = Scratch::new("sqfs-pack-tar", "stdin");
     let tree = scratch.path("tree");
     small_tree(&tree);
     let tar = scratch.path("t.tar");
@@ -357,7 +286,7 @@ fn read_file(a: &Archive, path: &str) -> Vec<u8> {
 
 #[test]
 fn later_members_replace_earlier_ones_as_extraction_would() {
-    let scratch = Scratch::new("replace");
+    let scratch = Scratch::new("sqfs-pack-tar", "replace");
     let mut t = Tar::default();
     t.file("a", b"first")
         .file("./a", b"second")
@@ -413,7 +342,7 @@ fn later_members_replace_earlier_ones_as_extraction_would() {
 
 #[test]
 fn members_keep_their_fields_and_the_options_apply() {
-    let scratch = Scratch::new("fields");
+    let scratch = Scratch::new("sqfs-pack-tar", "fields");
     let mut t = Tar::default();
     // Parents only implied by a name; a uid past ustar's 7 octal digits; a name past 100
     // bytes in a PAX record; xattrs, one value holding a newline and `=`, one under a
@@ -556,19 +485,9 @@ fn attr_of(a: &Archive, path: &str) -> sqfs::Attr {
     a.attr(&a.lookup_path(path).unwrap()).unwrap()
 }
 
-/// The files in `dir`.
-fn files_in(dir: &Path) -> Vec<String> {
-    let mut names: Vec<String> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
-    names.sort();
-    names
-}
-
 #[test]
 fn hostile_archives_fail_in_one_line_and_leave_the_old_image() {
-    let scratch = Scratch::new("hostile");
+    let scratch = Scratch::new("sqfs-pack-tar", "hostile");
     let image = scratch.path("image.sqfs");
     let fine = Tar::default().file("ok", b"fine").finish();
     let mut truncated = Tar::default();

@@ -168,6 +168,14 @@ pub struct PackArgs {
     /// Leave out the paths listed in FILE, one per line
     #[arg(long = "ef", value_name = "FILE", value_hint = ValueHint::FilePath)]
     pub exclude_file: Vec<PathBuf>,
+    /// Read excludes as shell wildcards (`*`, `?`, `[..]`, `@(a|b)`, …), one per directory
+    /// level from DIR; a pattern starting with "... " matches at any depth
+    #[arg(long = "wildcards", conflicts_with = "regex")]
+    pub wildcards: bool,
+    /// Read excludes as POSIX extended regular expressions, one per directory level from
+    /// DIR; a pattern starting with "... " matches at any depth
+    #[arg(long = "regex")]
+    pub regex: bool,
     /// The image's creation time, in seconds since the epoch (default: SOURCE_DATE_EPOCH,
     /// else now)
     #[arg(long = "mkfs-time", value_name = "SECONDS")]
@@ -226,6 +234,8 @@ const ONE_DASH_LONG: &[&str] = &[
     "-no-duplicates",
     "-no-exports",
     "-ef",
+    "-wildcards",
+    "-regex",
     "-mkfs-time",
     "-all-time",
     "-noappend",

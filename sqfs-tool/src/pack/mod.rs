@@ -4,6 +4,7 @@
 //! (`output.rs`).
 
 mod error;
+mod exclude;
 pub mod options;
 mod output;
 mod progress;
@@ -11,6 +12,8 @@ mod source;
 mod tar;
 mod walk;
 
+use indicatif::ProgressBar;
+use sqfs::{WriteError, Writer};
 use std::fmt;
 use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
@@ -85,10 +88,6 @@ pub fn pack(source: &Path, image: &Path, options: &Options) -> Result<Summary> {
     crate::sys::raise_fd_limit();
     let output = Output::create(image)?;
     let own_files = output.own_files();
-    let file = output.file.try_clone().map_err(|e| Error::Image {
-        path: image.display().to_string(),
-        source: e,
-    })?;
     let progress = progress::bar(options.progress, &root, &excludes);
     let root_xattrs = if options.xattrs {
         source::xattrs_of(root.as_fd()).map_err(|e| Error::Source {
@@ -99,15 +98,7 @@ pub fn pack(source: &Path, image: &Path, options: &Options) -> Result<Summary> {
         Vec::new()
     };
     let root_meta = options.meta(&root_stat, root_xattrs);
-    let image_error = |e| Error::Write {
-        path: image.display().to_string(),
-        source: e,
-    };
-    let mut writer =
-        sqfs::Writer::create(file, &options.write, root_meta).map_err(|e| match e {
-            sqfs::WriteError::Options(why) => Error::Options(why),
-            e => image_error(e),
-        })?;
+    let mut writer = start(&output, image, options, root_meta)?;
     let mut walk = Walk {
         writer: &mut writer,
         options,
@@ -120,7 +111,39 @@ pub fn pack(source: &Path, image: &Path, options: &Options) -> Result<Summary> {
     };
     walk.run(root)?;
     let warnings = walk.warnings;
-    let written = writer.finish().map_err(image_error)?;
+    finish(writer, output, &progress, image, options, warnings, started)
+}
+
+/// The writer of the image `output` is making, its root directory's meta `root`; options
+/// the writer refuses are the user's error.
+fn start(output: &Output, image: &Path, options: &Options, root: sqfs::Meta) -> Result<Writer> {
+    let file = output.file.try_clone().map_err(|e| Error::Image {
+        path: image.display().to_string(),
+        source: e,
+    })?;
+    Writer::create(file, &options.write, root).map_err(|e| match e {
+        WriteError::Options(why) => Error::Options(why),
+        e => Error::Write {
+            path: image.display().to_string(),
+            source: e,
+        },
+    })
+}
+
+/// Writes the image's tables, puts the image in place, and says what it holds.
+fn finish(
+    writer: Writer,
+    output: Output,
+    progress: &ProgressBar,
+    image: &Path,
+    options: &Options,
+    warnings: u64,
+    started: Instant,
+) -> Result<Summary> {
+    let written = writer.finish().map_err(|e| Error::Write {
+        path: image.display().to_string(),
+        source: e,
+    })?;
     progress.finish_and_clear();
     output.commit()?;
     Ok(Summary {

@@ -1,14 +1,14 @@
 //! `sqfs pack`'s command line made into what the walk and the writer take: mksquashfs's
 //! option values parsed, owners and times resolved, SOURCE_DATE_EPOCH applied.
 
-use std::collections::HashSet;
 use std::ffi::{CString, OsStr};
 use std::os::unix::ffi::OsStrExt;
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 
 use sqfs::{Compression, Fragments, WriteOptions, Xattr};
 
 use super::error::{Error, Result};
+use super::exclude::{Excludes, Syntax};
 use super::source::{self, Stat};
 use crate::cli::PackArgs;
 
@@ -20,6 +20,8 @@ pub struct Options {
     pub xattrs: bool,
     /// Paths to leave out, as given (`-e`, and the lines of `-ef` files).
     pub exclude: Vec<PathBuf>,
+    /// How `exclude` is read.
+    pub exclude_syntax: Syntax,
     /// Every entry's mtime (`-all-time`).
     pub all_time: Option<u32>,
     /// No entry's mtime later than this (SOURCE_DATE_EPOCH).
@@ -151,38 +153,22 @@ impl Options {
             force_gid,
             xattrs: !args.no_xattrs,
             exclude,
+            exclude_syntax: if args.regex {
+                Syntax::Regex
+            } else if args.wildcards {
+                Syntax::Wildcards
+            } else {
+                Syntax::Paths
+            },
             all_time: args.all_time,
             clamp_time: epoch,
             progress: !args.quiet && !args.no_progress,
         })
     }
 
-    /// The excluded paths relative to `source`, as the walk finds them: `a/b`. An absolute
-    /// path counts if it lies under `source` (as given or with its symlinks resolved);
-    /// others name nothing in the tree and are ignored, as mksquashfs ignores them.
-    pub(super) fn excludes(&self, source: &Path) -> Result<HashSet<Vec<u8>>> {
-        let bases: Vec<PathBuf> = [std::path::absolute(source).ok(), source.canonicalize().ok()]
-            .into_iter()
-            .flatten()
-            .map(|p| normal(&p))
-            .collect();
-        let mut set = HashSet::new();
-        for path in &self.exclude {
-            let relative = if path.is_absolute() {
-                let path = normal(path);
-                match bases.iter().find_map(|b| path.strip_prefix(b).ok()) {
-                    Some(rel) => rel.to_path_buf(),
-                    None => continue,
-                }
-            } else {
-                normal(path)
-            };
-            if relative.as_os_str().is_empty() {
-                continue;
-            }
-            set.insert(relative.as_os_str().as_bytes().to_vec());
-        }
-        Ok(set)
+    /// What the excludes leave out of the tree under `source`.
+    pub(super) fn excludes(&self, source: &Path) -> Result<Excludes> {
+        Excludes::new(&self.exclude, self.exclude_syntax, source)
     }
 
     /// An entry's meta: owners forced and the time fixed or clamped as asked.
@@ -205,14 +191,6 @@ impl Options {
                 .collect(),
         }
     }
-}
-
-/// `path` without `.` components, repeated or trailing slashes (not resolving `..`, which
-/// a symlink could make mean something else).
-fn normal(path: &Path) -> PathBuf {
-    path.components()
-        .filter(|c| !matches!(c, Component::CurDir))
-        .collect()
 }
 
 #[cfg(test)]
@@ -240,20 +218,22 @@ mod tests {
     }
 
     #[test]
-    fn excludes_are_paths_below_the_source() {
-        let options = Options {
-            exclude: ["a/b", "./c/", "/src/tree/d/e", "/elsewhere/f", "g//h", "."]
-                .iter()
-                .map(PathBuf::from)
-                .collect(),
-            ..Options::from_args(&args(&["/src/tree", "img"]), None).unwrap()
+    fn wildcards_and_regex_choose_how_excludes_are_read() {
+        let syntax = |rest: &[&str]| {
+            Options::from_args(&args(rest), None)
+                .unwrap()
+                .exclude_syntax
         };
-        let set = options.excludes(Path::new("/src/tree")).unwrap();
-        let mut got: Vec<String> = set
-            .iter()
-            .map(|p| String::from_utf8(p.clone()).unwrap())
-            .collect();
-        got.sort();
-        assert_eq!(got, ["a/b", "c", "d/e", "g/h"]);
+        assert_eq!(syntax(&["d", "i", "-e", "*"]), Syntax::Paths);
+        assert_eq!(
+            syntax(&["--wildcards", "d", "i", "-e", "*"]),
+            Syntax::Wildcards
+        );
+        assert_eq!(syntax(&["--regex", "d", "i"]), Syntax::Regex);
+        let both = ["sqfs", "pack", "--wildcards", "--regex", "d", "i"];
+        assert!(
+            crate::cli::Cli::try_parse_from(both).is_err(),
+            "-wildcards and -regex exclude each other"
+        );
     }
 }

@@ -8,10 +8,11 @@ use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressStyle};
 
+use super::exclude::Excludes;
 use super::source::{self, Kind};
 
 /// Bytes in the regular files under `root`, each inode counted once, `excludes` left out.
-fn total_bytes(root: &OwnedFd, excludes: &HashSet<Vec<u8>>) -> u64 {
+fn total_bytes(root: &OwnedFd, excludes: &Excludes) -> u64 {
     let Ok(root) = root.try_clone() else {
         return 0;
     };
@@ -31,7 +32,7 @@ fn total_bytes(root: &OwnedFd, excludes: &HashSet<Vec<u8>>) -> u64 {
             path.push(b'/');
         }
         path.extend_from_slice(&name);
-        if excludes.contains(&path) {
+        if excludes.excludes(&path) {
             continue;
         }
         let Ok(st) = source::stat_at(dir.as_fd(), &name) else {
@@ -55,7 +56,7 @@ fn total_bytes(root: &OwnedFd, excludes: &HashSet<Vec<u8>>) -> u64 {
 
 /// A bar for packing the tree under `root`, drawn on stderr if it is a terminal and `show`;
 /// a hidden one otherwise (then the tree is not counted).
-pub fn bar(show: bool, root: &OwnedFd, excludes: &HashSet<Vec<u8>>) -> ProgressBar {
+pub fn bar(show: bool, root: &OwnedFd, excludes: &Excludes) -> ProgressBar {
     use std::io::IsTerminal;
     if !show || !std::io::stderr().is_terminal() {
         return ProgressBar::hidden();

@@ -16,7 +16,6 @@ mod pax;
 mod sparse;
 mod tree;
 
-use std::collections::HashSet;
 use std::io;
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -25,6 +24,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use sqfs::{Content, Meta, WriteError, Writer};
 
 use super::error::{Error, Result};
+use super::exclude::Excludes;
 use super::output::Output;
 use super::source::{Kind as StatKind, Stat};
 use super::{Options, Summary};
@@ -37,7 +37,7 @@ struct Packer<'a> {
     writer: Writer,
     tree: Tree,
     options: &'a Options,
-    excludes: HashSet<Vec<u8>>,
+    excludes: Excludes,
     /// The archive as the user named it, for messages.
     display: String,
     progress: ProgressBar,
@@ -64,14 +64,6 @@ pub fn pack_tar(source: &Path, image: &Path, options: &Options) -> Result<Summar
     // (members are stored without their leading /).
     let excludes = options.excludes(Path::new("/"))?;
     let output = Output::create(image)?;
-    let file = output.file.try_clone().map_err(|e| Error::Image {
-        path: image.display().to_string(),
-        source: e,
-    })?;
-    let image_error = |e| Error::Write {
-        path: image.display().to_string(),
-        source: e,
-    };
     // The root and the directories only implied by a member's path: 0755, root's, the
     // image's time (tar2sqfs's defaults), owners and times then forced as asked.
     let implied = options.meta(
@@ -89,10 +81,7 @@ pub fn pack_tar(source: &Path, image: &Path, options: &Options) -> Result<Summar
         },
         Vec::new(),
     );
-    let writer = Writer::create(file, &options.write, implied.clone()).map_err(|e| match e {
-        WriteError::Options(why) => Error::Options(why),
-        e => image_error(e),
-    })?;
+    let writer = super::start(&output, image, options, implied.clone())?;
     let mut packer = Packer {
         tree: Tree::new(writer.root(), implied),
         writer,
@@ -109,17 +98,7 @@ pub fn pack_tar(source: &Path, image: &Path, options: &Options) -> Result<Summar
         progress,
         ..
     } = packer;
-    let written = writer.finish().map_err(image_error)?;
-    progress.finish_and_clear();
-    output.commit()?;
-    Ok(Summary {
-        image: image.to_path_buf(),
-        written,
-        warnings,
-        elapsed: started.elapsed(),
-        codec: options.write.compression.name(),
-        block_size: options.write.block_size,
-    })
+    super::finish(writer, output, &progress, image, options, warnings, started)
 }
 
 /// A bar of the archive's bytes read, on a terminal only (a count where the length is not
@@ -248,8 +227,7 @@ impl Packer<'_> {
     }
 
     fn excluded(&self, parts: &[&[u8]]) -> bool {
-        !self.excludes.is_empty()
-            && (1..=parts.len()).any(|n| self.excludes.contains(&names::join(&parts[..n])))
+        self.excludes.excludes_any_prefix(parts)
     }
 
     /// The meta `member` is stored with: owners and times as the options say, the

@@ -3,7 +3,7 @@
 //! writer as it is found. The walk keeps its place on a stack of its own (one open
 //! directory per level), not in recursion.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::io;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 
@@ -11,6 +11,7 @@ use indicatif::ProgressBar;
 use sqfs::{Content, Meta, NodeId, Special, WriteError, Writer};
 
 use super::error::{Error, Result};
+use super::exclude::Excludes;
 use super::source::{self, Kind, Stat};
 use super::Options;
 use crate::error::show;
@@ -28,7 +29,7 @@ pub(super) struct Walk<'a> {
     pub writer: &'a mut Writer,
     pub options: &'a Options,
     /// Paths below the root to leave out.
-    pub excludes: &'a HashSet<Vec<u8>>,
+    pub excludes: &'a Excludes,
     /// Files to leave out by device and inode (the image being written).
     pub own_files: &'a [(u64, u64)],
     /// The source as the user named it, for messages.
@@ -69,7 +70,7 @@ impl Walk<'_> {
                 rel.push(b'/');
             }
             rel.extend_from_slice(&name);
-            if self.excludes.contains(&rel) {
+            if self.excludes.excludes(&rel) {
                 continue;
             }
             let (dir, parent) = (level.fd.as_fd(), level.node);
