@@ -6,10 +6,12 @@
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
 
 use e2e_tests::corpus::{images, repo_root, Image};
-use e2e_tests::snapshot::{compare, from_dir, Ignore};
-use e2e_tests::sys::is_root;
+use e2e_tests::snapshot::{compare, from_dir, sorted, Ignore};
+use e2e_tests::sys::{is_root, Tmpfs};
 
 /// The `sqfs` binary cargo built next to this test (target/<profile>/sqfs).
 fn sqfs_bin() -> PathBuf {
@@ -23,10 +25,37 @@ fn sqfs_bin() -> PathBuf {
     bin
 }
 
-fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("sqfs-extract-{}-{name}", std::process::id()));
+/// A fresh path on `tmpfs` to extract into.
+fn scratch(tmpfs: &Tmpfs, name: &str) -> PathBuf {
+    let dir = tmpfs.dir.join(name);
     let _ = std::fs::remove_dir_all(&dir);
     dir
+}
+
+/// Runs `check` on every item, on a thread per core (each check runs two extractions and
+/// reads both trees back: on two cores one waits for the disk while the other computes);
+/// the failures, in the items' order.
+fn on_every_core<T: Sync>(
+    items: &[T],
+    check: impl Fn(&T) -> Result<(), String> + Sync,
+) -> Vec<String> {
+    let next = AtomicUsize::new(0);
+    let failures = Mutex::new(Vec::new());
+    let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
+    std::thread::scope(|scope| {
+        for _ in 0..threads {
+            scope.spawn(|| loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                let Some(item) = items.get(i) else { break };
+                if let Err(e) = check(item) {
+                    failures.lock().unwrap().push((i, e));
+                }
+            });
+        }
+    });
+    let mut failures = failures.into_inner().unwrap();
+    failures.sort();
+    failures.into_iter().map(|(_, e)| e).collect()
 }
 
 fn run(cmd: &mut Command) -> Result<(), String> {
@@ -48,10 +77,10 @@ fn extract_matches_unsquashfs_on_every_image() {
         return;
     }
     let _ = repo_root();
-    let mut failures = Vec::new();
-    for image in images() {
-        let ours = scratch(&format!("{}-sqfs", image.name));
-        let theirs = scratch(&format!("{}-unsquashfs", image.name));
+    let tmpfs = Tmpfs::new("extract").unwrap();
+    let failures = on_every_core(images(), |image| {
+        let ours = scratch(&tmpfs, &format!("{}-sqfs", image.name));
+        let theirs = scratch(&tmpfs, &format!("{}-unsquashfs", image.name));
         let result = (|| -> Result<(), String> {
             run(Command::new(sqfs_bin())
                 .arg("extract")
@@ -69,8 +98,9 @@ fn extract_matches_unsquashfs_on_every_image() {
                 .arg(&theirs)
                 .arg(&image.path))?;
             compare(
-                &from_dir(&theirs),
-                &from_dir(&ours),
+                // In path order: tmpfs lists a directory in the order it was filled.
+                &sorted(from_dir(&theirs)),
+                &sorted(from_dir(&ours)),
                 Ignore {
                     ino: true,
                     dir_size: true,
@@ -78,12 +108,10 @@ fn extract_matches_unsquashfs_on_every_image() {
                 },
             )
         })();
-        if let Err(e) = result {
-            failures.push(format!("{}: {e}", image.name));
-        }
         remove(&ours);
         remove(&theirs);
-    }
+        result.map_err(|e| format!("{}: {e}", image.name))
+    });
     assert!(failures.is_empty(), "{}", failures.join("\n\n"));
 }
 
@@ -104,6 +132,7 @@ fn subtree_extraction_matches_unsquashfs() {
         return;
     }
     let _ = repo_root();
+    let tmpfs = Tmpfs::new("subtrees").unwrap();
     // One image per builder and codec: the subtree logic does not depend on the rest.
     let mut kinds = HashSet::new();
     let picked: Vec<&Image> = images()
@@ -127,8 +156,8 @@ fn subtree_extraction_matches_unsquashfs() {
             }
             compared += 1;
             let tag = format!("{}-{}", image.name, subtree.replace('/', "_"));
-            let ours = scratch(&format!("{tag}-sqfs"));
-            let theirs = scratch(&format!("{tag}-unsquashfs"));
+            let ours = scratch(&tmpfs, &format!("{tag}-sqfs"));
+            let theirs = scratch(&tmpfs, &format!("{tag}-unsquashfs"));
             let result = (|| -> Result<(), String> {
                 run(Command::new(sqfs_bin())
                     .args(["extract", "-q"])
@@ -144,8 +173,8 @@ fn subtree_extraction_matches_unsquashfs() {
                     .arg(&image.path)
                     .arg(subtree))?;
                 compare(
-                    &from_dir(&theirs),
-                    &from_dir(&ours),
+                    &sorted(from_dir(&theirs)),
+                    &sorted(from_dir(&ours)),
                     Ignore {
                         ino: true,
                         dir_size: true,

@@ -12,10 +12,10 @@ use std::time::{Duration, Instant};
 
 use e2e_tests::corpus::{images, repo_root};
 use e2e_tests::packing::{
-    files_in, link_groups, one_error_line, same_tree, small_tree, sorted, succeeded, Scratch,
+    files_in, link_groups, one_error_line, same_tree, small_tree, succeeded, Scratch,
 };
 use e2e_tests::skip::{needs, Need};
-use e2e_tests::snapshot::{compare, from_archive, from_dir, Ignore, Node};
+use e2e_tests::snapshot::{compare, from_archive, from_dir, sorted, Ignore, Node};
 use e2e_tests::sys::{built_binary, LoopMount};
 use sqfs::Archive;
 

@@ -13,9 +13,9 @@ use std::fs::File;
 use std::os::unix::fs::FileExt;
 use std::path::Path;
 
-use e2e_tests::packing::{sorted, Scratch};
+use e2e_tests::packing::Scratch;
 use e2e_tests::skip::{needs, Need};
-use e2e_tests::snapshot::{compare, digest, from_archive, from_dir, Ignore, Node};
+use e2e_tests::snapshot::{compare, digest, from_archive, from_dir, sorted, Ignore, Node};
 use e2e_tests::sys::LoopMount;
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestRunner};

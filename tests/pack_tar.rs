@@ -12,9 +12,9 @@ use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
 use e2e_tests::corpus::{images, repo_root};
-use e2e_tests::packing::{self, files_in, same_tree, sorted, succeeded, Scratch};
+use e2e_tests::packing::{self, files_in, same_tree, succeeded, Scratch};
 use e2e_tests::skip::{needs, Need};
-use e2e_tests::snapshot::{from_archive, from_dir, Node};
+use e2e_tests::snapshot::{from_archive, from_dir, sorted, Node};
 use e2e_tests::sys::{built_binary, LoopMount};
 use raw_tar::{Header, Tar};
 use sqfs::{Archive, FileType};

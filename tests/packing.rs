@@ -30,17 +30,6 @@ impl Drop for Scratch {
     }
 }
 
-/// A snapshot in path order (a directory on disk lists in its own order, an image sorted),
-/// each node's xattrs in name order (listxattr gives the file system's order: the source
-/// tree's, or the order an image stores them in, which is by name for ours).
-pub fn sorted(mut nodes: Vec<Node>) -> Vec<Node> {
-    nodes.sort_by(|a, b| a.path.cmp(&b.path));
-    for n in &mut nodes {
-        n.xattrs.sort();
-    }
-    nodes
-}
-
 /// The sets of paths that are one inode (hard links), in path order.
 pub fn link_groups(nodes: &[Node]) -> Vec<Vec<Vec<u8>>> {
     let mut by_ino: BTreeMap<u64, Vec<Vec<u8>>> = BTreeMap::new();

@@ -70,6 +70,17 @@ pub fn digest(size: u64, mut read_at: impl FnMut(u64, &mut [u8]) -> usize) -> u6
     h.finish()
 }
 
+/// A snapshot in path order (a directory on disk lists in its own order, an image sorted),
+/// each node's xattrs in name order (listxattr gives the file system's order: the source
+/// tree's, or the order an image stores them in, which is by name for ours).
+pub fn sorted(mut nodes: Vec<Node>) -> Vec<Node> {
+    nodes.sort_by(|a, b| a.path.cmp(&b.path));
+    for n in &mut nodes {
+        n.xattrs.sort();
+    }
+    nodes
+}
+
 /// Snapshot of the tree under `root` (a mount point or an extracted directory).
 pub fn from_dir(root: &Path) -> Vec<Node> {
     let mut nodes = Vec::new();

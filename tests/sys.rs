@@ -47,6 +47,46 @@ impl Drop for LoopMount {
     }
 }
 
+/// A tmpfs of the test's own (root only); unmounted on drop with what it holds.
+///
+/// Extraction tests write thousands of small files per image: on this project's machines
+/// (ext4 on a virtual disk) each file creation costs ~0.3 ms of system time, which made
+/// one corpus extraction take 4 s where tmpfs takes 0.1 s. tmpfs keeps what the tests
+/// compare: owners, modes, times, devices, holes and xattrs of all three namespaces. Its
+/// pages are memory: the corpus's one image without sparse blocks (`m-no-sparse`) makes
+/// unsquashfs write its 4.5 GiB file out in full, hence the size limit well above that.
+pub struct Tmpfs {
+    pub dir: PathBuf,
+}
+
+impl Tmpfs {
+    pub fn new(name: &str) -> Result<Self, String> {
+        let dir = std::env::temp_dir().join(format!("sqfs-tmpfs-{}-{name}", std::process::id()));
+        std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+        let out = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", "size=16g,mode=0755", "tmpfs"])
+            .arg(&dir)
+            .output()
+            .map_err(|e| e.to_string())?;
+        if !out.status.success() {
+            let _ = std::fs::remove_dir(&dir);
+            return Err(format!(
+                "mount tmpfs on {}: {}",
+                dir.display(),
+                String::from_utf8_lossy(&out.stderr)
+            ));
+        }
+        Ok(Tmpfs { dir })
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.dir).status();
+        let _ = std::fs::remove_dir(&self.dir);
+    }
+}
+
 fn cpath(path: &Path) -> CString {
     CString::new(path.as_os_str().as_bytes()).expect("no NUL in paths")
 }
