@@ -15,8 +15,9 @@
 #      with the CPU time of everything a start runs (perf stat's task-clock: the supervisor
 #      outlives ch-run and is counted too); and what bounds them, measured alone: the same
 #      start from the same tree as a directory image (namespaces, binds, pivot_root, exec:
-#      everything but FUSE), and the CPU time of decompressing the files the dynamic `true`
-#      maps (libc, ld.so: `sqfs cat`, less a `sqfs cat` of a small file)
+#      everything but FUSE), a start on an image whose /bin/true is a few hundred bytes (the
+#      FUSE mount without reading), and the CPU time of decompressing the files the dynamic
+#      `true` maps (libc, ld.so: `sqfs cat`, less a `sqfs cat` of a small file)
 #
 # Usage: bash bench/chrun.sh [RUNS]   (root; default 7 runs, medians; ~12 min on 2 cores)
 #   BENCH_USER (default chtest) runs both ch-runs; STARTS (default 50) starts per sample of 1;
@@ -25,7 +26,7 @@
 #   SECTIONS (default "start read debian") picks the parts to run.
 # The whole run holds /tmp/sqfs-bench.lock (flock), as the other benchmarks do.
 # Writes bench/results/chrun.md. Needs charliecloud-runtime busybox-static squashfs-tools
-# squashfuse fuse3 debootstrap bc linux-perf.
+# squashfuse fuse3 debootstrap bc linux-perf gcc.
 set -euo pipefail
 if [ -z "${CHRUN_BENCH_LOCKED:-}" ]; then
   exec env CHRUN_BENCH_LOCKED=1 flock /tmp/sqfs-bench.lock bash "$0" "$@"
@@ -93,6 +94,14 @@ if has debian; then
   fi
   if ! unsquashfs -s "$img_dir/debian.sqfs" >/dev/null 2>&1; then
     mksq "$work/rootfs-std" "$img_dir/debian.sqfs" zstd -wildcards -e 'proc/*' 'sys/*' 'dev/*'
+  fi
+  if ! unsquashfs -s "$img_dir/tiny.sqfs" >/dev/null 2>&1; then
+    # The busybox tree with /bin/true a static program of a few hundred bytes that only
+    # exits: a start on it is everything but the reading of a real command's files.
+    make_bb_tree "$img_dir/tiny"; rm "$img_dir/tiny/bin/true"
+    printf '%s\n' 'void _start(void) { __asm__ volatile("mov $60, %eax; xor %edi, %edi; syscall"); }' >"$img_dir/true.c"
+    gcc -O2 -static -nostdlib -o "$img_dir/tiny/bin/true" "$img_dir/true.c"
+    mksq "$img_dir/tiny" "$img_dir/tiny.sqfs" zstd; rm -rf "$img_dir/tiny" "$img_dir/true.c"
   fi
 fi
 codecs=(zstd gzip)
@@ -173,13 +182,14 @@ pair() { # key-prefix i command-with-IMPL... : runs "$@" with IMPL replaced by e
   done
 }
 
-bb=$img_dir/busybox.sqfs; py=$img_dir/python.sqfs; deb=$img_dir/debian.sqfs; deb_dir=$work/rootfs-std
+bb=$img_dir/busybox.sqfs; py=$img_dir/python.sqfs; deb=$img_dir/debian.sqfs; deb_dir=$work/rootfs-std; tiny=$img_dir/tiny.sqfs
 load_start=$(cut -d' ' -f1-3 /proc/loadavg); t_start=$(date +%s)
 # Warm-up (image files into the page cache, binaries loaded) and a sanity check of both.
 for bin in "$ours" "$theirs"; do
   seq_time 2 "$bin" "$bb" -- true >/dev/null
   has start && seq_time 2 "$bin" "$py" -- python3 -c pass >/dev/null
-  has debian && seq_time 2 "$bin" "$deb" -- true >/dev/null && seq_time 2 "$bin" "$deb_dir" -- true >/dev/null
+  has debian && seq_time 2 "$bin" "$deb" -- true >/dev/null && seq_time 2 "$bin" "$deb_dir" -- true >/dev/null \
+    && seq_time 2 "$bin" "$tiny" -- /bin/true >/dev/null
   [ "$(as_user "$bin" "$bb" -- /bin/busybox cat /etc/passwd | head -c 4)" = root ] || { echo "$bin: no /etc/passwd in container" >&2; exit 1; }
 done
 
@@ -197,6 +207,7 @@ if has debian; then for ((i = 1; i <= runs; i++)); do
   pair debpar "$i" par_time "$concurrent" IMPL "$deb" -- true
   pair debcpu "$i" cpu_time "$deb_starts" IMPL "$deb" -- true
   pair dircpu "$i" cpu_time "$deb_starts" IMPL "$deb_dir" -- true
+  pair tinycpu "$i" cpu_time "$deb_starts" IMPL "$tiny" -- /bin/true
   add loopcpu "$(loop_cpu "$deb_starts")"
   # Decompressing libc and ld.so, less a `sqfs cat` of /usr/bin/true (its own process cost).
   add libcpu "$(echo "$(cat_cpu "$deb" "${deb_libs[@]}") - 2 * $(cat_cpu "$deb" /usr/bin/true)" | bc -l)"
@@ -259,6 +270,7 @@ out=$here/results/chrun.md
     loop=$(med loopcpu)
     c_o=$(echo "$(med debcpu-ours) - $loop" | bc -l); c_t=$(echo "$(med debcpu-theirs) - $loop" | bc -l)
     d_o=$(echo "$(med dircpu-ours) - $loop" | bc -l); d_t=$(echo "$(med dircpu-theirs) - $loop" | bc -l)
+    t_o=$(echo "$(med tinycpu-ours) - $loop" | bc -l); t_t=$(echo "$(med tinycpu-theirs) - $loop" | bc -l)
     lib=$(med libcpu)
     echo
     echo "## Issue 16: \`ch-run debian.sqfs -- true\`"
@@ -271,17 +283,25 @@ out=$here/results/chrun.md
     r=$(ratio "$deb_o" "$deb_t"); printf '| `ch-run debian.sqfs -- true` (ms) | %.1f | %.1f | %.2f× | ≤ 0.5×: %s |\n' "$deb_o" "$deb_t" "$r" "$(met "$r")"
     r=$(ratio "$dp_o" "$dp_t"); printf '| %s `ch-run debian.sqfs -- true` at once, wall (ms) | %.0f | %.0f | %.2f× | ≤ 0.5×: %s |\n' "$concurrent" "$dp_o" "$dp_t" "$r" "$(met "$r")"
     printf '| CPU per start, `ch-run debian.sqfs -- true` (ms) | %.1f | %.1f | %.2f× | |\n' "$c_o" "$c_t" "$(ratio "$c_o" "$c_t")"
-    printf '| CPU per start, the same tree as a directory image (ms) | %.1f | %.1f | %.2f× | |\n' "$d_o" "$d_t" "$(ratio "$d_o" "$d_t")"
-    printf '| CPU of decompressing libc.so.6 + ld-linux (2.1 MB) once, `sqfs cat` (ms) | %.1f | | | |\n' "$lib"
+    printf '| CPU per start, the same tree as a directory image: no FUSE (ms) | %.1f | %.1f | %.2f× | |\n' "$d_o" "$d_t" "$(ratio "$d_o" "$d_t")"
+    printf '| CPU per start, `ch-run tiny.sqfs -- /bin/true`: FUSE mount, no reading (ms) | %.1f | %.1f | %.2f× | |\n' "$t_o" "$t_t" "$(ratio "$t_o" "$t_t")"
+    printf '| … of which the FUSE mount and its serving (tiny less directory) (ms) | %.1f | %.1f | %.2f× | |\n' \
+      "$(echo "$t_o - $d_o" | bc -l)" "$(echo "$t_t - $d_t" | bc -l)" "$(ratio "$(echo "$t_o - $d_o" | bc -l)" "$(echo "$t_t - $d_t" | bc -l)")"
+    printf '| … reading the files the dynamic `true` maps (Debian less tiny) (ms) | %.1f | %.1f | %.2f× | |\n' \
+      "$(echo "$c_o - $t_o" | bc -l)" "$(echo "$c_t - $t_t" | bc -l)" "$(ratio "$(echo "$c_o - $t_o" | bc -l)" "$(echo "$c_t - $t_t" | bc -l)")"
+    printf '| CPU of decompressing all of libc.so.6 and ld-linux (2.1 MB) once, `sqfs cat` (ms) | %.1f | | | |\n' "$lib"
     echo
     echo "CPU per start: perf stat's task-clock of $deb_starts sequential starts (every process they start, the supervisor"
     echo "outliving ch-run too), per start, less the same loop running \`/bin/true\` ($(printf '%.2f' "$loop") ms: runuser, bash's fork)."
-    echo "What bounds the rows: a start on a FUSE mount costs at least the directory-image start (user and mount namespaces, binds,"
-    echo "pivot_root, exec: the kernel's work, $(printf '%.1f' "$d_o") ms here) plus decompressing the blocks the dynamic \`true\` maps: a fresh FUSE"
-    echo "mount has an empty page cache, so each start decompresses them again (libc's and ld.so's 17 blocks take $(printf '%.1f' "$lib") ms;"
-    echo "\`true\` touches most of them, the kernel reading 128 KiB around each page fault). Floor ≈ $(printf '%.1f' "$(echo "$d_o + $lib" | bc -l)") ms of"
-    echo "CPU per start, $(printf '%.2f' "$(ratio "$(echo "$d_o + $lib" | bc -l)" "$c_t")")× Charliecloud's: on 2 cores, $concurrent starts at once cannot take less than"
-    echo "$concurrent × that / 2 = $(printf '%.0f' "$(echo "$concurrent * ($d_o + $lib) / 2" | bc -l)") ms of wall time."
+    echo "tiny.sqfs: the busybox tree with /bin/true a static program of a few hundred bytes that only exits."
+    echo
+    echo "What bounds the rows. A start on a FUSE mount costs the tiny start ($(printf '%.1f' "$t_o") ms: namespaces, FUSE mount, binds,"
+    echo "pivot_root, exec, nothing read; $(printf '%.1f' "$d_o") ms of it without FUSE) plus reading what the command maps. A fresh FUSE mount"
+    echo "has an empty page cache, so every start decompresses again the blocks of libc and ld.so that \`true\` touches (the"
+    echo "kernel reads 128 KiB around each page fault, so most of the 17; all of them take $(printf '%.1f' "$lib") ms). Tiny start + all 17 blocks ="
+    echo "$(printf '%.1f' "$(echo "$t_o + $lib" | bc -l)") ms, + 60% of them = $(printf '%.1f' "$(echo "$t_o + 0.6 * $lib" | bc -l)") ms, against 0.5× of Charliecloud's CPU per start, $(printf '%.1f' "$(echo "$c_t / 2" | bc -l)") ms;"
+    echo "$concurrent starts at once on $(nproc) cores need $concurrent × the CPU per start / $(nproc) at least. What would lift it is not"
+    echo "decompressing the same blocks again in every start (one page cache or block cache for the starts of one image)."
   fi
   if has read; then
     echo
@@ -306,7 +326,7 @@ out=$here/results/chrun.md
   echo "| measure | samples |"
   echo "|---|---|"
   for k in bb-ours bb-theirs py-ours py-theirs par-ours par-theirs deb-ours deb-theirs debpar-ours debpar-theirs \
-    debcpu-ours debcpu-theirs dircpu-ours dircpu-theirs loopcpu libcpu \
+    debcpu-ours debcpu-theirs dircpu-ours dircpu-theirs tinycpu-ours tinycpu-theirs loopcpu libcpu \
     $(for c in "${codecs[@]}"; do for w in "${readers[@]}"; do echo "read-$c-$w"; done; done); do
     [ -n "${samples[$k]:-}" ] || continue
     printf '| %s | %s|\n' "$k" "$(for v in ${samples[$k]}; do printf '%.3f ' "$v"; done)"
