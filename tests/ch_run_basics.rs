@@ -60,6 +60,21 @@ fn runs_the_command_and_returns_its_status() {
 }
 
 #[test]
+fn the_command_starts_at_the_containers_root() {
+    if !can_run_containers() {
+        return;
+    }
+    // ch-run runs in a host directory (the scratch directory); the command must not.
+    let s = Scratch::new("start-dir");
+    let out = sh(&s, &[], "pwd -P; ls -d ./data");
+    assert_eq!(out.code, 0, "{out:?}");
+    assert_eq!(out.stdout, "/\n./data\n", "{out:?}");
+    let out = sh(&s, &["-c", "/data"], "pwd -P");
+    assert_eq!(out.stdout, "/data\n", "{out:?}");
+    s.assert_clean();
+}
+
+#[test]
 fn failures_are_one_line_with_charliecloud_exit_codes() {
     if !can_run_containers() {
         return;

@@ -7,6 +7,7 @@ use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 
 use nix::errno::Errno;
+use nix::sys::signal::{kill, Signal};
 use nix::sys::wait::waitpid;
 use nix::unistd::{fork, pipe2, ForkResult, Pid};
 
@@ -115,14 +116,22 @@ impl Command {
         self
     }
 
-    /// Forks and execs the command; returns its pid once the exec succeeded, or the failure
-    /// (`can't cd to …`, exit 31; `can't execve(2): …`, exit 49) after reaping the child.
+    /// Forks and execs the command at once (see [`Command::fork`] and [`Pending::start`]).
+    pub fn spawn(&self, stderr: Option<RawFd>, announce: impl FnOnce(Pid)) -> Result<Pid, Failure> {
+        self.fork(stderr)?.start(announce)
+    }
+
+    /// Forks the process that will exec the command; it waits until [`Pending::start`]
+    /// lets it go, and exits if the [`Pending`] is dropped instead (setup failed).
     /// `stderr`, if given, becomes the command's standard error.
     ///
-    /// `announce` gets the command's pid before the command runs any of its own code (the
-    /// child waits for it before exec): whoever must signal the command (ch-run passing on
-    /// a signal) knows its pid by the time the command can have done anything visible.
-    pub fn spawn(&self, stderr: Option<RawFd>, announce: impl FnOnce(Pid)) -> Result<Pid, Failure> {
+    /// The supervisor forks it as soon as it is in the container's namespaces, before it
+    /// mounts the image and starts serving it: a fork then copies a small single-threaded
+    /// process, not one with FUSE threads and their buffers and block cache (whose pages
+    /// the threads would then fault on, copy-on-write, until the command's exec). The
+    /// waiting process is in the same mount namespace, so `pivot_root` moves its root too;
+    /// it changes directory once let go.
+    pub fn fork(&self, stderr: Option<RawFd>) -> Result<Pending<'_>, Failure> {
         let (err_read, err_write) = pipe2(nix::fcntl::OFlag::O_CLOEXEC)
             .map_err(|e| Failure::Runtime(with_errno("can't make pipe", e)))?;
         let (go_read, go_write) = pipe2(nix::fcntl::OFlag::O_CLOEXEC)
@@ -161,30 +170,12 @@ impl Command {
                     &mut sh_argv,
                 )
             }
-            ForkResult::Parent { child } => {
-                drop(err_write);
-                drop(go_read);
-                announce(child);
-                // The child goes on (to exec) when it reads this byte, or at EOF.
-                let _ = nix::unistd::write(&go_write, b"g");
-                drop(go_write);
-                let mut buf = [0u8; 5];
-                let n = read_full(&err_read, &mut buf);
-                if n < buf.len() {
-                    return Ok(child);
-                }
-                let _ = waitpid(child, None);
-                let errno = Errno::from_raw(i32::from_ne_bytes([buf[1], buf[2], buf[3], buf[4]]));
-                Err(match buf[0] {
-                    STAGE_CD => Failure::Runtime(with_errno(
-                        format!("can't cd to {}", self.cwd_text),
-                        errno,
-                    )),
-                    _ => {
-                        Failure::Exec(with_errno(format!("can't execve(2): {}", self.name), errno))
-                    }
-                })
-            }
+            ForkResult::Parent { child } => Ok(Pending {
+                command: self,
+                pid: Some(child),
+                go: Some(go_write),
+                err: err_read,
+            }),
         }
     }
 
@@ -221,12 +212,22 @@ impl Command {
                     libc::signal(sig, libc::SIG_DFL);
                 }
             }
-            // Wait until the supervisor has announced our pid (see `spawn`); a signal passed
-            // on meanwhile acts on this process as it would on the command.
+            // Wait until the supervisor lets us go, having announced our pid (see
+            // `Pending::start`); a signal passed on meanwhile acts on this process as it
+            // would on the command. End of file: the container was never made.
             let mut byte = 0u8;
-            while libc::read(go.as_raw_fd(), (&mut byte as *mut u8).cast(), 1) < 0
-                && *libc::__errno_location() == libc::EINTR
-            {}
+            let mut n = libc::read(go.as_raw_fd(), (&mut byte as *mut u8).cast(), 1);
+            while n < 0 && *libc::__errno_location() == libc::EINTR {
+                n = libc::read(go.as_raw_fd(), (&mut byte as *mut u8).cast(), 1);
+            }
+            if n != 1 {
+                libc::_exit(137);
+            }
+            // The root is the container's now (pivot_root moved it); the working directory
+            // may still be the host's.
+            if libc::chdir(c"/".as_ptr()) != 0 {
+                fail_child(err, STAGE_CD, 31);
+            }
             if let Some(dir) = &self.cwd {
                 if libc::chdir(dir.as_ptr()) != 0 {
                     fail_child(err, STAGE_CD, 31);
@@ -262,6 +263,61 @@ impl Command {
             }
             *libc::__errno_location() = errno;
             fail_child(err, STAGE_EXEC, 49)
+        }
+    }
+}
+
+/// The command's process, forked and waiting to exec (see [`Command::fork`]).
+pub struct Pending<'a> {
+    command: &'a Command,
+    /// None once started: the process is no longer ours to end.
+    pid: Option<Pid>,
+    /// Closing it unstarted makes the process exit.
+    go: Option<OwnedFd>,
+    err: OwnedFd,
+}
+
+impl Pending<'_> {
+    /// Lets the command exec; returns its pid once the exec succeeded, or the failure
+    /// (`can't cd to …`, exit 31; `can't execve(2): …`, exit 49) after reaping the child.
+    ///
+    /// `announce` gets the command's pid before the command runs any of its own code (the
+    /// child waits for it before exec): whoever must signal the command (ch-run passing on
+    /// a signal) knows its pid by the time the command can have done anything visible.
+    pub fn start(mut self, announce: impl FnOnce(Pid)) -> Result<Pid, Failure> {
+        let pid = self.pid.take().expect("a pending command has a pid");
+        announce(pid);
+        if let Some(go) = self.go.take() {
+            let _ = nix::unistd::write(&go, b"g");
+        }
+        let mut buf = [0u8; 5];
+        let n = read_full(&self.err, &mut buf);
+        let command = self.command;
+        if n < buf.len() {
+            return Ok(pid);
+        }
+        let _ = waitpid(pid, None);
+        let errno = Errno::from_raw(i32::from_ne_bytes([buf[1], buf[2], buf[3], buf[4]]));
+        Err(match buf[0] {
+            STAGE_CD => Failure::Runtime(with_errno(
+                format!("can't cd to {}", command.cwd_text),
+                errno,
+            )),
+            _ => Failure::Exec(with_errno(
+                format!("can't execve(2): {}", command.name),
+                errno,
+            )),
+        })
+    }
+}
+
+impl Drop for Pending<'_> {
+    /// Never started: the process exits when its pipe closes; reap it.
+    fn drop(&mut self) {
+        if let Some(pid) = self.pid.take() {
+            drop(self.go.take());
+            let _ = kill(pid, Signal::SIGKILL);
+            let _ = waitpid(pid, None);
         }
     }
 }
@@ -322,6 +378,52 @@ mod tests {
             e.message().starts_with("can't cd to /nonexistent-dir: "),
             "{e}"
         );
+    }
+
+    /// A command that touches `marker`, and the marker (not there yet).
+    fn toucher(name: &str) -> (Command, std::path::PathBuf) {
+        let marker = std::env::temp_dir().join(format!("ch-run-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_file(&marker);
+        let script = format!("touch {}", marker.display());
+        let c = Command::new(&os(&["/bin/sh", "-c", &script]), &[], None).unwrap();
+        (c, marker)
+    }
+
+    #[test]
+    fn a_command_never_started_does_not_run_and_is_reaped() {
+        let (c, marker) = toucher("dropped");
+        let pending = c.fork(None).unwrap();
+        let pid = pending.pid.unwrap();
+        drop(pending);
+        // Reaped by the drop: no such child any more.
+        assert_eq!(
+            waitpid(pid, Some(nix::sys::wait::WaitPidFlag::WNOHANG)),
+            Err(Errno::ECHILD)
+        );
+        assert!(!marker.exists(), "the command ran");
+    }
+
+    #[test]
+    fn a_waiting_command_exits_without_running_when_its_pipe_closes() {
+        // As when the supervisor fails or dies before letting it go.
+        let (c, marker) = toucher("closed");
+        let mut pending = c.fork(None).unwrap();
+        let pid = pending.pid.take().unwrap();
+        drop(pending.go.take());
+        assert_eq!(
+            waitpid(pid, None).unwrap(),
+            nix::sys::wait::WaitStatus::Exited(pid, 137)
+        );
+        assert!(!marker.exists(), "the command ran");
+    }
+
+    #[test]
+    fn a_command_starts_at_the_root_wherever_it_was_forked() {
+        // The supervisor forks it before pivot_root, in the host directory ch-run ran in.
+        let c = Command::new(&os(&["/bin/sh", "-c", "test \"$(pwd -P)\" = /"]), &[], None).unwrap();
+        let pid = c.spawn(None, |_| {}).unwrap();
+        let status = waitpid(pid, None).unwrap();
+        assert_eq!(status, nix::sys::wait::WaitStatus::Exited(pid, 0));
     }
 
     #[test]

@@ -87,17 +87,24 @@ fn start(plan: &Plan, reporter: &mut Reporter) -> Result<Started, Failure> {
     for note in &plan.notes {
         tell(Message::Info(note.clone()));
     }
-    let (server, membership) = match &plan.join {
+    // Inherited by the command's process, forked below before the mount is served.
+    prctl::set_no_new_privs()
+        .map_err(|e| Failure::Runtime(format!("can't set no_new_privs: {e}")))?;
+    let stderr = command_stderr.as_ref().map(|fd| fd.as_raw_fd());
+    // The command's process is forked as soon as this one is in the container's
+    // namespaces (see `Command::fork`); it execs once the root is built.
+    let (server, membership, pending) = match &plan.join {
         join::Plan::None => {
             userns::enter(plan.uid, plan.gid)?;
-            (rootfs::build(plan)?, Membership::Alone)
+            let pending = plan.command.fork(stderr)?;
+            (rootfs::build(plan)?, Membership::Alone, pending)
         }
         join::Plan::Pid(pid) => {
             tell(Message::Info(format!("joining namespaces of pid {pid}")));
             // Sealed before it is in the container's namespaces, where its root could look.
             userns::seal()?;
             userns::Namespaces::of_pid_for_join(*pid)?.join()?;
-            (None, Membership::Alone)
+            (None, Membership::Alone, plan.command.fork(stderr)?)
         }
         join::Plan::Group(group) => {
             let deadline = Instant::now() + join::CLAIM_TIMEOUT;
@@ -105,15 +112,19 @@ fn start(plan: &Plan, reporter: &mut Reporter) -> Result<Started, Failure> {
                 match join::claim(group, deadline, &mut tell)? {
                     join::Claim::Winner(listener) => {
                         userns::enter(plan.uid, plan.gid)?;
+                        let pending = plan.command.fork(stderr)?;
                         let server = rootfs::build(plan)?;
                         let peers = listener.serve(group.count, plan.uid)?;
-                        break (server, Membership::Winner(peers));
+                        break (server, Membership::Winner(peers), pending);
                     }
                     join::Claim::Peer(peer) => {
                         // Sealed before it is in the container's namespaces.
                         userns::seal()?;
                         match peer.join(deadline)? {
-                            Some(member) => break (None, Membership::Peer(member)),
+                            Some(member) => {
+                                let pending = plan.command.fork(stderr)?;
+                                break (None, Membership::Peer(member), pending);
+                            }
                             // The winner closed its group (or failed) before taking us in:
                             // find or start another.
                             None => tell(Message::Info("join: winner gone; trying again".into())),
@@ -124,14 +135,8 @@ fn start(plan: &Plan, reporter: &mut Reporter) -> Result<Started, Failure> {
         }
     };
     tell(Message::Info(plan.executing.clone()));
-    prctl::set_no_new_privs()
-        .map_err(|e| Failure::Runtime(format!("can't set no_new_privs: {e}")))?;
     // ch-run learns the pid before the command runs (it passes signals on to it).
-    let command = plan
-        .command
-        .spawn(command_stderr.as_ref().map(|fd| fd.as_raw_fd()), |pid| {
-            tell(Message::Started(pid.as_raw()))
-        })?;
+    let command = pending.start(|pid| tell(Message::Started(pid.as_raw())))?;
     Ok(Started {
         command,
         _server: server,
