@@ -964,3 +964,130 @@ fn tar_fuzz_seeds_and_findings_pack_or_fail_in_one_line() {
         eprintln!("regression {name}: {:?}", result.map(|w| w.entries.len()));
     }
 }
+
+/// `pack_stdin` must fail with one line holding `expected`, and leave no image.
+fn refused(scratch: &Scratch, what: &str, bytes: &[u8], expected: &str) {
+    let image = scratch.path("refused.sqfs");
+    let out = pack_stdin(bytes, &image, &[]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{what}: succeeded");
+    assert_eq!(stderr.lines().count(), 1, "{what}: {stderr}");
+    assert!(
+        stderr.contains(expected),
+        "{what}: {expected:?} not in {stderr:?}"
+    );
+    assert!(!image.exists(), "{what}: an image");
+}
+
+#[test]
+fn sparse_members_cannot_ask_for_unbounded_holes() {
+    let scratch = Scratch::new("sqfs-pack-tar", "holes");
+    // 10^18 bytes of holes in a few hundred bytes: before the bound, packing read an
+    // exabyte of zeros (64 GiB took 23 s).
+    let mut t = Tar::default();
+    pax_sparse(
+        &mut t,
+        "0.1",
+        "exabyte",
+        1_000_000_000_000_000_000,
+        &[],
+        b"",
+    );
+    refused(
+        &scratch,
+        "PAX 0.1",
+        &t.finish(),
+        "exabyte: a sparse file whose holes",
+    );
+    let mut t = Tar::default();
+    pax_sparse(&mut t, "1.0", "tebibyte", 1 << 40, &[(0, 5)], b"abcde");
+    refused(
+        &scratch,
+        "PAX 1.0",
+        &t.finish(),
+        "tebibyte: a sparse file whose holes",
+    );
+    // Old GNU sparse members (expanded by the tar crate): 2^62 bytes of holes.
+    let mut t = Tar::default();
+    t.gnu_sparse("old", 1 << 62, &[(1 << 62, 0)], b"");
+    refused(
+        &scratch,
+        "old GNU",
+        &t.finish(),
+        "old: a sparse file whose holes",
+    );
+    // Two members, each under the bound alone, together over it.
+    let mut t = Tar::default();
+    pax_sparse(&mut t, "0.1", "first", 2 << 30, &[], b"");
+    pax_sparse(&mut t, "0.1", "second", 7 << 30, &[], b"");
+    refused(
+        &scratch,
+        "two",
+        &t.finish(),
+        "second: a sparse file whose holes",
+    );
+    // What the bound lets through: 8 GiB of holes alone (the corpus has a sparse file of
+    // 4.5 GiB), more after data.
+    let mut t = Tar::default();
+    let base = (8 << 30) - (1 << 20);
+    pax_sparse(&mut t, "0.1", "base", base, &[(0, 4)], b"data");
+    t.file("data", &vec![7; 1 << 20]);
+    pax_sparse(&mut t, "0.0", "more", 1 << 29, &[], b"");
+    let image = scratch.path("sparse.sqfs");
+    succeeded(&pack_stdin(&t.finish(), &image, &[]), "within the bound");
+    let a = Archive::open(&image).unwrap();
+    assert_eq!(attr_of(&a, "/base").size, base);
+    assert_eq!(attr_of(&a, "/more").size, 1 << 29);
+}
+
+#[test]
+fn symlink_targets_with_a_nul_are_refused() {
+    let scratch = Scratch::new("sqfs-pack-tar", "symlink-nul");
+    let mut h = Header::new(b'2', "s");
+    h.link = b"x".to_vec();
+    let mut t = Tar::default();
+    t.member(&h, &[], &[("linkpath", b"/etc\0/passwd")]);
+    refused(
+        &scratch,
+        "NUL",
+        &t.finish(),
+        "s: a NUL byte in its symlink target",
+    );
+}
+
+#[test]
+fn extended_attributes_past_what_linux_lists_are_left_out_with_one_warning() {
+    let scratch = Scratch::new("sqfs-pack-tar", "xattr-list");
+    // 20,000 names of 11 bytes: 240,000 bytes listed, where Linux lists 64 KiB at most
+    // (XATTR_LIST_MAX). Before, the image held them all and its reader refused the list
+    // as corrupt.
+    let names: Vec<String> = (0..20_000).map(|i| format!("user.{i:06}")).collect();
+    let records: Vec<(String, &[u8])> = names
+        .iter()
+        .map(|n| (format!("SCHILY.xattr.{n}"), &b"v"[..]))
+        .collect();
+    let pax: Vec<(&str, &[u8])> = records.iter().map(|(k, v)| (k.as_str(), *v)).collect();
+    let mut t = Tar::default();
+    t.member(&Header::new(b'0', "f"), &[], &pax);
+    let image = scratch.path("image.sqfs");
+    let out = pack_stdin(&t.finish(), &image, &[]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.contains("f: extended attribute user.005461 and 14538 more not stored"),
+        "{stderr}"
+    );
+    let a = Archive::open(&image).unwrap();
+    let xattrs = a.xattrs(&a.lookup_path("/f").unwrap()).unwrap();
+    assert_eq!(
+        xattrs.len(),
+        5461,
+        "as many 12-byte names as fit in 65536 bytes"
+    );
+    assert_eq!(xattrs.last().unwrap().name, b"user.005460");
+}
