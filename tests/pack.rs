@@ -686,3 +686,115 @@ fn wildcard_and_regex_excludes_leave_out_what_mksquashfs_leaves_out() {
         one_error_line(&out, says);
     }
 }
+
+/// Runs `sqfs pack SOURCE IMAGE -quiet -p 1`, killed if it runs past `limit`; its output,
+/// None if it had to be killed.
+fn pack_within(source: &Path, image: &Path, limit: Duration) -> Option<Output> {
+    let mut child = sqfs()
+        .arg("pack")
+        .arg(source)
+        .arg(image)
+        .args(["-quiet", "-p", "1"])
+        .env_remove("SOURCE_DATE_EPOCH")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if started.elapsed() > limit {
+            let _ = child.kill();
+            let _ = child.wait();
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    Some(child.wait_with_output().unwrap())
+}
+
+#[test]
+fn entries_removed_while_the_tree_is_walked_are_left_out_whichever_call_finds_them_gone() {
+    use std::os::unix::fs::symlink;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    let scratch = Scratch::new("sqfs-pack", "removed");
+    let src = scratch.path("src");
+    let staging = scratch.path("staging");
+    std::fs::create_dir_all(src.join("stays")).unwrap();
+    std::fs::write(src.join("stays/file"), b"kept").unwrap();
+    std::fs::create_dir(&staging).unwrap();
+    // Entries of every type appear and go while sqfs pack walks: removed between the
+    // listing and the stat, or between the stat and the open, readlink or xattr read.
+    // Before, only the first was a warning; the others failed the pack with "No such file
+    // or directory" (a FIFO's, a symlink's) or "changed while being packed" (a file's).
+    let stop = Arc::new(AtomicBool::new(false));
+    let churn = {
+        let (src, staging, stop) = (src.clone(), staging.clone(), stop.clone());
+        std::thread::spawn(move || {
+            let fifo = |p: &Path| {
+                let c = std::ffi::CString::new(p.as_os_str().as_encoded_bytes()).unwrap();
+                // SAFETY: a NUL-terminated path.
+                assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o644) }, 0);
+            };
+            while !stop.load(Ordering::Relaxed) {
+                for i in 0..4 {
+                    let name = src.join(format!("churn-{i}"));
+                    match i {
+                        0 => symlink("/etc/passwd", &name).unwrap(),
+                        1 => fifo(&name),
+                        2 => std::fs::create_dir(&name).unwrap(),
+                        _ => {
+                            // Written whole before it takes its name: a size that changes
+                            // is another matter (an error by design).
+                            std::fs::write(staging.join("f"), b"content").unwrap();
+                            std::fs::rename(staging.join("f"), &name).unwrap();
+                        }
+                    }
+                }
+                for i in 0..4 {
+                    let name = src.join(format!("churn-{i}"));
+                    if i == 2 {
+                        std::fs::remove_dir(&name).unwrap();
+                    } else {
+                        std::fs::remove_file(&name).unwrap();
+                    }
+                }
+            }
+        })
+    };
+    let image = scratch.path("image.sqfs");
+    let (mut runs, mut removals) = (0, 0);
+    let mut failure = None;
+    // Until the churn has been caught mid-walk often (the windows are short), or a
+    // failure: every pack must succeed, saying only what was removed.
+    while removals < 40 && runs < 3000 && failure.is_none() {
+        runs += 1;
+        let _ = std::fs::remove_file(&image);
+        let Some(out) = pack_within(&src, &image, Duration::from_secs(60)) else {
+            failure = Some("ran for over 60 s (a FIFO opened?)".to_string());
+            break;
+        };
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        let removal = |l: &str| {
+            l.starts_with("sqfs: warning: ")
+                && l.ends_with(": removed while being packed, left out")
+        };
+        removals += stderr.lines().filter(|l| removal(l)).count();
+        if !out.status.success() || !stderr.lines().all(removal) {
+            failure = Some(stderr);
+        } else {
+            let a = Archive::open(&image).unwrap();
+            assert_eq!(a.read_file_at("/stays/file", 16).unwrap(), b"kept");
+        }
+    }
+    stop.store(true, Ordering::Relaxed);
+    churn.join().unwrap();
+    if let Some(failure) = failure {
+        panic!("run {runs}: {failure}");
+    }
+    assert!(
+        removals >= 40,
+        "the churn reached the walk {removals} times in {runs} runs: nothing was tested"
+    );
+    eprintln!("{runs} runs, {removals} entries found removed");
+}
