@@ -260,7 +260,13 @@ impl Walk<'_> {
         st: &Stat,
     ) -> Result<std::result::Result<NodeId, WriteError>> {
         let file = match source::open_file_at(dir, name) {
-            Ok(f) => f,
+            Ok(Some(f)) => f,
+            Ok(None) => {
+                return Err(Error::Changed {
+                    path: self.path(rel),
+                    what: "another entry took its name",
+                })
+            }
             Err(e) if denied(&e) => return self.empty_file(dir, parent, name, rel, st, e),
             Err(e) => return Err(self.changed_or(rel, e)),
         };
