@@ -199,7 +199,14 @@ fn walk(image: &Path) -> Walked {
     let mut stack = vec![(b"/".to_vec(), archive.root().expect("the root"))];
     while let Some((path, inode)) = stack.pop() {
         let attr = archive.attr(&inode).expect("attr");
-        archive.xattrs(&inode).expect("xattrs");
+        for x in archive.xattrs(&inode).expect("xattrs") {
+            // What no file can carry: the kernel would list it as other names.
+            assert!(
+                !x.name.contains(&0) && x.name.len() <= 255,
+                "an xattr name {:?}",
+                x.name
+            );
+        }
         let kind = inode.kind();
         walked.entries.push((path.clone(), kind, attr.size));
         match kind {

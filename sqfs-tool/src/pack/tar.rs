@@ -245,7 +245,7 @@ impl Packer<'_> {
     fn meta(&mut self, member: &Member) -> Meta {
         const WHY: [&str; 3] = [
             "SquashFS stores user., trusted. and security. ones",
-            "names of at most 255 bytes and values of at most 64 KiB are stored",
+            "names of at most 255 bytes without a NUL and values of at most 64 KiB are stored",
             "a file's names take at most 64 KiB",
         ];
         let mut xattrs = Vec::new();
@@ -260,7 +260,8 @@ impl Packer<'_> {
                     .iter()
                     .any(|p| name.starts_with(p) && name.len() > p.len());
                 // Linux's XATTR_NAME_MAX and XATTR_SIZE_MAX: what no file can carry.
-                let fits = name.len() <= 255 && value.len() <= 65536;
+                // A NUL would end the name in the list the kernel hands out.
+                let fits = name.len() <= 255 && value.len() <= 65536 && !name.contains(&0);
                 // And XATTR_LIST_MAX: the names one file can list (a longer list is one
                 // no reader can take, the kernel's and `sqfs::Archive` included).
                 let listable = listed + name.len() < XATTR_LIST_MAX; // with its NUL, <=
