@@ -13,9 +13,11 @@
 //! members), bit 3 leaves xattrs out, bit 4 forces the owners to root.
 //!
 //! A finding (a panic here): a success whose image does not open and walk completely with
-//! `sqfs::Archive` (every directory listed, every file read to its size, every symlink
-//! and xattr read), a failure whose message is not one line, or any file but the image in
-//! the scratch directory afterwards (nothing at all after a failure).
+//! `sqfs::Archive` (every directory listed in name order, every file read to its size,
+//! every symlink and xattr read) or holds what Linux cannot show (a name with a NUL or
+//! `/`, `.` or `..`, a symlink target empty, past 4095 bytes or with a NUL, an xattr name
+//! with a NUL or past 255 bytes), a failure whose message is not one line, or any file but
+//! the image in the scratch directory afterwards (nothing at all after a failure).
 
 use std::fs::File;
 use std::io::Write;
@@ -215,6 +217,17 @@ fn walk(image: &Path) -> Walked {
                 for e in archive.read_dir(&inode).expect("listing") {
                     let e = e.expect("an entry");
                     assert!(last.as_ref().is_none_or(|l| *l < e.name), "names in order");
+                    // A name the kernel can show: no NUL or `/`, not `.` or `..`, not empty.
+                    let name = &e.name[..];
+                    assert!(
+                        !name.is_empty()
+                            && name.len() <= 256
+                            && !name.contains(&0)
+                            && !name.contains(&b'/')
+                            && name != b"."
+                            && name != b"..",
+                        "a name {name:?}"
+                    );
                     let child = archive.entry_inode(&e).expect("an entry's inode");
                     let mut child_path = path.clone();
                     if child_path != b"/" {
@@ -237,6 +250,10 @@ fn walk(image: &Path) -> Walked {
             FileType::Symlink => {
                 let target = archive.read_link(&inode).expect("a symlink's target");
                 assert_eq!(target.len() as u64, attr.size, "a symlink's size");
+                assert!(
+                    !target.is_empty() && target.len() <= 4095 && !target.contains(&0),
+                    "a symlink target readlink cannot show: {target:?}"
+                );
             }
             _ => {}
         }
