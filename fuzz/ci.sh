@@ -16,7 +16,7 @@ cd "$ROOT"
 SECS=${FUZZ_SECONDS:-60}
 SANITIZER=${FUZZ_SANITIZER:-none}
 TARGETS=("$@")
-[[ ${#TARGETS[@]} -gt 0 ]] || TARGETS=(image decompress metadata mutate extract sif pack)
+[[ ${#TARGETS[@]} -gt 0 ]] || TARGETS=(image decompress metadata mutate extract sif pack tar)
 
 # cargo-fuzz passes nightly-only flags to rustc; only a stable toolchain is installed.
 export RUSTC_BOOTSTRAP=1
@@ -31,6 +31,9 @@ SQFS_FUZZ_SEEDS="$ROOT/fuzz/corpus" cargo test --release -q -p sqfs --test fuzz_
 # extract's body runs sqfs extract (the sqfs-tool crate): its replay test is an end-to-end one.
 SQFS_FUZZ_SEEDS="$ROOT/fuzz/corpus" cargo test --release -q -p e2e-tests --test extract_hostile \
     extract_fuzz_seeds
+# So does tar's (sqfs pack --tar): its seeds are written by the pack_tar test.
+SQFS_FUZZ_SEEDS="$ROOT/fuzz/corpus" cargo test --release -q -p e2e-tests --test pack_tar \
+    tar_fuzz_seeds
 
 cargo fuzz build -s "$SANITIZER"
 
@@ -44,6 +47,9 @@ fuzz_one() { # target
     [[ $t == mutate ]] && extra=(-max_len=512)
     # pack's inputs are programs: longer ones build bigger trees.
     [[ $t == pack ]] && extra=(-max_len=4096)
+    # tar's inputs are archives: headers are 512-byte blocks, PAX records and sparse maps
+    # make them longer.
+    [[ $t == tar ]] && extra=(-max_len=65536)
     cargo fuzz run -s "$SANITIZER" "$t" "fuzz/corpus/$t" -- \
         -max_total_time="$SECS" -timeout=10 -rss_limit_mb=2048 -malloc_limit_mb=2048 \
         -print_final_stats=1 "${extra[@]}"

@@ -686,3 +686,201 @@ fn wildcard_and_regex_excludes_leave_out_what_mksquashfs_leaves_out() {
         one_error_line(&out, says);
     }
 }
+
+/// Runs `sqfs pack SOURCE IMAGE -quiet -p 1`, killed if it runs past `limit`; its output,
+/// None if it had to be killed.
+fn pack_within(source: &Path, image: &Path, limit: Duration) -> Option<Output> {
+    let mut child = sqfs()
+        .arg("pack")
+        .arg(source)
+        .arg(image)
+        .args(["-quiet", "-p", "1"])
+        .env_remove("SOURCE_DATE_EPOCH")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if started.elapsed() > limit {
+            let _ = child.kill();
+            let _ = child.wait();
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    Some(child.wait_with_output().unwrap())
+}
+
+#[test]
+fn entries_removed_while_the_tree_is_walked_are_left_out_whichever_call_finds_them_gone() {
+    use std::os::unix::fs::symlink;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    let scratch = Scratch::new("sqfs-pack", "removed");
+    let src = scratch.path("src");
+    let staging = scratch.path("staging");
+    std::fs::create_dir_all(src.join("stays")).unwrap();
+    std::fs::write(src.join("stays/file"), b"kept").unwrap();
+    std::fs::create_dir(&staging).unwrap();
+    // Entries of every type appear and go while sqfs pack walks: removed between the
+    // listing and the stat, or between the stat and the open, readlink or xattr read.
+    // Before, only the first was a warning; the others failed the pack with "No such file
+    // or directory" (a FIFO's, a symlink's) or "changed while being packed" (a file's).
+    let stop = Arc::new(AtomicBool::new(false));
+    let churn = {
+        let (src, staging, stop) = (src.clone(), staging.clone(), stop.clone());
+        std::thread::spawn(move || {
+            let fifo = |p: &Path| {
+                let c = std::ffi::CString::new(p.as_os_str().as_encoded_bytes()).unwrap();
+                // SAFETY: a NUL-terminated path.
+                assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o644) }, 0);
+            };
+            while !stop.load(Ordering::Relaxed) {
+                for i in 0..4 {
+                    let name = src.join(format!("churn-{i}"));
+                    match i {
+                        0 => symlink("/etc/passwd", &name).unwrap(),
+                        1 => fifo(&name),
+                        2 => std::fs::create_dir(&name).unwrap(),
+                        _ => {
+                            // Written whole before it takes its name: a size that changes
+                            // is another matter (an error by design).
+                            std::fs::write(staging.join("f"), b"content").unwrap();
+                            std::fs::rename(staging.join("f"), &name).unwrap();
+                        }
+                    }
+                }
+                for i in 0..4 {
+                    let name = src.join(format!("churn-{i}"));
+                    if i == 2 {
+                        std::fs::remove_dir(&name).unwrap();
+                    } else {
+                        std::fs::remove_file(&name).unwrap();
+                    }
+                }
+            }
+        })
+    };
+    let image = scratch.path("image.sqfs");
+    let (mut runs, mut removals) = (0, 0);
+    let mut failure = None;
+    // Until the churn has been caught mid-walk often (the windows are short), or a
+    // failure: every pack must succeed, saying only what was removed.
+    while removals < 40 && runs < 3000 && failure.is_none() {
+        runs += 1;
+        let _ = std::fs::remove_file(&image);
+        let Some(out) = pack_within(&src, &image, Duration::from_secs(60)) else {
+            failure = Some("ran for over 60 s (a FIFO opened?)".to_string());
+            break;
+        };
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        let removal = |l: &str| {
+            l.starts_with("sqfs: warning: ")
+                && l.ends_with(": removed while being packed, left out")
+        };
+        removals += stderr.lines().filter(|l| removal(l)).count();
+        if !out.status.success() || !stderr.lines().all(removal) {
+            failure = Some(stderr);
+        } else {
+            let a = Archive::open(&image).unwrap();
+            assert_eq!(a.read_file_at("/stays/file", 16).unwrap(), b"kept");
+        }
+    }
+    stop.store(true, Ordering::Relaxed);
+    churn.join().unwrap();
+    if let Some(failure) = failure {
+        panic!("run {runs}: {failure}");
+    }
+    assert!(
+        removals >= 40,
+        "the churn reached the walk {removals} times in {runs} runs: nothing was tested"
+    );
+    eprintln!("{runs} runs, {removals} entries found removed");
+}
+
+#[test]
+fn a_fifo_swapped_in_for_a_listed_file_is_never_opened() {
+    use std::os::unix::fs::OpenOptionsExt;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    let scratch = Scratch::new("sqfs-pack", "fifo-swap");
+    let (src, staging) = (scratch.path("src"), scratch.path("staging"));
+    std::fs::create_dir(&src).unwrap();
+    std::fs::create_dir(&staging).unwrap();
+    std::fs::write(src.join("x"), b"a file").unwrap();
+    let fifo = staging.join("fifo");
+    let c = std::ffi::CString::new(fifo.as_os_str().as_encoded_bytes()).unwrap();
+    // SAFETY: a NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o644) }, 0);
+    // A writer waits on the FIFO: only a reader's open lets it go, and nothing here opens
+    // it for reading until the end. Before, sqfs pack opened whatever took a listed file's
+    // name (O_NONBLOCK, then fstat found another file): the writer went free.
+    let releasing = Arc::new(AtomicBool::new(false));
+    let let_go_early = Arc::new(AtomicBool::new(false));
+    let writer = {
+        let (fifo, releasing, let_go_early) =
+            (fifo.clone(), releasing.clone(), let_go_early.clone());
+        std::thread::spawn(move || {
+            let _w = std::fs::OpenOptions::new().write(true).open(&fifo).unwrap();
+            let_go_early.store(!releasing.load(Ordering::SeqCst), Ordering::SeqCst);
+        })
+    };
+    // The FIFO (a second name of it) and a file take turns at src/x.
+    let stop = Arc::new(AtomicBool::new(false));
+    let churn = {
+        let (src, staging, fifo, stop) = (src.clone(), staging.clone(), fifo.clone(), stop.clone());
+        std::thread::spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                std::fs::hard_link(&fifo, staging.join("fifo-name")).unwrap();
+                std::fs::rename(staging.join("fifo-name"), src.join("x")).unwrap();
+                std::fs::write(staging.join("file"), b"a file").unwrap();
+                std::fs::rename(staging.join("file"), src.join("x")).unwrap();
+            }
+        })
+    };
+    let image = scratch.path("image.sqfs");
+    let (mut runs, mut swapped) = (0, 0);
+    let mut failure = None;
+    // Until the FIFO has been caught taking the file's name between the listing and the
+    // open a few times (the window is short).
+    while swapped < 3 && runs < 5000 && failure.is_none() {
+        runs += 1;
+        let _ = std::fs::remove_file(&image);
+        let Some(out) = pack_within(&src, &image, Duration::from_secs(60)) else {
+            failure = Some("ran for over 60 s".to_string());
+            break;
+        };
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        if out.status.success() && stderr.is_empty() {
+            continue;
+        }
+        let changed = stderr.lines().count() == 1
+            && stderr.contains("/x: changed while being packed (another entry took its name)");
+        if out.status.success() || !changed {
+            failure = Some(stderr);
+        }
+        swapped += 1;
+        if let_go_early.load(Ordering::SeqCst) {
+            failure = Some("the FIFO was opened".into());
+        }
+    }
+    stop.store(true, Ordering::Relaxed);
+    churn.join().unwrap();
+    releasing.store(true, Ordering::SeqCst);
+    let _reader = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(&fifo)
+        .unwrap();
+    writer.join().unwrap();
+    if let Some(failure) = failure {
+        panic!("run {runs}: {failure}");
+    }
+    assert!(!let_go_early.load(Ordering::SeqCst), "the FIFO was opened");
+    assert!(
+        swapped >= 3,
+        "the FIFO took the file's name mid-walk {swapped} times in {runs} runs: nothing was tested"
+    );
+    eprintln!("{runs} runs, {swapped} swaps caught");
+}

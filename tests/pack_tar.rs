@@ -652,3 +652,442 @@ fn hostile_archives_fail_in_one_line_and_leave_the_old_image() {
     succeeded(&pack_stdin(&fine, &image, &[]), "fine");
     assert_eq!(read_file(&Archive::open(&image).unwrap(), "/ok"), b"fine");
 }
+
+// The `tar` fuzz target's body: its seeds, and every input it once found, are replayed
+// through it here.
+#[path = "../fuzz/fuzz_targets/tar_check.rs"]
+mod tar_check;
+
+/// A PAX sparse member (formats 0.0, 0.1, 1.0 as `version` says) of `size` bytes whose
+/// `chunks` hold `data`, named `name`.
+fn pax_sparse(
+    t: &mut Tar,
+    version: &str,
+    name: &str,
+    size: u64,
+    chunks: &[(u64, u64)],
+    data: &[u8],
+) {
+    let size_text = size.to_string();
+    let mut records: Vec<(&str, Vec<u8>)> = Vec::new();
+    let mut body = Vec::new();
+    let mut h = Header::new(b'0', name);
+    match version {
+        "1.0" => {
+            records.push(("GNU.sparse.major", b"1".to_vec()));
+            records.push(("GNU.sparse.minor", b"0".to_vec()));
+            records.push(("GNU.sparse.name", name.as_bytes().to_vec()));
+            records.push(("GNU.sparse.realsize", size_text.into_bytes()));
+            h.name = format!("./GNUSparseFile.0/{name}").into_bytes();
+            let mut map = format!("{}\n", chunks.len());
+            for (o, l) in chunks {
+                map += &format!("{o}\n{l}\n");
+            }
+            body = map.into_bytes();
+            body.resize(body.len().next_multiple_of(512), 0);
+        }
+        "0.1" => {
+            records.push(("GNU.sparse.size", size_text.into_bytes()));
+            let map: Vec<String> = chunks.iter().map(|(o, l)| format!("{o},{l}")).collect();
+            records.push(("GNU.sparse.map", map.join(",").into_bytes()));
+        }
+        _ => {
+            records.push(("GNU.sparse.size", size_text.into_bytes()));
+            for (o, l) in chunks {
+                records.push(("GNU.sparse.offset", o.to_string().into_bytes()));
+                records.push(("GNU.sparse.numbytes", l.to_string().into_bytes()));
+            }
+        }
+    }
+    body.extend_from_slice(data);
+    h.size = body.len() as u64;
+    let pax: Vec<(&str, &[u8])> = records.iter().map(|(k, v)| (*k, &v[..])).collect();
+    t.member(&h, &body, &pax);
+}
+
+/// A member of `kind` with its header fields set by `set`.
+fn member_with(t: &mut Tar, kind: u8, name: &str, set: impl FnOnce(&mut Header), data: &[u8]) {
+    let mut h = Header::new(kind, name);
+    h.size = data.len() as u64;
+    set(&mut h);
+    t.member(&h, data, &[]);
+}
+
+/// The seeds of the `tar` target: (name, flags byte + stream).
+fn tar_seeds() -> Vec<(String, Vec<u8>)> {
+    use tar_check::{Wrap, ALL_ROOT, EXCLUDE_X, NO_XATTRS};
+    let mut every = Tar::default();
+    every
+        .dir("d", 0o750)
+        .file("d/f", b"hello\n")
+        .file(
+            "big",
+            &(0..20_000u32)
+                .map(|i| (i * 7 % 251) as u8)
+                .collect::<Vec<_>>(),
+        )
+        .link(b'2', "s", "d/f")
+        .link(b'1', "h", "d/f")
+        .file("implied/a/b", b"below implied directories");
+    member_with(&mut every, b'3', "c", |h| (h.major, h.minor) = (1, 3), &[]);
+    member_with(&mut every, b'4', "b", |h| (h.major, h.minor) = (8, 0), &[]);
+    member_with(&mut every, b'6', "p", |_| {}, &[]);
+    member_with(&mut every, b'7', "contiguous", |_| {}, b"contiguous file");
+    member_with(&mut every, b'0', "v7dir/", |_| {}, &[]);
+    member_with(&mut every, b'D', "dumpdir", |_| {}, b"Yname\0\0");
+    member_with(&mut every, b'V', "volume label", |_| {}, &[]);
+    let global = raw_tar::pax_records(&[("comment", b"global")]);
+    member_with(&mut every, b'g', "pax_global_header", |_| {}, &global);
+    let every = every.finish();
+
+    let mut pax = Tar::default();
+    let long_path = format!("{}/{}/file", "p".repeat(200), "q".repeat(250));
+    let sized = |name: &str, size: usize| {
+        let mut h = Header::new(b'0', name);
+        h.size = size as u64;
+        h
+    };
+    pax.member(
+        &sized("short", 9),
+        b"long path",
+        &[("path", long_path.as_bytes())],
+    );
+    let mut link = Header::new(b'2', "link");
+    link.link = b"x".to_vec();
+    pax.member(&link, &[], &[("linkpath", "t".repeat(300).as_bytes())]);
+    pax.member(
+        &Header::new(b'0', "fields"),
+        &[],
+        &[
+            ("mtime", b"-1.5"),
+            ("uid", b"4294967294"),
+            ("gid", b"65536"),
+            ("SCHILY.xattr.user.a", b"value\nwith a newline"),
+            ("SCHILY.xattr.trusted.b", b"t"),
+            ("SCHILY.xattr.security.c", b"s"),
+            ("SCHILY.xattr.system.posix_acl_access", b"not stored"),
+            ("SCHILY.xattr.user.a", b"the later value"),
+        ],
+    );
+    pax.member(&sized("sized", 5), b"12345", &[("size", b"5")]);
+    let pax = pax.finish();
+
+    let mut gnu = Tar::default();
+    gnu.gnu_long(b'L', format!("{}/long-name", "g".repeat(150)).as_bytes())
+        .file("cut", b"gnu long name");
+    gnu.gnu_long(b'K', "k".repeat(200).as_bytes())
+        .link(b'2', "long-link", "cut");
+    gnu.gnu_long(b'L', b"linked-by-long-name")
+        .gnu_long(b'K', format!("{}/long-name", "g".repeat(150)).as_bytes())
+        .link(b'1', "cut2", "cut");
+    let gnu = gnu.finish();
+
+    let chunks = [(0, 3), (4096, 2), (9000, 5)];
+    let mut sparse = Vec::new();
+    for version in ["0.0", "0.1", "1.0"] {
+        let mut t = Tar::default();
+        pax_sparse(
+            &mut t,
+            version,
+            "dir/sparse",
+            10_000,
+            &chunks,
+            b"abcXYvwxyz",
+        );
+        pax_sparse(&mut t, version, "holes-only", 50_000, &[], b"");
+        sparse.push((format!("sparse-{version}"), t.finish()));
+    }
+    let mut t = Tar::default();
+    // The tar crate takes GNU tar's layout: every chunk but the last a whole number of
+    // 512-byte blocks.
+    let many: Vec<(u64, u64)> = (0..30).map(|i| (i * 1024, 512)).collect();
+    t.gnu_sparse(
+        "old-gnu",
+        10_000,
+        &[(0, 512), (4096, 512), (9000, 5), (10_000, 0)],
+        &[b'o'; 1029],
+    )
+    .gnu_sparse("old-gnu-extended", 30_208, &many, &[b's'; 30 * 512]);
+    sparse.push(("sparse-old-gnu".into(), t.finish()));
+
+    let mut replace = Tar::default();
+    replace
+        .file("a", b"first")
+        .file("./a", b"second")
+        .dir("d", 0o755)
+        .file("d/x", b"under d")
+        .file("d/shared", b"shared")
+        .link(b'1', "outside", "d/shared")
+        .file("d", b"a file now")
+        .file("f", b"a file")
+        .dir("f", 0o700)
+        .link(b'1', "h", "a")
+        .file("a", b"third")
+        .dir("keep", 0o700)
+        .dir("keep/", 0o750)
+        .link(b'2', "s", "nowhere")
+        .link(b'1', "s", "a")
+        .link(b'1', "s", "a");
+    let replace = replace.finish();
+
+    let mut excluded = Tar::default();
+    excluded
+        .file("x", b"excluded")
+        .file("d/x", b"excluded too")
+        .link(b'1', "to-x", "x")
+        .link(b'1', "d/y", "d/x")
+        .file("kept", b"kept");
+    let excluded = excluded.finish();
+
+    let with = |flags: u8, tar: &[u8]| [&[flags][..], tar].concat();
+    let mut seeds = vec![
+        ("empty".to_string(), vec![0]),
+        ("end-only".into(), with(0, &Tar::default().finish())),
+        ("every-type".into(), with(0, &every)),
+        ("every-type-gzip".into(), with(Wrap::Gzip.flags(), &every)),
+        ("every-type-zstd".into(), with(Wrap::Zstd.flags(), &every)),
+        ("every-type-xz".into(), with(Wrap::Xz.flags(), &every)),
+        (
+            "every-type-root-no-xattrs".into(),
+            with(ALL_ROOT | NO_XATTRS, &every),
+        ),
+        ("pax".into(), with(0, &pax)),
+        ("gnu-long".into(), with(0, &gnu)),
+        ("replace".into(), with(0, &replace)),
+        ("excluded".into(), with(EXCLUDE_X, &excluded)),
+    ];
+    for (name, tar) in sparse {
+        seeds.push((name, with(0, &tar)));
+    }
+    seeds
+}
+
+/// Inputs the `tar` fuzz target once found: `sqfs/tests/fuzz_regressions/tar/`.
+fn tar_regressions() -> Vec<(String, Vec<u8>)> {
+    let dir = repo_root().join("sqfs/tests/fuzz_regressions/tar");
+    // The directory exists (`.keep` holds it in git): a path gone wrong must fail, not
+    // replay nothing.
+    let entries = std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
+    let mut files: Vec<std::path::PathBuf> = entries.map(|e| e.unwrap().path()).collect();
+    files.sort();
+    files
+        .into_iter()
+        .filter(|p| p.is_file() && !p.file_name().unwrap().to_string_lossy().starts_with('.'))
+        .map(|p| {
+            let name = p.file_name().unwrap().to_string_lossy().into_owned();
+            (name, std::fs::read(&p).unwrap())
+        })
+        .collect()
+}
+
+/// Replays the `tar` fuzz target's seeds and findings through its own body (which panics
+/// on a finding). With `SQFS_FUZZ_SEEDS=DIR` the seeds are also written to `DIR/tar/`,
+/// where `fuzz/ci.sh` starts the fuzzer from.
+#[test]
+fn tar_fuzz_seeds_and_findings_pack_or_fail_in_one_line() {
+    let seeds = tar_seeds();
+    if let Some(out) = std::env::var_os("SQFS_FUZZ_SEEDS") {
+        let dir = Path::new(&out).join("tar");
+        std::fs::create_dir_all(&dir).unwrap();
+        for (name, data) in &seeds {
+            std::fs::write(dir.join(format!("seed-{name}")), data).unwrap();
+        }
+    }
+    let scratch = tar_check::Scratch::new("replay");
+    for (name, data) in &seeds {
+        // The seeds must reach the code they are for: every one packs.
+        let walked = scratch
+            .pack(data)
+            .unwrap_or_else(|e| panic!("seed {name}: {e}"));
+        let has = |path: &str, kind: FileType, size: u64| {
+            assert_eq!(walked.get(path), Some((kind, size)), "seed {name}: {path}");
+        };
+        match name.as_str() {
+            n if n.starts_with("every-type") => {
+                has("/d/f", FileType::File, 6);
+                has("/h", FileType::File, 6);
+                has("/big", FileType::File, 20_000);
+                has("/s", FileType::Symlink, 3);
+                has("/c", FileType::CharDevice, 0);
+                has("/b", FileType::BlockDevice, 0);
+                has("/p", FileType::Fifo, 0);
+                has("/contiguous", FileType::File, 15);
+                has("/v7dir", FileType::Directory, 3);
+                has("/dumpdir", FileType::Directory, 3);
+                has("/implied/a/b", FileType::File, 25);
+                assert_eq!(walked.get("/volume label"), None, "{name}");
+                assert_eq!(walked.get("/pax_global_header"), None, "{name}");
+            }
+            "pax" => {
+                let long = format!("/{}/{}/file", "p".repeat(200), "q".repeat(250));
+                has(&long, FileType::File, 9);
+                has("/link", FileType::Symlink, 300);
+                has("/sized", FileType::File, 5);
+            }
+            "gnu-long" => {
+                has(
+                    &format!("/{}/long-name", "g".repeat(150)),
+                    FileType::File,
+                    13,
+                );
+                has("/long-link", FileType::Symlink, 200);
+                has("/linked-by-long-name", FileType::File, 13);
+            }
+            "replace" => {
+                let paths: Vec<&[u8]> = walked.entries.iter().map(|e| &e.0[..]).collect();
+                assert_eq!(paths.len(), 8, "{name}: {paths:?}");
+                has("/d", FileType::File, 10);
+                has("/f", FileType::Directory, 3);
+                has("/h", FileType::File, 6);
+                has("/a", FileType::File, 5);
+            }
+            "excluded" => {
+                has("/kept", FileType::File, 4);
+                for gone in ["/x", "/to-x", "/d/x", "/d/y"] {
+                    assert_eq!(walked.get(gone), None, "{name}: {gone}");
+                }
+            }
+            n if n.starts_with("sparse-") => {
+                if n == "sparse-old-gnu" {
+                    has("/old-gnu", FileType::File, 10_000);
+                    has("/old-gnu-extended", FileType::File, 30_208);
+                } else {
+                    has("/dir/sparse", FileType::File, 10_000);
+                    has("/holes-only", FileType::File, 50_000);
+                }
+            }
+            _ => {}
+        }
+    }
+    for (name, data) in &tar_regressions() {
+        let result = scratch.pack(data);
+        eprintln!("regression {name}: {:?}", result.map(|w| w.entries.len()));
+    }
+}
+
+/// `pack_stdin` must fail with one line holding `expected`, and leave no image.
+fn refused(scratch: &Scratch, what: &str, bytes: &[u8], expected: &str) {
+    let image = scratch.path("refused.sqfs");
+    let out = pack_stdin(bytes, &image, &[]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{what}: succeeded");
+    assert_eq!(stderr.lines().count(), 1, "{what}: {stderr}");
+    assert!(
+        stderr.contains(expected),
+        "{what}: {expected:?} not in {stderr:?}"
+    );
+    assert!(!image.exists(), "{what}: an image");
+}
+
+#[test]
+fn sparse_members_cannot_ask_for_unbounded_holes() {
+    let scratch = Scratch::new("sqfs-pack-tar", "holes");
+    // 10^18 bytes of holes in a few hundred bytes: before the bound, packing read an
+    // exabyte of zeros (64 GiB took 23 s).
+    let mut t = Tar::default();
+    pax_sparse(
+        &mut t,
+        "0.1",
+        "exabyte",
+        1_000_000_000_000_000_000,
+        &[],
+        b"",
+    );
+    refused(
+        &scratch,
+        "PAX 0.1",
+        &t.finish(),
+        "exabyte: a sparse file whose holes",
+    );
+    let mut t = Tar::default();
+    pax_sparse(&mut t, "1.0", "tebibyte", 1 << 40, &[(0, 5)], b"abcde");
+    refused(
+        &scratch,
+        "PAX 1.0",
+        &t.finish(),
+        "tebibyte: a sparse file whose holes",
+    );
+    // Old GNU sparse members (expanded by the tar crate): 2^62 bytes of holes.
+    let mut t = Tar::default();
+    t.gnu_sparse("old", 1 << 62, &[(1 << 62, 0)], b"");
+    refused(
+        &scratch,
+        "old GNU",
+        &t.finish(),
+        "old: a sparse file whose holes",
+    );
+    // Two members, each under the bound alone, together over it.
+    let mut t = Tar::default();
+    pax_sparse(&mut t, "0.1", "first", 2 << 30, &[], b"");
+    pax_sparse(&mut t, "0.1", "second", 7 << 30, &[], b"");
+    refused(
+        &scratch,
+        "two",
+        &t.finish(),
+        "second: a sparse file whose holes",
+    );
+    // What the bound lets through: 8 GiB of holes alone (the corpus has a sparse file of
+    // 4.5 GiB), more after data.
+    let mut t = Tar::default();
+    let base = (8 << 30) - (1 << 20);
+    pax_sparse(&mut t, "0.1", "base", base, &[(0, 4)], b"data");
+    t.file("data", &vec![7; 1 << 20]);
+    pax_sparse(&mut t, "0.0", "more", 1 << 29, &[], b"");
+    let image = scratch.path("sparse.sqfs");
+    succeeded(&pack_stdin(&t.finish(), &image, &[]), "within the bound");
+    let a = Archive::open(&image).unwrap();
+    assert_eq!(attr_of(&a, "/base").size, base);
+    assert_eq!(attr_of(&a, "/more").size, 1 << 29);
+}
+
+#[test]
+fn symlink_targets_with_a_nul_are_refused() {
+    let scratch = Scratch::new("sqfs-pack-tar", "symlink-nul");
+    let mut h = Header::new(b'2', "s");
+    h.link = b"x".to_vec();
+    let mut t = Tar::default();
+    t.member(&h, &[], &[("linkpath", b"/etc\0/passwd")]);
+    refused(
+        &scratch,
+        "NUL",
+        &t.finish(),
+        "s: a NUL byte in its symlink target",
+    );
+}
+
+#[test]
+fn extended_attributes_past_what_linux_lists_are_left_out_with_one_warning() {
+    let scratch = Scratch::new("sqfs-pack-tar", "xattr-list");
+    // 20,000 names of 11 bytes: 240,000 bytes listed, where Linux lists 64 KiB at most
+    // (XATTR_LIST_MAX). Before, the image held them all and its reader refused the list
+    // as corrupt.
+    let names: Vec<String> = (0..20_000).map(|i| format!("user.{i:06}")).collect();
+    let records: Vec<(String, &[u8])> = names
+        .iter()
+        .map(|n| (format!("SCHILY.xattr.{n}"), &b"v"[..]))
+        .collect();
+    let pax: Vec<(&str, &[u8])> = records.iter().map(|(k, v)| (k.as_str(), *v)).collect();
+    let mut t = Tar::default();
+    t.member(&Header::new(b'0', "f"), &[], &pax);
+    let image = scratch.path("image.sqfs");
+    let out = pack_stdin(&t.finish(), &image, &[]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.contains("f: extended attribute user.005461 and 14538 more not stored"),
+        "{stderr}"
+    );
+    let a = Archive::open(&image).unwrap();
+    let xattrs = a.xattrs(&a.lookup_path("/f").unwrap()).unwrap();
+    assert_eq!(
+        xattrs.len(),
+        5461,
+        "as many 12-byte names as fit in 65536 bytes"
+    );
+    assert_eq!(xattrs.last().unwrap().name, b"user.005460");
+}

@@ -17,6 +17,8 @@ pub struct Header {
     pub link: Vec<u8>,
     pub major: u32,
     pub minor: u32,
+    /// GNU's magic (`ustar  `) instead of POSIX's: what old GNU sparse members need.
+    pub gnu: bool,
 }
 
 impl Header {
@@ -32,6 +34,7 @@ impl Header {
             link: Vec::new(),
             major: 0,
             minor: 0,
+            gnu: false,
         }
     }
 }
@@ -65,14 +68,22 @@ pub fn header_block(h: &Header) -> [u8; 512] {
     b[156] = h.kind;
     let link = &h.link[..h.link.len().min(100)];
     b[157..157 + link.len()].copy_from_slice(link);
-    b[257..263].copy_from_slice(b"ustar\0");
-    b[263..265].copy_from_slice(b"00");
+    if h.gnu {
+        b[257..265].copy_from_slice(b"ustar  \0");
+    } else {
+        b[257..263].copy_from_slice(b"ustar\0");
+        b[263..265].copy_from_slice(b"00");
+    }
     octal(&mut b[329..337], u64::from(h.major));
     octal(&mut b[337..345], u64::from(h.minor));
+    checksum(&mut b);
+    b
+}
+
+fn checksum(b: &mut [u8; 512]) {
     b[148..156].fill(b' ');
     let sum: u32 = b.iter().map(|&x| u32::from(x)).sum();
     b[148..156].copy_from_slice(format!("{sum:06o}\0 ").as_bytes());
-    b
 }
 
 /// PAX records, each `LEN KEY=VALUE\n` with LEN counting the whole record.
@@ -136,6 +147,55 @@ impl Tar {
         let mut h = Header::new(kind, name);
         h.link = target.as_bytes().to_vec();
         self.member(&h, &[], &[])
+    }
+
+    /// A GNU long name (`L`) or long link target (`K`) for the member that follows.
+    pub fn gnu_long(&mut self, kind: u8, name: &[u8]) -> &mut Self {
+        let mut h = Header::new(kind, "././@LongLink");
+        h.gnu = true;
+        let mut data = name.to_vec();
+        data.push(0);
+        h.size = data.len() as u64;
+        self.member(&h, &data, &[])
+    }
+
+    /// An old GNU sparse member (`S`): a file of `real_size` bytes whose `chunks`
+    /// (offset, length) hold `data` one after the other; the first 4 chunks in the header,
+    /// the rest in extension blocks of 21.
+    pub fn gnu_sparse(
+        &mut self,
+        name: &str,
+        real_size: u64,
+        chunks: &[(u64, u64)],
+        data: &[u8],
+    ) -> &mut Self {
+        let mut h = Header::new(b'S', name);
+        h.gnu = true;
+        h.size = data.len() as u64;
+        let mut b = header_block(&h);
+        let (first, rest) = chunks.split_at(chunks.len().min(4));
+        for (i, &(offset, len)) in first.iter().enumerate() {
+            let at = 386 + 24 * i;
+            octal(&mut b[at..at + 12], offset);
+            octal(&mut b[at + 12..at + 24], len);
+        }
+        b[482] = u8::from(!rest.is_empty());
+        octal(&mut b[483..495], real_size);
+        checksum(&mut b);
+        self.bytes.extend_from_slice(&b);
+        let blocks: Vec<&[(u64, u64)]> = rest.chunks(21).collect();
+        for (n, group) in blocks.iter().enumerate() {
+            let mut ext = [0u8; 512];
+            for (i, &(offset, len)) in group.iter().enumerate() {
+                octal(&mut ext[24 * i..24 * i + 12], offset);
+                octal(&mut ext[24 * i + 12..24 * i + 24], len);
+            }
+            ext[504] = u8::from(n + 1 < blocks.len());
+            self.bytes.extend_from_slice(&ext);
+        }
+        self.bytes.extend_from_slice(data);
+        self.pad();
+        self
     }
 
     /// The archive with its end: two blocks of zeros.

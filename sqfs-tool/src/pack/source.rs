@@ -1,9 +1,11 @@
 //! The calls `pack` makes on the source tree. Every entry below the root is reached from
 //! its parent directory's descriptor by one name, never through a symlink: it is looked at
-//! with `fstatat(AT_SYMLINK_NOFOLLOW)`, directories and files are opened with
-//! `O_NOFOLLOW` (a symlink swapped in fails with ELOOP) and checked with `fstat` to be the
-//! entry that was looked at; devices, FIFOs and sockets are never opened (opening a device
-//! runs its driver, a FIFO blocks), their extended attributes read through
+//! with `fstatat(AT_SYMLINK_NOFOLLOW)`, directories are opened with `O_NOFOLLOW` (a
+//! symlink swapped in fails with ELOOP), files reached with `O_PATH | O_NOFOLLOW` and
+//! opened only if that is a regular file, and each checked with `fstat` to be the entry
+//! that was looked at; devices, FIFOs and sockets are never opened (opening a device runs
+//! its driver, a FIFO blocks or lets a writer go), even one swapped in after the listing;
+//! their extended attributes are read through
 //! `/proc/self/fd/N/name` with the calls that do not follow the last component.
 
 use std::fs::File;
@@ -104,16 +106,38 @@ pub fn open_dir_at(dir: BorrowedFd, name: &[u8]) -> io::Result<OwnedFd> {
     )?)
 }
 
-/// The file `name` in `dir`, for reading. `O_NONBLOCK`: a FIFO swapped in does not block
-/// the open (and `fstat` then tells it from the file that was listed).
-pub fn open_file_at(dir: BorrowedFd, name: &[u8]) -> io::Result<File> {
-    let fd = rfs::openat(
+/// The regular file `name` in `dir`, opened for reading; None if `name` is now anything
+/// else. Opening a FIFO or a device does something (a FIFO's writer waiting for a reader is
+/// let go, a driver's open runs: a tape rewinds, a watchdog starts), so the entry is first
+/// reached with `O_PATH`, which opens nothing, checked to be a regular file, and only that
+/// inode is then opened, through `/proc/self/fd`: an entry swapped in after the listing
+/// is never opened. Without /proc, the name is opened directly (`O_NONBLOCK`: a FIFO
+/// swapped in then does not block the open; `fstat` tells it from the file listed).
+pub fn open_file_at(dir: BorrowedFd, name: &[u8]) -> io::Result<Option<File>> {
+    let path = rfs::openat(
         dir,
         name,
-        OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::NOCTTY | OFlags::CLOEXEC,
+        OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC,
         Mode::empty(),
     )?;
-    Ok(File::from(fd))
+    if rfs::FileType::from_raw_mode(rfs::fstat(&path)?.st_mode) != rfs::FileType::RegularFile {
+        return Ok(None);
+    }
+    let flags = OFlags::RDONLY | OFlags::NOCTTY | OFlags::CLOEXEC;
+    let fd = match rfs::open(
+        crate::sys::proc_fd_path(path.as_fd(), None).as_slice(),
+        flags,
+        Mode::empty(),
+    ) {
+        Err(rustix::io::Errno::NOENT) => rfs::openat(
+            dir,
+            name,
+            flags | OFlags::NOFOLLOW | OFlags::NONBLOCK,
+            Mode::empty(),
+        )?,
+        r => r?,
+    };
+    Ok(Some(File::from(fd)))
 }
 
 pub fn read_link_at(dir: BorrowedFd, name: &[u8]) -> io::Result<Vec<u8>> {

@@ -42,7 +42,14 @@ struct Packer<'a> {
     display: String,
     progress: ProgressBar,
     warnings: u64,
+    /// The holes of the sparse members so far, and the archive's bytes read before the
+    /// member being packed (as stored: compressed, if it is), which bound them.
+    holes: sparse::Holes,
+    read: u64,
 }
+
+/// The bytes of names (each with its NUL) Linux lists for one file at most.
+const XATTR_LIST_MAX: usize = 65536;
 
 fn invalid(what: String) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidData, what)
@@ -90,6 +97,8 @@ pub fn pack_tar(source: &Path, image: &Path, options: &Options) -> Result<Summar
         display,
         progress: bar(options.progress, input.len),
         warnings: 0,
+        holes: sparse::Holes::default(),
+        read: 0,
     };
     packer.run(input)?;
     let Packer {
@@ -154,6 +163,7 @@ impl Packer<'_> {
             };
             let member = Member::read(&mut entry, pax.as_deref())
                 .map_err(|e| self.member_error(&name, e))?;
+            self.read = consumed.get();
             self.member(&mut entry, member)?;
             // What the member holds past what was packed (a directory's data, a skipped
             // member's), read to reach the next header.
@@ -233,28 +243,53 @@ impl Packer<'_> {
     /// The meta `member` is stored with: owners and times as the options say, the
     /// xattrs SquashFS can store (a warning for each other one).
     fn meta(&mut self, member: &Member) -> Meta {
+        const WHY: [&str; 3] = [
+            "SquashFS stores user., trusted. and security. ones",
+            "names of at most 255 bytes without a NUL and values of at most 64 KiB are stored",
+            "a file's names take at most 64 KiB",
+        ];
         let mut xattrs = Vec::new();
+        // The bytes listxattr(2) would return so far: each name and its NUL.
+        let mut listed = 0;
+        // For each reason, the first name left out and how many were: one warning each,
+        // however many records a hostile member holds.
+        let mut dropped: [Option<(&[u8], usize)>; 3] = [None; 3];
         if self.options.xattrs {
             for (name, value) in &member.xattrs {
                 let prefixed = [&b"user."[..], b"trusted.", b"security."]
                     .iter()
                     .any(|p| name.starts_with(p) && name.len() > p.len());
                 // Linux's XATTR_NAME_MAX and XATTR_SIZE_MAX: what no file can carry.
-                let fits = name.len() <= 255 && value.len() <= 65536;
-                if prefixed && fits {
-                    xattrs.push((name.clone(), value.clone()));
-                } else {
-                    let why = if prefixed {
-                        "names of at most 255 bytes and values of at most 64 KiB are stored"
-                    } else {
-                        "SquashFS stores user., trusted. and security. ones"
-                    };
-                    self.warn(format!(
-                        "{}: extended attribute {} not stored ({why})",
-                        self.path(&member.name),
-                        show(name)
-                    ));
-                }
+                // A NUL would end the name in the list the kernel hands out.
+                let fits = name.len() <= 255 && value.len() <= 65536 && !name.contains(&0);
+                // And XATTR_LIST_MAX: the names one file can list (a longer list is one
+                // no reader can take, the kernel's and `sqfs::Archive` included).
+                let listable = listed + name.len() < XATTR_LIST_MAX; // with its NUL, <=
+                let reason = match (prefixed, fits, listable) {
+                    (true, true, true) => {
+                        listed += name.len() + 1;
+                        xattrs.push((name.clone(), value.clone()));
+                        continue;
+                    }
+                    (false, _, _) => 0,
+                    (_, false, _) => 1,
+                    _ => 2,
+                };
+                let (_, count) = dropped[reason].get_or_insert((name, 0));
+                *count += 1;
+            }
+        }
+        for (why, dropped) in WHY.iter().zip(dropped) {
+            if let Some((first, count)) = dropped {
+                let more = match count {
+                    1 => String::new(),
+                    n => format!(" and {} more", n - 1),
+                };
+                self.warn(format!(
+                    "{}: extended attribute {}{more} not stored ({why})",
+                    self.path(&member.name),
+                    show(first)
+                ));
             }
         }
         let stat = Stat {
@@ -298,6 +333,15 @@ impl Packer<'_> {
                     )
                 };
                 match sparse {
+                    // Old GNU sparse members, which the tar crate expands: their holes
+                    // are what the file has beyond the data stored.
+                    None if entry.header().entry_type().is_gnu_sparse() => {
+                        let holes = size.saturating_sub(entry.header().entry_size().unwrap_or(0));
+                        self.holes
+                            .take(holes, self.read)
+                            .map_err(|why| self.member_error(&name, invalid(why)))?;
+                        add(entry, &mut self.writer, &mut self.tree)
+                    }
                     None => add(entry, &mut self.writer, &mut self.tree),
                     Some(s) => {
                         let (map, data) = match s.map {
@@ -307,6 +351,7 @@ impl Packer<'_> {
                                 .map_err(|why| self.member_error(&name, invalid(why)))?,
                         };
                         sparse::check(&map, size, data)
+                            .and_then(|()| self.holes.take(size - data, self.read))
                             .map_err(|why| self.member_error(&name, invalid(why)))?;
                         let mut expanded = sparse::Expanded::new(entry, map, size);
                         add(&mut expanded, &mut self.writer, &mut self.tree)

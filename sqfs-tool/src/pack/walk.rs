@@ -145,6 +145,9 @@ impl Walk<'_> {
     }
 
     /// Adds the entry `name` of `dir` (whose node is `parent`); a directory to walk next.
+    /// An entry removed since it was listed is left out with a warning, whichever call
+    /// finds it gone: every call on the source (stat, open, readlink, xattrs) comes before
+    /// the entry is given to the writer.
     fn entry(
         &mut self,
         dir: BorrowedFd,
@@ -152,17 +155,24 @@ impl Walk<'_> {
         name: &[u8],
         rel: Vec<u8>,
     ) -> Result<Option<Level>> {
-        let st = match source::stat_at(dir, name) {
-            Ok(st) => st,
-            Err(e) if is(&e, libc::ENOENT) => {
-                self.warn(format!(
-                    "{}: removed while being packed, left out",
-                    self.path(&rel)
-                ));
-                return Ok(None);
+        let shown = self.path(&rel);
+        match self.add(dir, parent, name, rel) {
+            Err(Error::Source { source, .. }) if is(&source, libc::ENOENT) => {
+                self.warn(format!("{shown}: removed while being packed, left out"));
+                Ok(None)
             }
-            Err(e) => return Err(self.source_error(&rel, e)),
-        };
+            added => added,
+        }
+    }
+
+    fn add(
+        &mut self,
+        dir: BorrowedFd,
+        parent: NodeId,
+        name: &[u8],
+        rel: Vec<u8>,
+    ) -> Result<Option<Level>> {
+        let st = source::stat_at(dir, name).map_err(|e| self.source_error(&rel, e))?;
         if self.own_files.contains(&(st.dev, st.ino)) {
             return Ok(None);
         }
@@ -250,7 +260,13 @@ impl Walk<'_> {
         st: &Stat,
     ) -> Result<std::result::Result<NodeId, WriteError>> {
         let file = match source::open_file_at(dir, name) {
-            Ok(f) => f,
+            Ok(Some(f)) => f,
+            Ok(None) => {
+                return Err(Error::Changed {
+                    path: self.path(rel),
+                    what: "another entry took its name",
+                })
+            }
             Err(e) if denied(&e) => return self.empty_file(dir, parent, name, rel, st, e),
             Err(e) => return Err(self.changed_or(rel, e)),
         };
@@ -303,9 +319,9 @@ impl Walk<'_> {
     }
 
     /// An open that failed: a symlink or another type of entry that took the name after
-    /// it was listed (ELOOP, ENOTDIR), or another error.
+    /// it was listed (ELOOP, ENOTDIR), or another error (ENOENT: removed, see `entry`).
     fn changed_or(&self, rel: &[u8], e: io::Error) -> Error {
-        if is(&e, libc::ELOOP) || is(&e, libc::ENOTDIR) || is(&e, libc::ENOENT) {
+        if is(&e, libc::ELOOP) || is(&e, libc::ENOTDIR) {
             return Error::Changed {
                 path: self.path(rel),
                 what: "another entry took its name",

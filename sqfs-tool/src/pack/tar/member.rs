@@ -177,6 +177,10 @@ impl Member {
                 // Linux's symlink(2) takes at most PATH_MAX - 1 bytes, and the kernel's
                 // readlink of an image shows no more: a longer target would read as
                 // another one.
+                // A NUL ends the target for every reader (readlink shows what is before it).
+                if target.contains(&0) {
+                    return Err(bad("a NUL byte in its symlink target".into()));
+                }
                 if target.len() > 4095 {
                     return Err(bad(format!(
                         "a symlink target of {} bytes (Linux's limit is 4095)",

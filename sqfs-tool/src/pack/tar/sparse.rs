@@ -13,6 +13,41 @@ use std::io::{self, Read};
 /// Chunks in one map, at most: 16 MiB of them in memory.
 const MAX_CHUNKS: usize = 1 << 20;
 
+/// The holes all sparse members may add, at most: this much…
+const HOLES_BASE: u64 = 8 << 30;
+/// …and this many times the archive's bytes read before them (as stored: a compressed
+/// archive's compressed bytes, so that a decompression bomb buys no holes). A hole costs
+/// what as many bytes of data cost (the writer reads the zeros to find it: about 3 GB/s)
+/// and a block-list entry per block; without a bound a header of a few bytes could ask
+/// for an exabyte of work. Proportional to the archive, so that GNU tar's archives of
+/// real sparse files (a disk image: holes hundreds of times its data) go in.
+const HOLES_PER_BYTE: u64 = 1024;
+
+/// The holes the sparse members of one archive have added.
+#[derive(Debug, Default)]
+pub struct Holes {
+    total: u64,
+}
+
+impl Holes {
+    /// Takes `holes` more bytes of holes, `read` bytes into the tar stream.
+    pub fn take(&mut self, holes: u64, read: u64) -> Result<(), String> {
+        let allowed = HOLES_BASE.saturating_add(read.saturating_mul(HOLES_PER_BYTE));
+        match self.total.checked_add(holes).filter(|&t| t <= allowed) {
+            Some(total) => {
+                self.total = total;
+                Ok(())
+            }
+            None => Err(format!(
+                "a sparse file whose holes bring the archive's to {} bytes (at most {} GiB \
+                 plus {HOLES_PER_BYTE} times the archive's bytes before them are packed)",
+                self.total as u128 + u128::from(holes),
+                HOLES_BASE >> 30
+            )),
+        }
+    }
+}
+
 /// What a member's PAX records say of its sparseness.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Sparse {
@@ -238,6 +273,18 @@ mod tests {
         assert_eq!((map.clone(), taken), (vec![(2, 3), (7, 2)], 512));
         check(&map, 10, 5).unwrap();
         assert_eq!(expand(r, map, 10), b"\0\0abc\0\0XY\0");
+    }
+
+    #[test]
+    fn holes_are_bounded_by_the_archive_read_so_far() {
+        let mut h = Holes::default();
+        h.take(HOLES_BASE, 0).unwrap();
+        assert!(h.take(1, 0).is_err(), "past the base");
+        h.take(1024, 1).unwrap();
+        assert!(h.take(1, 1).is_err());
+        assert!(h.take(u64::MAX, u64::MAX).is_err(), "overflow");
+        let e = Holes::default().take(u64::MAX, 0).unwrap_err();
+        assert!(e.contains("18446744073709551615 bytes"), "{e}");
     }
 
     #[test]
