@@ -21,8 +21,9 @@ use sqfs::{Archive, DirEntry, Inode};
 use crate::attr::{file_attr, fuse_type, Owners};
 use crate::dirplus::{self, DirPlusReply};
 use crate::handles::{Handles, OpenFile};
+use crate::mates::{Mate, Mates};
 use crate::nodes::Nodes;
-use crate::prefetch::Background;
+use crate::prefetch::{Background, Piece};
 
 /// A read-only image never changes under us: cache entries and attributes for a century.
 pub const FOREVER: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
@@ -39,6 +40,8 @@ thread_local! {
 pub struct SquashFs {
     archive: Arc<Archive>,
     nodes: Nodes,
+    /// The linked small files of each fragment block, pushed together (see `mates`).
+    mates: Mates,
     handles: Arc<Handles>,
     background: Background,
     owners: Owners,
@@ -124,6 +127,7 @@ impl SquashFs {
             count_opens: false,
             uncached: false,
             no_xattrs,
+            mates: Mates::default(),
             background: Background::start(archive.clone(), notifier.clone(), prefetch_threads),
             nodes: Nodes::new(root),
             archive,
@@ -134,6 +138,14 @@ impl SquashFs {
             logged: Mutex::new(HashSet::new()),
             last_activity: Arc::new(AtomicU64::new(now_secs())),
         }
+    }
+
+    /// Request threads may push page-cache data themselves: there are `workers` of them.
+    pub fn workers(mut self, workers: usize) -> Self {
+        if workers >= 2 {
+            self.background.push_in_requests();
+        }
+        self
     }
 
     /// Keeps OPEN and RELEASE coming, so that the monitor's count of open files is right
@@ -235,6 +247,26 @@ impl SquashFs {
             .map_err(|e| self.errno("directory entry", e))
     }
 
+    /// Records a reference the kernel takes to `inode` (a lookup or a listed entry) and
+    /// returns its node id.
+    fn link(&self, inode: Arc<Inode>) -> u64 {
+        self.nodes.remember_then(inode, 1, |node, inode| {
+            if let Some((fragment, start)) = self.archive.fragment_of(inode) {
+                let len = u32::try_from(inode.size()).unwrap_or(u32::MAX);
+                self.mates.add(fragment, Mate { node, start, len });
+            }
+        })
+    }
+
+    /// The kernel dropped `count` references to `node`.
+    fn unlink(&self, node: u64, count: u64) {
+        self.nodes.forget(node, count, |node, inode| {
+            if let Some((fragment, _)) = self.archive.fragment_of(inode) {
+                self.mates.remove(fragment, node);
+            }
+        });
+    }
+
     /// Calls `add(offset_after, name, number, kind)` for ".", ".." and the entries of `dir`
     /// from FUSE offset `offset` on, until `add` says the reply is full.
     fn list(
@@ -301,7 +333,7 @@ impl SquashFs {
             });
             if !full {
                 // Counted before the kernel can see it (and FORGET it).
-                linked.push(self.nodes.remember(inode, 1));
+                linked.push(self.link(inode));
             }
             Ok(full)
         });
@@ -309,7 +341,7 @@ impl SquashFs {
             Ok(()) => Ok(out),
             Err(e) => {
                 for node in linked.drain(..) {
-                    self.nodes.forget(node, 1);
+                    self.unlink(node, 1);
                 }
                 Err(e)
             }
@@ -393,7 +425,7 @@ impl Filesystem for SquashFs {
                     let inode = self.child(&entry)?;
                     let attr = self.entry_attr(&inode)?;
                     let ttl = self.ttl(&inode);
-                    self.nodes.remember(inode, 1);
+                    self.link(inode);
                     Ok(Some((attr, ttl)))
                 }
             }
@@ -414,7 +446,7 @@ impl Filesystem for SquashFs {
     }
 
     fn forget(&self, _req: &Request, ino: INodeNo, nlookup: u64) {
-        self.nodes.forget(ino.0, nlookup);
+        self.unlink(ino.0, nlookup);
     }
 
     fn getattr(&self, _req: &Request, ino: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
@@ -513,22 +545,70 @@ impl Filesystem for SquashFs {
         for index in last + 1..(last + 1 + ahead as usize).min(data.block_count()) {
             self.background.prefetch(&file, index);
         }
-        // Within one stored block: answer straight from the cached block, no copy, and
-        // push the whole block into the page cache when this read takes only part of it.
+        // Within one stored block: answer straight from the cached block, no copy. When
+        // the read takes only part of the block, the rest goes into the page cache: before
+        // the answer for a reader at the file's start, who reads on (the kernel's first
+        // readahead window is small); after it, whole, for one that reads at random.
         if first == last && first < data.block_count() {
             match self.block(&file, first) {
                 Ok(Some(block)) => {
-                    let start = (offset - first as u64 * bs) as usize;
-                    let stop = (end - first as u64 * bs) as usize;
-                    reply.data(&block[start..stop]);
-                    if (stop - start) < block.len() {
-                        self.background
-                            .store(&file, first, first as u64 * bs, block);
+                    let base = first as u64 * bs;
+                    let start = (offset - base) as usize;
+                    let stop = (end - base) as usize;
+                    if offset == 0 && stop < block.len() {
+                        let rest = Piece {
+                            node: ino.0,
+                            at: end,
+                            bytes: stop..block.len(),
+                        };
+                        self.background.store_pieces(block.clone(), vec![rest]);
+                    } else if stop - start < block.len() {
+                        self.background.store(&file, first, base, block.clone());
                     }
+                    reply.data(&block[start..stop]);
                     return;
                 }
                 Ok(None) => {}
                 Err(e) => return reply.error(e),
+            }
+        }
+        // Within the tail, kept in a fragment block with other small files: straight from
+        // the cached fragment block. Before the answer goes, the rest of the tail if the
+        // read did not take it all, then the files that share the block (see `mates`), in
+        // the order they are stored (the order a walk reads them) from this one on. What
+        // does not add up is left to `reply_range`, which says what is wrong.
+        if first == last && first >= data.block_count() {
+            if let Ok(Some((block, tail))) = self.archive.tail_block(data) {
+                let base = first as u64 * bs;
+                let start = tail.start + (offset - base) as usize;
+                let stop = tail.start + (end - base) as usize;
+                if stop <= tail.end {
+                    let mut pieces = Vec::new();
+                    if stop < tail.end {
+                        pieces.push(Piece {
+                            node: ino.0,
+                            at: end,
+                            bytes: stop..tail.end,
+                        });
+                    }
+                    if let Some(fragment) = data.fragment() {
+                        let mut mates = self.mates.take(fragment);
+                        mates.retain(|m| m.node != ino.0);
+                        let here = tail.start as u32;
+                        mates.sort_unstable_by_key(|m| (m.start < here, m.start));
+                        pieces.extend(mates.iter().map(|m| Piece {
+                            node: m.node,
+                            at: 0,
+                            bytes: m.start as usize
+                                ..(m.start as usize).saturating_add(m.len as usize),
+                        }));
+                    }
+                    if !pieces.is_empty() {
+                        self.background.store_pieces(block.clone(), pieces);
+                    }
+                    reply.data(&block[start..stop]);
+                    return;
+                }
             }
         }
         self.reply_range(&file, offset, (end - offset) as u32, reply);
@@ -644,7 +724,7 @@ impl Filesystem for SquashFs {
             Err(e) => {
                 // The kernel links none of the entries: take back their lookup counts.
                 for node in linked {
-                    self.nodes.forget(node, 1);
+                    self.unlink(node, 1);
                 }
                 match e.raw_os_error() {
                     // The request was interrupted, or the mount is gone: nobody waits.

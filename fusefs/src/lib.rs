@@ -19,6 +19,7 @@ mod fs;
 mod fuse_mount;
 mod fusermount;
 mod handles;
+mod mates;
 mod mountinfo;
 mod nodes;
 mod prefetch;

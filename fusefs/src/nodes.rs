@@ -7,6 +7,7 @@
 //! as its node id, which no entry can otherwise name); that inode's attributes are never
 //! cached by the kernel, so every `stat` asks us and gets `st_ino` 1.
 
+use std::collections::hash_map::Entry;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
@@ -55,12 +56,26 @@ impl Nodes {
 
     /// Records that the kernel now holds `count` more references to `inode`.
     pub fn remember(&self, inode: Arc<Inode>, count: u64) -> u64 {
+        self.remember_then(inode, count, |_, _| {})
+    }
+
+    /// As `remember`, and calls `first(node, inode)` if the kernel held no reference to it
+    /// before, under the lock that orders it with `forget_then`'s `last`.
+    pub fn remember_then(
+        &self,
+        inode: Arc<Inode>,
+        count: u64,
+        first: impl FnOnce(u64, &Inode),
+    ) -> u64 {
         let node = self.node_of(inode.number());
         let mut shard = self.shard(node).lock().unwrap_or_else(|e| e.into_inner());
-        shard
-            .entry(node)
-            .and_modify(|e| e.1 += count)
-            .or_insert((inode, count));
+        match shard.entry(node) {
+            Entry::Occupied(mut e) => e.get_mut().1 += count,
+            Entry::Vacant(e) => {
+                first(node, &inode);
+                e.insert((inode, count));
+            }
+        }
         node
     }
 
@@ -69,13 +84,16 @@ impl Nodes {
         shard.get(&node).map(|e| e.0.clone())
     }
 
-    /// FUSE FORGET: the kernel dropped `count` references.
-    pub fn forget(&self, node: u64, count: u64) {
+    /// FUSE FORGET: the kernel dropped `count` references. Calls `last(node, inode)` if
+    /// that was its last reference to the node.
+    pub fn forget(&self, node: u64, count: u64, last: impl FnOnce(u64, &Inode)) {
         let mut shard = self.shard(node).lock().unwrap_or_else(|e| e.into_inner());
         if let Some(entry) = shard.get_mut(&node) {
             entry.1 = entry.1.saturating_sub(count);
             if entry.1 == 0 && node != ROOT_NODE {
-                shard.remove(&node);
+                if let Some((inode, _)) = shard.remove(&node) {
+                    last(node, &inode);
+                }
             }
         }
     }

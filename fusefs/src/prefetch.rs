@@ -1,9 +1,14 @@
-//! Work done off the request path, on other cores: decompressing the blocks a sequential
-//! reader will want next (so one reader is not bound to one core's codec speed), and
-//! pushing whole decompressed blocks into the kernel's page cache (FUSE notify-store), so
-//! a block is decompressed once however it is read, as the kernel's own driver does.
+//! Work done off the request path, on other cores, and the page-cache pushes.
+//!
+//! The prefetch threads decompress the blocks a sequential reader will want next (so one
+//! reader is not bound to one core's codec speed). The pushes (FUSE notify-store) put into
+//! the kernel's page cache what it would otherwise ask for, READ by READ: the rest of a
+//! block a read took part of, so a block is decompressed once however it is read, as the
+//! kernel's own driver does; and the other small files of a fragment block one of them was
+//! read from (`mates`).
 
-use std::sync::{Arc, OnceLock};
+use std::ops::Range;
+use std::sync::{Arc, Mutex, OnceLock};
 
 use crossbeam_channel::{bounded, Sender};
 use fuser::{INodeNo, Notifier};
@@ -13,12 +18,37 @@ use crate::handles::OpenFile;
 
 /// Decompress block `.1` of file `.0` into the block cache.
 struct Prefetch(Arc<OpenFile>, usize);
-/// Store block `.1` of file `.0` (decompressed: `.3`) at offset `.2` in the page cache.
-struct Store(Arc<OpenFile>, usize, u64, Block);
+
+/// Bytes of a decompressed block that belong at `at` in the file with node id `node`.
+/// `bytes` may come from the image unchecked (a fragment's files are placed by their
+/// inodes): it is checked against the block before use, and a piece that does not fit is
+/// left to its own READ (which fails).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Piece {
+    pub node: u64,
+    pub at: u64,
+    pub bytes: Range<usize>,
+}
+
+/// What the page-store thread pushes into the page cache.
+enum Push {
+    /// Block `.1` of file `.0` (decompressed: `.3`) at offset `.2`.
+    Block(Arc<OpenFile>, usize, u64, Block),
+    /// Pieces of one block.
+    Pieces(Block, Vec<Piece>),
+}
+
+/// Bytes a request thread pushes itself before it answers a read; the rest go to the
+/// page-store thread.
+const PUSHED_BEFORE_ANSWER: usize = 128 << 10;
 
 pub struct Background {
     jobs: Sender<Prefetch>,
-    stores: Sender<Store>,
+    stores: Sender<Push>,
+    notifier: Arc<OnceLock<Notifier>>,
+    /// Held by the one request thread at a time that pushes pieces itself (see
+    /// `store_pieces`); None while the session has a single request thread.
+    pusher: Option<Mutex<()>>,
 }
 
 impl Background {
@@ -40,19 +70,41 @@ impl Background {
         }
         // One writer: a store waits for pages that a pending read holds locked, and that
         // read is served by a request thread, which never waits here.
-        let (stores, rx) = bounded::<Store>(64);
+        let (stores, rx) = bounded::<Push>(64);
+        let store_notifier = notifier.clone();
         std::thread::Builder::new()
             .name("page-store".into())
             .spawn(move || {
-                for Store(file, index, offset, block) in rx {
-                    if let Some(n) = notifier.get() {
-                        let _ = n.store(INodeNo(file.node), offset, &block);
+                for push in rx {
+                    let Some(n) = store_notifier.get() else {
+                        continue;
+                    };
+                    match push {
+                        Push::Block(file, index, offset, block) => {
+                            let _ = n.store(INodeNo(file.node), offset, &block);
+                            file.end_push(index);
+                        }
+                        Push::Pieces(block, pieces) => {
+                            for piece in &pieces {
+                                push_piece(n, &block, piece);
+                            }
+                        }
                     }
-                    file.end_push(index);
                 }
             })
             .expect("spawn page-store thread");
-        Background { jobs, stores }
+        Background {
+            jobs,
+            stores,
+            notifier,
+            pusher: None,
+        }
+    }
+
+    /// Lets request threads push pieces themselves; only safe with two or more of them
+    /// (see `store_pieces`).
+    pub fn push_in_requests(&mut self) {
+        self.pusher = Some(Mutex::new(()));
     }
 
     pub fn prefetch(&self, file: &Arc<OpenFile>, index: usize) {
@@ -60,15 +112,54 @@ impl Background {
     }
 
     /// Pushes `block`, block `index` of `file`, into the page cache at `offset`, unless a
-    /// push of it is already in flight.
+    /// push of it is already in flight. By the page-store thread: the pages a read being
+    /// answered holds locked may be among them.
     pub fn store(&self, file: &Arc<OpenFile>, index: usize, offset: u64, block: Block) {
         if file.start_push(index) {
             if let Err(e) = self
                 .stores
-                .try_send(Store(file.clone(), index, offset, block))
+                .try_send(Push::Block(file.clone(), index, offset, block))
             {
-                file.end_push(e.into_inner().1);
+                if let Push::Block(_, index, ..) = e.into_inner() {
+                    file.end_push(index);
+                }
             }
         }
+    }
+
+    /// Pushes `pieces` of `block` into their page caches, in order, before a read about
+    /// to be answered; none of them may hold a page that read holds locked.
+    ///
+    /// A reader asks for the next piece as soon as it has its answer, before the
+    /// page-store thread, woken on another core, has pushed it: so the first pieces are
+    /// pushed here, before the answer goes, by one request thread at a time. A push waits
+    /// while a read of the same pages is in flight, and that read is answered by another
+    /// request thread: with one pushing at a time, the others are free to.
+    pub fn store_pieces(&self, block: Block, mut pieces: Vec<Piece>) {
+        if let (Some(lock), Some(n)) = (&self.pusher, self.notifier.get()) {
+            if let Ok(_one_at_a_time) = lock.try_lock() {
+                let mut bytes = 0;
+                let mut done = 0;
+                for piece in &pieces {
+                    if bytes >= PUSHED_BEFORE_ANSWER {
+                        break;
+                    }
+                    bytes += piece.bytes.len();
+                    push_piece(n, &block, piece);
+                    done += 1;
+                }
+                pieces.drain(..done);
+            }
+        }
+        if !pieces.is_empty() {
+            let _ = self.stores.try_send(Push::Pieces(block, pieces));
+        }
+    }
+}
+
+/// Pushes `piece` of `block` into its file's page cache.
+fn push_piece(notifier: &Notifier, block: &[u8], piece: &Piece) {
+    if let Some(bytes) = block.get(piece.bytes.clone()) {
+        let _ = notifier.store(INodeNo(piece.node), piece.at, bytes);
     }
 }
