@@ -24,6 +24,7 @@ use crate::handles::{Handles, OpenFile};
 use crate::mates::{Mate, Mates};
 use crate::nodes::Nodes;
 use crate::prefetch::{Background, Piece};
+use crate::read_reply::{self, Gathered};
 
 /// A read-only image never changes under us: cache entries and attributes for a century.
 pub const FOREVER: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
@@ -355,9 +356,66 @@ impl SquashFs {
             .map_err(|e| self.errno("read", e))
     }
 
-    /// Answers a read that spans blocks: the bytes are gathered in this thread's reply
-    /// buffer (kept between requests: READs of up to 1 MiB would otherwise each cost an
-    /// allocation and a zero-fill).
+    /// Answers a read that spans blocks from the cached blocks themselves (see
+    /// `read_reply`). What does not add up (a damaged image) is left to `reply_range`, which
+    /// says what is wrong.
+    fn reply_gathered(
+        &self,
+        req: &Request,
+        file: &Arc<OpenFile>,
+        offset: u64,
+        end: u64,
+        reply: ReplyData,
+    ) {
+        let data = &file.data;
+        let bs = u64::from(self.archive.superblock().block_size);
+        let (first, last) = (offset / bs, (end - 1) / bs);
+        let Some(device) = self.device.get() else {
+            return self.reply_range(file, offset, (end - offset) as u32, reply);
+        };
+        if last - first >= read_reply::MOST_PARTS as u64 {
+            return self.reply_range(file, offset, (end - offset) as u32, reply);
+        }
+        let mut out = Gathered::with_capacity((last - first + 1) as usize);
+        for index in first..=last {
+            let base = index * bs;
+            let (lo, hi) = (
+                (offset.max(base) - base) as usize,
+                (end.min(base + bs) - base) as usize,
+            );
+            if index < data.block_count() as u64 {
+                match self.block(file, index as usize) {
+                    // The block holds exactly the file's bytes of it (checked as loaded).
+                    Ok(Some(block)) if hi <= block.len() => out.bytes(block, lo..hi),
+                    Ok(Some(_)) => {
+                        return self.reply_range(file, offset, (end - offset) as u32, reply)
+                    }
+                    Ok(None) => out.zeros(hi - lo),
+                    Err(e) => return reply.error(e),
+                }
+            } else {
+                match self.archive.tail_block(data) {
+                    Ok(Some((block, tail))) if tail.start + hi <= tail.end => {
+                        out.bytes(block, tail.start + lo..tail.start + hi)
+                    }
+                    _ => return self.reply_range(file, offset, (end - offset) as u32, reply),
+                }
+            }
+        }
+        match out.send(device.as_fd(), req.unique().0) {
+            // Answered; fuser's reply holds nothing (see `readdirplus`).
+            Ok(()) => std::mem::forget(reply),
+            Err(e) => match e.raw_os_error() {
+                // The request was interrupted, or the mount is gone: nobody waits.
+                Some(libc::ENOENT | libc::ENODEV) => std::mem::forget(reply),
+                _ => reply.error(Errno::EIO),
+            },
+        }
+    }
+
+    /// Answers a read with a copy of its bytes, gathered in this thread's reply buffer
+    /// (kept between requests: READs of up to 1 MiB would otherwise each cost an allocation
+    /// and a zero-fill).
     fn reply_range(&self, file: &Arc<OpenFile>, offset: u64, size: u32, reply: ReplyData) {
         let data = &file.data;
         let len = (u64::from(size)).min(data.size().saturating_sub(offset)) as usize;
@@ -504,7 +562,7 @@ impl Filesystem for SquashFs {
 
     fn read(
         &self,
-        _req: &Request,
+        req: &Request,
         ino: INodeNo,
         fh: FileHandle,
         offset: u64,
@@ -611,7 +669,7 @@ impl Filesystem for SquashFs {
                 }
             }
         }
-        self.reply_range(&file, offset, (end - offset) as u32, reply);
+        self.reply_gathered(req, &file, offset, end, reply);
     }
 
     fn flush(

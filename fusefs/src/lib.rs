@@ -23,6 +23,7 @@ mod mates;
 mod mountinfo;
 mod nodes;
 mod prefetch;
+mod read_reply;
 mod readahead;
 mod streams;
 
