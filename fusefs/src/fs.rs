@@ -597,11 +597,10 @@ impl Filesystem for SquashFs {
         }
         let first = (offset / bs) as usize;
         let last = ((end - 1) / bs) as usize;
-        let ahead = file
-            .streams
-            .on_read(offset, end, READ_AHEAD_BYTES, READ_AHEAD_BYTES / bs);
-        for index in last + 1..(last + 1 + ahead as usize).min(data.block_count()) {
-            self.background.prefetch(&file, index);
+        let ahead = file.streams.on_read(offset, end, bs, READ_AHEAD_BYTES / bs);
+        let stored = data.block_count() as u64;
+        for index in ahead.start.min(stored)..ahead.end.min(stored) {
+            self.background.prefetch(&file, index as usize);
         }
         // Within one stored block: answer straight from the cached block, no copy. When
         // the read takes only part of the block, the rest goes into the page cache: before
