@@ -300,46 +300,84 @@ impl SquashFs {
     }
 
     /// A READDIRPLUS reply from `offset` on, every entry with its attributes but "." and
-    /// "..". Built here, not by fuser, for `d_ino`: fuser sends the node id there, which
-    /// differs from the inode number for the root and inode 1 (see `nodes`). The node ids
-    /// of the entries it links (each counted as a lookup) go to `linked`.
+    /// "..", as large as the kernel asked for (it asks for what the reader's getdents
+    /// buffer holds, up to 32 KiB and more; four times fewer replies than 4 KiB ones for a
+    /// big directory). fuser's reply holds the entries, except around the one whose node id
+    /// is not its inode number (the inode numbered 1: see `nodes`): fuser sends the node
+    /// id as `d_ino` too, which must be the inode number, as the kernel's driver lists it.
+    /// So a reply ends before that entry, and the one that starts with it is built here
+    /// (`dirplus`, as small as every kernel takes). Returns that reply, if it is one; the
+    /// node ids of the entries linked (each counted as a lookup) go to `linked`.
     fn list_plus(
         &self,
         dir: &Inode,
         offset: u64,
+        reply: &mut ReplyDirectoryPlus,
         linked: &mut Vec<u64>,
-    ) -> Result<DirPlusReply, Errno> {
+    ) -> Result<Option<DirPlusReply>, Errno> {
         let parent = directory_parent(dir)?;
-        let mut out = DirPlusReply::new(dirplus::SAFE_SIZE);
+        let mut own: Option<DirPlusReply> = None;
+        let mut added = 0usize;
         let listed = self.list(dir, offset, |next, name, entry| {
             let Some(entry) = entry else {
-                // The kernel links neither "." nor "..".
-                let number = if name == b"." { dir.number() } else { parent };
-                return Ok(out.add(&dirplus::Entry {
-                    name,
-                    ino: u64::from(number),
-                    kind: fuser::FileType::Directory,
-                    next,
-                    linked: None,
-                }));
+                // The kernel links neither "." nor "..", whatever their node id says.
+                let number = u64::from(if name == b"." { dir.number() } else { parent });
+                let full = match own.as_mut() {
+                    Some(own) => own.add(&dirplus::Entry {
+                        name,
+                        ino: number,
+                        kind: fuser::FileType::Directory,
+                        next,
+                        linked: None,
+                    }),
+                    None => reply.add(
+                        INodeNo(number),
+                        next,
+                        OsStr::from_bytes(name),
+                        &Duration::ZERO,
+                        &listed_dir_attr(number),
+                        Generation(0),
+                    ),
+                };
+                added += usize::from(!full);
+                return Ok(full);
             };
             let inode = self.child(entry)?;
             let attr = self.entry_attr(&inode)?;
-            let full = out.add(&dirplus::Entry {
-                name,
-                ino: u64::from(entry.inode_number),
-                kind: fuse_type(entry.kind),
-                next,
-                linked: Some((&attr, self.ttl(&inode))),
-            });
+            let ttl = self.ttl(&inode);
+            let number = u64::from(entry.inode_number);
+            if own.is_none() && attr.ino.0 != number {
+                if added > 0 {
+                    return Ok(true);
+                }
+                own = Some(DirPlusReply::new(dirplus::SAFE_SIZE));
+            }
+            let full = match own.as_mut() {
+                Some(own) => own.add(&dirplus::Entry {
+                    name,
+                    ino: number,
+                    kind: fuse_type(entry.kind),
+                    next,
+                    linked: Some((&attr, ttl)),
+                }),
+                None => reply.add(
+                    attr.ino,
+                    next,
+                    OsStr::from_bytes(name),
+                    &ttl,
+                    &attr,
+                    Generation(0),
+                ),
+            };
             if !full {
+                added += 1;
                 // Counted before the kernel can see it (and FORGET it).
                 linked.push(self.link(inode));
             }
             Ok(full)
         });
         match listed {
-            Ok(()) => Ok(out),
+            Ok(()) => Ok(own),
             Err(e) => {
                 for node in linked.drain(..) {
                     self.unlink(node, 1);
@@ -794,19 +832,30 @@ impl Filesystem for SquashFs {
         reply: ReplyDirectoryPlus,
     ) {
         self.touch();
-        let Some(device) = self.device.get() else {
-            // Both mounters set it before serving; without it no reply could be sent.
-            return reply.error(Errno::EIO);
-        };
+        let mut reply = reply;
         let mut linked = Vec::new();
-        let listing = match self
+        let own = match self
             .inode(ino)
-            .and_then(|dir| self.list_plus(&dir, offset, &mut linked))
+            .and_then(|dir| self.list_plus(&dir, offset, &mut reply, &mut linked))
         {
-            Ok(listing) => listing,
+            Ok(own) => own,
             Err(e) => return reply.error(e),
         };
-        match listing.send(device.as_fd(), req.unique().0) {
+        let Some(own) = own else {
+            // fuser logs a reply the kernel refuses and says nothing: the entries' lookup
+            // counts then stay. The kernel refuses a reply only once the request is gone
+            // for good (the connection aborted): a request it has handed to us, it waits
+            // for, even for a reader that was killed.
+            return reply.ok();
+        };
+        let Some(device) = self.device.get() else {
+            // Both mounters set it before serving; without it no reply could be sent.
+            for node in linked {
+                self.unlink(node, 1);
+            }
+            return reply.error(Errno::EIO);
+        };
+        match own.send(device.as_fd(), req.unique().0) {
             // Answered; fuser would answer again (EIO) when `reply` drops. It holds no
             // memory of its own (its entry buffer is empty and inline), only a count on the
             // session's Arc: that Arc and the session's /dev/fuse descriptor then stay
@@ -915,6 +964,16 @@ fn reply_xattr(reply: ReplyXattr, size: u32, bytes: &[u8]) {
         reply.error(Errno::ERANGE);
     } else {
         reply.data(bytes);
+    }
+}
+
+/// What "." and ".." carry in a READDIRPLUS reply made by fuser: only `ino` and the type
+/// are read (as `d_ino` and `d_type`); the kernel links neither.
+fn listed_dir_attr(number: u64) -> FileAttr {
+    FileAttr {
+        ino: INodeNo(number),
+        kind: fuser::FileType::Directory,
+        ..empty_attr()
     }
 }
 
