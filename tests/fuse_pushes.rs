@@ -1,8 +1,8 @@
 //! What squashfuse-rs puts into the kernel's page cache without being asked, so that a walk
 //! of small files (tar, cp -r) needs no READ round trip per file: once one file of a
 //! fragment block is read, the other files stored in that block (and known to the kernel)
-//! are in the page cache, with their own bytes; a read of the start of a small file brings
-//! the rest of it.
+//! are in the page cache, with their own bytes, including those of the next directory,
+//! as soon as it is listed; a read of the start of a small file brings the rest of it.
 //!
 //! Residency is seen with mincore(2) on a mapping of the file, which reads nothing.
 
@@ -22,7 +22,8 @@ fn small(i: usize) -> Vec<u8> {
     (0..len).map(|k| (k * 31 + i * 7) as u8).collect()
 }
 
-/// An image of `files`, made by mksquashfs in a fresh directory (removed on drop).
+/// An image of `files` (paths under `d/`), made by mksquashfs in a fresh directory
+/// (removed on drop).
 struct Image {
     dir: PathBuf,
     image: PathBuf,
@@ -35,7 +36,9 @@ impl Image {
         let src = dir.join("src");
         std::fs::create_dir_all(src.join("d")).unwrap();
         for (path, bytes) in files {
-            std::fs::write(src.join("d").join(path), bytes).unwrap();
+            let path = src.join("d").join(path);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(path, bytes).unwrap();
         }
         let image = dir.join("image.sqfs");
         let status = Command::new("mksquashfs")
@@ -142,4 +145,33 @@ fn reading_the_start_of_a_small_file_brings_the_rest_of_it() {
         resident == pages
     });
     assert_eq!(std::fs::read(&path).unwrap(), bytes);
+}
+
+#[test]
+fn the_next_directorys_files_in_a_fragment_block_already_read_come_once_it_is_listed() {
+    if !can_run() {
+        return;
+    }
+    // a/ and b/ are written one after the other into one fragment block.
+    let files: Vec<(String, Vec<u8>)> = (0..12)
+        .map(|i| {
+            let dir = if i < 6 { "a" } else { "b" };
+            (format!("{dir}/f{i:02}"), small(i))
+        })
+        .collect();
+    let image = Image::new("next", &files);
+    let mount = FuseMount::new(&image.image, &[]).unwrap();
+    let d = mount.dir.join("d");
+    assert_eq!(std::fs::read_dir(d.join("a")).unwrap().count(), 6);
+    assert_eq!(std::fs::read(d.join("a/f00")).unwrap(), files[0].1);
+    // Listed after the read: the kernel learns of b's files only now.
+    assert_eq!(std::fs::read_dir(d.join("b")).unwrap().count(), 6);
+    for (name, bytes) in &files[6..] {
+        let path = d.join(name);
+        wait_until(&format!("{name} in the page cache"), PATIENCE, || {
+            let (resident, pages) = resident_pages(&path);
+            resident == pages
+        });
+        assert_eq!(&std::fs::read(&path).unwrap(), bytes, "{name}'s bytes");
+    }
 }

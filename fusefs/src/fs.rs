@@ -1,7 +1,7 @@
 //! The FUSE operations over an `sqfs::Archive`.
 
 use std::cell::RefCell;
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::ffi::OsStr;
 use std::io;
 use std::os::fd::{AsFd, OwnedFd};
@@ -32,6 +32,8 @@ pub const FOREVER: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
 const READ_AHEAD_BYTES: u64 = 4 << 20;
 /// Distinct error messages logged; a corrupt image must not flood the log.
 const MAX_LOGGED_ERRORS: usize = 1000;
+/// Small files waiting, over all directories, for their listing to go on (see `push_late`).
+const MOST_LATE: usize = 4096;
 
 thread_local! {
     /// Each request thread's buffer for reads that span blocks (see `reply_range`).
@@ -43,6 +45,9 @@ pub struct SquashFs {
     nodes: Nodes,
     /// The linked small files of each fragment block, pushed together (see `mates`).
     mates: Mates,
+    /// By directory: small files a listing linked to fragment blocks already read from,
+    /// to push when the listing goes on (see `push_late`).
+    late: Mutex<HashMap<u64, Vec<(u32, Mate)>>>,
     handles: Arc<Handles>,
     background: Background,
     owners: Owners,
@@ -129,6 +134,7 @@ impl SquashFs {
             uncached: false,
             no_xattrs,
             mates: Mates::default(),
+            late: Mutex::new(HashMap::new()),
             background: Background::start(archive.clone(), notifier.clone(), prefetch_threads),
             nodes: Nodes::new(root),
             archive,
@@ -249,14 +255,65 @@ impl SquashFs {
     }
 
     /// Records a reference the kernel takes to `inode` (a lookup or a listed entry) and
-    /// returns its node id.
-    fn link(&self, inode: Arc<Inode>) -> u64 {
-        self.nodes.remember_then(inode, 1, |node, inode| {
+    /// returns its node id. A small file stored in a fragment block one of whose files was
+    /// read goes to `late`, if given, to be pushed once the kernel knows it (see `mates`).
+    fn link(&self, inode: Arc<Inode>, late: Option<&mut Vec<(u32, Mate)>>) -> u64 {
+        let mut pushed = None;
+        let will_push = late.is_some();
+        let node = self.nodes.remember_then(inode, 1, |node, inode| {
             if let Some((fragment, start)) = self.archive.fragment_of(inode) {
                 let len = u32::try_from(inode.size()).unwrap_or(u32::MAX);
-                self.mates.add(fragment, Mate { node, start, len });
+                let mate = Mate { node, start, len };
+                if self.mates.add(fragment, mate, will_push) {
+                    pushed = Some((fragment, mate));
+                }
             }
-        })
+        });
+        if let (Some(late), Some(mate)) = (late, pushed) {
+            late.push(mate);
+        }
+        node
+    }
+
+    /// Pushes the small files a listing of directory `dir` linked to fragment blocks already
+    /// read from (see `link`), once a later request of the listing says the kernel has
+    /// taken in the reply that linked them.
+    fn push_late(&self, dir: u64) {
+        let Some(late) = self
+            .late
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&dir)
+        else {
+            return;
+        };
+        let mut by_fragment: HashMap<u32, Vec<Mate>> = HashMap::new();
+        for (fragment, mate) in late {
+            by_fragment.entry(fragment).or_default().push(mate);
+        }
+        for mates in by_fragment.into_values() {
+            // The block, through any one of its files (cached: one of them was just read).
+            let block = mates.iter().find_map(|m| {
+                let inode = self.nodes.get(m.node)?;
+                let data = self.archive.file_data(&inode).ok()?;
+                self.archive
+                    .tail_block(&data)
+                    .ok()
+                    .flatten()
+                    .map(|(b, _)| b)
+            });
+            if let Some(block) = block {
+                let pieces = mates
+                    .iter()
+                    .map(|m| Piece {
+                        node: m.node,
+                        at: 0,
+                        bytes: m.start as usize..(m.start as usize).saturating_add(m.len as usize),
+                    })
+                    .collect();
+                self.background.store_pieces(block, pieces);
+            }
+        }
     }
 
     /// The kernel dropped `count` references to `node`.
@@ -314,6 +371,7 @@ impl SquashFs {
         offset: u64,
         reply: &mut ReplyDirectoryPlus,
         linked: &mut Vec<u64>,
+        late: &mut Vec<(u32, Mate)>,
     ) -> Result<Option<DirPlusReply>, Errno> {
         let parent = directory_parent(dir)?;
         let mut own: Option<DirPlusReply> = None;
@@ -372,7 +430,7 @@ impl SquashFs {
             if !full {
                 added += 1;
                 // Counted before the kernel can see it (and FORGET it).
-                linked.push(self.link(inode));
+                linked.push(self.link(inode, Some(late)));
             }
             Ok(full)
         });
@@ -555,7 +613,7 @@ impl Filesystem for SquashFs {
                     let inode = self.child(&entry)?;
                     let attr = self.entry_attr(&inode)?;
                     let ttl = self.ttl(&inode);
-                    self.link(inode);
+                    self.link(inode, None);
                     Ok(Some((attr, ttl)))
                 }
             }
@@ -832,15 +890,27 @@ impl Filesystem for SquashFs {
         reply: ReplyDirectoryPlus,
     ) {
         self.touch();
+        if offset > 0 {
+            // The reader asks for more: it has taken in the reply before.
+            self.push_late(ino.0);
+        }
         let mut reply = reply;
-        let mut linked = Vec::new();
+        let (mut linked, mut late) = (Vec::new(), Vec::new());
         let own = match self
             .inode(ino)
-            .and_then(|dir| self.list_plus(&dir, offset, &mut reply, &mut linked))
+            .and_then(|dir| self.list_plus(&dir, offset, &mut reply, &mut linked, &mut late))
         {
             Ok(own) => own,
             Err(e) => return reply.error(e),
         };
+        if !late.is_empty() {
+            let mut pending = self.late.lock().unwrap_or_else(|e| e.into_inner());
+            let held: usize = pending.values().map(Vec::len).sum();
+            // Bounded: a listing nobody reads on leaves its files here.
+            if held + late.len() <= MOST_LATE {
+                pending.entry(ino.0).or_default().extend(late);
+            }
+        }
         let Some(own) = own else {
             // fuser logs a reply the kernel refuses and says nothing: the entries' lookup
             // counts then stay. The kernel refuses a reply only once the request is gone

@@ -8,7 +8,10 @@
 //! kernel knows (linked by a lookup or a listing: a page-cache push reaches nothing else)
 //! are pushed into their page caches from that block, and the kernel serves them without
 //! asking. Each is pushed once while the kernel keeps it linked: pages the kernel drops
-//! later come back by READ, as they would without the push.
+//! later come back by READ, as they would without the push. A fragment block often holds
+//! the last files of one directory and the first of the next, which the kernel learns of
+//! only when that directory is listed: files linked to a fragment block already read from
+//! are pushed as soon as the listing has reached the kernel (`add` says which).
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -29,10 +32,18 @@ struct Entry {
     pushed: bool,
 }
 
-/// The linked files of each fragment block, in the order they were linked (a listing's
+/// The linked files of one fragment block, in the order they were linked (a listing's
 /// order, which is the order they are stored and usually read in).
+#[derive(Default)]
+struct Fragment {
+    entries: Vec<Entry>,
+    /// One of its files was read: the block was decompressed, and its files are wanted.
+    read: bool,
+}
+
+/// The linked files of each fragment block.
 pub struct Mates {
-    shards: Vec<Mutex<HashMap<u32, Vec<Entry>>>>,
+    shards: Vec<Mutex<HashMap<u32, Fragment>>>,
 }
 
 impl Default for Mates {
@@ -44,43 +55,44 @@ impl Default for Mates {
 }
 
 impl Mates {
-    fn shard(&self, fragment: u32) -> std::sync::MutexGuard<'_, HashMap<u32, Vec<Entry>>> {
+    fn shard(&self, fragment: u32) -> std::sync::MutexGuard<'_, HashMap<u32, Fragment>> {
         self.shards[fragment as usize % SHARDS]
             .lock()
             .unwrap_or_else(|e| e.into_inner())
     }
 
     /// The kernel linked `mate`, stored in `fragment` (called once per link: see
-    /// `Nodes::remember_then`).
-    pub fn add(&self, fragment: u32, mate: Mate) {
-        self.shard(fragment)
-            .entry(fragment)
-            .or_default()
-            .push(Entry {
-                mate,
-                pushed: false,
-            });
+    /// `Nodes::remember_then`). True if a file of that fragment block was read already and
+    /// the caller said it `will_push` this one: it counts as pushed.
+    pub fn add(&self, fragment: u32, mate: Mate, will_push: bool) -> bool {
+        let mut shard = self.shard(fragment);
+        let f = shard.entry(fragment).or_default();
+        let pushed = f.read && will_push;
+        f.entries.push(Entry { mate, pushed });
+        pushed
     }
 
     /// The kernel forgot `node`, stored in `fragment`.
     pub fn remove(&self, fragment: u32, node: u64) {
         let mut shard = self.shard(fragment);
-        if let Some(list) = shard.get_mut(&fragment) {
-            list.retain(|e| e.mate.node != node);
-            if list.is_empty() {
+        if let Some(f) = shard.get_mut(&fragment) {
+            f.entries.retain(|e| e.mate.node != node);
+            if f.entries.is_empty() {
                 shard.remove(&fragment);
             }
         }
     }
 
-    /// The files of `fragment` not pushed yet, in link order; they count as pushed from now
-    /// on.
+    /// A file of `fragment` is being read: the files of it not pushed yet, in link order;
+    /// they count as pushed from now on.
     pub fn take(&self, fragment: u32) -> Vec<Mate> {
         let mut shard = self.shard(fragment);
-        let Some(list) = shard.get_mut(&fragment) else {
+        let Some(f) = shard.get_mut(&fragment) else {
             return Vec::new();
         };
-        list.iter_mut()
+        f.read = true;
+        f.entries
+            .iter_mut()
             .filter(|e| !e.pushed)
             .map(|e| {
                 e.pushed = true;
@@ -94,7 +106,13 @@ impl Mates {
     fn len(&self) -> usize {
         self.shards
             .iter()
-            .map(|s| s.lock().unwrap().values().map(Vec::len).sum::<usize>())
+            .map(|s| {
+                s.lock()
+                    .unwrap()
+                    .values()
+                    .map(|f| f.entries.len())
+                    .sum::<usize>()
+            })
             .sum()
     }
 }
@@ -115,22 +133,38 @@ mod tests {
     fn each_linked_file_is_taken_once_in_link_order() {
         let mates = Mates::default();
         for node in [7, 3, 9] {
-            mates.add(5, mate(node));
+            mates.add(5, mate(node), true);
         }
-        mates.add(21, mate(4)); // same shard, other fragment
+        mates.add(21, mate(4), true); // same shard, other fragment
         assert_eq!(mates.take(5), vec![mate(7), mate(3), mate(9)]);
         assert_eq!(mates.take(5), vec![], "pushed once");
-        mates.add(5, mate(8));
-        assert_eq!(mates.take(5), vec![mate(8)], "a file linked later");
+        mates.add(5, mate(8), false);
+        assert_eq!(
+            mates.take(5),
+            vec![mate(8)],
+            "linked later, not pushed by its linker"
+        );
         assert_eq!(mates.take(21), vec![mate(4)]);
         assert_eq!(mates.take(6), vec![]);
+    }
+
+    #[test]
+    fn a_file_linked_after_its_fragment_was_read_is_pushed_by_whoever_linked_it() {
+        let mates = Mates::default();
+        assert!(
+            !mates.add(3, mate(1), true),
+            "nothing of fragment 3 read yet"
+        );
+        assert_eq!(mates.take(3), vec![mate(1)]);
+        assert!(mates.add(3, mate(2), true), "read: the linker pushes it");
+        assert_eq!(mates.take(3), vec![], "and it is not pushed again");
     }
 
     #[test]
     fn forgotten_files_are_dropped_and_take_no_memory() {
         let mates = Mates::default();
         for node in 0..100 {
-            mates.add(node as u32 % 3, mate(node));
+            mates.add(node as u32 % 3, mate(node), true);
         }
         for node in 0..100 {
             mates.remove(node as u32 % 3, node);
@@ -138,7 +172,7 @@ mod tests {
         assert_eq!(mates.len(), 0);
         assert!(mates.shards.iter().all(|s| s.lock().unwrap().is_empty()));
         // Linked again after a forget: pushed again.
-        mates.add(1, mate(1));
+        mates.add(1, mate(1), true);
         assert_eq!(mates.take(1), vec![mate(1)]);
     }
 }
