@@ -8,7 +8,8 @@
 #                                 usable by every user, unprivileged user namespaces
 #   bash scripts/setup.sh tests   (the default) all of demo, and the packages the tests
 #                                 need, the unprivileged test users chtest and chtest2, the
-#                                 test corpus (testdata/build-corpus.sh), a one-node Slurm
+#                                 test corpus (testdata/build-corpus.sh), Slurm with this
+#                                 machine as a node and two simulated nodes
 #                                 (scripts/slurm-up.sh; scripts/slurm-down.sh stops it)
 #
 # Not root: it runs itself with sudo where sudo exists; else it says in one line what an
@@ -60,9 +61,11 @@ fuse_usable() { as_plain_user sh -c 'exec 3<>/dev/fuse' 2>/dev/null; }
 userns_usable() { as_plain_user unshare -Ur true 2>/dev/null; }
 
 corpus_built() { [ -s testdata/out/images.txt ]; }
+# Slurm is up with this machine's node and the two simulated ones (partition two).
 slurm_up() {
     command -v sinfo >/dev/null &&
-        sinfo -h -N -o '%T' 2>/dev/null | grep -qE '^(idle|mixed|allocated)'
+        sinfo -h -N -o '%T' 2>/dev/null | grep -qE '^(idle|mixed|allocated)' &&
+        [ "$(sinfo -h -N -p two -o '%T' 2>/dev/null | grep -cE '^(idle|mixed|allocated)')" -eq 2 ]
 }
 
 # What is missing, as the words an administrator reads.
@@ -76,7 +79,7 @@ if [ "$mode" = tests ]; then
         id "$u" >/dev/null 2>&1 || todo+=("create the user $u")
     done
     corpus_built || todo+=("build the test corpus (testdata/build-corpus.sh)")
-    slurm_up || todo+=("start a one-node Slurm (scripts/slurm-up.sh)")
+    slurm_up || todo+=("start Slurm: this machine as a node and two simulated nodes (scripts/slurm-up.sh)")
 fi
 
 if [ ${#todo[@]} -eq 0 ]; then

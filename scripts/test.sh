@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite in one command, on a fresh Debian 12 machine or one set up before:
 #   1. scripts/setup.sh tests (as root, or through sudo): packages, /dev/fuse, the test users,
-#      the corpus, a one-node Slurm; a Slurm this script started is stopped at the end;
+#      the corpus, Slurm (this machine and two simulated nodes); a Slurm this script started
+#      is stopped at the end;
 #   2. cargo build --workspace --release (the binaries the tests run), then
 #      cargo test --workspace --release [ARGS...];
 #   3. the tests that did not run, counted and listed (tests/skip.rs records them).
@@ -19,7 +20,10 @@ if ! command -v cargo >/dev/null && [ -f "$HOME/.cargo/env" ]; then
 fi
 command -v cargo >/dev/null || { echo "test.sh: cargo not found: install Rust (rustup.rs)" >&2; exit 1; }
 
-slurm_up() { sinfo -h -N -o '%T' 2>/dev/null | grep -qE '^(idle|mixed|allocated)'; }
+slurm_up() {
+    sinfo -h -N -o '%T' 2>/dev/null | grep -qE '^(idle|mixed|allocated)' &&
+        [ "$(sinfo -h -N -p two -o '%T' 2>/dev/null | grep -cE '^(idle|mixed|allocated)')" -eq 2 ]
+}
 slurm_was_up=0
 slurm_up && slurm_was_up=1
 

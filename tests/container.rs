@@ -255,7 +255,13 @@ impl Scratch {
     }
 
     pub fn new(name: &str) -> Self {
-        let dir = std::env::temp_dir().join(format!("ch-run-test-{name}-{}", std::process::id()));
+        Self::new_in(&std::env::temp_dir(), name)
+    }
+
+    /// A test's directories under `base` (`reachable::shared_dir()` for the simulated Slurm
+    /// nodes, which have their own `/tmp`).
+    pub fn new_in(base: &Path, name: &str) -> Self {
+        let dir = base.join(format!("ch-run-test-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         let (tmp, home, mnt) = (dir.join("tmp"), dir.join("home"), dir.join("mnt"));
         for d in [&tmp, &home, &mnt] {
@@ -287,6 +293,19 @@ impl Scratch {
         args: &[&str],
         env: &[(&str, &str)],
     ) -> Command {
+        let ch_run = crate::reachable::binary("ch-run");
+        self.launched_command_of(&ch_run, launcher, args, env)
+    }
+
+    /// `LAUNCHER… PROGRAM ARGS` (the `ch-run` the simulated Slurm nodes can reach, say), as
+    /// `launched_command`.
+    pub fn launched_command_of(
+        &self,
+        program: &Path,
+        launcher: &[&str],
+        args: &[&str],
+        env: &[(&str, &str)],
+    ) -> Command {
         let mut vars: Vec<String> = vec![
             format!("USER={}", user_name()),
             format!("HOME={}", self.home.display()),
@@ -304,10 +323,7 @@ impl Scratch {
             c.arg("-i");
             c
         };
-        cmd.args(&vars)
-            .args(launcher)
-            .arg(crate::reachable::binary("ch-run"))
-            .args(args);
+        cmd.args(&vars).args(launcher).arg(program).args(args);
         cmd.stdin(Stdio::null());
         // A directory the test user can enter (the test's own may be in a private clone):
         // srun's tasks start in the caller's directory.

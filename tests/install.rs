@@ -11,12 +11,13 @@ use e2e_tests::corpus::repo_root;
 
 const PREFIX: &str = "/opt/sqfs-install-test";
 const PROGRAMS: [&str; 3] = ["sqfs", "squashfuse-rs", "ch-run"];
-const PAGES: [&str; 7] = [
+const PAGES: [&str; 8] = [
     "sqfs",
     "sqfs-info",
     "sqfs-ls",
     "sqfs-cat",
     "sqfs-extract",
+    "sqfs-pack",
     "squashfuse-rs",
     "ch-run",
 ];

@@ -6,6 +6,7 @@ pub mod container;
 pub mod corpus;
 pub mod fuse_daemon;
 pub mod hostile;
+pub mod mpi;
 pub mod reachable;
 pub mod skip;
 pub mod snapshot;

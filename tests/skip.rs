@@ -30,6 +30,8 @@ pub enum Need {
     Containers,
     /// A Slurm node is up (`scripts/slurm-up.sh`).
     Slurm,
+    /// The two simulated Slurm nodes (partition `two`, `scripts/slurm-nodes.sh`) are up.
+    SlurmNodes,
 }
 
 impl Need {
@@ -41,6 +43,7 @@ impl Need {
             Need::Corpus => is_root() || crate::corpus::available(),
             Need::Containers => crate::container::containers_usable(),
             Need::Slurm => slurm_up(),
+            Need::SlurmNodes => slurm_nodes_up(),
         }
     }
 
@@ -56,6 +59,9 @@ impl Need {
                 "the test user can't open /dev/fuse or make a user namespace (scripts/setup.sh)"
             }
             Need::Slurm => "no Slurm node is up (scripts/slurm-up.sh as root starts one)",
+            Need::SlurmNodes => {
+                "the two simulated Slurm nodes are not up (scripts/slurm-up.sh as root starts them)"
+            }
         }
     }
 
@@ -63,7 +69,7 @@ impl Need {
     fn own_variable(self) -> Option<&'static str> {
         match self {
             Need::Containers => Some("CH_TEST_REQUIRE_CONTAINERS"),
-            Need::Slurm => Some("CH_TEST_REQUIRE_SLURM"),
+            Need::Slurm | Need::SlurmNodes => Some("CH_TEST_REQUIRE_SLURM"),
             _ => None,
         }
     }
@@ -167,18 +173,31 @@ fn binary_name() -> String {
 /// Whether a Slurm node is idle or partly used (`sinfo`).
 fn slurm_up() -> bool {
     static UP: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    *UP.get_or_init(|| {
-        std::process::Command::new("sinfo")
-            .args(["-h", "-N", "-o", "%T"])
-            .output()
-            .is_ok_and(|o| {
-                let state = String::from_utf8_lossy(&o.stdout);
-                o.status.success()
-                    && state.lines().any(|l| {
-                        ["idle", "mixed", "allocated"]
-                            .iter()
-                            .any(|s| l.starts_with(s))
-                    })
-            })
-    })
+    *UP.get_or_init(|| nodes_up(&[]) > 0)
+}
+
+/// Whether both nodes of the partition `two` are idle or partly used.
+fn slurm_nodes_up() -> bool {
+    static UP: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *UP.get_or_init(|| nodes_up(&["-p", "two"]) == 2)
+}
+
+/// How many nodes `sinfo ARGS` lists as idle or partly used.
+fn nodes_up(args: &[&str]) -> usize {
+    std::process::Command::new("sinfo")
+        .args(["-h", "-N", "-o", "%T"])
+        .args(args)
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map_or(0, |o| {
+            String::from_utf8_lossy(&o.stdout)
+                .lines()
+                .filter(|l| {
+                    ["idle", "mixed", "allocated"]
+                        .iter()
+                        .any(|s| l.starts_with(s))
+                })
+                .count()
+        })
 }

@@ -9,9 +9,9 @@ use std::process::Command;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use e2e_tests::container::{test_image, Outcome, Scratch, TEST_USER};
+use e2e_tests::container::{test_image, Outcome, Scratch};
+use e2e_tests::mpi::mpi_image_in;
 use e2e_tests::skip::{needs, Need};
-use e2e_tests::sys::is_root;
 
 /// Whether Slurm is up and ch-run can run; if not, the test is a recorded skip (a failure
 /// with `CH_TEST_REQUIRE_SLURM` or `CI` set).
@@ -118,50 +118,11 @@ fn join_gives_the_step_one_mount() {
     s.assert_clean();
 }
 
-/// A busybox image with an MPI hello world (compiled here with mpicc) that binds the host's
-/// /usr for the MPI libraries.
+/// The MPI image (`e2e_tests::mpi`), built once per test binary, in `reachable::dir()`
+/// (removed at exit).
 fn mpi_image() -> &'static PathBuf {
     static IMAGE: OnceLock<PathBuf> = OnceLock::new();
-    IMAGE.get_or_init(|| {
-        let dir = std::env::temp_dir().join(format!("ch-run-mpi-{}", std::process::id()));
-        let root = dir.join("root");
-        let _ = std::fs::remove_dir_all(&dir);
-        for d in ["bin", "etc", "dev", "proc", "sys", "tmp", "home", "usr"] {
-            std::fs::create_dir_all(root.join(d)).unwrap();
-        }
-        std::fs::write(
-            dir.join("hello.c"),
-            "#include <mpi.h>\n#include <stdio.h>\nint main(int c, char **v) {\n  int rank, size, sum = 0;\n  MPI_Init(&c, &v);\n  MPI_Comm_rank(MPI_COMM_WORLD, &rank);\n  MPI_Comm_size(MPI_COMM_WORLD, &size);\n  MPI_Allreduce(&rank, &sum, 1, MPI_INT, MPI_SUM, MPI_COMM_WORLD);\n  printf(\"rank %d of %d: sum %d\\n\", rank, size, sum);\n  MPI_Finalize();\n  return 0;\n}\n",
-        )
-        .unwrap();
-        let ok = Command::new("mpicc")
-            .arg("-o")
-            .arg(root.join("hello"))
-            .arg(dir.join("hello.c"))
-            .status()
-            .unwrap();
-        assert!(ok.success(), "mpicc failed (libopenmpi-dev; scripts/slurm-up.sh installs it)");
-        std::fs::copy("/bin/busybox", root.join("bin/busybox")).unwrap();
-        std::os::unix::fs::symlink("busybox", root.join("bin/sh")).unwrap();
-        std::os::unix::fs::symlink("usr/lib", root.join("lib")).unwrap();
-        std::os::unix::fs::symlink("usr/lib64", root.join("lib64")).unwrap();
-        for f in ["etc/passwd", "etc/group", "etc/hosts"] {
-            std::fs::write(root.join(f), "").unwrap();
-        }
-        if is_root() {
-            Command::new("chown").args(["-R", &format!("{TEST_USER}:{TEST_USER}")]).arg(&root).status().unwrap();
-        }
-        let image = dir.join("mpi.sqfs");
-        let ok = Command::new("mksquashfs")
-            .arg(&root)
-            .arg(&image)
-            .args(["-noappend", "-quiet", "-no-progress"])
-            .status()
-            .unwrap();
-        assert!(ok.success());
-        Command::new("chmod").args(["-R", "a+rX"]).arg(&dir).status().unwrap();
-        image
-    })
+    IMAGE.get_or_init(|| mpi_image_in(e2e_tests::reachable::dir()))
 }
 
 #[test]

@@ -59,10 +59,11 @@ pub fn page(date: &str) -> Page {
                 ),
                 para(
                     "N is `--join-ct`, else the first of `OMPI_COMM_WORLD_LOCAL_SIZE`, \
-                     `SLURM_STEP_TASKS_PER_NODE` and `SLURM_CPUS_ON_NODE` that is set. The \
-                     tag is `--join-tag`, else `SLURM_STEP_ID`, else the parent process's \
-                     ID. Peers meet on a Unix socket in a directory only their user can \
-                     write to (see FILES).",
+                     `SLURM_STEP_TASKS_PER_NODE` (its entry for this node, `SLURM_NODEID`) \
+                     and `SLURM_CPUS_ON_NODE` that is set. The tag is `--join-tag`, else \
+                     `SLURM_JOB_ID` and `SLURM_STEP_ID` (`SLURM_STEP_ID` alone without a job \
+                     ID), else the parent process's ID. Peers meet on a Unix socket in a \
+                     directory only their user can write to (see FILES).",
                 ),
             ],
         ),
@@ -124,10 +125,15 @@ pub fn page(date: &str) -> Page {
                 ),
                 item(
                     "OMPI_COMM_WORLD_LOCAL_SIZE, SLURM_STEP_TASKS_PER_NODE, SLURM_CPUS_ON_NODE",
-                    "The size of a `--join` group, without `--join-ct`: the first set.",
+                    "The size of a `--join` group, without `--join-ct`: the first set; of \
+                     `SLURM_STEP_TASKS_PER_NODE`, the entry for this node.",
                 ),
                 item(
-                    "SLURM_STEP_ID",
+                    "SLURM_NODEID",
+                    "This node's place in `SLURM_STEP_TASKS_PER_NODE`.",
+                ),
+                item(
+                    "SLURM_JOB_ID, SLURM_STEP_ID",
                     "The tag of a `--join` group, without `--join-tag`.",
                 ),
                 sub("Seen by CMD"),

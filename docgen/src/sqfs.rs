@@ -29,7 +29,7 @@ fn exit_status() -> Vec<crate::page::Block> {
 fn see_also(command: &str) -> Vec<crate::page::Block> {
     let mut pages = vec!["sqfs(1)".to_string()];
     pages.extend(
-        ["info", "ls", "cat", "extract"]
+        ["info", "ls", "cat", "extract", "pack"]
             .iter()
             .filter(|c| **c != command)
             .map(|c| format!("sqfs-{c}(1)")),
@@ -84,6 +84,11 @@ fn main_page(cmd: &clap::Command, date: &str, source: &str) -> Page {
              or an allocation as large as a field says; `extract` writes nothing outside its \
              destination directory, whatever the image holds.",
         ),
+        para(
+            "`pack` makes an image of a directory tree, as mksquashfs(1) does and with its \
+             option names, compressing on every core; with SOURCE_DATE_EPOCH set, the same \
+             tree gives the same image, byte for byte, whatever the number of threads.",
+        ),
         para("Each command has its own page, with its options: `sqfs-info`(1), and so on."),
     ];
     page.sections = vec![
@@ -110,6 +115,10 @@ fn main_page(cmd: &clap::Command, date: &str, source: &str) -> Page {
                 example(
                     "List an image that starts 1 MiB into a file:",
                     "sqfs ls --offset 1048576 disk.img",
+                ),
+                example(
+                    "Pack a directory with zstd:",
+                    "sqfs pack rootfs image.sqfs -comp zstd",
                 ),
             ],
         ),
@@ -192,6 +201,58 @@ fn command_page(cmd: &clap::Command, date: &str, source: &str) -> Page {
                 example(
                     "Extract /usr/bin into rootfs/usr/bin, over what is there:",
                     "sqfs extract -f image.sqfs rootfs /usr/bin",
+                ),
+            ],
+        ),
+        "pack" => (
+            vec![
+                para(
+                    "Every file type is stored: \
+                     regular files (holes as holes, a file past 4 GiB as it is), directories, \
+                     symlinks (never followed), devices, FIFOs and sockets; hard links stay \
+                     one inode; extended attributes of the user, trusted and security \
+                     namespaces are stored (others are left out with a warning). Files of the \
+                     same content are stored once, and file tails are packed into fragments, \
+                     as mksquashfs does by default.",
+                ),
+                para(
+                    "The image is written under a temporary name beside IMAGE and renamed \
+                     to IMAGE only when complete: a failed or interrupted pack leaves no \
+                     image, and the old IMAGE, if any, as it was. A file or directory the \
+                     user cannot read is packed as mksquashfs packs it, with a warning: a \
+                     file as an empty file, a directory not at all. A file that changes size \
+                     while it is read, or an entry replaced while the tree is walked, is an \
+                     error naming it.",
+                ),
+                para(
+                    "mksquashfs's spellings with one dash are taken (`-comp`, \
+                     `-Xcompression-level`, `-Xbcj`, `-Xhc`, `-processors`, `-all-root`, \
+                     `-force-uid`, `-force-gid`, `-no-xattrs`, `-no-fragments`, \
+                     `-always-use-fragments`, `-no-duplicates`, `-no-exports`, `-ef`, \
+                     `-mkfs-time`, `-all-time`, `-quiet`, `-no-progress`, `-noappend`). \
+                     `-e` paths are relative to DIR, or absolute paths inside it, and leave \
+                     out what they name and everything under it.",
+                ),
+                para(
+                    "Reproducible images: with SOURCE_DATE_EPOCH set (seconds since the \
+                     epoch), the image's creation time is that time and no entry's time is \
+                     later (newer ones are set to it); `-mkfs-time` and `-all-time` still \
+                     decide what they set. Entries are stored in name order, so the same \
+                     tree gives the same bytes on any machine and with any `-p`.",
+                ),
+            ],
+            vec![
+                example(
+                    "An image as mksquashfs makes one by default (gzip, 128K blocks):",
+                    "sqfs pack rootfs image.sqfs",
+                ),
+                example(
+                    "zstd with 1 MiB blocks, everything owned by root, without tmp/:",
+                    "sqfs pack rootfs image.sqfs -comp zstd -b 1M -all-root -e tmp",
+                ),
+                example(
+                    "The same image on every build:",
+                    "SOURCE_DATE_EPOCH=1700000000 sqfs pack rootfs image.sqfs",
                 ),
             ],
         ),

@@ -23,6 +23,9 @@ use sqfs::{Archive, Compression, DirEntry, Error, FileType, Inode, MetaRef, Open
 /// The `sif` target (SIF container parsing and opening), in its own file.
 pub mod sif;
 
+/// The `pack` target (a tree packed by the writer and read back), in its own file.
+pub mod pack;
+
 /// The fuzz targets, by name (each has a binary in `fuzz/fuzz_targets/`).
 pub const TARGETS: [&str; 4] = ["image", "decompress", "metadata", "mutate"];
 

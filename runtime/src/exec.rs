@@ -118,8 +118,14 @@ impl Command {
     /// Forks and execs the command; returns its pid once the exec succeeded, or the failure
     /// (`can't cd to …`, exit 31; `can't execve(2): …`, exit 49) after reaping the child.
     /// `stderr`, if given, becomes the command's standard error.
-    pub fn spawn(&self, stderr: Option<RawFd>) -> Result<Pid, Failure> {
+    ///
+    /// `announce` gets the command's pid before the command runs any of its own code (the
+    /// child waits for it before exec): whoever must signal the command (ch-run passing on
+    /// a signal) knows its pid by the time the command can have done anything visible.
+    pub fn spawn(&self, stderr: Option<RawFd>, announce: impl FnOnce(Pid)) -> Result<Pid, Failure> {
         let (err_read, err_write) = pipe2(nix::fcntl::OFlag::O_CLOEXEC)
+            .map_err(|e| Failure::Runtime(with_errno("can't make pipe", e)))?;
+        let (go_read, go_write) = pipe2(nix::fcntl::OFlag::O_CLOEXEC)
             .map_err(|e| Failure::Runtime(with_errno("can't make pipe", e)))?;
         let argv: Vec<*const libc::c_char> = self
             .argv
@@ -144,10 +150,24 @@ impl Command {
         match unsafe { fork() }.map_err(|e| Failure::Runtime(with_errno("can't fork", e)))? {
             ForkResult::Child => {
                 drop(err_read);
-                self.child(&err_write, stderr, parent, &argv, &envp, &mut sh_argv)
+                drop(go_write);
+                self.child(
+                    &err_write,
+                    &go_read,
+                    stderr,
+                    parent,
+                    &argv,
+                    &envp,
+                    &mut sh_argv,
+                )
             }
             ForkResult::Parent { child } => {
                 drop(err_write);
+                drop(go_read);
+                announce(child);
+                // The child goes on (to exec) when it reads this byte, or at EOF.
+                let _ = nix::unistd::write(&go_write, b"g");
+                drop(go_write);
                 let mut buf = [0u8; 5];
                 let n = read_full(&err_read, &mut buf);
                 if n < buf.len() {
@@ -169,9 +189,11 @@ impl Command {
     }
 
     /// In the forked child: restore what the parent changed for itself, then exec.
+    #[allow(clippy::too_many_arguments)]
     fn child(
         &self,
         err: &OwnedFd,
+        go: &OwnedFd,
         stderr: Option<RawFd>,
         parent: libc::pid_t,
         argv: &[*const libc::c_char],
@@ -199,6 +221,12 @@ impl Command {
                     libc::signal(sig, libc::SIG_DFL);
                 }
             }
+            // Wait until the supervisor has announced our pid (see `spawn`); a signal passed
+            // on meanwhile acts on this process as it would on the command.
+            let mut byte = 0u8;
+            while libc::read(go.as_raw_fd(), (&mut byte as *mut u8).cast(), 1) < 0
+                && *libc::__errno_location() == libc::EINTR
+            {}
             if let Some(dir) = &self.cwd {
                 if libc::chdir(dir.as_ptr()) != 0 {
                     fail_child(err, STAGE_CD, 31);
@@ -281,14 +309,14 @@ mod tests {
     fn exec_failures_report_the_command_and_exit_49() {
         let env = vec![(OsString::from("PATH"), OsString::from("/nonexistent"))];
         let c = Command::new(&os(&["no-such-command"]), &env, None).unwrap();
-        let e = c.spawn(None).unwrap_err();
+        let e = c.spawn(None, |_| {}).unwrap_err();
         assert_eq!(e.exit_code(), 49);
         assert_eq!(
             e.message(),
             "can't execve(2): no-such-command: No such file or directory"
         );
         let c = Command::new(&os(&["/bin/true"]), &[], Some("/nonexistent-dir")).unwrap();
-        let e = c.spawn(None).unwrap_err();
+        let e = c.spawn(None, |_| {}).unwrap_err();
         assert_eq!(e.exit_code(), 31);
         assert!(
             e.message().starts_with("can't cd to /nonexistent-dir: "),
@@ -300,7 +328,7 @@ mod tests {
     fn a_started_command_runs_with_the_given_environment() {
         let env = vec![(OsString::from("X"), OsString::from("42"))];
         let c = Command::new(&os(&["/bin/sh", "-c", "exit $X"]), &env, Some("/")).unwrap();
-        let pid = c.spawn(None).unwrap();
+        let pid = c.spawn(None, |_| {}).unwrap();
         let status = waitpid(pid, None).unwrap();
         assert_eq!(status, nix::sys::wait::WaitStatus::Exited(pid, 42));
     }

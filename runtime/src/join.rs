@@ -28,6 +28,7 @@ use crate::protocol::Message;
 use crate::userns::Namespaces;
 
 mod rendezvous;
+mod tasks_per_node;
 use rendezvous::{Place, Reached};
 
 /// How long a peer tries to find or become a winner, and to get into its container,
@@ -50,7 +51,7 @@ pub enum Plan {
 }
 
 /// The leading decimal number of `text`, as Charliecloud reads peer counts from the
-/// environment (`SLURM_STEP_TASKS_PER_NODE=2(x3)` is 2).
+/// environment (anything after the digits is ignored).
 fn leading_number(name: &str, text: &str) -> Result<u32, Failure> {
     let digits: String = text
         .trim_start()
@@ -93,7 +94,12 @@ pub fn plan(
             ] {
                 if let Some(value) = env(var) {
                     notes.push(format!("join: peer group size from {var}"));
-                    found = Some(leading_number(var, &value)?);
+                    found = Some(if var == "SLURM_STEP_TASKS_PER_NODE" {
+                        // Per node of the step: this node's entry.
+                        tasks_per_node::on_node(&value, env("SLURM_NODEID").as_deref())?
+                    } else {
+                        leading_number(var, &value)?
+                    });
                     break;
                 }
             }
@@ -110,10 +116,18 @@ pub fn plan(
             notes.push("join: peer group tag from command line".into());
             tag.clone()
         }
-        (None, Some(step)) => {
-            notes.push("join: peer group tag from SLURM_STEP_ID".into());
-            step
-        }
+        (None, Some(step)) => match env("SLURM_JOB_ID") {
+            // A step's id is its number in its job (0 for the first): two jobs of this user
+            // on one node have steps of the same id. Charliecloud uses the step id alone.
+            Some(job) if !step.is_empty() => {
+                notes.push("join: peer group tag from SLURM_JOB_ID and SLURM_STEP_ID".into());
+                format!("{job}.{step}")
+            }
+            _ => {
+                notes.push("join: peer group tag from SLURM_STEP_ID".into());
+                step
+            }
+        },
         (None, None) => {
             notes.push("join: peer group tag from getppid(2)".into());
             nix::unistd::getppid().to_string()
@@ -545,6 +559,33 @@ mod tests {
             Plan::Group(g) => assert_eq!(g.count, 4),
             other => panic!("{other:?}"),
         }
+        // Slurm's count for this node of the step, not the first node's.
+        let env = env_of(&[
+            ("SLURM_STEP_TASKS_PER_NODE", "3,2"),
+            ("SLURM_NODEID", "1"),
+            ("SLURM_CPUS_ON_NODE", "8"),
+        ]);
+        match plan(&on, None, &env, &mut notes).unwrap() {
+            Plan::Group(g) => assert_eq!(g.count, 2),
+            other => panic!("{other:?}"),
+        }
+        // Steps of two jobs on one node: the job's id keeps them apart.
+        let env = env_of(&[
+            ("SLURM_CPUS_ON_NODE", "8"),
+            ("SLURM_JOB_ID", "41"),
+            ("SLURM_STEP_ID", "0"),
+        ]);
+        match plan(&on, None, &env, &mut notes).unwrap() {
+            Plan::Group(g) => assert_eq!(g.tag, "41.0"),
+            other => panic!("{other:?}"),
+        }
+        let env = env_of(&[
+            ("SLURM_CPUS_ON_NODE", "8"),
+            ("SLURM_JOB_ID", "41"),
+            ("SLURM_STEP_ID", ""),
+        ]);
+        let e = plan(&on, None, &env, &mut notes).unwrap_err();
+        assert_eq!(e.message(), "join: peer group tag cannot be empty string");
         let none = env_of(&[]);
         let e = plan(&on, None, &none, &mut notes).unwrap_err();
         assert_eq!(e.message(), "join: no valid peer group size found");

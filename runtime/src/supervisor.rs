@@ -126,9 +126,12 @@ fn start(plan: &Plan, reporter: &mut Reporter) -> Result<Started, Failure> {
     tell(Message::Info(plan.executing.clone()));
     prctl::set_no_new_privs()
         .map_err(|e| Failure::Runtime(format!("can't set no_new_privs: {e}")))?;
+    // ch-run learns the pid before the command runs (it passes signals on to it).
     let command = plan
         .command
-        .spawn(command_stderr.as_ref().map(|fd| fd.as_raw_fd()))?;
+        .spawn(command_stderr.as_ref().map(|fd| fd.as_raw_fd()), |pid| {
+            tell(Message::Started(pid.as_raw()))
+        })?;
     Ok(Started {
         command,
         _server: server,
@@ -146,7 +149,6 @@ fn supervise(started: Started, mut reporter: Reporter, lifeline: OwnedFd, verbos
     }
     // The lifeline watches ch-run now (it sees a death that came before it started, too).
     let _ = prctl::set_pdeathsig(None);
-    reporter.send(Message::Started(started.command.as_raw()));
     // The supervisor outlives the command and must not hold its terminal or output pipes
     // (a `$(ch-run …)` would otherwise wait for it); at -vv the FUSE log keeps stderr.
     let log = (verbose >= 2)

@@ -126,7 +126,10 @@ fn wait_for_command(
                 .revents()
                 .is_some_and(|r| r.contains(PollFlags::POLLIN));
             let reported = fds[0].revents().is_some_and(|r| !r.is_empty());
-            if signalled {
+            // Messages before signals: the command's pid is in the pipe before the command
+            // runs, so a signal sent after it did anything finds the pid known. The signal
+            // stays pending in the signalfd until the pipe has nothing more to say.
+            if signalled && !reported {
                 if let Ok(Some(info)) = signal_fd.read_signal() {
                     if let Ok(sig) = Signal::try_from(info.ssi_signo as i32) {
                         match command {

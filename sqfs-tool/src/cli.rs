@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use clap::{CommandFactory, Parser, Subcommand, ValueHint};
 
 #[derive(Parser)]
-#[command(name = "sqfs", version, about = "Read SquashFS 4.0 images")]
+#[command(name = "sqfs", version, about = "Read and write SquashFS 4.0 images")]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -84,6 +84,106 @@ pub enum Command {
         #[arg(short = 'n', long)]
         no_progress: bool,
     },
+    /// Pack a directory tree into a new image, as mksquashfs does
+    ///
+    /// DIR's entries become the image's root directory, which has DIR's own mode, owners,
+    /// time and extended attributes. IMAGE is replaced once the new image is complete.
+    /// mksquashfs's option names are taken with one dash as well (`-comp zstd`).
+    Pack(PackArgs),
+}
+
+/// `sqfs pack`'s arguments, under mksquashfs's names.
+#[derive(clap::Args, Debug)]
+pub struct PackArgs {
+    /// The directory to pack (with --tar: the tar archive, - for standard input)
+    #[arg(value_name = "DIR", value_hint = ValueHint::AnyPath)]
+    pub source: PathBuf,
+    /// The image to write
+    #[arg(value_name = "IMAGE", value_hint = ValueHint::FilePath)]
+    pub image: PathBuf,
+    /// DIR is a tar archive (plain, or compressed with gzip, zstd or xz; - reads standard
+    /// input), packed as tar2sqfs packs it, without unpacking it to disk
+    #[arg(long = "tar")]
+    pub tar: bool,
+    /// Compressor: gzip, xz, zstd, lz4 or lzo
+    #[arg(long = "comp", value_name = "COMP", default_value = "gzip",
+          value_parser = ["gzip", "xz", "zstd", "lz4", "lzo"], hide_possible_values = true)]
+    pub comp: String,
+    /// Compression level: gzip 1-9 (default 9), zstd 1-22 (15), xz 0-9 (6), lz4 1-12 with
+    /// -Xhc (9)
+    #[arg(
+        long = "Xcompression-level",
+        value_name = "LEVEL",
+        allow_negative_numbers = true
+    )]
+    pub level: Option<i32>,
+    /// xz: BCJ filters to try on each block, comma-separated (x86, powerpc, ia64, arm,
+    /// armthumb, sparc, arm64, riscv); the smallest result is kept
+    #[arg(long = "Xbcj", value_name = "FILTERS")]
+    pub xz_bcj: Option<String>,
+    /// lz4: high-compression mode
+    #[arg(long = "Xhc")]
+    pub lz4_hc: bool,
+    /// Block size: a power of two from 4K to 1M (bytes, or with K or M)
+    #[arg(
+        short = 'b',
+        long = "block-size",
+        value_name = "SIZE",
+        default_value = "128K"
+    )]
+    pub block_size: String,
+    /// Compressor threads (default: one per CPU); a reader and a writer run besides
+    #[arg(short = 'p', long = "processors", value_name = "N",
+          value_parser = clap::value_parser!(u16).range(1..))]
+    pub processors: Option<u16>,
+    /// Every entry owned by root (uid and gid 0)
+    #[arg(long = "all-root", visible_alias = "root-owned")]
+    pub all_root: bool,
+    /// Every entry owned by this user (a name or a number)
+    #[arg(long = "force-uid", value_name = "USER")]
+    pub force_uid: Option<String>,
+    /// Every entry in this group (a name or a number)
+    #[arg(long = "force-gid", value_name = "GROUP")]
+    pub force_gid: Option<String>,
+    /// Store no extended attributes
+    #[arg(long = "no-xattrs")]
+    pub no_xattrs: bool,
+    /// Store no fragments: every file's last block is a block of its own
+    #[arg(long = "no-fragments", conflicts_with = "always_use_fragments")]
+    pub no_fragments: bool,
+    /// Put the tails of files larger than a block into fragments too
+    #[arg(long = "always-use-fragments", visible_alias = "tailends")]
+    pub always_use_fragments: bool,
+    /// Store a file whose content equals an earlier one's again, not as the earlier one
+    #[arg(long = "no-duplicates")]
+    pub no_duplicates: bool,
+    /// Write no export table (the image cannot be exported over NFS)
+    #[arg(long = "no-exports")]
+    pub no_exports: bool,
+    /// Leave out these paths (relative to DIR, or absolute paths inside it) and what is
+    /// under them
+    #[arg(short = 'e', long = "exclude", value_name = "PATH", num_args = 1..,
+          value_hint = ValueHint::AnyPath)]
+    pub exclude: Vec<PathBuf>,
+    /// Leave out the paths listed in FILE, one per line
+    #[arg(long = "ef", value_name = "FILE", value_hint = ValueHint::FilePath)]
+    pub exclude_file: Vec<PathBuf>,
+    /// The image's creation time, in seconds since the epoch (default: SOURCE_DATE_EPOCH,
+    /// else now)
+    #[arg(long = "mkfs-time", value_name = "SECONDS")]
+    pub mkfs_time: Option<u32>,
+    /// Every entry's modification time, in seconds since the epoch
+    #[arg(long = "all-time", value_name = "SECONDS")]
+    pub all_time: Option<u32>,
+    /// Print nothing but errors and warnings (no progress bar, no summary)
+    #[arg(short = 'q', long = "quiet")]
+    pub quiet: bool,
+    /// No progress bar
+    #[arg(long = "no-progress")]
+    pub no_progress: bool,
+    /// Accepted for mksquashfs's sake: the image is always made anew, never appended to
+    #[arg(long = "noappend", hide = true)]
+    pub noappend: bool,
 }
 
 /// The command line's definition, for the man pages and completions.
@@ -104,17 +204,43 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Cli {
     })
 }
 
-/// unsquashfs spells its long options with one dash; `sqfs extract` takes those users
-/// know (before any `--`).
+/// The long options unsquashfs (`sqfs extract`) and mksquashfs (`sqfs pack`) spell with
+/// one dash, which clap would read as short options run together.
+const ONE_DASH_LONG: &[&str] = &[
+    "-no-progress",
+    "-quiet",
+    "-force",
+    "-processors",
+    "-comp",
+    "-Xcompression-level",
+    "-Xbcj",
+    "-Xhc",
+    "-all-root",
+    "-root-owned",
+    "-force-uid",
+    "-force-gid",
+    "-no-xattrs",
+    "-no-fragments",
+    "-always-use-fragments",
+    "-tailends",
+    "-no-duplicates",
+    "-no-exports",
+    "-ef",
+    "-mkfs-time",
+    "-all-time",
+    "-noappend",
+    "-tar",
+];
+
+/// unsquashfs and mksquashfs spell their long options with one dash; `sqfs extract` and
+/// `sqfs pack` take those users know (before any `--`).
 fn unsquashfs_spellings(args: impl IntoIterator<Item = OsString>) -> Vec<OsString> {
     let mut after_dashes = false;
     args.into_iter()
         .map(|arg| {
             after_dashes |= arg == "--";
             match arg.to_str() {
-                Some(a @ ("-no-progress" | "-quiet" | "-force" | "-processors"))
-                    if !after_dashes =>
-                {
+                Some(a) if !after_dashes && ONE_DASH_LONG.contains(&a) => {
                     OsString::from(format!("-{a}"))
                 }
                 _ => arg,
@@ -192,7 +318,7 @@ mod tests {
         );
         assert_eq!(
             error(&[]),
-            "a command is needed: info, ls, cat, extract (try 'sqfs --help')"
+            "a command is needed: info, ls, cat, extract, pack (try 'sqfs --help')"
         );
         let e = error(&["ls", "--offse", "1", "img"]);
         assert!(e.contains("'--offse'") && e.contains("'--offset'"), "{e}");

@@ -8,6 +8,7 @@ pub mod error;
 pub mod extract;
 pub mod info;
 pub mod ls;
+pub mod pack;
 pub mod resolve;
 pub mod sif;
 mod sys;

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use sqfs::{Archive, OpenOptions};
 use sqfs_tool::cli::{self, Cli, Command, ImageArgs};
-use sqfs_tool::{cat, extract, info, ls};
+use sqfs_tool::{cat, extract, info, ls, pack};
 
 fn open(args: &ImageArgs) -> Result<Archive, String> {
     let file = File::open(&args.image).map_err(|e| format!("{}: {e}", args.image.display()))?;
@@ -52,6 +52,17 @@ fn run(cli: Cli) -> Result<(), String> {
                 );
             }
             if !quiet {
+                println!("{summary}");
+            }
+            Ok(())
+        }
+        Command::Pack(args) => {
+            let epoch = std::env::var_os("SOURCE_DATE_EPOCH");
+            let options =
+                pack::Options::from_args(&args, epoch.as_deref()).map_err(|e| e.to_string())?;
+            let pack = if args.tar { pack::pack_tar } else { pack::pack };
+            let summary = pack(&args.source, &args.image, &options).map_err(|e| e.to_string())?;
+            if !args.quiet {
                 println!("{summary}");
             }
             Ok(())

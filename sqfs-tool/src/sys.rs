@@ -207,7 +207,7 @@ pub fn lsetxattr_at(parent: BorrowedFd, name: &[u8], xattr: &[u8], value: &[u8])
 /// `/proc/self/fd/N` (the open file itself) or `/proc/self/fd/N/name` (the entry `name` of
 /// the open directory). The magic link jumps to the descriptor's own file: no path is
 /// looked up on the way but `name`, one component.
-fn proc_fd_path(fd: BorrowedFd, name: Option<&[u8]>) -> Vec<u8> {
+pub(crate) fn proc_fd_path(fd: BorrowedFd, name: Option<&[u8]>) -> Vec<u8> {
     use std::os::fd::AsRawFd;
     let mut path = format!("/proc/self/fd/{}", fd.as_raw_fd()).into_bytes();
     if let Some(name) = name {

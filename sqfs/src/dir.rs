@@ -368,6 +368,85 @@ fn begins_with(ctx: &Context, point: &IndexEntry) -> bool {
     first_name().is_ok_and(|name| name == point.first_name)
 }
 
+/// The writer's side of a listing: entries added in name order become runs behind
+/// headers, as [`ReadDir`] reads them. A new header starts at the first entry, every 256
+/// entries, when the inode block changes, when the inode number is out of a header's
+/// 16-bit reach, and when the listing has grown a metadata block's worth since the last
+/// index point; that last kind is also an index point (mksquashfs's rule, in add_dir()),
+/// so an index entry is at most a metadata block apart from the next.
+#[derive(Default)]
+pub(crate) struct ListingWriter {
+    bytes: Vec<u8>,
+    /// Where the open header is, its entry count, inode block and base number.
+    header: Option<(usize, u32, u32, u32)>,
+    /// Listing offset of the last index point (0: the listing's start).
+    index_point: usize,
+    /// (listing offset of a header, its first name): the index, to be placed.
+    pub index: Vec<(u32, Vec<u8>)>,
+}
+
+impl ListingWriter {
+    /// Adds the entry `name` for the inode at `inode` (in the inode table), numbered
+    /// `number`, of type `kind`. Names must come sorted, each at most [`MAX_NAME`] bytes.
+    pub(crate) fn add(&mut self, name: &[u8], inode: MetaRef, number: u32, kind: FileType) {
+        let block = inode.block as u32;
+        let entry_len = ENTRY_SIZE as usize + name.len();
+        let reach = |base: u32| (i64::from(number) - i64::from(base)).unsigned_abs() <= 32767;
+        let full = self.bytes.len() + entry_len - self.index_point > METADATA_SIZE;
+        let same_run = matches!(self.header, Some((_, count, b, base))
+            if count < MAX_HEADER_ENTRIES && b == block && reach(base));
+        if !same_run || full {
+            self.close_header();
+            if full && !self.bytes.is_empty() {
+                self.index.push((self.bytes.len() as u32, name.to_vec()));
+                self.index_point = self.bytes.len();
+            }
+            self.header = Some((self.bytes.len(), 0, block, number));
+            self.bytes.extend([0; HEADER_SIZE as usize]);
+        }
+        let Some((_, count, _, base)) = &mut self.header else {
+            unreachable!("a header was just opened")
+        };
+        *count += 1;
+        let delta = (i64::from(number) - i64::from(*base)) as i16;
+        for v in [
+            inode.offset,
+            delta as u16,
+            kind.basic(),
+            (name.len() - 1) as u16,
+        ] {
+            self.bytes.extend(v.to_le_bytes());
+        }
+        self.bytes.extend_from_slice(name);
+    }
+
+    /// Writes the open header's fields now that its entry count is known.
+    fn close_header(&mut self) {
+        if let Some((at, count, block, base)) = self.header.take() {
+            let mut h = Vec::with_capacity(HEADER_SIZE as usize);
+            for v in [count - 1, block, base] {
+                h.extend(v.to_le_bytes());
+            }
+            self.bytes[at..at + HEADER_SIZE as usize].copy_from_slice(&h);
+        }
+    }
+
+    /// The listing's bytes (its inode's size is their length + 3).
+    pub(crate) fn finish(&mut self) -> Vec<u8> {
+        self.close_header();
+        std::mem::take(&mut self.bytes)
+    }
+}
+
+/// Appends a directory index entry as [`Index::next_entry`] reads it: the header's offset
+/// in the listing, the directory table block it lies in, and its first name.
+pub(crate) fn encode_index_entry(out: &mut Vec<u8>, listing_offset: u32, block: u32, name: &[u8]) {
+    for v in [listing_offset, block, (name.len() - 1) as u32] {
+        out.extend(v.to_le_bytes());
+    }
+    out.extend_from_slice(name);
+}
+
 /// Finds `name` in a directory: jumps with the index when there is one, then scans.
 /// Entries are sorted bytewise, so the scan stops at the first larger name; a match is
 /// followed by one more entry, so that a repeat of the name is refused here too.
@@ -395,4 +474,137 @@ pub fn lookup(ctx: &Context, dir: &DirInfo, name: &[u8]) -> Result<Option<DirEnt
         }
     }
     Ok(None)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::compress::{Compression, Encoding};
+    use crate::context::Limits;
+    use crate::inode::{NewBody, NewInode, NO_XATTR};
+    use crate::metadata::{MetaWriter, Table};
+    use crate::reader::testing::reader;
+
+    fn names(count: usize) -> Vec<Vec<u8>> {
+        let mut v: Vec<Vec<u8>> = (0..count)
+            .map(|i| format!("e{i:05}-{}", "n".repeat(i % 97)).into_bytes())
+            .collect();
+        v.sort();
+        v
+    }
+
+    /// A directory of `count` entries written with a [`ListingWriter`] (and its index),
+    /// read back through a listing, resumed listings and lookups.
+    fn round_trip(count: usize) {
+        let names = names(count);
+        let zstd = || Encoding::new(Compression::Zstd, 4096).compressor().unwrap();
+        let (mut inodes, mut dirs) = (MetaWriter::new(zstd()), MetaWriter::new(zstd()));
+        // Something ahead of the listing, so that it starts inside a block.
+        dirs.write(&[7; 1000]).unwrap();
+        // Entries' inodes in several inode blocks, with numbers far apart at one point.
+        let inode_of = |i: usize| {
+            let number = if i < count / 2 { i + 2 } else { i + 40_000 } as u32;
+            let at = MetaRef {
+                block: (i / 300) as u64 * 8000,
+                offset: (i * 37 % METADATA_SIZE) as u16,
+            };
+            let kind = [FileType::File, FileType::Directory, FileType::Fifo][i % 3];
+            (at, number, kind)
+        };
+        let mut listing = ListingWriter::default();
+        for (i, name) in names.iter().enumerate() {
+            let (at, number, kind) = inode_of(i);
+            listing.add(name, at, number, kind);
+        }
+        let bytes = listing.finish();
+        let start = dirs.stream_len();
+        let listing_at = dirs.position();
+        dirs.write(&bytes).unwrap();
+        let mut index = Vec::new();
+        for (offset, name) in &listing.index {
+            let block = dirs.reference(start + u64::from(*offset)).block;
+            encode_index_entry(&mut index, *offset, block as u32, name);
+        }
+        let size = bytes.len() as u32 + 3;
+        let inode = NewInode {
+            permissions: 0o755,
+            uid_index: 0,
+            gid_index: 0,
+            mtime: 0,
+            number: 1,
+            nlink: 2,
+            xattr: NO_XATTR,
+            body: NewBody::Directory {
+                listing: listing_at,
+                size,
+                parent: 1,
+                index: &index,
+                index_count: listing.index.len() as u16,
+            },
+        };
+        let mut raw = Vec::new();
+        inode.encode(&mut raw);
+        inodes.write(&raw).unwrap();
+        let mut image = inodes.finish().unwrap();
+        let dirs_start = image.len() as u64;
+        image.extend(dirs.finish().unwrap());
+        let r = reader(&image, Compression::Zstd, 4096);
+        let limits = Limits {
+            inode_count: 50_000,
+            id_count: 1,
+            block_size: 4096,
+            fragment_count: 0,
+        };
+        let tables = (
+            Table {
+                start: 0,
+                end: dirs_start,
+            },
+            Table {
+                start: dirs_start,
+                end: image.len() as u64,
+            },
+        );
+        let ctx = Context::of_tables(r, tables.0, tables.1, limits);
+        let dir = match crate::inode::Inode::read(&ctx, MetaRef::from_packed(0))
+            .unwrap()
+            .body
+        {
+            crate::inode::InodeBody::Directory(d) => d,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(usize::from(dir.index_count), listing.index.len());
+        let all: Vec<DirEntry> = ReadDir::new(&ctx, &dir, 0)
+            .unwrap()
+            .collect::<Result<_>>()
+            .unwrap();
+        assert_eq!(all.len(), count);
+        for (i, e) in all.iter().enumerate() {
+            let (at, number, kind) = inode_of(i);
+            assert_eq!(
+                (&e.name, e.inode, e.inode_number, e.kind),
+                (&names[i], at, number, kind)
+            );
+        }
+        // Resumed after any entry, the listing goes on with the next.
+        for i in (0..count).step_by(count / 37 + 1) {
+            let next = ReadDir::new(&ctx, &dir, all[i].cookie).unwrap().next();
+            assert_eq!(next.map(|e| e.unwrap().name), names.get(i + 1).cloned());
+        }
+        for (i, name) in names.iter().enumerate().step_by(count / 53 + 1) {
+            let found = lookup(&ctx, &dir, name).unwrap().expect("found");
+            assert_eq!(found.inode_number, inode_of(i).1);
+        }
+        assert_eq!(lookup(&ctx, &dir, b"zzz").unwrap(), None);
+    }
+
+    #[test]
+    fn a_small_listing_reads_back() {
+        round_trip(5);
+    }
+
+    #[test]
+    fn a_big_listing_reads_back_through_its_index() {
+        round_trip(3000);
+    }
 }

@@ -20,6 +20,9 @@ pub enum Error {
     CompressorOptions(String),
     #[error("{codec} decompression failed: {reason}")]
     Decompress { codec: &'static str, reason: String },
+    /// A compressor failed on a block (the writer's side of a codec).
+    #[error("{codec} compression failed: {reason}")]
+    Compress { codec: &'static str, reason: String },
     #[error("corrupt image: {0}")]
     Corrupt(String),
     #[error("no such file or directory")]
@@ -64,6 +67,10 @@ impl Clone for Error {
             Error::UnknownCompressor(id) => Error::UnknownCompressor(*id),
             Error::CompressorOptions(why) => Error::CompressorOptions(why.clone()),
             Error::Decompress { codec, reason } => Error::Decompress {
+                codec,
+                reason: reason.clone(),
+            },
+            Error::Compress { codec, reason } => Error::Compress {
                 codec,
                 reason: reason.clone(),
             },

@@ -28,6 +28,11 @@ impl ExportTable {
         LookupTable::read(reader, &layout, bounds).map(ExportTable)
     }
 
+    /// Appends an export table entry: an inode's reference, packed.
+    pub(crate) fn encode_entry(out: &mut Vec<u8>, inode: MetaRef) {
+        out.extend(inode.packed().to_le_bytes());
+    }
+
     /// The reference of inode `number` (1-based, as squashfs numbers inodes).
     pub fn get(&self, reader: &BlockReader, number: u32) -> Result<MetaRef> {
         if number == 0 {

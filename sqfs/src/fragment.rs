@@ -7,6 +7,9 @@ use crate::table::{Bounds, Chained, IndexEnd, Layout, LookupTable};
 /// A fragment's `frag_index` meaning "this file has no fragment".
 pub const NO_FRAGMENT: u32 = u32::MAX;
 
+/// Bytes of a fragment table entry: start, size word, and an unused word.
+pub(crate) const ENTRY_SIZE: u64 = 16;
+
 #[derive(Debug)]
 pub struct FragmentTable(LookupTable);
 
@@ -27,13 +30,20 @@ impl FragmentTable {
     pub fn read(reader: &BlockReader, start: u64, count: u32, bounds: Bounds) -> Result<Self> {
         let layout = Layout {
             name: "fragment",
-            entry_size: 16,
+            entry_size: ENTRY_SIZE,
             count: u64::from(count),
             start,
             index_start: start,
             index_end: IndexEnd::ByNext,
         };
         LookupTable::read(reader, &layout, bounds).map(FragmentTable)
+    }
+
+    /// Appends a fragment table entry: where the block is and its size word.
+    pub(crate) fn encode_entry(out: &mut Vec<u8>, fragment: Fragment) {
+        out.extend(fragment.start.to_le_bytes());
+        out.extend(fragment.block.word().to_le_bytes());
+        out.extend(0u32.to_le_bytes());
     }
 
     pub fn get(&self, reader: &BlockReader, index: u32) -> Result<Fragment> {

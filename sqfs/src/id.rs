@@ -27,6 +27,11 @@ impl IdTable {
         LookupTable::read(reader, &layout, bounds).map(IdTable)
     }
 
+    /// Appends an id table entry.
+    pub(crate) fn encode_entry(out: &mut Vec<u8>, id: u32) {
+        out.extend(id.to_le_bytes());
+    }
+
     /// A table of no ids.
     pub fn empty() -> Self {
         IdTable(LookupTable::empty(4))

@@ -49,6 +49,7 @@ pub mod sif;
 mod source;
 mod superblock;
 mod table;
+mod write;
 mod xattr;
 
 #[doc(hidden)]
@@ -64,6 +65,10 @@ pub use inode::{FileType, Inode};
 pub use metadata::MetaRef;
 pub use sif::Sif;
 pub use superblock::{flags, Superblock};
+pub use write::{
+    Content, Fragments, Meta, NodeId, Special, WriteError, WriteOptions, WriteResult, WriteSummary,
+    Writer,
+};
 pub use xattr::Xattr;
 
 /// `Archive` is shared between FUSE worker threads: keep it `Send + Sync`.

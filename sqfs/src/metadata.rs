@@ -2,8 +2,9 @@
 //! directory, fragment, id, export and xattr tables. Records may span blocks.
 
 use crate::cache::Block;
+use crate::compress::Compressor;
 use crate::error::{corrupt, Result};
-use crate::reader::BlockReader;
+use crate::reader::{BlockReader, MetadataHeader, METADATA_SIZE};
 
 /// Where a record starts in a metadata table (an inode in the inode table, say): which
 /// metadata block, and where in it. Inode references are stored packed in 64 bits.
@@ -173,5 +174,140 @@ impl MetaCursor<'_> {
         let mut v = vec![0u8; len];
         self.read_exact(&mut v)?;
         Ok(v)
+    }
+}
+
+/// The writer's side of a metadata table: a byte stream cut into 8 KiB blocks, each
+/// compressed (or stored as it is, when that is not smaller) behind its 2-byte header, as a
+/// [`MetaCursor`] reads them back. Records may span blocks; a [`MetaRef`] to where the next
+/// byte goes is known before it is written.
+pub struct MetaWriter {
+    compressor: Box<dyn Compressor>,
+    /// The stored blocks so far (headers and bytes).
+    stored: Vec<u8>,
+    /// Bytes of the block being filled (fewer than METADATA_SIZE).
+    pending: Vec<u8>,
+    /// Where each block was stored, by stream offset / METADATA_SIZE.
+    block_starts: Vec<u64>,
+    scratch: Vec<u8>,
+}
+
+impl MetaWriter {
+    pub fn new(compressor: Box<dyn Compressor>) -> Self {
+        MetaWriter {
+            compressor,
+            stored: Vec::new(),
+            pending: Vec::with_capacity(METADATA_SIZE),
+            block_starts: vec![0],
+            scratch: Vec::new(),
+        }
+    }
+
+    /// Where the next byte written will be.
+    pub fn position(&self) -> MetaRef {
+        MetaRef {
+            block: self.stored.len() as u64,
+            offset: self.pending.len() as u16,
+        }
+    }
+
+    /// Bytes written to the stream so far.
+    pub fn stream_len(&self) -> u64 {
+        (self.block_starts.len() as u64 - 1) * METADATA_SIZE as u64 + self.pending.len() as u64
+    }
+
+    /// The reference of stream byte `offset`: its block's start (relative to the table)
+    /// and its place in the block. A block's start is known once the block before it is
+    /// stored, so `offset` may be anything up to [`MetaWriter::stream_len`].
+    pub fn reference(&self, offset: u64) -> MetaRef {
+        MetaRef {
+            block: self.block_starts[(offset / METADATA_SIZE as u64) as usize],
+            offset: (offset % METADATA_SIZE as u64) as u16,
+        }
+    }
+
+    pub fn write(&mut self, mut bytes: &[u8]) -> Result<()> {
+        while !bytes.is_empty() {
+            let n = bytes.len().min(METADATA_SIZE - self.pending.len());
+            self.pending.extend_from_slice(&bytes[..n]);
+            bytes = &bytes[n..];
+            if self.pending.len() == METADATA_SIZE {
+                self.flush()?;
+                self.block_starts.push(self.stored.len() as u64);
+            }
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self) -> Result<()> {
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        let compressed = self.compressor.compress(&self.pending, &mut self.scratch)?;
+        let body = if compressed {
+            &self.scratch
+        } else {
+            &self.pending
+        };
+        let header = MetadataHeader {
+            stored: body.len() as u16,
+            compressed,
+        };
+        self.stored.extend(header.word().to_le_bytes());
+        self.stored.extend_from_slice(body);
+        self.pending.clear();
+        Ok(())
+    }
+
+    /// The table's stored bytes, the last block flushed (an empty stream is no bytes).
+    pub fn finish(mut self) -> Result<Vec<u8>> {
+        self.flush()?;
+        Ok(self.stored)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::compress::tests::{noise, text};
+    use crate::compress::{Compression, Encoding};
+    use crate::reader::testing::reader;
+
+    #[test]
+    fn a_written_stream_reads_back_from_every_reference() {
+        // Text, a block's worth of noise (stored as it is), text again.
+        let mut stream = text(METADATA_SIZE);
+        stream.extend(noise(3, METADATA_SIZE));
+        stream.extend(text(5000));
+        for codec in [Compression::Gzip, Compression::Zstd, Compression::Lzo] {
+            let mut w = MetaWriter::new(Encoding::new(codec, 4096).compressor().unwrap());
+            let mut refs = Vec::new();
+            for (i, chunk) in stream.chunks(777).enumerate() {
+                refs.push((i * 777, w.position()));
+                w.write(chunk).unwrap();
+            }
+            assert_eq!(w.stream_len(), stream.len() as u64);
+            assert_eq!(w.reference(w.stream_len()), w.position());
+            let bytes = w.finish().unwrap();
+            // The table starts 100 bytes into the image: references are relative to it.
+            let mut image = vec![0xaa; 100];
+            image.extend(&bytes);
+            let r = reader(&image, codec, 4096);
+            let table = Table {
+                start: 100,
+                end: image.len() as u64,
+            };
+            for (offset, at) in refs {
+                let mut c = table.cursor(&r, at).unwrap();
+                let mut back = vec![0; stream.len() - offset];
+                c.read_exact(&mut back).unwrap();
+                assert!(back == stream[offset..], "{codec:?} at {offset}");
+            }
+            let first = r.metadata_header(100).unwrap();
+            let second = r.metadata_header(first.next(100)).unwrap();
+            assert!(first.compressed, "{codec:?}: text is compressed");
+            assert!(!second.compressed, "{codec:?}: noise is stored as it is");
+            assert_eq!(usize::from(second.stored), METADATA_SIZE);
+        }
     }
 }

@@ -27,6 +27,15 @@ pub struct MetadataHeader {
 }
 
 impl MetadataHeader {
+    /// The 2-byte header word that [`BlockReader::metadata_header`] decodes into this.
+    pub fn word(self) -> u16 {
+        if self.compressed {
+            self.stored
+        } else {
+            self.stored | METADATA_UNCOMPRESSED
+        }
+    }
+
     /// Image position of the block after the one at `pos`.
     pub fn next(self, pos: u64) -> u64 {
         pos + 2 + u64::from(self.stored)
@@ -59,6 +68,21 @@ impl DataBlock {
             compressed: word & DATA_UNCOMPRESSED == 0,
         })
     }
+
+    /// The size word [`DataBlock::from_word`] decodes into this.
+    pub fn word(self) -> u32 {
+        if self.compressed {
+            self.stored
+        } else {
+            self.stored | DATA_UNCOMPRESSED
+        }
+    }
+
+    /// A sparse hole: nothing stored, reads as zeros.
+    pub const HOLE: DataBlock = DataBlock {
+        stored: 0,
+        compressed: true,
+    };
 
     pub fn is_hole(self) -> bool {
         self.stored == 0
@@ -219,5 +243,32 @@ impl BlockReader {
     pub fn data_block_into(&self, pos: u64, block: DataBlock, out: &mut Vec<u8>) -> Result<usize> {
         let max = self.block_size as usize;
         self.load_into(pos, block.stored as usize, block.compressed, max, out)
+    }
+}
+
+/// What the unit tests of the encoders read their output with.
+#[cfg(test)]
+pub(crate) mod testing {
+    use std::io::Write;
+    use std::os::fd::FromRawFd;
+
+    use super::BlockReader;
+    use crate::compress::{new_decompressor, Compression, Encoding};
+    use crate::source::Source;
+
+    /// A reader over `image` (held in a memfd), decompressing with `codec`'s defaults.
+    pub(crate) fn reader(image: &[u8], codec: Compression, block_size: u32) -> BlockReader {
+        // SAFETY: a fresh descriptor from memfd_create, owned by the File from here on.
+        let file = unsafe {
+            let fd = libc::memfd_create(c"sqfs-test".as_ptr(), libc::MFD_CLOEXEC);
+            assert!(fd >= 0);
+            std::fs::File::from_raw_fd(fd)
+        };
+        (&file).write_all(image).unwrap();
+        let mut source = Source::new(file, 0);
+        source.set_len(image.len() as u64);
+        let options = Encoding::new(codec, block_size).options();
+        let d = new_decompressor(codec, options.as_deref()).unwrap();
+        BlockReader::new(source, d, 1 << 20, block_size)
     }
 }

@@ -61,6 +61,29 @@ pub struct Superblock {
     pub export_table_start: u64,
 }
 
+/// Where each field lies in the superblock (the kernel's `struct squashfs_super_block`).
+mod at {
+    pub const MAGIC: usize = 0;
+    pub const INODE_COUNT: usize = 4;
+    pub const MKFS_TIME: usize = 8;
+    pub const BLOCK_SIZE: usize = 12;
+    pub const FRAGMENT_COUNT: usize = 16;
+    pub const COMPRESSION: usize = 20;
+    pub const BLOCK_LOG: usize = 22;
+    pub const FLAGS: usize = 24;
+    pub const ID_COUNT: usize = 26;
+    pub const VERSION_MAJOR: usize = 28;
+    pub const VERSION_MINOR: usize = 30;
+    pub const ROOT_INODE: usize = 32;
+    pub const BYTES_USED: usize = 40;
+    pub const ID_TABLE: usize = 48;
+    pub const XATTR_ID_TABLE: usize = 56;
+    pub const INODE_TABLE: usize = 64;
+    pub const DIRECTORY_TABLE: usize = 72;
+    pub const FRAGMENT_TABLE: usize = 80;
+    pub const EXPORT_TABLE: usize = 88;
+}
+
 fn u16_at(b: &[u8], at: usize) -> u16 {
     u16::from_le_bytes([b[at], b[at + 1]])
 }
@@ -75,33 +98,62 @@ impl Superblock {
     /// Decodes and validates a superblock. `image_len` is how many bytes the image may span
     /// (the file's length minus the offset the image starts at).
     pub(crate) fn parse(b: &[u8; SUPERBLOCK_SIZE], image_len: u64) -> Result<Self> {
-        if u32_at(b, 0) != MAGIC {
+        if u32_at(b, at::MAGIC) != MAGIC {
             return Err(Error::BadMagic);
         }
-        let (major, minor) = (u16_at(b, 28), u16_at(b, 30));
+        let (major, minor) = (u16_at(b, at::VERSION_MAJOR), u16_at(b, at::VERSION_MINOR));
         if (major, minor) != (4, 0) {
             return Err(Error::UnsupportedVersion(major, minor));
         }
         let sb = Superblock {
-            inode_count: u32_at(b, 4),
-            mkfs_time: u32_at(b, 8),
-            block_size: u32_at(b, 12),
-            fragment_count: u32_at(b, 16),
-            compression: Compression::from_id(u16_at(b, 20))?,
-            block_log: u16_at(b, 22),
-            flags: u16_at(b, 24),
-            id_count: u16_at(b, 26),
-            root_inode: u64_at(b, 32),
-            bytes_used: u64_at(b, 40),
-            id_table_start: u64_at(b, 48),
-            xattr_id_table_start: u64_at(b, 56),
-            inode_table_start: u64_at(b, 64),
-            directory_table_start: u64_at(b, 72),
-            fragment_table_start: u64_at(b, 80),
-            export_table_start: u64_at(b, 88),
+            inode_count: u32_at(b, at::INODE_COUNT),
+            mkfs_time: u32_at(b, at::MKFS_TIME),
+            block_size: u32_at(b, at::BLOCK_SIZE),
+            fragment_count: u32_at(b, at::FRAGMENT_COUNT),
+            compression: Compression::from_id(u16_at(b, at::COMPRESSION))?,
+            block_log: u16_at(b, at::BLOCK_LOG),
+            flags: u16_at(b, at::FLAGS),
+            id_count: u16_at(b, at::ID_COUNT),
+            root_inode: u64_at(b, at::ROOT_INODE),
+            bytes_used: u64_at(b, at::BYTES_USED),
+            id_table_start: u64_at(b, at::ID_TABLE),
+            xattr_id_table_start: u64_at(b, at::XATTR_ID_TABLE),
+            inode_table_start: u64_at(b, at::INODE_TABLE),
+            directory_table_start: u64_at(b, at::DIRECTORY_TABLE),
+            fragment_table_start: u64_at(b, at::FRAGMENT_TABLE),
+            export_table_start: u64_at(b, at::EXPORT_TABLE),
         };
         sb.validate(image_len)?;
         Ok(sb)
+    }
+
+    /// The 96 bytes of this superblock, as [`Superblock::parse`] reads them (version 4.0).
+    pub(crate) fn encode(&self) -> [u8; SUPERBLOCK_SIZE] {
+        let mut b = [0u8; SUPERBLOCK_SIZE];
+        let mut put = |at: usize, bytes: &[u8]| b[at..at + bytes.len()].copy_from_slice(bytes);
+        put(at::MAGIC, &MAGIC.to_le_bytes());
+        put(at::INODE_COUNT, &self.inode_count.to_le_bytes());
+        put(at::MKFS_TIME, &self.mkfs_time.to_le_bytes());
+        put(at::BLOCK_SIZE, &self.block_size.to_le_bytes());
+        put(at::FRAGMENT_COUNT, &self.fragment_count.to_le_bytes());
+        put(at::COMPRESSION, &(self.compression as u16).to_le_bytes());
+        put(at::BLOCK_LOG, &self.block_log.to_le_bytes());
+        put(at::FLAGS, &self.flags.to_le_bytes());
+        put(at::ID_COUNT, &self.id_count.to_le_bytes());
+        put(at::VERSION_MAJOR, &4u16.to_le_bytes());
+        put(at::VERSION_MINOR, &0u16.to_le_bytes());
+        put(at::ROOT_INODE, &self.root_inode.to_le_bytes());
+        put(at::BYTES_USED, &self.bytes_used.to_le_bytes());
+        put(at::ID_TABLE, &self.id_table_start.to_le_bytes());
+        put(at::XATTR_ID_TABLE, &self.xattr_id_table_start.to_le_bytes());
+        put(at::INODE_TABLE, &self.inode_table_start.to_le_bytes());
+        put(
+            at::DIRECTORY_TABLE,
+            &self.directory_table_start.to_le_bytes(),
+        );
+        put(at::FRAGMENT_TABLE, &self.fragment_table_start.to_le_bytes());
+        put(at::EXPORT_TABLE, &self.export_table_start.to_le_bytes());
+        b
     }
 
     fn validate(&self, image_len: u64) -> Result<()> {
@@ -166,5 +218,36 @@ impl Superblock {
     /// Whether the superblock has `flag` (one of [`flags`]) set.
     pub fn has(&self, flag: u16) -> bool {
         self.flags & flag != 0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn encode_then_parse_gives_the_same_superblock() {
+        let sb = Superblock {
+            inode_count: 7,
+            mkfs_time: 0xdead_beef,
+            block_size: 1 << 17,
+            block_log: 17,
+            fragment_count: 3,
+            compression: Compression::Zstd,
+            flags: flags::DUPLICATES | flags::EXPORTABLE,
+            id_count: 2,
+            root_inode: 0x1234_0056,
+            bytes_used: 10_000,
+            id_table_start: 9_000,
+            xattr_id_table_start: NO_TABLE,
+            inode_table_start: 500,
+            directory_table_start: 6_000,
+            fragment_table_start: 7_000,
+            export_table_start: 8_000,
+        };
+        let bytes = sb.encode();
+        assert_eq!(&bytes[..4], b"hsqs");
+        let back = Superblock::parse(&bytes, 10_000).unwrap();
+        assert_eq!(format!("{back:?}"), format!("{sb:?}"));
     }
 }

@@ -1,8 +1,9 @@
 //! Lookup tables: arrays of fixed-size entries (ids, fragments, export refs, xattr ids)
 //! stored in metadata blocks, found through an index of block positions.
 
+use crate::compress::Compressor;
 use crate::error::{corrupt, Result};
-use crate::metadata::{MetaCursor, MetaRef, Table};
+use crate::metadata::{MetaCursor, MetaRef, MetaWriter, Table};
 use crate::reader::{BlockReader, METADATA_SIZE};
 
 /// A metadata block plus its header can be no longer than this on disk.
@@ -201,5 +202,66 @@ impl Chain {
     /// Where the lowest table read starts: where the directory table must end.
     pub fn end(&self) -> u64 {
         self.bounds.next
+    }
+}
+
+/// The writer's side of a lookup table: `entries` (the table's entries, back to back) in
+/// metadata blocks placed at image position `at`, then `header` (the xattr id table's; empty
+/// for the others), then the index of the blocks' positions, as [`LookupTable::read`] finds
+/// them. Returns the bytes and the table's start, which the superblock points at: the
+/// header, or the index when there is none.
+pub fn encode_lookup_table(
+    entries: &[u8],
+    at: u64,
+    header: &[u8],
+    compressor: Box<dyn Compressor>,
+) -> Result<(Vec<u8>, u64)> {
+    let mut blocks = MetaWriter::new(compressor);
+    let mut index = Vec::new();
+    for chunk in entries.chunks(METADATA_SIZE) {
+        index.push(at + blocks.position().block);
+        blocks.write(chunk)?;
+    }
+    let mut out = blocks.finish()?;
+    let start = at + out.len() as u64;
+    out.extend_from_slice(header);
+    for pos in index {
+        out.extend(pos.to_le_bytes());
+    }
+    Ok((out, start))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::compress::{Compression, Encoding};
+    use crate::id::IdTable;
+    use crate::reader::testing::reader;
+
+    #[test]
+    fn an_id_table_past_one_block_reads_back() {
+        // 3000 ids: 12000 bytes, two metadata blocks.
+        let ids: Vec<u32> = (0..3000u32)
+            .map(|i| i.wrapping_mul(2_654_435_761))
+            .collect();
+        let mut entries = Vec::new();
+        ids.iter()
+            .for_each(|&id| IdTable::encode_entry(&mut entries, id));
+        let compressor = Encoding::new(Compression::Gzip, 4096).compressor().unwrap();
+        let (bytes, start) = encode_lookup_table(&entries, 96, &[], compressor).unwrap();
+        let mut image = vec![0; 96];
+        image.extend(&bytes);
+        let end = image.len() as u64;
+        assert_eq!(end - start, 16, "an index of two blocks");
+        let r = reader(&image, Compression::Gzip, 4096);
+        let bounds = Bounds {
+            lowest: 96,
+            next: end,
+        };
+        let table = IdTable::read(&r, start, ids.len() as u16, bounds).unwrap();
+        assert_eq!(table.first_block(), 96);
+        for (i, &id) in ids.iter().enumerate() {
+            assert_eq!(table.get(&r, i as u16).unwrap(), id);
+        }
     }
 }

@@ -18,7 +18,7 @@ const MAX_LIST_VALUES: usize = 16 << 20;
 const PREFIXES: [&[u8]; 3] = [b"user.", b"trusted.", b"security."];
 
 /// One extended attribute, with its full name (`user.foo`).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Xattr {
     pub name: Vec<u8>,
     pub value: Vec<u8>,
@@ -182,6 +182,62 @@ impl XattrTable {
         };
         Ok((name, value))
     }
+}
+
+/// The prefix index (0: `user.`, 1: `trusted.`, 2: `security.`) and the rest of a full
+/// xattr name, if it has one of the three prefixes SquashFS stores (and a rest that fits).
+pub(crate) fn split_name(full: &[u8]) -> Option<(u16, &[u8])> {
+    PREFIXES.iter().enumerate().find_map(|(i, prefix)| {
+        full.strip_prefix(*prefix)
+            .filter(|rest| !rest.is_empty() && full.len() <= MAX_NAME)
+            .map(|rest| (i as u16, rest))
+    })
+}
+
+/// Whether a value of this length can be stored (Linux's XATTR_SIZE_MAX).
+pub(crate) fn value_fits(len: usize) -> bool {
+    len <= MAX_VALUE as usize
+}
+
+/// Appends an xattr entry as `read_entry` reads it: prefix, name, then the value inline
+/// (`Ok(value)`) or a reference to where a value is stored already (`Err(at)`, pointing
+/// at its length word: the same layout an inline value has).
+pub(crate) fn encode_entry(
+    out: &mut Vec<u8>,
+    prefix: u16,
+    name: &[u8],
+    value: std::result::Result<&[u8], MetaRef>,
+) {
+    let kind = prefix | if value.is_err() { VALUE_OUT_OF_LINE } else { 0 };
+    out.extend(kind.to_le_bytes());
+    out.extend((name.len() as u16).to_le_bytes());
+    out.extend_from_slice(name);
+    match value {
+        Ok(v) => {
+            out.extend((v.len() as u32).to_le_bytes());
+            out.extend_from_slice(v);
+        }
+        Err(at) => {
+            out.extend(8u32.to_le_bytes());
+            out.extend(at.packed().to_le_bytes());
+        }
+    }
+}
+
+/// Appends an xattr id table entry: where the list starts, its entry count and its size
+/// (mksquashfs's: the listxattr bytes plus the values' lengths).
+pub(crate) fn encode_id(out: &mut Vec<u8>, list: MetaRef, count: u32, size: u32) {
+    out.extend(list.packed().to_le_bytes());
+    out.extend(count.to_le_bytes());
+    out.extend(size.to_le_bytes());
+}
+
+/// The 16-byte header in front of the xattr id table's index.
+pub(crate) fn encode_table_header(kv_start: u64, count: u32) -> [u8; 16] {
+    let mut h = [0u8; 16];
+    h[..8].copy_from_slice(&kv_start.to_le_bytes());
+    h[8..12].copy_from_slice(&count.to_le_bytes());
+    h
 }
 
 fn check_value_len(len: u32) -> Result<()> {

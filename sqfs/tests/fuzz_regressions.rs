@@ -147,3 +147,37 @@ fn sif_seeds_open_as_their_images() {
     }
     assert_eq!(opened, targets::TINY.len());
 }
+
+/// The `pack` target: its seeds (programs adding every kind of entry) and committed
+/// findings, each a tree packed by the writer and read back (body and seeds in
+/// `fuzz/src/pack.rs`).
+#[test]
+fn pack() {
+    let seeds = targets::pack::seeds();
+    if let Some(out) = std::env::var_os("SQFS_FUZZ_SEEDS") {
+        let dir = Path::new(&out).join("pack");
+        std::fs::create_dir_all(&dir).unwrap();
+        for (name, data) in &seeds {
+            std::fs::write(dir.join(format!("seed-{name}")), data).unwrap();
+        }
+    }
+    let mut n = 0;
+    for (name, data) in seeds.into_iter().chain(regressions("pack")) {
+        let start = Instant::now();
+        targets::pack::run(&data);
+        let took = start.elapsed();
+        assert!(took < SLOW, "pack/{name} took {took:?}");
+        n += 1;
+    }
+    eprintln!("pack: replayed {n} inputs");
+}
+
+/// The pack seeds are trees of every kind of entry, not programs cut short.
+#[test]
+fn pack_seeds_build_trees() {
+    for (name, data) in targets::pack::seeds() {
+        let names = targets::pack::entries(&data);
+        let least = if name == "empty" { 0 } else { 5 };
+        assert!(names >= least, "{name}: {names} names");
+    }
+}

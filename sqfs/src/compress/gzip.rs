@@ -7,9 +7,11 @@
 
 use std::cell::RefCell;
 
-use libdeflater::{DecompressionError, Decompressor as Inflater};
+use libdeflater::{
+    CompressionLvl, Compressor as Deflater, DecompressionError, Decompressor as Inflater,
+};
 
-use super::{fail, too_long, with_cached, Compression, Decompressor};
+use super::{compress_fail, fail, too_long, with_cached, Compression, Compressor, Decompressor};
 use crate::error::Result;
 
 pub(super) struct Gzip;
@@ -32,6 +34,37 @@ impl Decompressor for Gzip {
                 })
             },
         )
+    }
+}
+
+/// The writer's side: a zlib stream per block, by libdeflate (smaller and faster than
+/// zlib at the same level; any inflater reads it, the kernel's included).
+pub(super) struct GzipWriter(Deflater);
+
+impl GzipWriter {
+    pub(super) fn new(level: i32) -> Result<Self> {
+        let level = CompressionLvl::new(level)
+            .map_err(|_| compress_fail(Compression::Gzip, format!("bad level {level}")))?;
+        Ok(GzipWriter(Deflater::new(level)))
+    }
+}
+
+impl Compressor for GzipWriter {
+    fn compress(&mut self, src: &[u8], dst: &mut Vec<u8>) -> Result<bool> {
+        // Room for one byte less than the input: a stream that does not fit does not
+        // shrink the block, and libdeflate says so without writing past the room.
+        let Some(room) = src.len().checked_sub(1).filter(|&n| n > 0) else {
+            return Ok(false);
+        };
+        dst.clear();
+        dst.resize(room, 0);
+        match self.0.zlib_compress(src, dst) {
+            Ok(n) => {
+                dst.truncate(n);
+                Ok(true)
+            }
+            Err(_) => Ok(false),
+        }
     }
 }
 

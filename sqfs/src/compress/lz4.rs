@@ -4,7 +4,9 @@
 //! real blocks (bench/codecs.md), and the code the kernel's lib/lz4 decoder comes from.
 //! It is bounded by the capacity it is given and never reads outside the input.
 
-use super::{fail, too_long, Compression, Decompressor};
+use lz4::block::CompressionMode;
+
+use super::{compress_fail, fail, too_long, Compression, Compressor, Decompressor};
 use crate::error::Result;
 
 pub(super) struct Lz4;
@@ -64,6 +66,45 @@ impl Decompressor for Lz4 {
         // SAFETY: the first n <= max bytes were written just now.
         unsafe { dst.set_len(n) };
         Ok(n)
+    }
+}
+
+/// The writer's side: a raw block, LZ4_compress_default or LZ4_compress_HC at `hc`'s
+/// level (lz4_wrapper.c's -Xhc uses the HC default, 9).
+pub(super) struct Lz4Writer {
+    hc: Option<i32>,
+}
+
+impl Lz4Writer {
+    pub(super) fn new(hc: Option<i32>) -> Self {
+        Lz4Writer { hc }
+    }
+}
+
+impl Compressor for Lz4Writer {
+    fn compress(&mut self, src: &[u8], dst: &mut Vec<u8>) -> Result<bool> {
+        // Never an empty slice to liblz4 (its HC parser reads the source pointer even
+        // for 0 bytes); a block of a byte or two cannot shrink anyway.
+        let Some(room) = src.len().checked_sub(1).filter(|&n| n > 0) else {
+            return Ok(false);
+        };
+        if i32::try_from(src.len()).is_err() {
+            return Err(compress_fail(Compression::Lz4, "block larger than 2 GiB"));
+        }
+        let mode = match self.hc {
+            Some(level) => CompressionMode::HIGHCOMPRESSION(level),
+            None => CompressionMode::DEFAULT,
+        };
+        dst.clear();
+        dst.resize(room, 0);
+        // A block that does not fit in `room` fails (liblz4 returns 0): no shrink.
+        match lz4::block::compress_to_buffer(src, Some(mode), false, dst) {
+            Ok(n) if n > 0 && n <= room => {
+                dst.truncate(n);
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
     }
 }
 

@@ -11,7 +11,7 @@
 //! 0..3 literals whose count is carried in the instruction's low two bits ("state"). The
 //! meaning of opcodes 0..15 depends on how many literals the previous instruction copied.
 
-use super::{fail, too_long, Compression, Decompressor};
+use super::{fail, too_long, Compression, Compressor, Decompressor};
 use crate::error::Result;
 
 pub(super) struct Lzo;
@@ -25,6 +25,47 @@ impl Decompressor for Lzo {
             Bad::NotConsumed => fail(Compression::Lzo, "bytes after the end marker"),
             Bad::EndMarker => fail(Compression::Lzo, "malformed end marker"),
         })
+    }
+}
+
+/// The writer's side: lzokay's lzo1x encoder (MIT; its output is the lzo1x bitstream every
+/// lzo1x decoder reads, the kernel's included). Each block it makes is decoded again by
+/// the decoder above before it is used: the encoder is a port of C with raw pointers, and
+/// a block that would not read back is stored uncompressed instead.
+pub(super) struct LzoWriter {
+    dict: lzokay_native::Dict,
+    check: Vec<u8>,
+}
+
+impl LzoWriter {
+    pub(super) fn new() -> Self {
+        LzoWriter {
+            dict: lzokay_native::Dict::new(),
+            check: Vec::new(),
+        }
+    }
+}
+
+impl Compressor for LzoWriter {
+    fn compress(&mut self, src: &[u8], dst: &mut Vec<u8>) -> Result<bool> {
+        if src.len() < 2 {
+            return Ok(false);
+        }
+        let Ok(encoded) = lzokay_native::compress_with_dict(src, &mut self.dict) else {
+            return Ok(false);
+        };
+        if encoded.len() >= src.len() {
+            return Ok(false);
+        }
+        self.check.clear();
+        self.check.resize(src.len(), 0);
+        match decode(&encoded, &mut self.check) {
+            Ok(n) if n == src.len() && self.check == src => {
+                *dst = encoded;
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
     }
 }
 

@@ -1,4 +1,5 @@
-//! Decompressors for every codec mksquashfs and gensquashfs write, behind one trait.
+//! Decompressors for every codec mksquashfs and gensquashfs write, behind one trait, and
+//! compressors for those the kernel reads (all but legacy lzma), behind another.
 //!
 //! Every block is decoded in one call from a complete input slice into the caller's
 //! buffer; nothing here grows a buffer, so a hostile block can cost at most `dst.len()`
@@ -11,6 +12,7 @@ mod lz4;
 mod lzma;
 mod lzo;
 pub mod options;
+mod probe;
 mod xz;
 mod zstd;
 
@@ -46,6 +48,154 @@ pub trait Decompressor: Send + Sync {
         let n = self.decompress(src, dst)?;
         dst.truncate(n);
         Ok(n)
+    }
+}
+
+/// Compresses one block. Each writer thread owns one (codecs keep state between blocks).
+pub trait Compressor: Send {
+    /// Compresses `src` into `dst` (emptied first) and returns true, or returns false when
+    /// the codec cannot make `src` smaller (then the block is stored as it is, and what
+    /// `dst` holds is meaningless). Deterministic: the same input gives the same bytes.
+    fn compress(&mut self, src: &[u8], dst: &mut Vec<u8>) -> Result<bool>;
+}
+
+/// How blocks are compressed: the codec and its settings, under mksquashfs's names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Encoding {
+    pub codec: Compression,
+    /// `-Xcompression-level`: gzip 1..=9 (default 9), zstd 1..=22 (default 15), xz's
+    /// preset 0..=9 (default 6), lz4 HC 1..=12 (default 9); lzo takes none.
+    pub level: Option<i32>,
+    /// `-Xbcj`: the xz BCJ filters to try on each block, as a mask in
+    /// [`options::XZ_FILTER_NAMES`] order (the smallest result is kept, as mksquashfs does).
+    pub xz_filters: u32,
+    /// `-Xhc`: lz4's high-compression mode.
+    pub lz4_hc: bool,
+    /// The image's block size (xz's dictionary size is the block size).
+    pub block_size: u32,
+}
+
+impl Encoding {
+    /// The codec's defaults (mksquashfs's) at `block_size`.
+    pub fn new(codec: Compression, block_size: u32) -> Self {
+        Encoding {
+            codec,
+            level: None,
+            xz_filters: 0,
+            lz4_hc: false,
+            block_size,
+        }
+    }
+
+    /// Checks that the settings can be written: a codec the kernel reads, a level in its
+    /// range, options that belong to the codec.
+    pub fn check(&self) -> Result<()> {
+        let bad = |why: String| Err(Error::CompressorOptions(why));
+        let range = match self.codec {
+            Compression::Gzip => 1..=9,
+            Compression::Xz => 0..=9,
+            Compression::Zstd => 1..=22,
+            Compression::Lz4 => 1..=12,
+            // lzokay has no levels.
+            Compression::Lzo if self.level.is_some() => {
+                return bad("lzo takes no compression level here (one lzo1x encoder)".into())
+            }
+            Compression::Lzo => 0..=0,
+            Compression::Lzma => {
+                return bad("lzma (legacy, id 2) is not written: the kernel cannot read it".into())
+            }
+        };
+        if let Some(level) = self.level {
+            if self.codec == Compression::Lz4 && !self.lz4_hc {
+                return bad("lz4 takes a compression level only with -Xhc".into());
+            }
+            if !range.contains(&level) {
+                return bad(format!(
+                    "{} compression level {level} not in {}..={}",
+                    self.codec.name(),
+                    range.start(),
+                    range.end()
+                ));
+            }
+        }
+        if self.xz_filters != 0 && self.codec != Compression::Xz {
+            return bad("-Xbcj is an xz option".into());
+        }
+        if self.xz_filters >> options::XZ_FILTER_NAMES.len() != 0 {
+            return bad(format!(
+                "xz filter mask {:#x} has unknown bits",
+                self.xz_filters
+            ));
+        }
+        if self.lz4_hc && self.codec != Compression::Lz4 {
+            return bad("-Xhc is an lz4 option".into());
+        }
+        Ok(())
+    }
+
+    /// A compressor with these settings (checked first). The slow ones (xz, zstd from
+    /// level 10) look at each block with a fast codec first and store a block it cannot
+    /// shrink as it is (see `probe.rs`).
+    pub fn compressor(&self) -> Result<Box<dyn Compressor>> {
+        let codec = self.codec_compressor()?;
+        let slow = match self.codec {
+            Compression::Xz => true,
+            Compression::Zstd => self.level.unwrap_or(15) >= 10,
+            _ => false,
+        };
+        Ok(if slow {
+            Box::new(probe::Probed::new(codec)?)
+        } else {
+            codec
+        })
+    }
+
+    fn codec_compressor(&self) -> Result<Box<dyn Compressor>> {
+        self.check()?;
+        Ok(match self.codec {
+            Compression::Gzip => Box::new(gzip::GzipWriter::new(self.level.unwrap_or(9))?),
+            Compression::Xz => Box::new(xz::XzWriter::new(
+                self.level.unwrap_or(6) as u32,
+                self.block_size,
+                self.xz_filters,
+            )),
+            Compression::Zstd => Box::new(self::zstd::ZstdWriter::new(self.level.unwrap_or(15))?),
+            Compression::Lz4 => Box::new(lz4::Lz4Writer::new(
+                self.lz4_hc.then(|| self.level.unwrap_or(9)),
+            )),
+            Compression::Lzo => Box::new(lzo::LzoWriter::new()),
+            Compression::Lzma => unreachable!("refused by check()"),
+        })
+    }
+
+    /// The compressor options block to store after the superblock, when these settings
+    /// are not the codec's defaults (lz4 always has one: the kernel requires it). The
+    /// layouts are the ones [`options::parse`] reads.
+    pub fn options(&self) -> Option<Vec<u8>> {
+        let words: Vec<u32> = match self.codec {
+            Compression::Gzip => match self.level {
+                // {level, window 15 | strategy default << 16}
+                Some(level) if level != 9 => vec![level as u32, 15],
+                _ => return None,
+            },
+            Compression::Xz if self.xz_filters != 0 => vec![self.block_size, self.xz_filters],
+            Compression::Xz => return None,
+            Compression::Zstd => match self.level {
+                Some(level) if level != 15 => vec![level as u32],
+                _ => return None,
+            },
+            Compression::Lz4 => vec![1, u32::from(self.lz4_hc)],
+            Compression::Lzo | Compression::Lzma => return None,
+        };
+        Some(words.iter().flat_map(|w| w.to_le_bytes()).collect())
+    }
+}
+
+/// The error every encoder returns when its library fails.
+fn compress_fail(codec: Compression, reason: impl Into<String>) -> Error {
+    Error::Compress {
+        codec: codec.name(),
+        reason: reason.into(),
     }
 }
 
@@ -413,6 +563,164 @@ pub(crate) mod tests {
                     });
                 }
             });
+        }
+    }
+
+    /// Every setting the writer accepts, one per codec feature.
+    fn writable() -> Vec<Encoding> {
+        let bs = 128 << 10;
+        let mut all = Vec::new();
+        for codec in [
+            Compression::Gzip,
+            Compression::Xz,
+            Compression::Zstd,
+            Compression::Lz4,
+            Compression::Lzo,
+        ] {
+            all.push(Encoding::new(codec, bs));
+        }
+        all.push(Encoding {
+            level: Some(1),
+            ..Encoding::new(Compression::Gzip, bs)
+        });
+        all.push(Encoding {
+            level: Some(3),
+            ..Encoding::new(Compression::Zstd, bs)
+        });
+        all.push(Encoding {
+            level: Some(1),
+            xz_filters: 0xff,
+            ..Encoding::new(Compression::Xz, bs)
+        });
+        all.push(Encoding {
+            lz4_hc: true,
+            ..Encoding::new(Compression::Lz4, bs)
+        });
+        all
+    }
+
+    #[test]
+    fn every_encoder_round_trips_through_its_decoder() {
+        let plain = block();
+        for enc in writable() {
+            let options = enc.options();
+            let d = new_decompressor(enc.codec, options.as_deref())
+                .unwrap_or_else(|e| panic!("{enc:?}: its options block is refused: {e}"));
+            let mut c = enc.compressor().unwrap();
+            let mut packed = Vec::new();
+            for input in [plain.clone(), text(5000), vec![0; 4096], b"ab".repeat(64)] {
+                assert!(
+                    c.compress(&input, &mut packed).unwrap(),
+                    "{enc:?} did not shrink"
+                );
+                assert!(packed.len() < input.len());
+                let mut out = vec![0; input.len()];
+                assert_eq!(d.decompress(&packed, &mut out).unwrap(), input.len());
+                assert!(out == input, "{enc:?}: wrong bytes back");
+                // Deterministic: the same block gives the same bytes.
+                let mut again = Vec::new();
+                c.compress(&input, &mut again).unwrap();
+                assert_eq!(again, packed, "{enc:?}");
+            }
+            // Noise does not shrink; nor do one-byte and empty blocks.
+            for input in [noise(9, 128 << 10), vec![7], Vec::new()] {
+                assert!(!c.compress(&input, &mut packed).unwrap(), "{enc:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn the_slow_codecs_still_shrink_skewed_bytes_without_repeats() {
+        // Random bytes from 16 symbols: no repeats to speak of, but 4 bits a byte, which
+        // the probe's literal coding sees.
+        let skewed: Vec<u8> = noise(5, 128 << 10).iter().map(|b| b & 0x0f).collect();
+        for codec in [Compression::Xz, Compression::Zstd] {
+            let mut c = Encoding::new(codec, 128 << 10).compressor().unwrap();
+            let mut out = Vec::new();
+            assert!(c.compress(&skewed, &mut out).unwrap(), "{codec:?}");
+            assert!(
+                out.len() < skewed.len() * 6 / 10,
+                "{codec:?}: {}",
+                out.len()
+            );
+            assert!(!c.compress(&noise(6, 128 << 10), &mut out).unwrap());
+        }
+    }
+
+    #[test]
+    fn xz_keeps_the_filter_that_wins() {
+        // x86 calls (E8 rel32) to a few targets, stored pc-relative as real code stores
+        // them: the x86 filter makes them absolute, which compresses better.
+        let mut plain = Vec::new();
+        let mut r = 1u64;
+        while plain.len() < 128 << 10 {
+            r = r
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            let target = ((r >> 33) % 8) as i64 * 4096;
+            let rel = (target - (plain.len() as i64 + 5)) as i32;
+            plain.push(0xe8);
+            plain.extend(rel.to_le_bytes());
+            plain.extend([0x90, 0x90, 0x90]);
+        }
+        let mut without = Vec::new();
+        let mut with = Vec::new();
+        let mut xz = Encoding::new(Compression::Xz, 128 << 10);
+        xz.compressor()
+            .unwrap()
+            .compress(&plain, &mut without)
+            .unwrap();
+        xz.xz_filters = 1; // x86
+        xz.compressor()
+            .unwrap()
+            .compress(&plain, &mut with)
+            .unwrap();
+        assert!(
+            with.len() < without.len(),
+            "{} vs {}",
+            with.len(),
+            without.len()
+        );
+    }
+
+    #[test]
+    fn bad_settings_are_refused() {
+        let bs = 128 << 10;
+        for enc in [
+            Encoding::new(Compression::Lzma, bs),
+            Encoding {
+                level: Some(10),
+                ..Encoding::new(Compression::Gzip, bs)
+            },
+            Encoding {
+                level: Some(0),
+                ..Encoding::new(Compression::Zstd, bs)
+            },
+            Encoding {
+                level: Some(5),
+                ..Encoding::new(Compression::Lz4, bs)
+            },
+            Encoding {
+                level: Some(5),
+                ..Encoding::new(Compression::Lzo, bs)
+            },
+            Encoding {
+                xz_filters: 1,
+                ..Encoding::new(Compression::Gzip, bs)
+            },
+            Encoding {
+                xz_filters: 0x100,
+                ..Encoding::new(Compression::Xz, bs)
+            },
+            Encoding {
+                lz4_hc: true,
+                ..Encoding::new(Compression::Zstd, bs)
+            },
+        ] {
+            assert!(
+                matches!(enc.compressor(), Err(Error::CompressorOptions(_))),
+                "{enc:?}"
+            );
         }
     }
 

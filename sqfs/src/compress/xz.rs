@@ -1,8 +1,8 @@
 //! xz: one complete .xz stream per block, with whatever BCJ filter mksquashfs chose for it.
 
-use liblzma::stream::{Action, Status, Stream};
+use liblzma::stream::{Action, Check, Filters, LzmaOptions, Status, Stream};
 
-use super::{fail, too_long, Compression, Decompressor};
+use super::{compress_fail, fail, too_long, Compression, Compressor, Decompressor};
 use crate::error::Result;
 
 pub(super) struct Xz;
@@ -36,6 +36,97 @@ pub(super) fn run(
         Status::StreamEnd => Ok(written),
         _ if written == dst.len() => Err(fail(codec, too_long(dst))),
         _ => Err(fail(codec, "truncated stream")),
+    }
+}
+
+/// The writer's side: one .xz stream per block (LZMA2 at a preset, the dictionary the
+/// size of a block, CRC32 check, as xz_wrapper.c), tried with no filter and with each BCJ
+/// filter asked for; the smallest is kept, the first of equals (mksquashfs keeps the
+/// smallest too, so the image does not depend on which filter is tried first).
+pub(super) struct XzWriter {
+    preset: u32,
+    dict_size: u32,
+    /// Bit positions in [`super::options::XZ_FILTER_NAMES`].
+    filters: u32,
+    /// The best stream so far while trying the filters.
+    best: Vec<u8>,
+}
+
+impl XzWriter {
+    pub(super) fn new(preset: u32, block_size: u32, filters: u32) -> Self {
+        XzWriter {
+            preset,
+            dict_size: block_size,
+            filters,
+            best: Vec::new(),
+        }
+    }
+
+    /// `src` as one stream with `bcj` (a bit position) in front of LZMA2, into `dst`, if
+    /// it fits in `room` bytes.
+    fn encode(&self, src: &[u8], bcj: Option<u32>, dst: &mut Vec<u8>, room: usize) -> Result<bool> {
+        let mut filters = Filters::new();
+        match bcj {
+            None => &mut filters,
+            Some(0) => filters.x86(),
+            Some(1) => filters.powerpc(),
+            Some(2) => filters.ia64(),
+            Some(3) => filters.arm(),
+            Some(4) => filters.arm_thumb(),
+            Some(5) => filters.sparc(),
+            Some(6) => filters.arm64(),
+            Some(_) => filters.riscv(),
+        };
+        // (LzmaOptions holds pointers, so it is not Send: made per block, which is cheap.)
+        let mut lzma = LzmaOptions::new_preset(self.preset)
+            .map_err(|e| compress_fail(Compression::Xz, e.to_string()))?;
+        lzma.dict_size(self.dict_size);
+        filters.lzma2(&lzma);
+        let mut stream = Stream::new_stream_encoder(&filters, Check::Crc32)
+            .map_err(|e| compress_fail(Compression::Xz, e.to_string()))?;
+        dst.clear();
+        dst.reserve_exact(room);
+        // Only `room` bytes of output: a stream that needs more does not end.
+        let spare = room.min(dst.capacity());
+        let mut out = std::mem::take(dst);
+        let status = {
+            let before = out.len();
+            let r =
+                stream.process_uninit(src, &mut out.spare_capacity_mut()[..spare], Action::Finish);
+            // SAFETY: liblzma initialised total_out() bytes of the spare capacity.
+            unsafe { out.set_len(before + stream.total_out() as usize) };
+            r
+        };
+        *dst = out;
+        match status {
+            Ok(Status::StreamEnd) => Ok(true),
+            // Out of room (MemNeeded is liblzma's LZMA_BUF_ERROR): it does not shrink.
+            Ok(_) => Ok(false),
+            Err(e) => Err(compress_fail(Compression::Xz, e.to_string())),
+        }
+    }
+}
+
+impl Compressor for XzWriter {
+    fn compress(&mut self, src: &[u8], dst: &mut Vec<u8>) -> Result<bool> {
+        let Some(room) = src.len().checked_sub(1).filter(|&n| n > 0) else {
+            return Ok(false);
+        };
+        let mut found = self.encode(src, None, dst, room)?;
+        for bit in 0..super::options::XZ_FILTER_NAMES.len() as u32 {
+            if self.filters & (1 << bit) == 0 {
+                continue;
+            }
+            // Only a strictly smaller stream can win: room shrinks to the best so far.
+            let limit = if found { dst.len() - 1 } else { room };
+            let mut candidate = std::mem::take(&mut self.best);
+            if limit > 0 && self.encode(src, Some(bit), &mut candidate, limit)? {
+                std::mem::swap(dst, &mut candidate);
+                found = true;
+            }
+            self.best = candidate;
+        }
+        Ok(found)
     }
 }
 

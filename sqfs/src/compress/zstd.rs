@@ -2,9 +2,9 @@
 
 use std::cell::RefCell;
 
-use ::zstd::bulk::Decompressor as DCtx;
+use ::zstd::bulk::{Compressor as CCtx, Decompressor as DCtx};
 
-use super::{fail, with_cached, Compression, Decompressor};
+use super::{compress_fail, fail, with_cached, Compression, Compressor, Decompressor};
 use crate::error::Result;
 
 pub(super) struct Zstd;
@@ -51,6 +51,34 @@ impl Decompressor for Zstd {
             ));
         }
         Ok(n)
+    }
+}
+
+/// The writer's side: one frame per block (ZSTD_compressCCtx, as zstd_wrapper.c), with
+/// no checksum and the content size in the header.
+pub(super) struct ZstdWriter(CCtx<'static>);
+
+impl ZstdWriter {
+    pub(super) fn new(level: i32) -> Result<Self> {
+        CCtx::new(level)
+            .map(ZstdWriter)
+            .map_err(|e| compress_fail(Compression::Zstd, e.to_string()))
+    }
+}
+
+impl Compressor for ZstdWriter {
+    fn compress(&mut self, src: &[u8], dst: &mut Vec<u8>) -> Result<bool> {
+        let Some(room) = src.len().checked_sub(1).filter(|&n| n > 0) else {
+            return Ok(false);
+        };
+        dst.clear();
+        dst.reserve_exact(room);
+        // zstd writes into the spare capacity; a frame that does not fit is an error
+        // ("Destination buffer is too small"), which means the block does not shrink.
+        match self.0.compress_to_buffer(src, dst) {
+            Ok(_) if dst.len() <= room => Ok(true),
+            _ => Ok(false),
+        }
     }
 }
 
