@@ -175,3 +175,136 @@ fn the_next_directorys_files_in_a_fragment_block_already_read_come_once_it_is_li
         assert_eq!(&std::fs::read(&path).unwrap(), bytes, "{name}'s bytes");
     }
 }
+
+/// An image in which the files `a` (5000 bytes) and `b` (100 bytes) carry one inode number
+/// (a damaged image: `b`'s inode and its directory entry are patched to `a`'s number), with
+/// `c`, which shares their fragment block. Built with uncompressed inodes and directories.
+fn shared_number_image(name: &str) -> (Image, Vec<u8>, Vec<u8>) {
+    let a: Vec<u8> = (0..5000u32).map(|k| (k * 7 % 251) as u8).collect();
+    let b = vec![b'B'; 100];
+    let files = [
+        ("0".to_string(), vec![b'0'; 10]),
+        ("a".to_string(), a.clone()),
+        ("b".to_string(), b.clone()),
+        ("c".to_string(), vec![b'C'; 3000]),
+    ];
+    let dir = std::env::temp_dir().join(format!("sqfs-pushes-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let src = dir.join("src");
+    std::fs::create_dir_all(&src).unwrap();
+    for (path, bytes) in &files {
+        std::fs::write(src.join(path), bytes).unwrap();
+    }
+    let image = dir.join(format!("{name}.sqfs"));
+    let status = Command::new("mksquashfs")
+        .arg(&src)
+        .arg(&image)
+        .args([
+            "-no-progress",
+            "-quiet",
+            "-noappend",
+            "-noI",
+            "-noD",
+            "-all-root",
+        ])
+        .status()
+        .expect("mksquashfs (squashfs-tools) must be installed");
+    assert!(status.success());
+
+    let archive = sqfs::Archive::open(&image).unwrap();
+    let sb = archive.superblock().clone();
+    let number = |n: &str| archive.lookup_path(n).unwrap().number();
+    let (a_number, b_inode) = (number("a"), archive.lookup_path("b").unwrap());
+    let mut bytes = std::fs::read(&image).unwrap();
+    // Uncompressed metadata blocks start with a 2-byte length; the inode number is at 12
+    // in every inode's header.
+    let at = (sb.inode_table_start + b_inode.reference().block + 2) as usize
+        + usize::from(b_inode.reference().offset);
+    bytes[at + 12..at + 16].copy_from_slice(&a_number.to_le_bytes());
+    // The root's listing: one header {count, start, base number} then entries {offset,
+    // number - base (i16), type, name length - 1, name}.
+    let table = sb.directory_table_start as usize + 2;
+    let base = u32::from_le_bytes(bytes[table + 8..table + 12].try_into().unwrap());
+    let entry = (table + 12..sb.fragment_table_start as usize)
+        .find(|&p| bytes[p + 6..p + 9] == [0, 0, b'b'])
+        .expect("b's directory entry");
+    let delta = i16::try_from(i64::from(a_number) - i64::from(base)).unwrap();
+    bytes[entry + 2..entry + 4].copy_from_slice(&delta.to_le_bytes());
+    std::fs::write(&image, &bytes).unwrap();
+    (Image { dir, image }, a, b)
+}
+
+/// Size and bytes of `path`, the size as `stat` says before the read.
+fn size_and_bytes(path: &Path) -> (u64, Vec<u8>) {
+    let size = std::fs::metadata(path).unwrap().len();
+    (size, std::fs::read(path).unwrap())
+}
+
+#[test]
+fn two_inodes_numbered_alike_read_as_the_first_linked_as_by_the_kernels_driver() {
+    if !needs(&[Need::Fuse, Need::Root]) {
+        return;
+    }
+    for (round, first, second) in [(0, "a", "b"), (1, "b", "a")] {
+        let (image, a, b) = shared_number_image(&format!("shared-number-{round}"));
+        let kernel = e2e_tests::sys::LoopMount::new(&image.image, 0).unwrap();
+        let fuse = FuseMount::new(&image.image, &[]).unwrap();
+        let mut seen = Vec::new();
+        for dir in [&kernel.dir, &fuse.dir] {
+            // Looked up in this order: the kernel's driver keeps the first inode it loads
+            // under that number and shows it under both names.
+            let stats: Vec<u64> = [first, second]
+                .iter()
+                .map(|n| std::fs::metadata(dir.join(n)).unwrap().len())
+                .collect();
+            // c's read pushes the other files of the fragment block (ours only).
+            assert_eq!(std::fs::read(dir.join("c")).unwrap(), vec![b'C'; 3000]);
+            let read: Vec<(u64, Vec<u8>)> = [first, second]
+                .iter()
+                .map(|n| size_and_bytes(&dir.join(n)))
+                .collect();
+            seen.push((stats, read));
+        }
+        let want = if first == "a" { &a } else { &b };
+        assert_eq!(
+            seen[0].0,
+            vec![want.len() as u64; 2],
+            "round {round}: the kernel's driver shows the first inode loaded"
+        );
+        assert_eq!(
+            seen[1].0, seen[0].0,
+            "round {round}: sizes stated as by the kernel's driver"
+        );
+        assert!(
+            seen[1].1 == seen[0].1,
+            "round {round}: sizes and bytes read as by the kernel's driver: {:?}",
+            seen[1]
+                .1
+                .iter()
+                .map(|(size, bytes)| (size, bytes.len()))
+                .collect::<Vec<_>>()
+        );
+    }
+}
+
+/// A FORGET of the node, then a lookup of the other name: the node stands for the other
+/// inode now, and its reads (without open: the kernel sends none) must not come from the
+/// state kept for the first.
+#[test]
+fn a_node_id_taken_by_another_inode_after_a_forget_reads_that_inode() {
+    if !needs(&[Need::Fuse, Need::Root]) {
+        return;
+    }
+    let (image, a, b) = shared_number_image("shared-number-forget");
+    let mount = FuseMount::new(&image.image, &[]).unwrap();
+    assert_eq!(size_and_bytes(&mount.dir.join("b")), (100, b.clone()));
+    // Drop the kernel's dentries and inodes: it sends FORGET for b's node.
+    std::fs::write("/proc/sys/vm/drop_caches", "2").unwrap();
+    let (size, bytes) = size_and_bytes(&mount.dir.join("a"));
+    assert_eq!(bytes.len() as u64, size, "as many bytes read as stat says");
+    assert!(
+        (size, &bytes) == (100, &b) || (size, &bytes) == (5000, &a),
+        "one of the two inodes, whole: {size} bytes stated, {} read",
+        bytes.len()
+    );
+}

@@ -42,7 +42,7 @@ thread_local! {
 
 pub struct SquashFs {
     archive: Arc<Archive>,
-    nodes: Nodes,
+    nodes: Arc<Nodes>,
     /// The linked small files of each fragment block, pushed together (see `mates`).
     mates: Mates,
     /// By directory: small files a listing linked to fragment blocks already read from,
@@ -127,6 +127,7 @@ impl SquashFs {
     ) -> Self {
         let notifier = Arc::new(OnceLock::new());
         let no_xattrs = archive.xattr_id_count() == 0;
+        let nodes = Arc::new(Nodes::new(root));
         SquashFs {
             no_opendir: false,
             no_open: false,
@@ -135,8 +136,13 @@ impl SquashFs {
             no_xattrs,
             mates: Mates::default(),
             late: Mutex::new(HashMap::new()),
-            background: Background::start(archive.clone(), notifier.clone(), prefetch_threads),
-            nodes: Nodes::new(root),
+            background: Background::start(
+                archive.clone(),
+                notifier.clone(),
+                nodes.clone(),
+                prefetch_threads,
+            ),
+            nodes,
             archive,
             handles: Arc::new(Handles::default()),
             owners,
@@ -255,15 +261,22 @@ impl SquashFs {
     }
 
     /// Records a reference the kernel takes to `inode` (a lookup or a listed entry) and
-    /// returns its node id. A small file stored in a fragment block one of whose files was
-    /// read goes to `late`, if given, to be pushed once the kernel knows it (see `mates`).
-    fn link(&self, inode: Arc<Inode>, late: Option<&mut Vec<(u32, Mate)>>) -> u64 {
+    /// returns its node id and the inode the node stands for, whose attributes the kernel
+    /// is to be told (see `Nodes::remember_then`). A small file stored in a fragment block
+    /// one of whose files was read goes to `late`, if given, to be pushed once the kernel
+    /// knows it (see `mates`).
+    fn link(&self, inode: Arc<Inode>, late: Option<&mut Vec<(u32, Mate)>>) -> (u64, Arc<Inode>) {
         let mut pushed = None;
         let will_push = late.is_some();
-        let node = self.nodes.remember_then(inode, 1, |node, inode| {
+        let (node, held) = self.nodes.remember_then(inode, 1, |node, inode| {
             if let Some((fragment, start)) = self.archive.fragment_of(inode) {
                 let len = u32::try_from(inode.size()).unwrap_or(u32::MAX);
-                let mate = Mate { node, start, len };
+                let mate = Mate {
+                    node,
+                    inode: inode.reference(),
+                    start,
+                    len,
+                };
                 if self.mates.add(fragment, mate, will_push) {
                     pushed = Some((fragment, mate));
                 }
@@ -272,7 +285,7 @@ impl SquashFs {
         if let (Some(late), Some(mate)) = (late, pushed) {
             late.push(mate);
         }
-        node
+        (node, held)
     }
 
     /// Pushes the small files a listing of directory `dir` linked to fragment blocks already
@@ -295,6 +308,9 @@ impl SquashFs {
             // The block, through any one of its files (cached: one of them was just read).
             let block = mates.iter().find_map(|m| {
                 let inode = self.nodes.get(m.node)?;
+                if inode.reference() != m.inode {
+                    return None;
+                }
                 let data = self.archive.file_data(&inode).ok()?;
                 self.archive
                     .tail_block(&data)
@@ -307,6 +323,7 @@ impl SquashFs {
                     .iter()
                     .map(|m| Piece {
                         node: m.node,
+                        inode: m.inode,
                         at: 0,
                         bytes: m.start as usize..(m.start as usize).saturating_add(m.len as usize),
                     })
@@ -400,12 +417,26 @@ impl SquashFs {
                 added += usize::from(!full);
                 return Ok(full);
             };
-            let inode = self.child(entry)?;
-            let attr = self.entry_attr(&inode)?;
+            // Counted before the kernel can see it (and FORGET it), and before its
+            // attributes are taken: they are those of the inode the node stands for.
+            let late_before = late.len();
+            let (node, inode) = self.link(self.child(entry)?, Some(late));
+            let undo = |late: &mut Vec<(u32, Mate)>| {
+                late.truncate(late_before);
+                self.unlink(node, 1);
+            };
+            let attr = match self.entry_attr(&inode) {
+                Ok(attr) => attr,
+                Err(e) => {
+                    undo(late);
+                    return Err(e);
+                }
+            };
             let ttl = self.ttl(&inode);
             let number = u64::from(entry.inode_number);
             if own.is_none() && attr.ino.0 != number {
                 if added > 0 {
+                    undo(late);
                     return Ok(true);
                 }
                 own = Some(DirPlusReply::new(dirplus::SAFE_SIZE));
@@ -427,10 +458,11 @@ impl SquashFs {
                     Generation(0),
                 ),
             };
-            if !full {
+            if full {
+                undo(late);
+            } else {
                 added += 1;
-                // Counted before the kernel can see it (and FORGET it).
-                linked.push(self.link(inode, Some(late)));
+                linked.push(node);
             }
             Ok(full)
         });
@@ -513,6 +545,7 @@ impl SquashFs {
             if index == first && lo > 0 {
                 rest.push(Piece {
                     node: file.node,
+                    inode: file.inode,
                     at: base,
                     bytes: within.start..within.start + lo,
                 });
@@ -520,6 +553,7 @@ impl SquashFs {
             if index == last && within.start + hi < within.end {
                 rest.push(Piece {
                     node: file.node,
+                    inode: file.inode,
                     at: end,
                     bytes: within.start + hi..within.end,
                 });
@@ -610,11 +644,14 @@ impl Filesystem for SquashFs {
             {
                 None => Ok(None),
                 Some(entry) => {
-                    let inode = self.child(&entry)?;
-                    let attr = self.entry_attr(&inode)?;
-                    let ttl = self.ttl(&inode);
-                    self.link(inode, None);
-                    Ok(Some((attr, ttl)))
+                    let (node, inode) = self.link(self.child(&entry)?, None);
+                    match self.entry_attr(&inode) {
+                        Ok(attr) => Ok(Some((attr, self.ttl(&inode)))),
+                        Err(e) => {
+                            self.unlink(node, 1);
+                            Err(e)
+                        }
+                    }
                 }
             }
         })();
@@ -682,7 +719,9 @@ impl Filesystem for SquashFs {
                 .archive
                 .file_data(&inode)
                 .map_err(|e| self.errno("open", e))?;
-            Ok(self.handles.insert(OpenFile::new(ino.0, data)))
+            Ok(self
+                .handles
+                .insert(OpenFile::new(ino.0, inode.reference(), data)))
         });
         match result {
             Ok(fh) => reply.opened(FileHandle(fh), FopenFlags::FOPEN_KEEP_CACHE),
@@ -703,11 +742,12 @@ impl Filesystem for SquashFs {
     ) {
         self.touch();
         let file = if fh.0 == 0 && self.no_open {
-            let loaded = self.handles.by_inode(ino.0, || {
-                let inode = self.inode(ino)?;
-                self.archive
-                    .file_data(&inode)
-                    .map_err(|e| self.errno("read", e))
+            let loaded = self.inode(ino).and_then(|inode| {
+                self.handles.by_inode(ino.0, inode.reference(), || {
+                    self.archive
+                        .file_data(&inode)
+                        .map_err(|e| self.errno("read", e))
+                })
             });
             match loaded {
                 Ok(file) => file,
@@ -745,6 +785,7 @@ impl Filesystem for SquashFs {
                     if offset == 0 && stop < block.len() {
                         let rest = Piece {
                             node: ino.0,
+                            inode: file.inode,
                             at: end,
                             bytes: stop..block.len(),
                         };
@@ -774,6 +815,7 @@ impl Filesystem for SquashFs {
                     if stop < tail.end {
                         pieces.push(Piece {
                             node: ino.0,
+                            inode: file.inode,
                             at: end,
                             bytes: stop..tail.end,
                         });
@@ -785,6 +827,7 @@ impl Filesystem for SquashFs {
                         mates.sort_unstable_by_key(|m| (m.start < here, m.start));
                         pieces.extend(mates.iter().map(|m| Piece {
                             node: m.node,
+                            inode: m.inode,
                             at: 0,
                             bytes: m.start as usize
                                 ..(m.start as usize).saturating_add(m.len as usize),

@@ -16,13 +16,17 @@
 use std::collections::HashMap;
 use std::sync::Mutex;
 
+use sqfs::MetaRef;
+
 const SHARDS: usize = 16;
 
-/// A file stored wholly in a fragment block: its node id and where its bytes lie in the
-/// decompressed block (as the inode says: checked against the block before use).
+/// A file stored wholly in a fragment block: its node id, where its inode is stored, and
+/// where its bytes lie in the decompressed block (as the inode says: checked against the
+/// block before use).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Mate {
     pub node: u64,
+    pub inode: MetaRef,
     pub start: u32,
     pub len: u32,
 }
@@ -124,6 +128,10 @@ mod tests {
     fn mate(node: u64) -> Mate {
         Mate {
             node,
+            inode: MetaRef {
+                block: 0,
+                offset: node as u16,
+            },
             start: node as u32 * 10,
             len: 10,
         }

@@ -11,7 +11,7 @@ use std::collections::hash_map::Entry;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use sqfs::Inode;
+use sqfs::{Inode, MetaRef};
 
 pub const ROOT_NODE: u64 = 1;
 const SHARDS: usize = 32;
@@ -56,27 +56,45 @@ impl Nodes {
 
     /// Records that the kernel now holds `count` more references to `inode`.
     pub fn remember(&self, inode: Arc<Inode>, count: u64) -> u64 {
-        self.remember_then(inode, count, |_, _| {})
+        self.remember_then(inode, count, |_, _| {}).0
     }
 
     /// As `remember`, and calls `first(node, inode)` if the kernel held no reference to it
-    /// before, under the lock that orders it with `forget_then`'s `last`.
+    /// before, under the lock that orders it with `forget_then`'s `last`. Returns the node
+    /// id and the inode the node stands for: the one linked first while the kernel keeps
+    /// the node. A damaged image can give two inodes one number, hence one node id; the
+    /// kernel's driver then shows whichever it loaded first under both names (it finds
+    /// inodes by number, squashfs_iget() through iget_locked()), and so must we: the
+    /// attributes the kernel is told and the bytes pushed to it are that inode's.
     pub fn remember_then(
         &self,
         inode: Arc<Inode>,
         count: u64,
         first: impl FnOnce(u64, &Inode),
-    ) -> u64 {
+    ) -> (u64, Arc<Inode>) {
         let node = self.node_of(inode.number());
         let mut shard = self.shard(node).lock().unwrap_or_else(|e| e.into_inner());
-        match shard.entry(node) {
-            Entry::Occupied(mut e) => e.get_mut().1 += count,
+        let held = match shard.entry(node) {
+            Entry::Occupied(mut e) => {
+                e.get_mut().1 += count;
+                e.get().0.clone()
+            }
             Entry::Vacant(e) => {
                 first(node, &inode);
-                e.insert((inode, count));
+                e.insert((inode.clone(), count));
+                inode
             }
-        }
-        node
+        };
+        (node, held)
+    }
+
+    /// Whether the kernel knows `node` as the inode stored at `reference` (a page-cache
+    /// push made for one inode must not reach another that took its node id since).
+    pub fn holds(&self, node: u64, reference: MetaRef) -> bool {
+        let shard = self.shard(node).lock().unwrap_or_else(|e| e.into_inner());
+        shard
+            .get(&node)
+            .is_some_and(|e| e.0.reference() == reference)
     }
 
     pub fn get(&self, node: u64) -> Option<Arc<Inode>> {

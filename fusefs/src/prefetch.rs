@@ -12,20 +12,23 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 use crossbeam_channel::{bounded, Sender};
 use fuser::{INodeNo, Notifier};
-use sqfs::{Archive, Block};
+use sqfs::{Archive, Block, MetaRef};
 
 use crate::handles::OpenFile;
+use crate::nodes::Nodes;
 
 /// Decompress block `.1` of file `.0` into the block cache.
 struct Prefetch(Arc<OpenFile>, usize);
 
-/// Bytes of a decompressed block that belong at `at` in the file with node id `node`.
+/// Bytes of a decompressed block that belong at `at` in the file with node id `node`, the
+/// inode stored at `inode` (pushed only while the node stands for that inode).
 /// `bytes` may come from the image unchecked (a fragment's files are placed by their
 /// inodes): it is checked against the block before use, and a piece that does not fit is
 /// left to its own READ (which fails).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Piece {
     pub node: u64,
+    pub inode: MetaRef,
     pub at: u64,
     pub bytes: Range<usize>,
 }
@@ -46,6 +49,7 @@ pub struct Background {
     jobs: Sender<Prefetch>,
     stores: Sender<Push>,
     notifier: Arc<OnceLock<Notifier>>,
+    nodes: Arc<Nodes>,
     /// Held by the one request thread at a time that pushes pieces itself (see
     /// `store_pieces`); None while the session has a single request thread.
     pusher: Option<Mutex<()>>,
@@ -54,7 +58,12 @@ pub struct Background {
 impl Background {
     /// Starts `threads` prefetch workers and one page-cache writer. Request threads never
     /// wait on them: a full queue drops the job (it is only ever an optimisation).
-    pub fn start(archive: Arc<Archive>, notifier: Arc<OnceLock<Notifier>>, threads: usize) -> Self {
+    pub fn start(
+        archive: Arc<Archive>,
+        notifier: Arc<OnceLock<Notifier>>,
+        nodes: Arc<Nodes>,
+        threads: usize,
+    ) -> Self {
         let (jobs, rx) = bounded::<Prefetch>(256);
         for i in 0..threads.max(1) {
             let rx = rx.clone();
@@ -72,6 +81,7 @@ impl Background {
         // read is served by a request thread, which never waits here.
         let (stores, rx) = bounded::<Push>(64);
         let store_notifier = notifier.clone();
+        let store_nodes = nodes.clone();
         std::thread::Builder::new()
             .name("page-store".into())
             .spawn(move || {
@@ -81,12 +91,14 @@ impl Background {
                     };
                     match push {
                         Push::Block(file, index, offset, block) => {
-                            let _ = n.store(INodeNo(file.node), offset, &block);
+                            if store_nodes.holds(file.node, file.inode) {
+                                let _ = n.store(INodeNo(file.node), offset, &block);
+                            }
                             file.end_push(index);
                         }
                         Push::Pieces(block, pieces) => {
                             for piece in &pieces {
-                                push_piece(n, &block, piece);
+                                push_piece(n, &store_nodes, &block, piece);
                             }
                         }
                     }
@@ -97,6 +109,7 @@ impl Background {
             jobs,
             stores,
             notifier,
+            nodes,
             pusher: None,
         }
     }
@@ -145,7 +158,7 @@ impl Background {
                         break;
                     }
                     bytes += piece.bytes.len();
-                    push_piece(n, &block, piece);
+                    push_piece(n, &self.nodes, &block, piece);
                     done += 1;
                 }
                 pieces.drain(..done);
@@ -157,9 +170,13 @@ impl Background {
     }
 }
 
-/// Pushes `piece` of `block` into its file's page cache.
-fn push_piece(notifier: &Notifier, block: &[u8], piece: &Piece) {
+/// Pushes `piece` of `block` into its file's page cache, if the node still stands for the
+/// inode the piece was cut for: the kernel's size for the node is then that inode's, and
+/// a push past it would make the file longer (fuse_notify_store() extends i_size).
+fn push_piece(notifier: &Notifier, nodes: &Nodes, block: &[u8], piece: &Piece) {
     if let Some(bytes) = block.get(piece.bytes.clone()) {
-        let _ = notifier.store(INodeNo(piece.node), piece.at, bytes);
+        if nodes.holds(piece.node, piece.inode) {
+            let _ = notifier.store(INodeNo(piece.node), piece.at, bytes);
+        }
     }
 }
