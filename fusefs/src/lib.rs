@@ -15,6 +15,8 @@ pub mod usage;
 // The filesystem itself, behind the server.
 mod auto_unmount;
 mod dirplus;
+#[cfg(feature = "floor")]
+pub mod floor;
 mod fs;
 mod fuse_mount;
 mod fusermount;

@@ -201,7 +201,7 @@ pub fn run(config: MountConfig) -> Result<(), MountError> {
 
 /// Forks; the parent waits for the child's word and exits with it. Returns, in the child,
 /// the pipe to report on. Must run before any thread is started.
-fn daemonize() -> Result<OwnedFd, MountError> {
+pub(crate) fn daemonize() -> Result<OwnedFd, MountError> {
     // Close-on-exec: a helper the daemon starts and that outlives the mount (fusermount3
     // with auto_unmount) must not hold the parent's wait open.
     let (read_end, write_end) = pipe2(OFlag::O_CLOEXEC).map_err(system("pipe"))?;
