@@ -14,6 +14,11 @@
 #   chrun   `ch-run IMG -- true` as a plain user, warm: a Debian image and a busybox
 #           image, one at a time, and CONCURRENT at once (Debian)
 # and the FUSE requests of one cold `tar c` by kind (perf's fuse tracepoints).
+# The FUSE floor (fusefs's squashfuse-rs-floor, built with --features floor) runs beside
+# them in tar, mount and seq: mounted as squashfuse-rs mounts, it answers every request
+# from memory (the rootfs's tree with pattern bytes; the 1 GiB file; an empty root), so
+# its figures are what FUSE alone costs here. A row whose floor is beyond its target is
+# bound by FUSE's interface.
 #
 # Usage: bash bench/efficiency.sh [ROUNDS]   (root; default 3 rounds; ~25 min on 2 cores)
 #   SECTIONS (default "tar mount seq fio chrun"), CODECS (default "lz4 lzo zstd gzip xz"),
@@ -45,9 +50,11 @@ has() { [[ " $sections " == *" $1 "* ]]; }
 # ---- binaries: as scripts/install.sh installs them (stripped: the release build keeps line
 # tables, 15 times the size, which a cold start would read) -----------------------------
 cargo build --release -p fusefs -p runtime --manifest-path "$repo/Cargo.toml" >/dev/null 2>&1
+cargo build --release -p fusefs --features floor --bin squashfuse-rs-floor --manifest-path "$repo/Cargo.toml" >/dev/null 2>&1
 install -m 755 -s "$repo/target/release/squashfuse-rs" "$bin/squashfuse-rs"
+install -m 755 -s "$repo/target/release/squashfuse-rs-floor" "$bin/squashfuse-rs-floor"
 install -m 755 -s "$repo/target/release/ch-run" "$bin/ch-run"
-ours=$bin/squashfuse-rs; ours_run=$bin/ch-run; theirs_run=/usr/bin/ch-run
+ours=$bin/squashfuse-rs; floor=$bin/squashfuse-rs-floor; ours_run=$bin/ch-run; theirs_run=/usr/bin/ch-run
 
 # ---- images (made once) ------------------------------------------------------------------
 if [ ! -s "$work/data/b" ]; then
@@ -97,9 +104,10 @@ fi
 now() { date +%s.%N; }
 median() { sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 drop_caches() { sync; echo 3 >/proc/sys/vm/drop_caches; }
-do_mount() { # who image
+do_mount() { # who image (the floor: FLOOR_FILE or FLOOR_TREE from the caller)
   case $1 in
     ours) "$ours" "$2" "$mnt" ;;
+    floor) "$floor" "$2" "$mnt" ;;
     ll) squashfuse_ll "$2" "$mnt" ;;
     kernel) mount -t squashfs -o loop,ro "$2" "$mnt" ;;
   esac
@@ -108,7 +116,7 @@ do_mount() { # who image
 }
 do_umount() { umount "$mnt" 2>/dev/null || umount -l "$mnt"; for _ in $(seq 100); do mountpoint -q "$mnt" || break; sleep 0.05; done; sleep 0.2; }
 # The daemon serving the mount (none for the kernel).
-daemon_pid() { case $1 in ours) pgrep -n -f "^$ours .*$mnt" || true ;; ll) pgrep -n -f "^squashfuse_ll .*$mnt" || true ;; *) true ;; esac; }
+daemon_pid() { case $1 in ours) pgrep -n -f "^$ours .*$mnt" || true ;; floor) pgrep -n -f "^$floor .*$mnt" || true ;; ll) pgrep -n -f "^squashfuse_ll .*$mnt" || true ;; *) true ;; esac; }
 # CPU seconds (user + system, all threads) of process $1 so far.
 cpu_of() { [ -n "$1" ] && awk '{printf "%.2f\n", ($14 + $15) / 100}' "/proc/$1/stat" || echo 0; }
 declare -A samples=()
@@ -116,15 +124,19 @@ add() { samples[$1]+="$2 "; }
 med() { printf '%s\n' ${samples[$1]} | median; }
 # The contenders in round $2's order: rotated by one each round.
 turns() { local -a who=($1); local r=$2 n=${#who[@]} k; for ((k = 0; k < n; k++)); do echo "${who[$(((k + r) % n))]}"; done; }
-fs_who="kernel ll ours"
+fs_who="kernel ll ours"; floor_who="kernel ll ours floor"
 
+# The daemon's peak resident memory (kB), kept for the notes: "measure kB".
+note_rss() { # who pid measure
+  [ "$1" = ours ] && [ -n "$2" ] && awk -v m="$3" '/VmHWM/ {print m, $2}' "/proc/$2/status" >>"$own/rss.txt"
+  true
+}
 tar_cold() { # who
-  drop_caches; do_mount "$1" "$rootfs"; local pid c0 t0 t1 c1 rc
+  drop_caches; FLOOR_TREE=1 do_mount "$1" "$rootfs"; local pid c0 t0 t1 c1 rc
   pid=$(daemon_pid "$1"); c0=$(cpu_of "$pid")
   t0=$(now); rc=$( { /usr/bin/time -f '%U %S' bash -c "tar cf - -C '$mnt' . | cat >/dev/null"; } 2>&1 | tail -1); t1=$(now)
   c1=$(cpu_of "$pid")
-  # The daemon's peak resident memory (kB), kept for the notes.
-  [ "$1" = ours ] && [ -n "$pid" ] && awk '/VmHWM/ {print $2}' "/proc/$pid/status" >>"$own/rss.txt"
+  note_rss "$1" "$pid" tar
   do_umount
   echo "$(echo "$t1 - $t0" | bc -l) $(echo "$rc" | awk -v d="$(echo "$c1 - $c0" | bc -l)" '{print $1 + $2 + d}')"
 }
@@ -133,16 +145,17 @@ mount_stat() { # who: seconds from the mount command to the first stat of the ro
   echo "$t1 - $t0" | bc -l
 }
 seq_cold() { # who codec: "seconds cpu-seconds"
-  drop_caches; do_mount "$1" "$own/seq-$2.sqfs"; local pid c0 t0 t1 c1 rc
+  drop_caches; FLOOR_FILE=$work/data/a do_mount "$1" "$own/seq-$2.sqfs"; local pid c0 t0 t1 c1 rc
   pid=$(daemon_pid "$1"); c0=$(cpu_of "$pid")
   t0=$(now); rc=$( { /usr/bin/time -f '%U %S' cat "$mnt/a" >/dev/null; } 2>&1 | tail -1); t1=$(now)
-  c1=$(cpu_of "$pid"); do_umount
+  c1=$(cpu_of "$pid"); note_rss "$1" "$pid" "seq-$2"; do_umount
   echo "$(echo "$t1 - $t0" | bc -l) $(echo "$rc" | awk -v d="$(echo "$c1 - $c0" | bc -l)" '{print $1 + $2 + d}')"
 }
 fio_cold() { # who
   drop_caches; do_mount "$1" "$own/seq-zstd.sqfs"
   fio --name=rand --filename="$mnt/a" --readonly --rw=randread --bs=4k --ioengine=psync \
     --runtime="$fio_seconds" --time_based --output-format=terse --terse-version=3 2>/dev/null | cut -d';' -f8
+  note_rss "$1" "$(daemon_pid "$1")" fio
   do_umount
 }
 as_user() { runuser -u "$user" -- env USER="$user" HOME=/tmp PATH=/usr/bin:/bin "$@"; }
@@ -172,11 +185,13 @@ if has chrun; then
 fi
 for ((r = 1; r <= rounds; r++)); do
   echo "round $r of $rounds" >&2
-  if has tar; then for w in $(turns "$fs_who" "$r"); do
+  if has tar; then for w in $(turns "$floor_who" "$r"); do
     read -r s c < <(tar_cold "$w"); add "tar-$w" "$s"; add "tarcpu-$w" "$c"; done; fi
-  if has mount; then for w in $(turns "$fs_who" "$r"); do add "mount-$w" "$(mount_stat "$w")"; done; fi
+  if has mount; then for w in $(turns "$floor_who" "$r"); do add "mount-$w" "$(mount_stat "$w")"; done; fi
   if has seq; then for c in "${codecs[@]}"; do for w in $(turns "$fs_who" "$r"); do
-    read -r s u < <(seq_cold "$w" "$c"); add "seq-$c-$w" "$s"; add "cpu-$c-$w" "$u"; done; done; fi
+    read -r s u < <(seq_cold "$w" "$c"); add "seq-$c-$w" "$s"; add "cpu-$c-$w" "$u"; done; done
+    # The floor serves the file from memory: one codec-free sample per round.
+    read -r s u < <(seq_cold floor "${codecs[0]}"); add "seq-floor" "$s"; add "cpu-floor" "$u"; fi
   if has fio; then for w in $(turns "$fs_who" "$r"); do add "fio-$w" "$(fio_cold "$w")"; done; fi
   if has chrun; then for w in $(turns "ours theirs" "$r"); do
     add "deb-$w" "$(seq_time "$starts" "$(run_bin "$w")" "$img_dir/debian.sqfs" -- true)"
@@ -198,7 +213,7 @@ requests() { # who
   perf script -i "$own/requests.data" 2>/dev/null | grep " connection $conn " | grep -o '(FUSE_[A-Z]*)' | tr -d '()' | sed 's/^FUSE_//' |
     sort | uniq -c | sort -rn | awk '{printf "%s%s %s", (NR > 1 ? ", " : ""), $2, $1} END {print ""}'
 }
-if has tar; then req_ours=$(requests ours); req_ll=$(requests ll); fi
+if has tar; then req_ours=$(requests ours); req_ll=$(requests ll); req_floor=$(FLOOR_TREE=1 requests floor); fi
 
 # ---- report ------------------------------------------------------------------------------
 load_end=$(cut -d' ' -f1-3 /proc/loadavg); minutes=$(( ($(date +%s) - t_start + 30) / 60 ))
@@ -219,43 +234,48 @@ out=$here/results/efficiency.md
   echo "Medians of $rounds rounds; in each round every contender runs every measure once, in an order that rotates."
   echo "Cold: page cache dropped, fresh mount. The machine is shared: load average $load_start at the start, $load_end at the end ($minutes min later)."
   echo
-  echo "| measure | kernel | Charliecloud | squashfuse-rs / ch-run | ratio | target | |"
-  echo "|---|---:|---:|---:|---:|---|---|"
+  echo "| measure | kernel | Charliecloud | squashfuse-rs / ch-run | ratio | target | | FUSE floor | floor ratio |"
+  echo "|---|---:|---:|---:|---:|---|---|---:|---:|"
   if has tar; then
-    k=$(med tar-kernel); l=$(med tar-ll); o=$(med tar-ours); r=$(calc "$o / $k")
-    echo "| \`tar c\` of the rootfs, cold (s) | $(f 2 "$k") | $(f 2 "$l") | $(f 2 "$o") | $(f 2 "$r")× | ≤ 0.8× | $(met "$r" "<=" 0.8) |"
+    k=$(med tar-kernel); l=$(med tar-ll); o=$(med tar-ours); r=$(calc "$o / $k"); p=$(med tar-floor)
+    echo "| \`tar c\` of the rootfs, cold (s) | $(f 2 "$k") | $(f 2 "$l") | $(f 2 "$o") | $(f 2 "$r")× | ≤ 0.8× | $(met "$r" "<=" 0.8) | $(f 2 "$p") | $(f 2 "$(calc "$p / $k")")× |"
   fi
   if has mount; then
-    k=$(calc "$(med mount-kernel) * 1000"); l=$(calc "$(med mount-ll) * 1000"); o=$(calc "$(med mount-ours) * 1000"); r=$(calc "$o / $k")
-    echo "| mount → first stat of the root, cold (ms) | $(f 1 "$k") | $(f 1 "$l") | $(f 1 "$o") | $(f 2 "$r")× | ≤ 1.0× | $(met "$r" "<=" 1.0) |"
+    k=$(calc "$(med mount-kernel) * 1000"); l=$(calc "$(med mount-ll) * 1000"); o=$(calc "$(med mount-ours) * 1000"); r=$(calc "$o / $k"); p=$(calc "$(med mount-floor) * 1000")
+    echo "| mount → first stat of the root, cold (ms) | $(f 1 "$k") | $(f 1 "$l") | $(f 1 "$o") | $(f 2 "$r")× | ≤ 1.0× | $(met "$r" "<=" 1.0) | $(f 1 "$p") | $(f 2 "$(calc "$p / $k")")× |"
   fi
   if has seq; then
     declare -A want=([lzo]=1.5 [lz4]=2)
+    p=$(calc "$big / $(med seq-floor) / 1000000")
     for c in "${codecs[@]}"; do
       [ -n "${want[$c]:-}" ] || continue
       k=$(calc "$big / $(med "seq-$c-kernel") / 1000000"); l=$(calc "$big / $(med "seq-$c-ll") / 1000000"); o=$(calc "$big / $(med "seq-$c-ours") / 1000000"); r=$(calc "$o / $k")
-      echo "| sequential $c (MB/s) | $(f 0 "$k") | $(f 0 "$l") | $(f 0 "$o") | $(f 2 "$r")× | ≥ ${want[$c]}× | $(met "$r" ">=" "${want[$c]}") |"
+      echo "| sequential $c (MB/s) | $(f 0 "$k") | $(f 0 "$l") | $(f 0 "$o") | $(f 2 "$r")× | ≥ ${want[$c]}× | $(met "$r" ">=" "${want[$c]}") | $(f 0 "$p") | $(f 2 "$(calc "$p / $k")")× |"
     done
+    p=$(calc "$(med cpu-floor) * $gib / $big")
     for c in "${codecs[@]}"; do
       k=$(calc "$(med "cpu-$c-kernel") * $gib / $big"); l=$(calc "$(med "cpu-$c-ll") * $gib / $big"); o=$(calc "$(med "cpu-$c-ours") * $gib / $big"); r=$(calc "$o / $k")
-      echo "| CPU s per GiB (reader + daemon), $c | $(f 2 "$k") | $(f 2 "$l") | $(f 2 "$o") | $(f 2 "$r")× | ≤ 1.0× | $(met "$r" "<=" 1.0) |"
+      echo "| CPU s per GiB (reader + daemon), $c | $(f 2 "$k") | $(f 2 "$l") | $(f 2 "$o") | $(f 2 "$r")× | ≤ 1.0× | $(met "$r" "<=" 1.0) | $(f 2 "$p") | $(f 2 "$(calc "$p / $k")")× |"
     done
   fi
   if has fio; then
     k=$(med fio-kernel); l=$(med fio-ll); o=$(med fio-ours); r=$(calc "$o / $k")
-    echo "| 4 KiB random reads (fio, ${fio_seconds} s from cold), zstd (IOPS) | $(f 0 "$k") | $(f 0 "$l") | $(f 0 "$o") | $(f 2 "$r")× | ≥ 1.5× | $(met "$r" ">=" 1.5) |"
+    echo "| 4 KiB random reads (fio, ${fio_seconds} s from cold), zstd (IOPS) | $(f 0 "$k") | $(f 0 "$l") | $(f 0 "$o") | $(f 2 "$r")× | ≥ 1.5× | $(met "$r" ">=" 1.5) | | |"
   fi
   if has chrun; then
     t=$(calc "$(med deb-theirs) * 1000 / $starts"); o=$(calc "$(med deb-ours) * 1000 / $starts"); r=$(calc "$o / $t")
-    echo "| \`ch-run debian.sqfs -- true\` (ms) | — | $(f 1 "$t") | $(f 1 "$o") | $(f 2 "$r")× | ≤ 0.5× | $(met "$r" "<=" 0.5) |"
+    echo "| \`ch-run debian.sqfs -- true\` (ms) | — | $(f 1 "$t") | $(f 1 "$o") | $(f 2 "$r")× | ≤ 0.5× | $(met "$r" "<=" 0.5) | | |"
     t=$(calc "$(med par-theirs) * 1000"); o=$(calc "$(med par-ours) * 1000"); r=$(calc "$o / $t")
-    echo "| $concurrent \`ch-run debian.sqfs -- true\` at once, wall (ms) | — | $(f 0 "$t") | $(f 0 "$o") | $(f 2 "$r")× | ≤ 0.5× | $(met "$r" "<=" 0.5) |"
+    echo "| $concurrent \`ch-run debian.sqfs -- true\` at once, wall (ms) | — | $(f 0 "$t") | $(f 0 "$o") | $(f 2 "$r")× | ≤ 0.5× | $(met "$r" "<=" 0.5) | | |"
     t=$(calc "$(med bb-theirs) * 1000 / $starts"); o=$(calc "$(med bb-ours) * 1000 / $starts"); r=$(calc "$o / $t")
-    echo "| \`ch-run busybox.sqfs -- true\` (ms) | — | $(f 1 "$t") | $(f 1 "$o") | $(f 2 "$r")× | ≤ 0.5× | $(met "$r" "<=" 0.5) |"
+    echo "| \`ch-run busybox.sqfs -- true\` (ms) | — | $(f 1 "$t") | $(f 1 "$o") | $(f 2 "$r")× | ≤ 0.5× | $(met "$r" "<=" 0.5) | | |"
   fi
   echo
   echo "Ratio: ours / the kernel's for the filesystem rows, ours / Charliecloud's for the ch-run rows."
   echo "Charliecloud's column is squashfuse_ll (what its ch-run mounts with) for the filesystem rows."
+  echo "FUSE floor: squashfuse-rs-floor, mounted as squashfuse-rs, answering every request from memory with no work"
+  echo "(tar: the rootfs's tree, pattern bytes; sequential: the 1 GiB file, codec-free, so one figure for every codec;"
+  echo "mount: an empty root). Floor ratio: the floor / the kernel's: past a row's target, FUSE alone misses it."
   echo
   echo "Images: the rootfs is debootstrap's default variant of Debian bookworm, $(find "$work/rootfs-std" -xdev | wc -l) entries,"
   echo "zstd ($(( $(stat -c %s "$rootfs") >> 20 )) MiB); the sequential file is the first GiB of the files of /usr/lib and /usr/bin,"
@@ -264,10 +284,12 @@ out=$here/results/efficiency.md
   echo "shell, $starts starts per sample; the $concurrent concurrent starts are one sample."
   if has tar; then
     echo
-    echo "FUSE requests of one cold \`tar c\` of the rootfs: squashfuse-rs: $req_ours; squashfuse_ll: $req_ll."
-    echo "CPU seconds of the \`tar c\` (tar + cat, + the daemon for FUSE), medians: kernel $(med tarcpu-kernel), squashfuse_ll $(med tarcpu-ll), squashfuse-rs $(med tarcpu-ours)."
-    echo "squashfuse-rs's peak resident memory (VmHWM) after a \`tar c\`: at most $(sort -n "$own/rss.txt" | tail -1) kB."
+    echo "FUSE requests of one cold \`tar c\` of the rootfs: squashfuse-rs: $req_ours; squashfuse_ll: $req_ll; the floor: $req_floor."
+    echo "CPU seconds of the \`tar c\` (tar + cat, + the daemon for FUSE), medians: kernel $(med tarcpu-kernel), squashfuse_ll $(med tarcpu-ll), squashfuse-rs $(med tarcpu-ours), the floor $(med tarcpu-floor)."
   fi
+  echo
+  echo "squashfuse-rs's peak resident memory (VmHWM, the daemon's whole life), at most, by measure (limit 64 MiB = 65536 kB):"
+  echo "$(awk '{if ($2 > m[$1]) m[$1] = $2} END {for (k in m) printf "%s %d kB; ", k, m[k]}' "$own/rss.txt" | sed 's/; $/./')"
   echo
   echo "## All samples (seconds, IOPS for fio; in run order)"
   echo
