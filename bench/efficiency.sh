@@ -49,10 +49,11 @@ has() { [[ " $sections " == *" $1 "* ]]; }
 
 # ---- binaries: as scripts/install.sh installs them (stripped: the release build keeps line
 # tables, 15 times the size, which a cold start would read) -----------------------------
-cargo build --release -p fusefs -p runtime --manifest-path "$repo/Cargo.toml" >/dev/null 2>&1
+cargo build --release -p fusefs -p runtime -p sqfs-tool --manifest-path "$repo/Cargo.toml" >/dev/null 2>&1
 cargo build --release -p fusefs --features floor --bin squashfuse-rs-floor --manifest-path "$repo/Cargo.toml" >/dev/null 2>&1
 install -m 755 -s "$repo/target/release/squashfuse-rs" "$bin/squashfuse-rs"
 install -m 755 -s "$repo/target/release/squashfuse-rs-floor" "$bin/squashfuse-rs-floor"
+install -m 755 -s "$repo/target/release/sqfs" "$bin/sqfs"; sqfs_bin=$bin/sqfs
 install -m 755 -s "$repo/target/release/ch-run" "$bin/ch-run"
 ours=$bin/squashfuse-rs; floor=$bin/squashfuse-rs-floor; ours_run=$bin/ch-run; theirs_run=/usr/bin/ch-run
 
@@ -151,6 +152,16 @@ seq_cold() { # who codec: "seconds cpu-seconds"
   c1=$(cpu_of "$pid"); note_rss "$1" "$pid" "seq-$2"; do_umount
   echo "$(echo "$t1 - $t0" | bc -l) $(echo "$rc" | awk -v d="$(echo "$c1 - $c0" | bc -l)" '{print $1 + $2 + d}')"
 }
+# The work of a FUSE server less FUSE: CPU seconds of `sqfs cat` of the file, cold (the
+# image read from disk and copied out of the page cache, the blocks decoded, nothing
+# served); and of `cat` of the image file itself, cold (the copy out of the page cache
+# that the kernel's loop worker makes for the kernel's driver, not counted in its figure).
+work_cold() { # codec: "sqfs-cat-cpu image-read-cpu"
+  local a b
+  drop_caches; a=$( { /usr/bin/time -f '%U %S' "$sqfs_bin" cat "$own/seq-$1.sqfs" a >/dev/null; } 2>&1 | tail -1 | awk '{print $1 + $2}')
+  drop_caches; b=$( { /usr/bin/time -f '%U %S' cat "$own/seq-$1.sqfs" >/dev/null; } 2>&1 | tail -1 | awk '{print $1 + $2}')
+  echo "$a $b"
+}
 fio_cold() { # who
   drop_caches; do_mount "$1" "$own/seq-zstd.sqfs"
   fio --name=rand --filename="$mnt/a" --readonly --rw=randread --bs=4k --ioengine=psync \
@@ -191,7 +202,8 @@ for ((r = 1; r <= rounds; r++)); do
   if has seq; then for c in "${codecs[@]}"; do for w in $(turns "$fs_who" "$r"); do
     read -r s u < <(seq_cold "$w" "$c"); add "seq-$c-$w" "$s"; add "cpu-$c-$w" "$u"; done; done
     # The floor serves the file from memory: one codec-free sample per round.
-    read -r s u < <(seq_cold floor "${codecs[0]}"); add "seq-floor" "$s"; add "cpu-floor" "$u"; fi
+    read -r s u < <(seq_cold floor "${codecs[0]}"); add "seq-floor" "$s"; add "cpu-floor" "$u"
+    for c in "${codecs[@]}"; do read -r a b < <(work_cold "$c"); add "work-$c" "$a"; add "imgread-$c" "$b"; done; fi
   if has fio; then for w in $(turns "$fs_who" "$r"); do add "fio-$w" "$(fio_cold "$w")"; done; fi
   if has chrun; then for w in $(turns "ours theirs" "$r"); do
     add "deb-$w" "$(seq_time "$starts" "$(run_bin "$w")" "$img_dir/debian.sqfs" -- true)"
@@ -276,6 +288,23 @@ out=$here/results/efficiency.md
   echo "FUSE floor: squashfuse-rs-floor, mounted as squashfuse-rs, answering every request from memory with no work"
   echo "(tar: the rootfs's tree, pattern bytes; sequential: the 1 GiB file, codec-free, so one figure for every codec;"
   echo "mount: an empty root). Floor ratio: the floor / the kernel's: past a row's target, FUSE alone misses it."
+  if has seq; then
+    echo
+    echo "Where the CPU seconds per GiB go (medians; the sequential rows). *FUSE*: the floor's reader + daemon, what serving the"
+    echo "bytes through FUSE costs with no work; *decode*: \`sqfs cat\` of the file, cold (our decoder and the image read, no FUSE);"
+    echo "*least through FUSE*: the two added, the least a FUSE server with this decoder can spend; *image copy*: \`cat\` of the image"
+    echo "file, cold, the copy out of the page cache that the kernel's loop worker makes for its driver and that the kernel's figure"
+    echo "leaves out."
+    echo
+    echo "| codec | kernel | squashfuse-rs | FUSE | decode | least through FUSE | least / kernel | image copy | kernel + image copy |"
+    echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|"
+    p=$(calc "$(med cpu-floor) * $gib / $big")
+    for c in "${codecs[@]}"; do
+      k=$(calc "$(med "cpu-$c-kernel") * $gib / $big"); o=$(calc "$(med "cpu-$c-ours") * $gib / $big")
+      w=$(calc "$(med "work-$c") * $gib / $big"); i=$(calc "$(med "imgread-$c") * $gib / $big")
+      echo "| $c | $(f 2 "$k") | $(f 2 "$o") | $(f 2 "$p") | $(f 2 "$w") | $(f 2 "$(calc "$p + $w")") | $(f 2 "$(calc "($p + $w) / $k")")× | $(f 2 "$i") | $(f 2 "$(calc "$k + $i")") |"
+    done
+  fi
   echo
   echo "Images: the rootfs is debootstrap's default variant of Debian bookworm, $(find "$work/rootfs-std" -xdev | wc -l) entries,"
   echo "zstd ($(( $(stat -c %s "$rootfs") >> 20 )) MiB); the sequential file is the first GiB of the files of /usr/lib and /usr/bin,"
