@@ -308,3 +308,91 @@ fn a_node_id_taken_by_another_inode_after_a_forget_reads_that_inode() {
         bytes.len()
     );
 }
+
+/// The peak resident memory (VmHWM, KiB) of the squashfuse-rs daemon serving `mount`.
+fn daemon_peak_kib(mount: &Path) -> u64 {
+    let needle = mount.to_string_lossy().into_owned();
+    let pid = std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .find_map(|e| {
+            let pid: u32 = e.file_name().to_str()?.parse().ok()?;
+            let cmdline = std::fs::read(e.path().join("cmdline")).ok()?;
+            let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+            (cmdline.contains("squashfuse-rs") && cmdline.contains(&needle)).then_some(pid)
+        })
+        .expect("the daemon of the mount");
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .expect("VmHWM")
+}
+
+#[test]
+fn random_reads_of_an_image_of_1_mib_blocks_keep_the_daemon_within_64_mib() {
+    if !can_run() {
+        return;
+    }
+    // 160 MiB that does not compress, in 1 MiB blocks: each 4 KiB read pushes its whole
+    // block, far more blocks than the cache holds.
+    let dir = std::env::temp_dir().join(format!("sqfs-pushes-big-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(dir.join("src")).unwrap();
+    let mut x = 0x2545_f491_4f6c_dd1du64;
+    let bytes: Vec<u8> = (0..160usize << 17)
+        .flat_map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x.to_le_bytes()
+        })
+        .collect();
+    std::fs::write(dir.join("src/big"), &bytes).unwrap();
+    let image = dir.join("big.sqfs");
+    let status = Command::new("mksquashfs")
+        .arg(dir.join("src"))
+        .arg(&image)
+        .args([
+            "-no-progress",
+            "-quiet",
+            "-noappend",
+            "-b",
+            "1M",
+            "-comp",
+            "lz4",
+        ])
+        .status()
+        .expect("mksquashfs (squashfs-tools) must be installed");
+    assert!(status.success());
+    let mount = FuseMount::new(&image, &[]).unwrap();
+    let path = mount.dir.join("big");
+    let readers: Vec<_> = (0..4u64)
+        .map(|seed| {
+            let path = path.clone();
+            std::thread::spawn(move || {
+                let f = File::open(&path).unwrap();
+                // SAFETY: fadvise only sets the file's readahead policy.
+                unsafe { libc::posix_fadvise(f.as_raw_fd(), 0, 0, libc::POSIX_FADV_RANDOM) };
+                let pages = f.metadata().unwrap().len() / 4096;
+                let mut x = 0x9e37_79b9_7f4a_7c15u64 ^ seed;
+                let mut page = [0u8; 4096];
+                for _ in 0..15_000 {
+                    x ^= x << 13;
+                    x ^= x >> 7;
+                    x ^= x << 17;
+                    let at = (x % pages) * 4096;
+                    f.read_exact_at(&mut page, at).unwrap();
+                }
+            })
+        })
+        .collect();
+    for r in readers {
+        r.join().unwrap();
+    }
+    let peak = daemon_peak_kib(&mount.dir);
+    drop(mount);
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(peak <= 64 << 10, "daemon peak RSS {peak} KiB, over 64 MiB");
+}
