@@ -1,10 +1,12 @@
-//! READDIRPLUS replies built and written here instead of by fuser.
+//! READDIRPLUS replies built and written here instead of by fuser, for the one entry fuser
+//! cannot list right.
 //!
 //! fuser's `ReplyDirectoryPlus` sends the attributes' `ino` (the node id) as `d_ino` too,
 //! but `d_ino` must be the squashfs inode number, as the kernel's driver lists it, and the
-//! two differ for the root and for inode 1 (see `nodes`); "." and ".." are best sent with
-//! node id 0, which tells the kernel to list a name without linking it. So the reply is
-//! encoded here and written to /dev/fuse directly.
+//! two differ for the inode numbered 1 (see `nodes`). A reply that starts with that entry
+//! is encoded here and written to /dev/fuse directly; its size is the least every kernel
+//! asks for, since fuser does not pass on the size the kernel asked for. Every other reply
+//! is fuser's (`SquashFs::list_plus`).
 //!
 //! Layout (include/uapi/linux/fuse.h): `fuse_out_header` {len u32, error i32, unique u64},
 //! then per entry a `fuse_direntplus`: `fuse_entry_out` {nodeid, generation, entry_valid,

@@ -1,7 +1,7 @@
 //! The FUSE operations over an `sqfs::Archive`.
 
 use std::cell::RefCell;
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::ffi::OsStr;
 use std::io;
 use std::os::fd::{AsFd, OwnedFd};
@@ -21,8 +21,10 @@ use sqfs::{Archive, DirEntry, Inode};
 use crate::attr::{file_attr, fuse_type, Owners};
 use crate::dirplus::{self, DirPlusReply};
 use crate::handles::{Handles, OpenFile};
+use crate::mates::{Mate, Mates};
 use crate::nodes::Nodes;
-use crate::prefetch::Background;
+use crate::prefetch::{Background, Piece};
+use crate::read_reply::{self, Gathered};
 
 /// A read-only image never changes under us: cache entries and attributes for a century.
 pub const FOREVER: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
@@ -30,6 +32,8 @@ pub const FOREVER: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
 const READ_AHEAD_BYTES: u64 = 4 << 20;
 /// Distinct error messages logged; a corrupt image must not flood the log.
 const MAX_LOGGED_ERRORS: usize = 1000;
+/// Small files waiting, over all directories, for their listing to go on (see `push_late`).
+const MOST_LATE: usize = 4096;
 
 thread_local! {
     /// Each request thread's buffer for reads that span blocks (see `reply_range`).
@@ -38,7 +42,12 @@ thread_local! {
 
 pub struct SquashFs {
     archive: Arc<Archive>,
-    nodes: Nodes,
+    nodes: Arc<Nodes>,
+    /// The linked small files of each fragment block, pushed together (see `mates`).
+    mates: Mates,
+    /// By directory: small files a listing linked to fragment blocks already read from,
+    /// to push when the listing goes on (see `push_late`).
+    late: Mutex<HashMap<u64, Vec<(u32, Mate)>>>,
     handles: Arc<Handles>,
     background: Background,
     owners: Owners,
@@ -118,14 +127,22 @@ impl SquashFs {
     ) -> Self {
         let notifier = Arc::new(OnceLock::new());
         let no_xattrs = archive.xattr_id_count() == 0;
+        let nodes = Arc::new(Nodes::new(root));
         SquashFs {
             no_opendir: false,
             no_open: false,
             count_opens: false,
             uncached: false,
             no_xattrs,
-            background: Background::start(archive.clone(), notifier.clone(), prefetch_threads),
-            nodes: Nodes::new(root),
+            mates: Mates::default(),
+            late: Mutex::new(HashMap::new()),
+            background: Background::start(
+                archive.clone(),
+                notifier.clone(),
+                nodes.clone(),
+                prefetch_threads,
+            ),
+            nodes,
             archive,
             handles: Arc::new(Handles::default()),
             owners,
@@ -134,6 +151,14 @@ impl SquashFs {
             logged: Mutex::new(HashSet::new()),
             last_activity: Arc::new(AtomicU64::new(now_secs())),
         }
+    }
+
+    /// Request threads may push page-cache data themselves: there are `workers` of them.
+    pub fn workers(mut self, workers: usize) -> Self {
+        if workers >= 2 {
+            self.background.push_in_requests();
+        }
+        self
     }
 
     /// Keeps OPEN and RELEASE coming, so that the monitor's count of open files is right
@@ -235,6 +260,88 @@ impl SquashFs {
             .map_err(|e| self.errno("directory entry", e))
     }
 
+    /// Records a reference the kernel takes to `inode` (a lookup or a listed entry) and
+    /// returns its node id and the inode the node stands for, whose attributes the kernel
+    /// is to be told (see `Nodes::remember_then`). A small file stored in a fragment block
+    /// one of whose files was read goes to `late`, if given, to be pushed once the kernel
+    /// knows it (see `mates`).
+    fn link(&self, inode: Arc<Inode>, late: Option<&mut Vec<(u32, Mate)>>) -> (u64, Arc<Inode>) {
+        let mut pushed = None;
+        let will_push = late.is_some();
+        let (node, held) = self.nodes.remember_then(inode, 1, |node, inode| {
+            if let Some((fragment, start)) = self.archive.fragment_of(inode) {
+                let len = u32::try_from(inode.size()).unwrap_or(u32::MAX);
+                let mate = Mate {
+                    node,
+                    inode: inode.reference(),
+                    start,
+                    len,
+                };
+                if self.mates.add(fragment, mate, will_push) {
+                    pushed = Some((fragment, mate));
+                }
+            }
+        });
+        if let (Some(late), Some(mate)) = (late, pushed) {
+            late.push(mate);
+        }
+        (node, held)
+    }
+
+    /// Pushes the small files a listing of directory `dir` linked to fragment blocks already
+    /// read from (see `link`), once a later request of the listing says the kernel has
+    /// taken in the reply that linked them.
+    fn push_late(&self, dir: u64) {
+        let Some(late) = self
+            .late
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&dir)
+        else {
+            return;
+        };
+        let mut by_fragment: HashMap<u32, Vec<Mate>> = HashMap::new();
+        for (fragment, mate) in late {
+            by_fragment.entry(fragment).or_default().push(mate);
+        }
+        for mates in by_fragment.into_values() {
+            // The block, through any one of its files (cached: one of them was just read).
+            let block = mates.iter().find_map(|m| {
+                let inode = self.nodes.get(m.node)?;
+                if inode.reference() != m.inode {
+                    return None;
+                }
+                let data = self.archive.file_data(&inode).ok()?;
+                self.archive
+                    .tail_block(&data)
+                    .ok()
+                    .flatten()
+                    .map(|(b, _)| b)
+            });
+            if let Some(block) = block {
+                let pieces = mates
+                    .iter()
+                    .map(|m| Piece {
+                        node: m.node,
+                        inode: m.inode,
+                        at: 0,
+                        bytes: m.start as usize..(m.start as usize).saturating_add(m.len as usize),
+                    })
+                    .collect();
+                self.background.store_pieces(block, pieces);
+            }
+        }
+    }
+
+    /// The kernel dropped `count` references to `node`.
+    fn unlink(&self, node: u64, count: u64) {
+        self.nodes.forget(node, count, |node, inode| {
+            if let Some((fragment, _)) = self.archive.fragment_of(inode) {
+                self.mates.remove(fragment, node);
+            }
+        });
+    }
+
     /// Calls `add(offset_after, name, number, kind)` for ".", ".." and the entries of `dir`
     /// from FUSE offset `offset` on, until `add` says the reply is full.
     fn list(
@@ -267,49 +374,103 @@ impl SquashFs {
     }
 
     /// A READDIRPLUS reply from `offset` on, every entry with its attributes but "." and
-    /// "..". Built here, not by fuser, for `d_ino`: fuser sends the node id there, which
-    /// differs from the inode number for the root and inode 1 (see `nodes`). The node ids
-    /// of the entries it links (each counted as a lookup) go to `linked`.
+    /// "..", as large as the kernel asked for (it asks for what the reader's getdents
+    /// buffer holds, up to 32 KiB and more; four times fewer replies than 4 KiB ones for a
+    /// big directory). fuser's reply holds the entries, except around the one whose node id
+    /// is not its inode number (the inode numbered 1: see `nodes`): fuser sends the node
+    /// id as `d_ino` too, which must be the inode number, as the kernel's driver lists it.
+    /// So a reply ends before that entry, and the one that starts with it is built here
+    /// (`dirplus`, as small as every kernel takes). Returns that reply, if it is one; the
+    /// node ids of the entries linked (each counted as a lookup) go to `linked`.
     fn list_plus(
         &self,
         dir: &Inode,
         offset: u64,
+        reply: &mut ReplyDirectoryPlus,
         linked: &mut Vec<u64>,
-    ) -> Result<DirPlusReply, Errno> {
+        late: &mut Vec<(u32, Mate)>,
+    ) -> Result<Option<DirPlusReply>, Errno> {
         let parent = directory_parent(dir)?;
-        let mut out = DirPlusReply::new(dirplus::SAFE_SIZE);
+        let mut own: Option<DirPlusReply> = None;
+        let mut added = 0usize;
         let listed = self.list(dir, offset, |next, name, entry| {
             let Some(entry) = entry else {
-                // The kernel links neither "." nor "..".
-                let number = if name == b"." { dir.number() } else { parent };
-                return Ok(out.add(&dirplus::Entry {
-                    name,
-                    ino: u64::from(number),
-                    kind: fuser::FileType::Directory,
-                    next,
-                    linked: None,
-                }));
+                // The kernel links neither "." nor "..", whatever their node id says.
+                let number = u64::from(if name == b"." { dir.number() } else { parent });
+                let full = match own.as_mut() {
+                    Some(own) => own.add(&dirplus::Entry {
+                        name,
+                        ino: number,
+                        kind: fuser::FileType::Directory,
+                        next,
+                        linked: None,
+                    }),
+                    None => reply.add(
+                        INodeNo(number),
+                        next,
+                        OsStr::from_bytes(name),
+                        &Duration::ZERO,
+                        &listed_dir_attr(number),
+                        Generation(0),
+                    ),
+                };
+                added += usize::from(!full);
+                return Ok(full);
             };
-            let inode = self.child(entry)?;
-            let attr = self.entry_attr(&inode)?;
-            let full = out.add(&dirplus::Entry {
-                name,
-                ino: u64::from(entry.inode_number),
-                kind: fuse_type(entry.kind),
-                next,
-                linked: Some((&attr, self.ttl(&inode))),
-            });
-            if !full {
-                // Counted before the kernel can see it (and FORGET it).
-                linked.push(self.nodes.remember(inode, 1));
+            // Counted before the kernel can see it (and FORGET it), and before its
+            // attributes are taken: they are those of the inode the node stands for.
+            let late_before = late.len();
+            let (node, inode) = self.link(self.child(entry)?, Some(late));
+            let undo = |late: &mut Vec<(u32, Mate)>| {
+                late.truncate(late_before);
+                self.unlink(node, 1);
+            };
+            let attr = match self.entry_attr(&inode) {
+                Ok(attr) => attr,
+                Err(e) => {
+                    undo(late);
+                    return Err(e);
+                }
+            };
+            let ttl = self.ttl(&inode);
+            let number = u64::from(entry.inode_number);
+            if own.is_none() && attr.ino.0 != number {
+                if added > 0 {
+                    undo(late);
+                    return Ok(true);
+                }
+                own = Some(DirPlusReply::new(dirplus::SAFE_SIZE));
+            }
+            let full = match own.as_mut() {
+                Some(own) => own.add(&dirplus::Entry {
+                    name,
+                    ino: number,
+                    kind: fuse_type(entry.kind),
+                    next,
+                    linked: Some((&attr, ttl)),
+                }),
+                None => reply.add(
+                    attr.ino,
+                    next,
+                    OsStr::from_bytes(name),
+                    &ttl,
+                    &attr,
+                    Generation(0),
+                ),
+            };
+            if full {
+                undo(late);
+            } else {
+                added += 1;
+                linked.push(node);
             }
             Ok(full)
         });
         match listed {
-            Ok(()) => Ok(out),
+            Ok(()) => Ok(own),
             Err(e) => {
                 for node in linked.drain(..) {
-                    self.nodes.forget(node, 1);
+                    self.unlink(node, 1);
                 }
                 Err(e)
             }
@@ -323,9 +484,102 @@ impl SquashFs {
             .map_err(|e| self.errno("read", e))
     }
 
-    /// Answers a read that spans blocks: the bytes are gathered in this thread's reply
-    /// buffer (kept between requests: READs of up to 1 MiB would otherwise each cost an
-    /// allocation and a zero-fill).
+    /// Answers a read that spans blocks from the cached blocks themselves (see
+    /// `read_reply`). What does not add up (a damaged image) is left to `reply_range`, which
+    /// says what is wrong. The parts of its first and last blocks it does not take go into
+    /// the page cache before the answer: the READs around the page faults of a mapped
+    /// library straddle blocks, and the next faults fall in the same blocks (six READs of
+    /// one libc block after the first, in a traced `ch-run IMG -- true`).
+    fn reply_gathered(
+        &self,
+        req: &Request,
+        file: &Arc<OpenFile>,
+        offset: u64,
+        end: u64,
+        reply: ReplyData,
+    ) {
+        let data = &file.data;
+        let bs = u64::from(self.archive.superblock().block_size);
+        let (first, last) = (offset / bs, (end - 1) / bs);
+        let Some(device) = self.device.get() else {
+            return self.reply_range(file, offset, (end - offset) as u32, reply);
+        };
+        if last - first >= read_reply::MOST_PARTS as u64 {
+            return self.reply_range(file, offset, (end - offset) as u32, reply);
+        }
+        let mut out = Gathered::with_capacity((last - first + 1) as usize);
+        let mut edges = Vec::new();
+        for index in first..=last {
+            let base = index * bs;
+            let (lo, hi) = (
+                (offset.max(base) - base) as usize,
+                (end.min(base + bs) - base) as usize,
+            );
+            // The block's bytes of the file, where they lie in `block`.
+            let (block, within) = if index < data.block_count() as u64 {
+                match self.block(file, index as usize) {
+                    // The block holds exactly the file's bytes of it (checked as loaded).
+                    Ok(Some(block)) if hi <= block.len() => {
+                        let len = block.len();
+                        (block, 0..len)
+                    }
+                    Ok(Some(_)) => {
+                        return self.reply_range(file, offset, (end - offset) as u32, reply)
+                    }
+                    Ok(None) => {
+                        out.zeros(hi - lo);
+                        continue;
+                    }
+                    Err(e) => return reply.error(e),
+                }
+            } else {
+                match self.archive.tail_block(data) {
+                    Ok(Some((block, tail))) if tail.start + hi <= tail.end => (block, tail),
+                    _ => return self.reply_range(file, offset, (end - offset) as u32, reply),
+                }
+            };
+            // Pages before `offset` and from `end` on are not the ones this read holds
+            // locked (a read of cached pages starts and, short of the file's end, ends on
+            // page boundaries).
+            let mut rest = Vec::new();
+            if index == first && lo > 0 {
+                rest.push(Piece {
+                    node: file.node,
+                    inode: file.inode,
+                    at: base,
+                    bytes: within.start..within.start + lo,
+                });
+            }
+            if index == last && within.start + hi < within.end {
+                rest.push(Piece {
+                    node: file.node,
+                    inode: file.inode,
+                    at: end,
+                    bytes: within.start + hi..within.end,
+                });
+            }
+            if !rest.is_empty() {
+                edges.push((block.clone(), rest));
+            }
+            out.bytes(block, within.start + lo..within.start + hi);
+        }
+        for (block, pieces) in edges {
+            self.background.store_pieces(block, pieces);
+        }
+        match out.send(device.as_fd(), req.unique().0) {
+            // Answered; fuser's reply holds nothing (see `readdirplus`).
+            Ok(()) => std::mem::forget(reply),
+            Err(e) => match e.raw_os_error() {
+                // The request was interrupted, or the mount is gone: nobody waits.
+                Some(libc::ENOENT | libc::ENODEV) => std::mem::forget(reply),
+                _ => reply.error(Errno::EIO),
+            },
+        }
+    }
+
+    /// Answers a read with a copy of its bytes, gathered in this thread's reply buffer
+    /// (kept between requests: READs of up to 1 MiB would otherwise each cost an allocation
+    /// and a zero-fill).
     fn reply_range(&self, file: &Arc<OpenFile>, offset: u64, size: u32, reply: ReplyData) {
         let data = &file.data;
         let len = (u64::from(size)).min(data.size().saturating_sub(offset)) as usize;
@@ -390,11 +644,14 @@ impl Filesystem for SquashFs {
             {
                 None => Ok(None),
                 Some(entry) => {
-                    let inode = self.child(&entry)?;
-                    let attr = self.entry_attr(&inode)?;
-                    let ttl = self.ttl(&inode);
-                    self.nodes.remember(inode, 1);
-                    Ok(Some((attr, ttl)))
+                    let (node, inode) = self.link(self.child(&entry)?, None);
+                    match self.entry_attr(&inode) {
+                        Ok(attr) => Ok(Some((attr, self.ttl(&inode)))),
+                        Err(e) => {
+                            self.unlink(node, 1);
+                            Err(e)
+                        }
+                    }
                 }
             }
         })();
@@ -414,7 +671,7 @@ impl Filesystem for SquashFs {
     }
 
     fn forget(&self, _req: &Request, ino: INodeNo, nlookup: u64) {
-        self.nodes.forget(ino.0, nlookup);
+        self.unlink(ino.0, nlookup);
     }
 
     fn getattr(&self, _req: &Request, ino: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
@@ -462,7 +719,9 @@ impl Filesystem for SquashFs {
                 .archive
                 .file_data(&inode)
                 .map_err(|e| self.errno("open", e))?;
-            Ok(self.handles.insert(OpenFile::new(ino.0, data)))
+            Ok(self
+                .handles
+                .insert(OpenFile::new(ino.0, inode.reference(), data)))
         });
         match result {
             Ok(fh) => reply.opened(FileHandle(fh), FopenFlags::FOPEN_KEEP_CACHE),
@@ -472,7 +731,7 @@ impl Filesystem for SquashFs {
 
     fn read(
         &self,
-        _req: &Request,
+        req: &Request,
         ino: INodeNo,
         fh: FileHandle,
         offset: u64,
@@ -483,11 +742,12 @@ impl Filesystem for SquashFs {
     ) {
         self.touch();
         let file = if fh.0 == 0 && self.no_open {
-            let loaded = self.handles.by_inode(ino.0, || {
-                let inode = self.inode(ino)?;
-                self.archive
-                    .file_data(&inode)
-                    .map_err(|e| self.errno("read", e))
+            let loaded = self.inode(ino).and_then(|inode| {
+                self.handles.by_inode(ino.0, inode.reference(), || {
+                    self.archive
+                        .file_data(&inode)
+                        .map_err(|e| self.errno("read", e))
+                })
             });
             match loaded {
                 Ok(file) => file,
@@ -507,31 +767,81 @@ impl Filesystem for SquashFs {
         }
         let first = (offset / bs) as usize;
         let last = ((end - 1) / bs) as usize;
-        let ahead = file
-            .streams
-            .on_read(offset, end, READ_AHEAD_BYTES, READ_AHEAD_BYTES / bs);
-        for index in last + 1..(last + 1 + ahead as usize).min(data.block_count()) {
-            self.background.prefetch(&file, index);
+        let ahead = file.streams.on_read(offset, end, bs, READ_AHEAD_BYTES / bs);
+        let stored = data.block_count() as u64;
+        for index in ahead.start.min(stored)..ahead.end.min(stored) {
+            self.background.prefetch(&file, index as usize);
         }
-        // Within one stored block: answer straight from the cached block, no copy, and
-        // push the whole block into the page cache when this read takes only part of it.
+        // Within one stored block: answer straight from the cached block, no copy. When
+        // the read takes only part of the block, the rest goes into the page cache: before
+        // the answer for a reader at the file's start, who reads on (the kernel's first
+        // readahead window is small); after it, whole, for one that reads at random.
         if first == last && first < data.block_count() {
             match self.block(&file, first) {
                 Ok(Some(block)) => {
-                    let start = (offset - first as u64 * bs) as usize;
-                    let stop = (end - first as u64 * bs) as usize;
-                    reply.data(&block[start..stop]);
-                    if (stop - start) < block.len() {
-                        self.background
-                            .store(&file, first, first as u64 * bs, block);
+                    let base = first as u64 * bs;
+                    let start = (offset - base) as usize;
+                    let stop = (end - base) as usize;
+                    if offset == 0 && stop < block.len() {
+                        let rest = Piece {
+                            node: ino.0,
+                            inode: file.inode,
+                            at: end,
+                            bytes: stop..block.len(),
+                        };
+                        self.background.store_pieces(block.clone(), vec![rest]);
+                    } else if stop - start < block.len() {
+                        self.background.store(&file, first, base, block.clone());
                     }
+                    reply.data(&block[start..stop]);
                     return;
                 }
                 Ok(None) => {}
                 Err(e) => return reply.error(e),
             }
         }
-        self.reply_range(&file, offset, (end - offset) as u32, reply);
+        // Within the tail, kept in a fragment block with other small files: straight from
+        // the cached fragment block. Before the answer goes, the rest of the tail if the
+        // read did not take it all, then the files that share the block (see `mates`), in
+        // the order they are stored (the order a walk reads them) from this one on. What
+        // does not add up is left to `reply_range`, which says what is wrong.
+        if first == last && first >= data.block_count() {
+            if let Ok(Some((block, tail))) = self.archive.tail_block(data) {
+                let base = first as u64 * bs;
+                let start = tail.start + (offset - base) as usize;
+                let stop = tail.start + (end - base) as usize;
+                if stop <= tail.end {
+                    let mut pieces = Vec::new();
+                    if stop < tail.end {
+                        pieces.push(Piece {
+                            node: ino.0,
+                            inode: file.inode,
+                            at: end,
+                            bytes: stop..tail.end,
+                        });
+                    }
+                    if let Some(fragment) = data.fragment() {
+                        let mut mates = self.mates.take(fragment);
+                        mates.retain(|m| m.node != ino.0);
+                        let here = tail.start as u32;
+                        mates.sort_unstable_by_key(|m| (m.start < here, m.start));
+                        pieces.extend(mates.iter().map(|m| Piece {
+                            node: m.node,
+                            inode: m.inode,
+                            at: 0,
+                            bytes: m.start as usize
+                                ..(m.start as usize).saturating_add(m.len as usize),
+                        }));
+                    }
+                    if !pieces.is_empty() {
+                        self.background.store_pieces(block.clone(), pieces);
+                    }
+                    reply.data(&block[start..stop]);
+                    return;
+                }
+            }
+        }
+        self.reply_gathered(req, &file, offset, end, reply);
     }
 
     fn flush(
@@ -623,19 +933,42 @@ impl Filesystem for SquashFs {
         reply: ReplyDirectoryPlus,
     ) {
         self.touch();
-        let Some(device) = self.device.get() else {
-            // Both mounters set it before serving; without it no reply could be sent.
-            return reply.error(Errno::EIO);
-        };
-        let mut linked = Vec::new();
-        let listing = match self
+        if offset > 0 {
+            // The reader asks for more: it has taken in the reply before.
+            self.push_late(ino.0);
+        }
+        let mut reply = reply;
+        let (mut linked, mut late) = (Vec::new(), Vec::new());
+        let own = match self
             .inode(ino)
-            .and_then(|dir| self.list_plus(&dir, offset, &mut linked))
+            .and_then(|dir| self.list_plus(&dir, offset, &mut reply, &mut linked, &mut late))
         {
-            Ok(listing) => listing,
+            Ok(own) => own,
             Err(e) => return reply.error(e),
         };
-        match listing.send(device.as_fd(), req.unique().0) {
+        if !late.is_empty() {
+            let mut pending = self.late.lock().unwrap_or_else(|e| e.into_inner());
+            let held: usize = pending.values().map(Vec::len).sum();
+            // Bounded: a listing nobody reads on leaves its files here.
+            if held + late.len() <= MOST_LATE {
+                pending.entry(ino.0).or_default().extend(late);
+            }
+        }
+        let Some(own) = own else {
+            // fuser logs a reply the kernel refuses and says nothing: the entries' lookup
+            // counts then stay. The kernel refuses a reply only once the request is gone
+            // for good (the connection aborted): a request it has handed to us, it waits
+            // for, even for a reader that was killed.
+            return reply.ok();
+        };
+        let Some(device) = self.device.get() else {
+            // Both mounters set it before serving; without it no reply could be sent.
+            for node in linked {
+                self.unlink(node, 1);
+            }
+            return reply.error(Errno::EIO);
+        };
+        match own.send(device.as_fd(), req.unique().0) {
             // Answered; fuser would answer again (EIO) when `reply` drops. It holds no
             // memory of its own (its entry buffer is empty and inline), only a count on the
             // session's Arc: that Arc and the session's /dev/fuse descriptor then stay
@@ -644,7 +977,7 @@ impl Filesystem for SquashFs {
             Err(e) => {
                 // The kernel links none of the entries: take back their lookup counts.
                 for node in linked {
-                    self.nodes.forget(node, 1);
+                    self.unlink(node, 1);
                 }
                 match e.raw_os_error() {
                     // The request was interrupted, or the mount is gone: nobody waits.
@@ -744,6 +1077,16 @@ fn reply_xattr(reply: ReplyXattr, size: u32, bytes: &[u8]) {
         reply.error(Errno::ERANGE);
     } else {
         reply.data(bytes);
+    }
+}
+
+/// What "." and ".." carry in a READDIRPLUS reply made by fuser: only `ino` and the type
+/// are read (as `d_ino` and `d_type`); the kernel links neither.
+fn listed_dir_attr(number: u64) -> FileAttr {
+    FileAttr {
+        ino: INodeNo(number),
+        kind: fuser::FileType::Directory,
+        ..empty_attr()
     }
 }
 

@@ -5,12 +5,16 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
-use sqfs::FileData;
+use sqfs::{FileData, MetaRef};
 
 use crate::streams::Streams;
 
 pub struct OpenFile {
     pub node: u64,
+    /// Where the inode it was opened as is stored: the node may stand for another inode
+    /// later (see `Nodes::remember_then`), and what is pushed for this file must not go
+    /// to that one.
+    pub inode: MetaRef,
     pub data: FileData,
     /// Its sequential readers, for the prefetch.
     pub streams: Streams,
@@ -22,10 +26,11 @@ pub struct OpenFile {
 }
 
 impl OpenFile {
-    pub fn new(node: u64, data: FileData) -> Self {
+    pub fn new(node: u64, inode: MetaRef, data: FileData) -> Self {
         let words = data.block_count().div_ceil(64) + 1;
         OpenFile {
             node,
+            inode,
             data,
             streams: Streams::default(),
             pushing: (0..words).map(|_| AtomicU64::new(0)).collect(),
@@ -100,10 +105,13 @@ impl Handles {
             .remove(&fh);
     }
 
-    /// The state of file `node` for a READ without an open, made by `load` the first time.
+    /// The state of file `node`, the inode stored at `inode`, for a READ without an open,
+    /// made by `load` the first time. Kept by node id, and remade when the node stands for
+    /// another inode now (a damaged image can number two inodes alike).
     pub fn by_inode<E>(
         &self,
         node: u64,
+        inode: MetaRef,
         load: impl FnOnce() -> Result<FileData, E>,
     ) -> Result<Arc<OpenFile>, E> {
         if let Some(file) = self
@@ -112,15 +120,22 @@ impl Handles {
             .unwrap_or_else(|e| e.into_inner())
             .files
             .get(&node)
+            .filter(|f| f.inode == inode)
         {
             return Ok(file.clone());
         }
         // Loaded outside the lock: a block list can take metadata reads.
-        let file = Arc::new(OpenFile::new(node, load()?));
+        let file = Arc::new(OpenFile::new(node, inode, load()?));
         let mut kept = self.by_inode.write().unwrap_or_else(|e| e.into_inner());
         let ByInode { files, blocks } = &mut *kept;
-        if let Some(present) = files.get(&node) {
-            return Ok(present.clone());
+        match files.get(&node) {
+            Some(present) if present.inode == inode => return Ok(present.clone()),
+            Some(_) => {
+                if let Some(gone) = files.remove(&node) {
+                    *blocks -= gone.data.block_count();
+                }
+            }
+            None => {}
         }
         *blocks += file.data.block_count();
         while !files.is_empty() && (files.len() >= FILES_BY_INODE || *blocks > BLOCKS_BY_INODE) {
@@ -167,13 +182,17 @@ mod tests {
             loads.fetch_add(1, Ordering::Relaxed);
             Ok(data.clone())
         };
-        let a = handles.by_inode(5, load).unwrap();
-        let again = handles.by_inode(5, load).unwrap();
+        let at = MetaRef {
+            block: 0,
+            offset: 8,
+        };
+        let a = handles.by_inode(5, at, load).unwrap();
+        let again = handles.by_inode(5, at, load).unwrap();
         assert!(Arc::ptr_eq(&a, &again), "a second read shares the state");
         assert_eq!(loads.load(Ordering::Relaxed), 1);
         assert_eq!(a.data.size(), 12388);
         for node in 100..100 + 2 * FILES_BY_INODE as u64 {
-            handles.by_inode(node, load).unwrap();
+            handles.by_inode(node, at, load).unwrap();
         }
         let kept = handles.by_inode.read().unwrap();
         assert_eq!(
@@ -185,7 +204,45 @@ mod tests {
         assert_eq!(kept.blocks, counted, "the running block count stays exact");
         drop(kept);
         // A failed load is reported and remembers nothing.
-        assert!(handles.by_inode(7, || Err::<FileData, _>("bad")).is_err());
+        assert!(handles
+            .by_inode(7, at, || Err::<FileData, _>("bad"))
+            .is_err());
         assert!(!handles.by_inode.read().unwrap().files.contains_key(&7));
+    }
+
+    #[test]
+    fn a_node_that_stands_for_another_inode_now_is_loaded_again() {
+        let handles = Handles::default();
+        let data = blocks_bin();
+        let loads = AtomicU64::new(0);
+        let load = || -> Result<FileData, ()> {
+            loads.fetch_add(1, Ordering::Relaxed);
+            Ok(data.clone())
+        };
+        let (first, second) = (
+            MetaRef {
+                block: 0,
+                offset: 8,
+            },
+            MetaRef {
+                block: 0,
+                offset: 40,
+            },
+        );
+        let a = handles.by_inode(5, first, load).unwrap();
+        let b = handles.by_inode(5, second, load).unwrap();
+        assert_eq!(
+            loads.load(Ordering::Relaxed),
+            2,
+            "not the first inode's state"
+        );
+        assert_eq!((a.inode, b.inode), (first, second));
+        let kept = handles.by_inode.read().unwrap();
+        assert_eq!(kept.files.len(), 1, "one state per node");
+        assert_eq!(
+            kept.blocks,
+            data.block_count(),
+            "the block count stays exact"
+        );
     }
 }

@@ -15,13 +15,17 @@ pub mod usage;
 // The filesystem itself, behind the server.
 mod auto_unmount;
 mod dirplus;
+#[cfg(feature = "floor")]
+pub mod floor;
 mod fs;
 mod fuse_mount;
 mod fusermount;
 mod handles;
+mod mates;
 mod mountinfo;
 mod nodes;
 mod prefetch;
+mod read_reply;
 mod readahead;
 mod streams;
 

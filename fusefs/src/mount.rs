@@ -201,7 +201,7 @@ pub fn run(config: MountConfig) -> Result<(), MountError> {
 
 /// Forks; the parent waits for the child's word and exits with it. Returns, in the child,
 /// the pipe to report on. Must run before any thread is started.
-fn daemonize() -> Result<OwnedFd, MountError> {
+pub(crate) fn daemonize() -> Result<OwnedFd, MountError> {
     // Close-on-exec: a helper the daemon starts and that outlives the mount (fusermount3
     // with auto_unmount) must not hold the parent's wait open.
     let (read_end, write_end) = pipe2(OFlag::O_CLOEXEC).map_err(system("pipe"))?;
@@ -320,26 +320,21 @@ fn mount_and_serve(
             .map_err(MountError::Thread)?;
     }
 
-    // Ready is said once the readahead window is set, so that files opened by the next
-    // line of a script get it (each open file takes the window at open). Setting it needs
-    // the session serving (see readahead::set), hence a thread.
+    // The session answered INIT as it started, so the readahead window can be set now
+    // (the kernel clamps it when it takes INIT). Ready is said once it is, so that files
+    // opened by the next line of a script get it (each open file takes the window at
+    // open); what that line asks waits in the kernel until the serving threads, started
+    // right after, read it.
+    if let Some(device) = mounted.device {
+        crate::readahead::set(device, config.readahead_window_kb());
+    }
     let mut ready = Outcome {
         parent: outcome.parent.take(),
         notify_pipe: outcome.notify_pipe.take(),
     };
-    let (foreground, window) = (config.foreground, config.readahead_window_kb());
-    {
-        let mountpoint = mountpoint.clone();
-        std::thread::Builder::new()
-            .name("ready".into())
-            .spawn(move || {
-                crate::readahead::set(&mountpoint, window);
-                ready.report(&Ok(()));
-                if !foreground {
-                    detach_stdio();
-                }
-            })
-            .map_err(MountError::Thread)?;
+    ready.report(&Ok(()));
+    if !config.foreground {
+        detach_stdio();
     }
     // Serves until the kernel ends the session: when the mount is unmounted, or, once it
     // is detached, when the last file open in it is closed. Nothing is unmounted after

@@ -7,10 +7,11 @@
 //! as its node id, which no entry can otherwise name); that inode's attributes are never
 //! cached by the kernel, so every `stat` asks us and gets `st_ino` 1.
 
+use std::collections::hash_map::Entry;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use sqfs::Inode;
+use sqfs::{Inode, MetaRef};
 
 pub const ROOT_NODE: u64 = 1;
 const SHARDS: usize = 32;
@@ -55,13 +56,45 @@ impl Nodes {
 
     /// Records that the kernel now holds `count` more references to `inode`.
     pub fn remember(&self, inode: Arc<Inode>, count: u64) -> u64 {
+        self.remember_then(inode, count, |_, _| {}).0
+    }
+
+    /// As `remember`, and calls `first(node, inode)` if the kernel held no reference to it
+    /// before, under the lock that orders it with `forget_then`'s `last`. Returns the node
+    /// id and the inode the node stands for: the one linked first while the kernel keeps
+    /// the node. A damaged image can give two inodes one number, hence one node id; the
+    /// kernel's driver then shows whichever it loaded first under both names (it finds
+    /// inodes by number, squashfs_iget() through iget_locked()), and so must we: the
+    /// attributes the kernel is told and the bytes pushed to it are that inode's.
+    pub fn remember_then(
+        &self,
+        inode: Arc<Inode>,
+        count: u64,
+        first: impl FnOnce(u64, &Inode),
+    ) -> (u64, Arc<Inode>) {
         let node = self.node_of(inode.number());
         let mut shard = self.shard(node).lock().unwrap_or_else(|e| e.into_inner());
+        let held = match shard.entry(node) {
+            Entry::Occupied(mut e) => {
+                e.get_mut().1 += count;
+                e.get().0.clone()
+            }
+            Entry::Vacant(e) => {
+                first(node, &inode);
+                e.insert((inode.clone(), count));
+                inode
+            }
+        };
+        (node, held)
+    }
+
+    /// Whether the kernel knows `node` as the inode stored at `reference` (a page-cache
+    /// push made for one inode must not reach another that took its node id since).
+    pub fn holds(&self, node: u64, reference: MetaRef) -> bool {
+        let shard = self.shard(node).lock().unwrap_or_else(|e| e.into_inner());
         shard
-            .entry(node)
-            .and_modify(|e| e.1 += count)
-            .or_insert((inode, count));
-        node
+            .get(&node)
+            .is_some_and(|e| e.0.reference() == reference)
     }
 
     pub fn get(&self, node: u64) -> Option<Arc<Inode>> {
@@ -69,13 +102,16 @@ impl Nodes {
         shard.get(&node).map(|e| e.0.clone())
     }
 
-    /// FUSE FORGET: the kernel dropped `count` references.
-    pub fn forget(&self, node: u64, count: u64) {
+    /// FUSE FORGET: the kernel dropped `count` references. Calls `last(node, inode)` if
+    /// that was its last reference to the node.
+    pub fn forget(&self, node: u64, count: u64, last: impl FnOnce(u64, &Inode)) {
         let mut shard = self.shard(node).lock().unwrap_or_else(|e| e.into_inner());
         if let Some(entry) = shard.get_mut(&node) {
             entry.1 = entry.1.saturating_sub(count);
             if entry.1 == 0 && node != ROOT_NODE {
-                shard.remove(&node);
+                if let Some((inode, _)) = shard.remove(&node) {
+                    last(node, &inode);
+                }
             }
         }
     }

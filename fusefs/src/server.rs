@@ -93,7 +93,8 @@ impl Server {
     /// Takes over `device`, a `/dev/fuse` descriptor a mount was made with. The session
     /// answers INIT once it runs.
     pub fn start(self, device: OwnedFd) -> io::Result<Session> {
-        let mut fs = SquashFs::new(self.archive, self.root, self.owners, self.prefetchers);
+        let mut fs = SquashFs::new(self.archive, self.root, self.owners, self.prefetchers)
+            .workers(self.workers);
         fs = match self.access {
             Access::Cached => fs,
             Access::CountingOpens => fs.counting_opens(),

@@ -2,6 +2,7 @@
 //! and the small table indexes only) and answers lookups, listings, attributes and reads.
 
 use std::fs::File;
+use std::ops::Range;
 use std::path::Path;
 
 use crate::cache::Block;
@@ -411,6 +412,25 @@ impl Archive {
         out: &mut Vec<u8>,
     ) -> Result<Option<usize>> {
         data.load_block_into(&self.ctx, index, out)
+    }
+
+    /// The fragment block holding the end of a file (the bytes after its last block),
+    /// decompressed and shared, and where in it those bytes are; None if the file keeps no
+    /// tail in a fragment. For readers that hand on whole blocks, as [`Archive::data_block`].
+    pub fn tail_block(&self, data: &FileData) -> Result<Option<(Block, Range<usize>)>> {
+        data.tail_block(&self.ctx)
+    }
+
+    /// For a regular file stored wholly in a fragment block (shorter than a block, no
+    /// blocks of its own, not empty): the fragment's index and where in the fragment block
+    /// the file starts. The files that share a fragment are decompressed together: a
+    /// reader of one may want to hand on the others. As stored, unchecked: reading the
+    /// file checks it.
+    pub fn fragment_of(&self, inode: &Inode) -> Option<(u32, u32)> {
+        match &inode.body {
+            InodeBody::File(info) if info.block_count == 0 && info.size > 0 => info.fragment,
+            _ => None,
+        }
     }
 
     /// A symbolic link's target, as stored.

@@ -1,5 +1,7 @@
 //! Regular file contents: the block list, sparse holes, and the tail in a fragment.
 
+use std::ops::Range;
+
 use crate::cache::Block;
 use crate::context::Context;
 use crate::error::{corrupt, Result};
@@ -73,6 +75,11 @@ impl FileData {
     /// unless that is kept in a fragment. Blocks are indexed from 0 at the file's start.
     pub fn block_count(&self) -> usize {
         self.blocks.len()
+    }
+
+    /// The index of the fragment block that holds the file's tail, if it has one there.
+    pub fn fragment(&self) -> Option<u32> {
+        self.info.fragment.map(|(index, _)| index)
     }
 
     /// Whether block `i` is a sparse hole (stored as nothing, reads as zeros).
@@ -175,24 +182,34 @@ impl FileData {
     }
 
     fn copy_tail(&self, ctx: &Context, within: usize, out: &mut [u8]) -> Result<usize> {
-        let (index, frag_offset) = self
-            .info
-            .fragment
+        let (data, tail) = self
+            .tail_block(ctx)?
             .ok_or_else(|| corrupt!("file of {} bytes has too few blocks", self.info.size))?;
+        let n = out.len().min(tail.len() - within);
+        let from = tail.start + within;
+        out[..n].copy_from_slice(&data[from..from + n]);
+        Ok(n)
+    }
+
+    /// The fragment block that holds the file's tail (its bytes after the last block),
+    /// decompressed, and where in it the tail lies; None if the file keeps no tail in a
+    /// fragment.
+    pub(crate) fn tail_block(&self, ctx: &Context) -> Result<Option<(Block, Range<usize>)>> {
+        let Some((index, frag_offset)) = self.info.fragment else {
+            return Ok(None);
+        };
         let fragments = (ctx.fragments.as_ref())
             .ok_or_else(|| corrupt!("file uses a fragment but the image has none"))?;
         let frag = fragments.get(&ctx.reader, index)?;
         let data = ctx.reader.data_block(frag.start, frag.block)?;
         let tail = (self.info.size % u64::from(self.block_size)) as usize;
         let start = frag_offset as usize;
-        if start.checked_add(tail).is_none_or(|end| end > data.len()) {
-            return Err(corrupt!(
+        match start.checked_add(tail).filter(|&end| end <= data.len()) {
+            Some(end) => Ok(Some((data, start..end))),
+            None => Err(corrupt!(
                 "file tail at {start}+{tail} is past its {}-byte fragment",
                 data.len()
-            ));
+            )),
         }
-        let n = out.len().min(tail - within);
-        out[..n].copy_from_slice(&data[start + within..start + within + n]);
-        Ok(n)
     }
 }

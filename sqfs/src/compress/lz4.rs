@@ -33,6 +33,40 @@ impl Decompressor for Lz4 {
             )
         })
     }
+
+    /// Decodes into `dst`'s spare capacity: no zero-fill of `max` bytes first, which cost
+    /// a sequential reader about 8% of the daemon's time.
+    fn decompress_vec(&self, src: &[u8], dst: &mut Vec<u8>, max: usize) -> Result<usize> {
+        if src.is_empty() {
+            return Err(fail(Compression::Lz4, "empty block"));
+        }
+        let (Ok(capacity), Ok(src_len)) = (i32::try_from(max), i32::try_from(src.len())) else {
+            return Err(fail(Compression::Lz4, "block larger than 2 GiB"));
+        };
+        dst.clear();
+        dst.reserve_exact(max);
+        // SAFETY: dst has room for `max` bytes. LZ4_decompress_safe reads at most `src_len`
+        // bytes of src, writes at most `capacity` bytes at dst and reads back only bytes of
+        // dst it wrote (matches copy from earlier output); it returns how many it wrote, or
+        // a negative number if the block is corrupt or does not fit.
+        let n = unsafe {
+            lz4::liblz4::LZ4_decompress_safe(
+                src.as_ptr().cast(),
+                dst.as_mut_ptr().cast(),
+                src_len,
+                capacity,
+            )
+        };
+        let Ok(n) = usize::try_from(n) else {
+            return Err(fail(
+                Compression::Lz4,
+                format!("corrupt block or output does not fit in {max} bytes"),
+            ));
+        };
+        // SAFETY: the first n <= max bytes were written just now.
+        unsafe { dst.set_len(n) };
+        Ok(n)
+    }
 }
 
 /// The writer's side: a raw block, LZ4_compress_default or LZ4_compress_HC at `hc`'s

@@ -191,9 +191,16 @@ fn copy_literals(
     op: &mut usize,
     n: usize,
 ) -> std::result::Result<(), Bad> {
-    let from = r.src.get(r.ip..r.ip + n).ok_or(Bad::InputOverrun)?;
-    let to = dst.get_mut(*op..*op + n).ok_or(Bad::OutputOverrun)?;
-    to.copy_from_slice(from);
+    if n <= 16 && r.ip + 16 <= r.src.len() && *op + 16 <= dst.len() {
+        // Most literal runs are short: one fixed 16-byte copy beats a memcpy call. The
+        // bytes past the run are overwritten by what follows or lie beyond the result.
+        let chunk: [u8; 16] = r.src[r.ip..r.ip + 16].try_into().unwrap_or([0; 16]);
+        dst[*op..*op + 16].copy_from_slice(&chunk);
+    } else {
+        let from = r.src.get(r.ip..r.ip + n).ok_or(Bad::InputOverrun)?;
+        let to = dst.get_mut(*op..*op + n).ok_or(Bad::OutputOverrun)?;
+        to.copy_from_slice(from);
+    }
     r.ip += n;
     *op += n;
     Ok(())
@@ -211,7 +218,17 @@ fn copy_match(
     if end > dst.len() {
         return Err(Bad::OutputOverrun);
     }
-    if distance >= 8 && length <= 8 && *op + 8 <= dst.len() {
+    if distance >= 16 && length <= 64 && end + 16 <= dst.len() {
+        // Short and middling matches that do not overlap a 16-byte step: fixed 16-byte
+        // copies, each of bytes already written (the source runs `distance` >= 16 behind).
+        let (mut from, mut to) = (start, *op);
+        while to < end {
+            let chunk: [u8; 16] = dst[from..from + 16].try_into().unwrap_or([0; 16]);
+            dst[to..to + 16].copy_from_slice(&chunk);
+            from += 16;
+            to += 16;
+        }
+    } else if distance >= 8 && length <= 8 && *op + 8 <= dst.len() {
         // Most lzo matches are short: one fixed 8-byte copy beats a memmove call. The
         // bytes past `end` are overwritten by what follows or lie beyond the result.
         let chunk: [u8; 8] = dst[start..start + 8].try_into().unwrap_or([0; 8]);
@@ -250,6 +267,45 @@ pub(super) mod tests {
     fn lzokay_blocks() {
         for plain in [block(), text(128 << 10), noise(7, 128 << 10)] {
             check_block(Compression::Lzo, None, &encode(&plain), &plain, false);
+        }
+    }
+
+    #[test]
+    fn short_runs_and_matches_of_every_distance_decode_exactly() {
+        // Repeats of every period 1..48 cut into pieces of every length 1..70, between
+        // short literal runs: the decoder's fixed-size copies for short literal runs and
+        // matches (which write past the run) against its exact ones, near the end of the
+        // output too (decoded into exactly the plain length and into room to spare).
+        let mut x = 12345u32;
+        let mut rand = move || {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            x
+        };
+        let mut plain = Vec::new();
+        for period in 1..48usize {
+            for len in 1..70usize {
+                let base = plain.len();
+                for i in 0..(rand() % 4) {
+                    plain.push((rand() >> 8) as u8 ^ i as u8);
+                }
+                let motif: Vec<u8> = (0..period).map(|_| (rand() >> 16) as u8).collect();
+                plain.extend((0..len + period).map(|i| motif[i % period]));
+                if plain.len() - base > 200 {
+                    break;
+                }
+            }
+        }
+        for cut in [plain.len(), 4097, 130, 17, 16, 9] {
+            let plain = &plain[..cut.min(plain.len())];
+            let encoded = encode(plain);
+            let mut exact = vec![0u8; plain.len()];
+            assert_eq!(decode(&encoded, &mut exact), Ok(plain.len()), "cut {cut}");
+            assert_eq!(exact, plain, "cut {cut}");
+            let mut roomy = vec![0u8; plain.len() + 100];
+            assert_eq!(decode(&encoded, &mut roomy), Ok(plain.len()), "cut {cut}");
+            assert_eq!(&roomy[..plain.len()], plain, "cut {cut}");
         }
     }
 
