@@ -771,7 +771,8 @@ fn removed_entries_are_gone_and_their_names_replaced() {
 
 #[test]
 fn removing_a_name_that_is_not_there_fails_at_finish() {
-    let cases: [(&str, fn(&mut Writer)); 3] = [
+    type Build = fn(&mut Writer);
+    let cases: [(&str, Build); 3] = [
         ("never added", |w| {
             let root = w.root();
             w.remove(root, b"absent").unwrap();
