@@ -162,7 +162,7 @@ impl Encoding {
             )),
             Compression::Zstd => Box::new(match self.level {
                 Some(level) => self::zstd::ZstdWriter::new(level)?,
-                None => self::zstd::ZstdWriter::default_level()?,
+                None => self::zstd::ZstdWriter::default_level(self.block_size)?,
             }),
             Compression::Lz4 => Box::new(lz4::Lz4Writer::new(
                 self.lz4_hc.then(|| self.level.unwrap_or(9)),

@@ -63,8 +63,11 @@ pub(super) struct ZstdWriter(CCtx<'static>);
 /// shorter search for matches. At 128 KiB blocks level 15 is the optimal parser (btopt)
 /// looking 2^6 candidates deep for matches up to 256 bytes; 2^3 candidates and 24 bytes
 /// (between libzstd's levels 13 and 14) took 0.72-0.83x its CPU time on bench/pack.sh's
-/// trees for images 0.5-0.6% larger (bench/results/pack.md).
+/// trees for images 0.5-0.6% larger (bench/results/pack.md). Blocks past 256 KiB get level
+/// 15 as it is: libzstd's level 15 for them is another strategy (btlazy2), not measured
+/// with a shorter search.
 pub(super) const DEFAULT_LEVEL: i32 = 15;
+const TUNED_UP_TO: u32 = 256 << 10;
 const DEFAULT_SEARCH_LOG: u32 = 3;
 const DEFAULT_TARGET_LENGTH: u32 = 24;
 
@@ -76,9 +79,13 @@ impl ZstdWriter {
             .map_err(|e| compress_fail(Compression::Zstd, e.to_string()))
     }
 
-    /// The default: [`DEFAULT_LEVEL`] with a shorter search.
-    pub(super) fn default_level() -> Result<Self> {
+    /// The default for blocks of `block_size` bytes: [`DEFAULT_LEVEL`], with a shorter
+    /// search up to 256 KiB.
+    pub(super) fn default_level(block_size: u32) -> Result<Self> {
         let mut w = Self::new(DEFAULT_LEVEL)?;
+        if block_size > TUNED_UP_TO {
+            return Ok(w);
+        }
         for p in [
             CParameter::SearchLog(DEFAULT_SEARCH_LOG),
             CParameter::TargetLength(DEFAULT_TARGET_LENGTH),
@@ -147,6 +154,21 @@ mod tests {
         let default = encode(None);
         assert_eq!(default, tuned.compress(&plain).unwrap());
         assert_ne!(default, encode(Some(15)));
+        let mut big = Encoding::new(Compression::Zstd, 1 << 20);
+        let mut out = Vec::new();
+        assert!(big
+            .compressor()
+            .unwrap()
+            .compress(&plain, &mut out)
+            .unwrap());
+        big.level = Some(15);
+        let mut at_15 = Vec::new();
+        assert!(big
+            .compressor()
+            .unwrap()
+            .compress(&plain, &mut at_15)
+            .unwrap());
+        assert_eq!(out, at_15, "1 MiB blocks: level 15 as it is");
     }
 
     #[test]
