@@ -716,3 +716,87 @@ fn files_read_from_disk_are_found_to_be_duplicates_before_they_are_stored() {
     // Two noise blocks of a and two of other (a hole and a fragment-less tail each).
     assert!(summary.bytes_used < 5 * 131072, "{}", summary.bytes_used);
 }
+
+#[test]
+fn removed_entries_are_gone_and_their_names_replaced() {
+    let scratch = Scratch::new("removed");
+    pack(&scratch, &WriteOptions::default(), |w| {
+        let root = w.root();
+        // One name added, taken out, added again, twice over: the last one stays.
+        add_bytes(w, root, "again", meta(0o644), b"first\n");
+        w.remove(root, b"again").unwrap();
+        add_bytes(w, root, "again", meta(0o600), b"second\n");
+        w.remove(root, b"again").unwrap();
+        add_bytes(w, root, "again", meta(0o640), b"third\n");
+        // A file with a name in a directory that is taken out, one outside it, and one
+        // name taken out on its own: one name left.
+        let mut r = &b"linked"[..];
+        let linked = w
+            .file(root, b"linked", meta(0o644), 6, Content::Stream(&mut r))
+            .unwrap();
+        let dir = w.dir(root, b"dir", meta(0o755)).unwrap();
+        let sub = w.dir(dir, b"sub", meta(0o755)).unwrap();
+        w.link(dir, b"link-in-dir", linked).unwrap();
+        w.link(sub, b"link-in-sub", linked).unwrap();
+        w.link(root, b"link-2", linked).unwrap();
+        add_bytes(w, sub, "inside", meta(0o644), b"gone with dir\n");
+        w.remove(root, b"link-2").unwrap();
+        w.remove(root, b"dir").unwrap();
+        // The directory's name given to a file.
+        add_bytes(w, root, "dir", meta(0o644), b"a file now\n");
+    });
+    let a = open(&scratch);
+    let root = a.root().unwrap();
+    let names: Vec<Vec<u8>> = a
+        .read_dir(&root)
+        .unwrap()
+        .map(|e| e.unwrap().name)
+        .collect();
+    assert_eq!(
+        names,
+        vec![b"again".to_vec(), b"dir".to_vec(), b"linked".to_vec()]
+    );
+    assert_eq!(a.read_file_at("/again", 100).unwrap(), b"third\n");
+    assert_eq!(
+        a.attr(&a.lookup_path("/again").unwrap()).unwrap().mode & 0o777,
+        0o640
+    );
+    assert_eq!(a.read_file_at("/dir", 100).unwrap(), b"a file now\n");
+    let linked = a.lookup_path("/linked").unwrap();
+    assert_eq!(linked.nlink(), 1, "the names in dir and link-2 are gone");
+    assert_eq!(root.nlink(), 2, "no directory under the root");
+    assert_eq!(a.superblock().inode_count, 4);
+    check_export_table(&a);
+}
+
+#[test]
+fn removing_a_name_that_is_not_there_fails_at_finish() {
+    type Build = fn(&mut Writer);
+    let cases: [(&str, Build); 3] = [
+        ("never added", |w| {
+            let root = w.root();
+            w.remove(root, b"absent").unwrap();
+        }),
+        ("added only after", |w| {
+            let root = w.root();
+            w.remove(root, b"later").unwrap();
+            add_bytes(w, root, "later", meta(0o644), b"x");
+        }),
+        ("taken out twice", |w| {
+            let root = w.root();
+            add_bytes(w, root, "once", meta(0o644), b"x");
+            w.remove(root, b"once").unwrap();
+            w.remove(root, b"once").unwrap();
+        }),
+    ];
+    for (case, build) in cases {
+        let scratch = Scratch::new("not-there");
+        let out = File::create(&scratch.0).unwrap();
+        let mut w = Writer::create(out, &WriteOptions::default(), meta(0o755)).unwrap();
+        build(&mut w);
+        match w.finish() {
+            Err(WriteError::NotFound(name)) => assert!(!name.is_empty(), "{case}"),
+            other => panic!("{case}: {other:?}"),
+        }
+    }
+}

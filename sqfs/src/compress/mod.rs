@@ -63,8 +63,9 @@ pub trait Compressor: Send {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Encoding {
     pub codec: Compression,
-    /// `-Xcompression-level`: gzip 1..=9 (default 9), zstd 1..=22 (default 15), xz's
-    /// preset 0..=9 (default 6), lz4 HC 1..=12 (default 9); lzo takes none.
+    /// `-Xcompression-level`: gzip 1..=9 (default 9), zstd 1..=22 (default: 15 with a
+    /// shorter search, see `zstd.rs`; 15 given is libzstd's level 15), xz's preset 0..=9
+    /// (default 6), lz4 HC 1..=12 (default 9); lzo takes none.
     pub level: Option<i32>,
     /// `-Xbcj`: the xz BCJ filters to try on each block, as a mask in
     /// [`options::XZ_FILTER_NAMES`] order (the smallest result is kept, as mksquashfs does).
@@ -159,7 +160,10 @@ impl Encoding {
                 self.block_size,
                 self.xz_filters,
             )),
-            Compression::Zstd => Box::new(self::zstd::ZstdWriter::new(self.level.unwrap_or(15))?),
+            Compression::Zstd => Box::new(match self.level {
+                Some(level) => self::zstd::ZstdWriter::new(level)?,
+                None => self::zstd::ZstdWriter::default_level(self.block_size)?,
+            }),
             Compression::Lz4 => Box::new(lz4::Lz4Writer::new(
                 self.lz4_hc.then(|| self.level.unwrap_or(9)),
             )),

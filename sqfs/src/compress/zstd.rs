@@ -3,6 +3,7 @@
 use std::cell::RefCell;
 
 use ::zstd::bulk::{Compressor as CCtx, Decompressor as DCtx};
+use ::zstd::zstd_safe::CParameter;
 
 use super::{compress_fail, fail, with_cached, Compression, Compressor, Decompressor};
 use crate::error::Result;
@@ -58,11 +59,41 @@ impl Decompressor for Zstd {
 /// no checksum and the content size in the header.
 pub(super) struct ZstdWriter(CCtx<'static>);
 
+/// The default when no level is given: libzstd's level 15 (mksquashfs's default) with a
+/// shorter search for matches. At 128 KiB blocks level 15 is the optimal parser (btopt)
+/// looking 2^6 candidates deep for matches up to 256 bytes; 2^3 candidates and 24 bytes
+/// (between libzstd's levels 13 and 14) took 0.72-0.83x its CPU time on bench/pack.sh's
+/// trees for images 0.5-0.6% larger (bench/results/pack.md). Blocks past 256 KiB get level
+/// 15 as it is: libzstd's level 15 for them is another strategy (btlazy2), not measured
+/// with a shorter search.
+pub(super) const DEFAULT_LEVEL: i32 = 15;
+const TUNED_UP_TO: u32 = 256 << 10;
+const DEFAULT_SEARCH_LOG: u32 = 3;
+const DEFAULT_TARGET_LENGTH: u32 = 24;
+
 impl ZstdWriter {
+    /// libzstd's level `level`, exactly.
     pub(super) fn new(level: i32) -> Result<Self> {
         CCtx::new(level)
             .map(ZstdWriter)
             .map_err(|e| compress_fail(Compression::Zstd, e.to_string()))
+    }
+
+    /// The default for blocks of `block_size` bytes: [`DEFAULT_LEVEL`], with a shorter
+    /// search up to 256 KiB.
+    pub(super) fn default_level(block_size: u32) -> Result<Self> {
+        let mut w = Self::new(DEFAULT_LEVEL)?;
+        if block_size > TUNED_UP_TO {
+            return Ok(w);
+        }
+        for p in [
+            CParameter::SearchLog(DEFAULT_SEARCH_LOG),
+            CParameter::TargetLength(DEFAULT_TARGET_LENGTH),
+        ] {
+            w.0.set_parameter(p)
+                .map_err(|e| compress_fail(Compression::Zstd, e.to_string()))?;
+        }
+        Ok(w)
     }
 }
 
@@ -88,7 +119,7 @@ mod tests {
     use ::zstd::zstd_safe::CParameter;
 
     use super::super::tests::{block, check_block};
-    use super::super::{new_decompressor, Compression};
+    use super::super::{new_decompressor, Compression, Encoding};
 
     #[test]
     fn levels() {
@@ -97,6 +128,47 @@ mod tests {
             let encoded = ::zstd::bulk::compress(&plain, level).unwrap();
             check_block(Compression::Zstd, None, &encoded, &plain, false);
         }
+    }
+
+    #[test]
+    fn a_level_given_is_libzstds_level_and_the_default_searches_less() {
+        let plain = block();
+        let encode = |level: Option<i32>| {
+            let mut e = Encoding::new(Compression::Zstd, 128 << 10);
+            e.level = level;
+            let mut out = Vec::new();
+            assert!(e.compressor().unwrap().compress(&plain, &mut out).unwrap());
+            check_block(Compression::Zstd, None, &out, &plain, false);
+            out
+        };
+        for level in [3, 15, 19] {
+            assert_eq!(
+                encode(Some(level)),
+                ::zstd::bulk::compress(&plain, level).unwrap(),
+                "{level}"
+            );
+        }
+        let mut tuned = Compressor::new(15).unwrap();
+        tuned.set_parameter(CParameter::SearchLog(3)).unwrap();
+        tuned.set_parameter(CParameter::TargetLength(24)).unwrap();
+        let default = encode(None);
+        assert_eq!(default, tuned.compress(&plain).unwrap());
+        assert_ne!(default, encode(Some(15)));
+        let mut big = Encoding::new(Compression::Zstd, 1 << 20);
+        let mut out = Vec::new();
+        assert!(big
+            .compressor()
+            .unwrap()
+            .compress(&plain, &mut out)
+            .unwrap());
+        big.level = Some(15);
+        let mut at_15 = Vec::new();
+        assert!(big
+            .compressor()
+            .unwrap()
+            .compress(&plain, &mut at_15)
+            .unwrap());
+        assert_eq!(out, at_15, "1 MiB blocks: level 15 as it is");
     }
 
     #[test]

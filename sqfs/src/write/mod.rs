@@ -310,7 +310,10 @@ impl Writer {
     /// Takes the entry `name` out of `parent`, so that another entry can be added under
     /// that name (a later tar member replaces an earlier one). A directory goes with
     /// everything under it; a hard-linked file keeps its other names. A file's blocks
-    /// stay in the image, unreferenced unless a later file has the same content.
+    /// stay in the image, unreferenced unless a later file has the same content. The call
+    /// costs no search of the directory: it is recorded and applied at [`Writer::finish`]
+    /// as if made now, and finish fails with [`WriteError::NotFound`] if `parent` had no
+    /// such entry at the time of the call.
     pub fn remove(&mut self, parent: NodeId, name: &[u8]) -> WriteResult<()> {
         self.usable()?;
         self.tree.remove(parent.0, name)

@@ -119,8 +119,15 @@ impl Pipeline {
     ) -> WriteResult<Self> {
         let block_size = encoding.block_size as usize;
         let threads = threads.max(1);
-        // A few blocks per worker in flight, and at most 64 MiB of them.
-        let window = (4 * threads + 4).min((64 << 20) / block_size).max(4);
+        // 32 MiB of blocks in flight (256 at 128 KiB), a few per worker at least, at most
+        // 64 MiB: the workers have a second or so of work queued, so they go on while the
+        // caller's thread waits for a CPU on a busy machine (with 12 blocks, 2 workers ran
+        // dry: 0.7-1 of 2 cores busy packing big files under load). Raw and compressed
+        // buffers together stay within twice that.
+        let window = ((32 << 20) / block_size)
+            .max(4 * threads + 4)
+            .min((64 << 20) / block_size)
+            .max(4);
         let (pool_home, pool) = bounded(window);
         for _ in 0..window {
             let _ = pool_home.send(Vec::with_capacity(block_size));

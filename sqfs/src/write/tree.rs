@@ -1,6 +1,8 @@
 //! The entries added so far, in memory until the metadata is written: one node per inode
 //! (a hard link is another entry naming the same node), each directory's entries.
 
+use std::collections::HashMap;
+
 use super::data::Stored;
 use super::error::{show, WriteError, WriteResult};
 use crate::inode::FileType;
@@ -20,6 +22,9 @@ pub(super) struct Attrs {
 pub(super) struct Entry {
     pub name: Box<[u8]>,
     pub node: u32,
+    /// When it was added, on the tree's clock: a removal takes only an entry added before
+    /// it.
+    added: u64,
 }
 
 pub(super) enum Body {
@@ -56,6 +61,22 @@ const MAX_NODES: usize = u32::MAX as usize - 1;
 #[derive(Default)]
 pub(super) struct Tree {
     pub nodes: Vec<Node>,
+    /// Counts additions and removals: their order, which removals are applied in.
+    clock: u64,
+    /// Entries taken out (`remove`), applied in order when the tree is sorted, so that
+    /// taking one out costs no search of a big directory.
+    removed: Vec<Removal>,
+}
+
+/// Where a name is in a directory, in the order added, and how many of those removals
+/// have passed over.
+type Positions = (Vec<usize>, usize);
+
+/// `name` taken out of `dir` at `at` on the tree's clock.
+struct Removal {
+    dir: u32,
+    name: Box<[u8]>,
+    at: u64,
 }
 
 impl Tree {
@@ -103,9 +124,11 @@ impl Tree {
             return Err(WriteError::TooManyInodes);
         }
         let node = self.nodes.len() as u32;
+        let added = self.tick();
         self.entries(parent)?.push(Entry {
             name: name.into(),
             node,
+            added,
         });
         self.nodes.push(Node {
             attrs,
@@ -121,39 +144,132 @@ impl Tree {
             Some(Body::Dir(_)) | None => return Err(WriteError::NotADirectory),
             Some(_) => {}
         }
+        let added = self.tick();
         self.entries(parent)?.push(Entry {
             name: name.into(),
             node: target,
+            added,
         });
         let target = &mut self.nodes[target as usize];
         target.names = target.names.saturating_add(1);
         Ok(())
     }
 
+    fn tick(&mut self) -> u64 {
+        self.clock += 1;
+        self.clock
+    }
+
     /// Takes the entry `name` out of `parent` (the caller replaces it, as a later tar
-    /// member replaces an earlier one of the same path). Its node stays unreachable and
-    /// is not written; every node it named loses that name (a directory's whole subtree:
-    /// a hard link from inside it to a file elsewhere is one name fewer for that file).
+    /// member replaces an earlier one of the same path). Recorded now, applied when the
+    /// tree is sorted (see `apply_removals`).
     pub(super) fn remove(&mut self, parent: u32, name: &[u8]) -> WriteResult<()> {
-        let entries = self.entries(parent)?;
-        let at = entries
-            .iter()
-            .position(|e| &*e.name == name)
-            .ok_or_else(|| WriteError::NotFound(show(name)))?;
-        let mut gone = vec![entries.swap_remove(at).node];
-        while let Some(node) = gone.pop() {
-            let node = &mut self.nodes[node as usize];
-            match &mut node.body {
-                Body::Dir(entries) => gone.extend(std::mem::take(entries).iter().map(|e| e.node)),
-                _ => node.names = node.names.saturating_sub(1),
+        self.check_parent(parent)?;
+        let at = self.tick();
+        self.removed.push(Removal {
+            dir: parent,
+            name: name.into(),
+            at,
+        });
+        Ok(())
+    }
+
+    /// Applies the removals as if each had been made when it was recorded: it takes the
+    /// earliest entry of its name in its directory that was added before it and is still
+    /// there, or fails with NotFound. What that entry named is left unreachable and is not
+    /// written; every node loses the names it had there (a directory's whole subtree as it
+    /// was then: a hard link from inside it to a file elsewhere is one name fewer for that
+    /// file).
+    fn apply_removals(&mut self) -> WriteResult<()> {
+        if self.removed.is_empty() {
+            return Ok(());
+        }
+        // Where each name taken out is in its directory, in the order added (entries are
+        // only appended until now), and how many of those the earlier removals have
+        // passed over.
+        let mut wanted: HashMap<(u32, &[u8]), Positions> = HashMap::new();
+        for r in &self.removed {
+            wanted.entry((r.dir, &r.name)).or_default();
+        }
+        let dirs: std::collections::HashSet<u32> = self.removed.iter().map(|r| r.dir).collect();
+        for &dir in &dirs {
+            if let Some(Body::Dir(entries)) = self.nodes.get(dir as usize).map(|n| &n.body) {
+                for (i, e) in entries.iter().enumerate() {
+                    if let Some((at, _)) = wanted.get_mut(&(dir, &*e.name)) {
+                        at.push(i);
+                    }
+                }
             }
         }
+        // Taken out: (directory, position), resolved against `wanted` before anything is
+        // changed in the tree.
+        let mut gone: std::collections::HashSet<(u32, usize)> = std::collections::HashSet::new();
+        let mut dropped = Vec::new();
+        for r in &self.removed {
+            let Some((at, passed)) = wanted.get_mut(&(r.dir, &*r.name)) else {
+                unreachable!("every removal is in `wanted`")
+            };
+            let Body::Dir(entries) = &self.nodes[r.dir as usize].body else {
+                unreachable!("checked by remove")
+            };
+            // Entries already gone (taken out, or under a directory taken out) are passed
+            // over for good: none of them comes back.
+            while at.get(*passed).is_some_and(|&i| gone.contains(&(r.dir, i))) {
+                *passed += 1;
+            }
+            let found = at
+                .get(*passed)
+                .map(|&i| (i, &entries[i]))
+                .filter(|(_, e)| e.added < r.at);
+            let Some((i, entry)) = found else {
+                return Err(WriteError::NotFound(show(&r.name)));
+            };
+            *passed += 1;
+            gone.insert((r.dir, i));
+            // The entry's node, and everything under it that was there at `r.at`.
+            let mut under = vec![entry.node];
+            while let Some(node) = under.pop() {
+                match &self.nodes[node as usize].body {
+                    Body::Dir(entries) => {
+                        for (i, e) in entries.iter().enumerate() {
+                            if e.added < r.at && gone.insert((node, i)) {
+                                under.push(e.node);
+                            }
+                        }
+                    }
+                    _ => dropped.push(node),
+                }
+            }
+        }
+        for node in dropped {
+            let node = &mut self.nodes[node as usize];
+            node.names = node.names.saturating_sub(1);
+        }
+        let mut by_dir: HashMap<u32, Vec<usize>> = HashMap::new();
+        for (dir, i) in gone {
+            by_dir.entry(dir).or_default().push(i);
+        }
+        for (dir, mut positions) in by_dir {
+            positions.sort_unstable();
+            let Body::Dir(entries) = &mut self.nodes[dir as usize].body else {
+                unreachable!("only directories have entries")
+            };
+            let mut i = 0;
+            let mut next = positions.iter().peekable();
+            entries.retain(|_| {
+                let keep = next.next_if_eq(&&i).is_none();
+                i += 1;
+                keep
+            });
+        }
+        self.removed.clear();
         Ok(())
     }
 
     /// Sorts every directory's entries by name (bytewise, as listings must be), refusing a
     /// name that is there twice.
     pub(super) fn sort(&mut self) -> WriteResult<()> {
+        self.apply_removals()?;
         for node in &mut self.nodes {
             if let Body::Dir(entries) = &mut node.body {
                 entries.sort_unstable_by(|a, b| a.name.cmp(&b.name));
