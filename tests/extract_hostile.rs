@@ -440,40 +440,18 @@ fn extract_seeds() -> Vec<(String, Vec<u8>)> {
     seeds
 }
 
-/// Inputs the `extract` fuzz target once found (none yet): `sqfs/tests/fuzz_regressions/
-/// extract/`, where the other targets' findings are.
-fn extract_regressions() -> Vec<(String, Vec<u8>)> {
-    let dir = e2e_tests::corpus::repo_root().join("sqfs/tests/fuzz_regressions/extract");
-    // The directory exists (`.keep` holds it in git): a path gone wrong must fail, not
-    // replay nothing.
-    let entries = std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
-    let mut files: Vec<PathBuf> = entries.map(|e| e.unwrap().path()).collect();
-    files.sort();
-    files
-        .into_iter()
-        .filter(|p| p.is_file() && !p.file_name().unwrap().to_string_lossy().starts_with('.'))
-        .map(|p| {
-            let name = p.file_name().unwrap().to_string_lossy().into_owned();
-            (name, std::fs::read(&p).unwrap())
-        })
-        .collect()
-}
-
 /// Replays the fuzz target's seeds and findings through its own body (which panics if
 /// anything outside its sandbox's destination changed). With `SQFS_FUZZ_SEEDS=DIR` the
 /// seeds are also written to `DIR/extract/`, where `fuzz/ci.sh` starts the fuzzer from.
 #[test]
 fn extract_fuzz_seeds_and_findings_stay_in_the_sandbox() {
     let seeds = extract_seeds();
-    if let Some(out) = std::env::var_os("SQFS_FUZZ_SEEDS") {
-        let dir = Path::new(&out).join("extract");
-        std::fs::create_dir_all(&dir).unwrap();
-        for (name, data) in &seeds {
-            std::fs::write(dir.join(format!("seed-{name}")), data).unwrap();
-        }
-    }
+    e2e_tests::fuzzing::write_seeds("extract", &seeds);
     let sandbox = extract_check::Sandbox::new("replay");
-    for (name, data) in seeds.iter().chain(&extract_regressions()) {
+    for (name, data) in seeds
+        .iter()
+        .chain(&e2e_tests::fuzzing::regressions("extract"))
+    {
         let result = sandbox.extract(data);
         let opened = result.is_some();
         let extracted = matches!(result, Some(Ok(_)));

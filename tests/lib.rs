@@ -5,6 +5,7 @@
 pub mod container;
 pub mod corpus;
 pub mod fuse_daemon;
+pub mod fuzzing;
 pub mod hostile;
 pub mod mpi;
 pub mod packing;

@@ -862,37 +862,13 @@ fn tar_seeds() -> Vec<(String, Vec<u8>)> {
     seeds
 }
 
-/// Inputs the `tar` fuzz target once found: `sqfs/tests/fuzz_regressions/tar/`.
-fn tar_regressions() -> Vec<(String, Vec<u8>)> {
-    let dir = repo_root().join("sqfs/tests/fuzz_regressions/tar");
-    // The directory exists (`.keep` holds it in git): a path gone wrong must fail, not
-    // replay nothing.
-    let entries = std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
-    let mut files: Vec<std::path::PathBuf> = entries.map(|e| e.unwrap().path()).collect();
-    files.sort();
-    files
-        .into_iter()
-        .filter(|p| p.is_file() && !p.file_name().unwrap().to_string_lossy().starts_with('.'))
-        .map(|p| {
-            let name = p.file_name().unwrap().to_string_lossy().into_owned();
-            (name, std::fs::read(&p).unwrap())
-        })
-        .collect()
-}
-
 /// Replays the `tar` fuzz target's seeds and findings through its own body (which panics
 /// on a finding). With `SQFS_FUZZ_SEEDS=DIR` the seeds are also written to `DIR/tar/`,
 /// where `fuzz/ci.sh` starts the fuzzer from.
 #[test]
 fn tar_fuzz_seeds_and_findings_pack_or_fail_in_one_line() {
     let seeds = tar_seeds();
-    if let Some(out) = std::env::var_os("SQFS_FUZZ_SEEDS") {
-        let dir = Path::new(&out).join("tar");
-        std::fs::create_dir_all(&dir).unwrap();
-        for (name, data) in &seeds {
-            std::fs::write(dir.join(format!("seed-{name}")), data).unwrap();
-        }
-    }
+    e2e_tests::fuzzing::write_seeds("tar", &seeds);
     let scratch = tar_check::Scratch::new("replay");
     for (name, data) in &seeds {
         // The seeds must reach the code they are for: every one packs.
@@ -959,7 +935,7 @@ fn tar_fuzz_seeds_and_findings_pack_or_fail_in_one_line() {
             _ => {}
         }
     }
-    for (name, data) in &tar_regressions() {
+    for (name, data) in &e2e_tests::fuzzing::regressions("tar") {
         let result = scratch.pack(data);
         eprintln!("regression {name}: {:?}", result.map(|w| w.entries.len()));
     }
