@@ -5,7 +5,6 @@
 //! getdents returns are the ones the first reply carried.
 
 use std::os::fd::AsRawFd;
-use std::process::Command;
 
 use e2e_tests::skip::{needs, Need};
 use e2e_tests::sys::{listing_walk, FuseMount, LoopMount};
@@ -60,13 +59,7 @@ fn one_getdents_brings_as_many_entries_as_its_buffer_holds() {
         std::fs::write(src.join("d").join(format!("entry-{i:03}")), b"x").unwrap();
     }
     let image = base.join("image.sqfs");
-    let status = Command::new("mksquashfs")
-        .arg(&src)
-        .arg(&image)
-        .args(["-no-progress", "-quiet", "-comp", "gzip", "-noappend"])
-        .status()
-        .expect("mksquashfs (squashfs-tools) must be installed");
-    assert!(status.success());
+    e2e_tests::sys::mksquashfs(&src, &image, &["-comp", "gzip"]);
     let mount = FuseMount::new(&image, &[]).unwrap();
 
     let dir = std::fs::File::open(mount.dir.join("d")).unwrap();

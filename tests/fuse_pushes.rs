@@ -10,7 +10,6 @@ use std::fs::File;
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use e2e_tests::fuse_daemon::{wait_until, PATIENCE};
 use e2e_tests::skip::{needs, Need};
@@ -41,13 +40,7 @@ impl Image {
             std::fs::write(path, bytes).unwrap();
         }
         let image = dir.join("image.sqfs");
-        let status = Command::new("mksquashfs")
-            .arg(&src)
-            .arg(&image)
-            .args(["-no-progress", "-quiet", "-comp", "gzip", "-noappend"])
-            .status()
-            .expect("mksquashfs (squashfs-tools) must be installed");
-        assert!(status.success());
+        e2e_tests::sys::mksquashfs(&src, &image, &["-comp", "gzip"]);
         Image { dir, image }
     }
 }
@@ -196,20 +189,7 @@ fn shared_number_image(name: &str) -> (Image, Vec<u8>, Vec<u8>) {
         std::fs::write(src.join(path), bytes).unwrap();
     }
     let image = dir.join(format!("{name}.sqfs"));
-    let status = Command::new("mksquashfs")
-        .arg(&src)
-        .arg(&image)
-        .args([
-            "-no-progress",
-            "-quiet",
-            "-noappend",
-            "-noI",
-            "-noD",
-            "-all-root",
-        ])
-        .status()
-        .expect("mksquashfs (squashfs-tools) must be installed");
-    assert!(status.success());
+    e2e_tests::sys::mksquashfs(&src, &image, &["-noI", "-noD", "-all-root"]);
 
     let archive = sqfs::Archive::open(&image).unwrap();
     let sb = archive.superblock().clone();
@@ -351,21 +331,7 @@ fn random_reads_of_an_image_of_1_mib_blocks_keep_the_daemon_within_64_mib() {
         .collect();
     std::fs::write(dir.join("src/big"), &bytes).unwrap();
     let image = dir.join("big.sqfs");
-    let status = Command::new("mksquashfs")
-        .arg(dir.join("src"))
-        .arg(&image)
-        .args([
-            "-no-progress",
-            "-quiet",
-            "-noappend",
-            "-b",
-            "1M",
-            "-comp",
-            "lz4",
-        ])
-        .status()
-        .expect("mksquashfs (squashfs-tools) must be installed");
-    assert!(status.success());
+    e2e_tests::sys::mksquashfs(&dir.join("src"), &image, &["-b", "1M", "-comp", "lz4"]);
     let mount = FuseMount::new(&image, &[]).unwrap();
     let path = mount.dir.join("big");
     let readers: Vec<_> = (0..4u64)

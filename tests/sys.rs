@@ -87,6 +87,18 @@ impl Drop for Tmpfs {
     }
 }
 
+/// `mksquashfs SRC IMAGE -no-progress -quiet -noappend ARGS...`, which must succeed.
+pub fn mksquashfs(src: &Path, image: &Path, args: &[&str]) {
+    let status = Command::new("mksquashfs")
+        .arg(src)
+        .arg(image)
+        .args(["-no-progress", "-quiet", "-noappend"])
+        .args(args)
+        .status()
+        .expect("mksquashfs (squashfs-tools) must be installed");
+    assert!(status.success(), "mksquashfs {args:?}: {status}");
+}
+
 fn cpath(path: &Path) -> CString {
     CString::new(path.as_os_str().as_bytes()).expect("no NUL in paths")
 }
