@@ -169,21 +169,8 @@ fio_cold() { # who
   note_rss "$1" "$(daemon_pid "$1")" fio
   do_umount
 }
-as_user() { runuser -u "$user" -- env USER="$user" HOME=/tmp PATH=/usr/bin:/bin "$@"; }
-# Seconds for N sequential runs of "$@", timed inside the user's shell (runuser not counted).
-seq_time() { local n=$1; shift
-  as_user bash -c 'n=$1; shift; t0=$EPOCHREALTIME
-    for ((i = 0; i < n; i++)); do "$@" >/dev/null || { echo "failed: $*" >&2; exit 1; }; done
-    t1=$EPOCHREALTIME; echo "$t1 - $t0" | bc -l' _ "$n" "$@"
-}
-# Seconds of wall time for N runs of "$@" started at once.
-par_time() { local n=$1; shift
-  as_user bash -c 'n=$1; shift; pids=(); t0=$EPOCHREALTIME
-    for ((i = 0; i < n; i++)); do "$@" >/dev/null & pids+=($!); done
-    bad=0; for p in "${pids[@]}"; do wait "$p" || bad=$((bad + 1)); done
-    t1=$EPOCHREALTIME; [ "$bad" = 0 ] || { echo "$bad of $n failed: $*" >&2; exit 1; }
-    echo "$t1 - $t0" | bc -l' _ "$n" "$@"
-}
+# shellcheck source=bench/as-user.sh
+. "$(dirname "${BASH_SOURCE[0]}")/as-user.sh"
 run_bin() { [ "$1" = ours ] && echo "$ours_run" || echo "$theirs_run"; }
 
 load_start=$(cut -d' ' -f1-3 /proc/loadavg); t_start=$(date +%s)
