@@ -67,7 +67,7 @@ pub use sif::Sif;
 pub use superblock::{flags, Superblock};
 pub use write::{
     Content, Fragments, Meta, NodeId, Special, WriteError, WriteOptions, WriteResult, WriteSummary,
-    Writer,
+    Writer, XattrProblem,
 };
 pub use xattr::Xattr;
 

@@ -15,7 +15,8 @@ const MAX_LIST_NAMES: usize = 65536;
 /// Bytes of values one list may hold. Out-of-line values are references, so without a
 /// bound every 17 stored bytes could cost a 64 KiB value.
 const MAX_LIST_VALUES: usize = 16 << 20;
-const PREFIXES: [&[u8]; 3] = [b"user.", b"trusted.", b"security."];
+/// The prefixes SquashFS stores, by their type number (the writer names them in errors).
+pub(crate) const PREFIXES: [&[u8]; 3] = [b"user.", b"trusted.", b"security."];
 
 /// One extended attribute, with its full name (`user.foo`).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -93,7 +94,7 @@ impl XattrTable {
             let value = value.unwrap_or_default();
             names += name.len() + 1;
             values += value.len();
-            if names > MAX_LIST_NAMES || values > MAX_LIST_VALUES {
+            if !list_fits(names, values) {
                 return Err(corrupt!(
                     "xattr list {index} holds more than {MAX_LIST_NAMES} bytes of names or \
                      {MAX_LIST_VALUES} bytes of values"
@@ -192,6 +193,13 @@ pub(crate) fn split_name(full: &[u8]) -> Option<(u16, &[u8])> {
             .filter(|rest| !rest.is_empty() && full.len() <= MAX_NAME)
             .map(|rest| (i as u16, rest))
     })
+}
+
+/// Whether a list whose names (each with its prefix and NUL) take `names` bytes and whose
+/// values take `values` bytes is one [`XattrTable::list`] reads back: the writer applies
+/// the same rule to what it stores.
+pub(crate) fn list_fits(names: usize, values: usize) -> bool {
+    names <= MAX_LIST_NAMES && values <= MAX_LIST_VALUES
 }
 
 /// Whether a value of this length can be stored (Linux's XATTR_SIZE_MAX).

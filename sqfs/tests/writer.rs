@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use sqfs::internals::{self, InodeBody};
 use sqfs::{
     Archive, Compression, Content, FileType, Fragments, Inode, Meta, Special, WriteError,
-    WriteOptions, Writer, Xattr,
+    WriteOptions, Writer, Xattr, XattrProblem,
 };
 
 /// A fresh path in the temporary directory, removed when dropped.
@@ -412,6 +412,178 @@ fn tails_go_to_fragments_as_asked() {
     }
 }
 
+/// The largest set one file can carry: 256 names of 255 bytes (64 KiB to list, each with
+/// its NUL) and 256 distinct values of 64 KiB (16 MiB, the reader's bound for one list).
+fn biggest_xattr_set() -> Vec<Xattr> {
+    (0..256u32)
+        .map(|i| {
+            let prefix = ["user.", "trusted.", "security."][i as usize % 3];
+            let name = format!("{prefix}{i:03}-{}", "n".repeat(255 - prefix.len() - 4));
+            Xattr {
+                name: name.into_bytes(),
+                value: noise(u64::from(i), 65536),
+            }
+        })
+        .collect()
+}
+
+#[test]
+fn xattr_sets_linux_cannot_list_are_refused() {
+    let scratch = Scratch::new("xattr-limits");
+    let out = File::create(&scratch.0).unwrap();
+    let mut w = Writer::create(out, &WriteOptions::default(), meta(0o755)).unwrap();
+    let root = w.root();
+    let biggest = biggest_xattr_set();
+    let with = |extra: Xattr| {
+        let mut set = biggest[1..].to_vec();
+        set.push(extra);
+        set
+    };
+    let long_name = format!("user.{}", "x".repeat(251));
+    let bad: Vec<(&str, Vec<Xattr>, XattrProblem, &str)> = vec![
+        (
+            "prefix",
+            vec![xattr("system.x", b"v")],
+            XattrProblem::Prefix,
+            "system.x",
+        ),
+        (
+            "no-prefix",
+            vec![xattr("user", b"v")],
+            XattrProblem::Prefix,
+            "user",
+        ),
+        (
+            "empty",
+            vec![xattr("user.", b"v")],
+            XattrProblem::EmptyName,
+            "user.",
+        ),
+        (
+            "empty-security",
+            vec![xattr("user.ok", b""), xattr("security.", b"v")],
+            XattrProblem::EmptyName,
+            "security.",
+        ),
+        (
+            "nul",
+            vec![xattr("user.a\0b", b"v")],
+            XattrProblem::Nul,
+            "user.a\0b",
+        ),
+        (
+            "long-name",
+            vec![xattr(&long_name, b"v")],
+            XattrProblem::LongName,
+            &long_name,
+        ),
+        (
+            "long-value",
+            vec![xattr("trusted.v", &vec![1; 65537])],
+            XattrProblem::LongValue,
+            "trusted.v",
+        ),
+        // One more name of 2 bytes (8 with its prefix and NUL) past 64 KiB of names.
+        (
+            "names",
+            {
+                let mut set = biggest.clone();
+                set.push(xattr("user.~", b""));
+                set
+            },
+            XattrProblem::ListTooLong,
+            "user.~",
+        ),
+        // Shorter names, 16 MiB of values and one byte more.
+        (
+            "values",
+            {
+                let mut set: Vec<Xattr> = (0..256)
+                    .map(|i| xattr(&format!("user.{i:03}"), &noise(i, 65536)))
+                    .collect();
+                set.push(xattr("user.~", b"1"));
+                set
+            },
+            XattrProblem::ValuesTooBig,
+            "user.~",
+        ),
+    ];
+    for (file, set, expected, culprit) in bad {
+        let mut m = meta(0o644);
+        m.xattrs = set;
+        let e = w
+            .special(root, file.as_bytes(), m, Special::Fifo)
+            .unwrap_err();
+        match &e {
+            WriteError::Xattr { name, problem } => {
+                assert_eq!(
+                    (*problem, name.as_str()),
+                    (expected, culprit),
+                    "{file}: {e}"
+                );
+            }
+            _ => panic!("{file}: {e}"),
+        }
+        assert!(
+            e.to_string().contains(&format!("{culprit:?}")),
+            "{file}: {e}"
+        );
+    }
+    // A set at every limit save one is refused by that one (and set_meta checks too).
+    let mut m = meta(0o755);
+    m.xattrs = with(xattr("user.a\0", b""));
+    assert!(matches!(
+        w.set_meta(root, m),
+        Err(WriteError::Xattr {
+            problem: XattrProblem::Nul,
+            ..
+        })
+    ));
+    // The refusals leave the writer usable and nothing of them in the image.
+    w.special(root, b"after", meta(0o644), Special::Fifo)
+        .unwrap();
+    w.finish().unwrap();
+    let a = open(&scratch);
+    let names: Vec<Vec<u8>> = a
+        .read_dir(&a.root().unwrap())
+        .unwrap()
+        .map(|e| e.unwrap().name.to_vec())
+        .collect();
+    assert_eq!(names, vec![b"after".to_vec()]);
+    assert!(a.xattrs(&a.root().unwrap()).unwrap().is_empty());
+}
+
+#[test]
+fn the_biggest_xattr_set_round_trips() {
+    let scratch = Scratch::new("xattr-biggest");
+    let mut set = biggest_xattr_set();
+    let names: usize = set.iter().map(|x| x.name.len() + 1).sum();
+    let values: usize = set.iter().map(|x| x.value.len()).sum();
+    assert_eq!((names, values), (65536, 16 << 20));
+    let mut m = meta(0o644);
+    m.xattrs = set.clone();
+    let options = WriteOptions {
+        compression: Compression::Zstd,
+        ..WriteOptions::default()
+    };
+    pack(&scratch, &options, |w| {
+        let root = w.root();
+        w.special(root, b"full", m.clone(), Special::Fifo).unwrap();
+        // The same set again shares its id; reversed, it is the same set.
+        m.xattrs.reverse();
+        w.special(root, b"again", m, Special::Socket).unwrap();
+    });
+    let a = open(&scratch);
+    set.sort_by(|x, y| x.name.cmp(&y.name));
+    for path in ["/full", "/again"] {
+        let inode = a.lookup_path(path).unwrap();
+        assert_eq!(a.xattrs(&inode).unwrap(), set, "{path}");
+        let last = set.last().unwrap();
+        assert_eq!(a.xattr(&inode, &last.name).unwrap(), last.value);
+    }
+    assert_eq!(a.xattr_id_count(), 1);
+}
+
 #[test]
 fn holes_and_a_file_past_4_gib() {
     let scratch = Scratch::new("huge");
@@ -580,7 +752,10 @@ fn what_cannot_be_stored_is_refused() {
     bad.xattrs = vec![xattr("system.posix_acl_access", b"x")];
     assert!(matches!(
         w.special(root, b"x", bad, Special::Fifo),
-        Err(WriteError::Xattr(_))
+        Err(WriteError::Xattr {
+            problem: XattrProblem::Prefix,
+            ..
+        })
     ));
     // A content shorter or longer than its size: the file is left out, the rest goes on.
     let content = text(300_000);

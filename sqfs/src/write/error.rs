@@ -39,10 +39,10 @@ pub enum WriteError {
     /// More inodes than 32-bit inode numbers allow.
     #[error("more than 4294967294 inodes")]
     TooManyInodes,
-    /// An extended attribute SquashFS cannot store: a prefix other than `user.`,
-    /// `trusted.` or `security.`, or a value over 64 KiB.
-    #[error("extended attribute {0:?} cannot be stored (only user., trusted. and security. names, values up to 64 KiB)")]
-    Xattr(String),
+    /// An extended attribute SquashFS cannot store, or one that would make its file's set
+    /// one that Linux (and [`crate::Archive::xattrs`]) cannot list back.
+    #[error("extended attribute {name:?} cannot be stored: {problem}")]
+    Xattr { name: String, problem: XattrProblem },
     /// A device number the inode's 32-bit encoding cannot hold (major past 4095, minor
     /// past 2^20 - 1).
     #[error("device number {major}:{minor} does not fit in a SquashFS inode")]
@@ -56,6 +56,36 @@ pub enum WriteError {
     /// A thread of the pipeline stopped before its work was done (a panic).
     #[error("the writer's threads stopped")]
     Stopped,
+}
+
+/// What is wrong with an extended attribute ([`WriteError::Xattr`]). The limits are
+/// Linux's (`include/uapi/linux/limits.h`: XATTR_NAME_MAX, XATTR_SIZE_MAX, XATTR_LIST_MAX)
+/// and the reader's, which refuses a list past them as corrupt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum XattrProblem {
+    /// Not `user.`, `trusted.` or `security.`: the only three SquashFS has a type for.
+    #[error("only user., trusted. and security. names are stored")]
+    Prefix,
+    /// Nothing after the prefix.
+    #[error("no name after the prefix")]
+    EmptyName,
+    /// A NUL would end the name in the list listxattr(2) returns.
+    #[error("a NUL in the name")]
+    Nul,
+    /// Over 255 bytes with its prefix.
+    #[error("a name over 255 bytes")]
+    LongName,
+    /// A value over 64 KiB.
+    #[error("a value over 64 KiB")]
+    LongValue,
+    /// With this one, the file's names (each with its prefix and a NUL) take more than
+    /// 64 KiB: listxattr(2) cannot return them.
+    #[error("the file's names would take more than 64 KiB to list")]
+    ListTooLong,
+    /// With this one, the file's values take more than 16 MiB, which the reader refuses
+    /// (out-of-line values cost 17 stored bytes each, whatever their length).
+    #[error("the file's values would take more than 16 MiB")]
+    ValuesTooBig,
 }
 
 impl WriteError {

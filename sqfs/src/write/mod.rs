@@ -19,7 +19,7 @@ mod xattrs;
 use std::fs::File;
 
 pub use data::Content;
-pub use error::{WriteError, WriteResult};
+pub use error::{WriteError, WriteResult, XattrProblem};
 
 use crate::compress::options::XZ_FILTER_NAMES;
 use crate::compress::{Compression, Encoding};

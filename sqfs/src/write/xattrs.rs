@@ -4,10 +4,10 @@
 
 use std::collections::HashMap;
 
-use super::error::{show, WriteError, WriteResult};
+use super::error::{show, WriteError, WriteResult, XattrProblem};
 use crate::compress::Encoding;
 use crate::metadata::MetaWriter;
-use crate::xattr::{encode_entry, encode_id, split_name, value_fits};
+use crate::xattr::{encode_entry, encode_id, list_fits, split_name, value_fits, PREFIXES};
 use crate::Xattr;
 
 /// An out-of-line reference is 8 bytes: shorter values are always stored inline.
@@ -42,11 +42,7 @@ impl Xattrs {
         }
         set.sort_by(|a, b| a.name.cmp(&b.name));
         set.dedup_by(|a, b| a.name == b.name);
-        for x in &set {
-            if split_name(&x.name).is_none() || !value_fits(x.value.len()) {
-                return Err(WriteError::Xattr(show(&x.name)));
-            }
-        }
+        check(&set)?;
         if let Some(&id) = self.sets.get(&set) {
             return Ok(Some(id));
         }
@@ -91,4 +87,31 @@ impl Xattrs {
     pub(super) fn finish(self) -> WriteResult<(Vec<u8>, Vec<u8>)> {
         Ok((self.kv.finish()?, self.ids))
     }
+}
+
+/// Checks that `set` (sorted, each name once) is what it will be stored as and read back:
+/// every name one the reader takes and Linux can list, and the whole set within the
+/// reader's bounds for one list ([`list_fits`]), so the writer never makes an image its
+/// own reader (or the kernel's listxattr) calls corrupt.
+fn check(set: &[Xattr]) -> WriteResult<()> {
+    let (mut names, mut values) = (0usize, 0usize);
+    for x in set {
+        names += x.name.len() + 1;
+        values += x.value.len();
+        let problem = match split_name(&x.name) {
+            Some(_) if x.name.contains(&0) => XattrProblem::Nul,
+            Some(_) if !value_fits(x.value.len()) => XattrProblem::LongValue,
+            Some(_) if !list_fits(names, 0) => XattrProblem::ListTooLong,
+            Some(_) if !list_fits(0, values) => XattrProblem::ValuesTooBig,
+            Some(_) => continue,
+            None if !PREFIXES.iter().any(|p| x.name.starts_with(p)) => XattrProblem::Prefix,
+            None if PREFIXES.contains(&&x.name[..]) => XattrProblem::EmptyName,
+            None => XattrProblem::LongName,
+        };
+        return Err(WriteError::Xattr {
+            name: show(&x.name),
+            problem,
+        });
+    }
+    Ok(())
 }
