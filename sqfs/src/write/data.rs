@@ -302,7 +302,7 @@ impl<'c, 'a> Reader<'c, 'a> {
         }
         buf.resize(len, 0);
         self.read_exact(offset, buf, size)?;
-        Ok(buf.iter().any(|&b| b != 0))
+        Ok(!is_zero(buf))
     }
 
     fn read_tail(
@@ -397,6 +397,18 @@ impl<'c, 'a> Reader<'c, 'a> {
     }
 }
 
+/// Whether every byte is zero. Runs once per block read (a tar member's content has no
+/// other way to show its holes): an OR over 64-byte chunks, which the compiler turns into
+/// vector instructions, checks 128 KiB at ~60 GB/s where `iter().any(|&b| b != 0)`, a
+/// byte at a time with a branch each, took 1-3 GB/s (`zero_check_speed` below).
+fn is_zero(bytes: &[u8]) -> bool {
+    let mut chunks = bytes.chunks_exact(64);
+    chunks
+        .by_ref()
+        .all(|c| c.iter().fold(0u8, |acc, &b| acc | b) == 0)
+        && chunks.remainder().iter().all(|&b| b == 0)
+}
+
 fn seek(f: &File, offset: u64, whence: libc::c_int) -> io::Result<u64> {
     let Ok(offset) = libc::off_t::try_from(offset) else {
         return Err(io::Error::from_raw_os_error(libc::ENXIO));
@@ -408,5 +420,49 @@ fn seek(f: &File, offset: u64, whence: libc::c_int) -> io::Result<u64> {
         Err(io::Error::last_os_error())
     } else {
         Ok(r as u64)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_block_is_zero_only_if_every_byte_is() {
+        for len in [0, 1, 63, 64, 65, 4096, 4096 + 37, 128 << 10] {
+            let mut bytes = vec![0u8; len];
+            assert!(is_zero(&bytes), "{len} zeros");
+            for at in 0..len {
+                // Every position of short ones, around the chunk edges of long ones.
+                if len > 200 && at % 64 > 1 && at % 64 < 63 && at + 70 < len {
+                    continue;
+                }
+                bytes[at] = 0x80;
+                assert!(!is_zero(&bytes), "{len} bytes, one set at {at}");
+                bytes[at] = 0;
+            }
+        }
+    }
+
+    /// Not a check (timing decides nothing): prints the zero check's speed against the
+    /// byte-at-a-time one it replaced. `cargo test --release -p sqfs --lib
+    /// zero_check_speed -- --ignored --nocapture`.
+    #[test]
+    #[ignore = "a measurement, run by hand"]
+    fn zero_check_speed() {
+        use std::hint::black_box;
+        use std::time::Instant;
+        let block = vec![0u8; 128 << 10];
+        let rounds = 20_000;
+        let speed = |check: &dyn Fn(&[u8]) -> bool| {
+            let started = Instant::now();
+            for _ in 0..rounds {
+                assert!(black_box(check(black_box(&block))));
+            }
+            (block.len() * rounds) as f64 / started.elapsed().as_secs_f64() / 1e9
+        };
+        let before = speed(&|b| !b.iter().any(|&b| b != 0));
+        let after = speed(&is_zero);
+        eprintln!("zero check of 128 KiB blocks: {before:.1} GB/s before, {after:.1} GB/s now");
     }
 }
