@@ -7,6 +7,7 @@ use std::io::{self, Read};
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::FileExt;
 
+use super::blocklist::HoleRuns;
 use super::error::{WriteError, WriteResult};
 use super::pipeline::{Buffer, Item, Pipeline, Written};
 use super::Fragments;
@@ -27,7 +28,8 @@ pub enum Content<'a> {
 pub(super) struct Stored {
     pub size: u64,
     pub sparse: u64,
-    /// The id of its blocks in the pipeline's [`super::pipeline::Written::files`].
+    /// The id of its blocks in the pipeline's [`super::pipeline::Written::files`] and of
+    /// its holes in [`Blocks::holes`].
     pub blocks: Option<usize>,
     /// (fragment index, offset in it), or (NO_FRAGMENT, 0).
     pub fragment: (u32, u32),
@@ -45,6 +47,8 @@ pub(super) struct Data {
     fragment_count: u32,
     /// Block ids handed out.
     block_files: usize,
+    /// The holes of the files stored with some, by block id.
+    holes: HashMap<usize, HoleRuns>,
     seen: HashMap<ContentKey, Stored>,
     /// The sizes of the files in `seen`: only a file of one of them can be a duplicate.
     sizes: HashSet<u64>,
@@ -57,8 +61,16 @@ pub(super) struct Data {
 /// What identifies a file's content: its size and the BLAKE3 hash of its blocks.
 type ContentKey = (u64, [u8; 32]);
 
-/// Marks a hole in the content hash (data blocks hash their bytes; a hole its length).
+/// Marks holes in the content hash (data blocks hash their bytes; each run of holes its
+/// length in bytes, so the hash is the same however the run was found).
 const HOLE_MARK: &[u8] = b"\0hole";
+
+/// Every file's blocks, once all are written: where the pipeline put each file's data
+/// blocks, and each file's holes.
+pub(super) struct Blocks {
+    pub written: Written,
+    pub holes: HashMap<usize, HoleRuns>,
+}
 
 impl Data {
     pub(super) fn new(
@@ -75,6 +87,7 @@ impl Data {
             open_fragment: None,
             fragment_count: 0,
             block_files: 0,
+            holes: HashMap::new(),
             seen: HashMap::new(),
             sizes: HashSet::new(),
             bytes_read: 0,
@@ -153,7 +166,7 @@ impl Data {
             self.pipeline.submit(Item::FileStart(id))?;
             *started = true;
         }
-        let (key, tail) = self.pass(size, content, Some(&mut stored))?;
+        let (key, tail, holes) = self.pass(size, content, Some(&mut stored))?;
         self.bytes_read += size;
         let earlier = self.dedup.then(|| self.seen.get(&key)).flatten().copied();
         if block_count > 0 {
@@ -166,6 +179,9 @@ impl Data {
             self.duplicates += 1;
             return Ok(earlier);
         }
+        if let (Some(id), false) = (stored.blocks, holes.is_empty()) {
+            self.holes.insert(id, holes);
+        }
         if to_fragment {
             stored.fragment = self.pack_tail(&tail)?;
         }
@@ -177,52 +193,58 @@ impl Data {
     }
 
     /// Reads a file of `size` bytes once: its content key (size and hash, holes hashed as
-    /// markers) and its tail if that goes to a fragment. With `stored`, its blocks are
-    /// submitted (and its holes counted there); without, they are only hashed.
+    /// runs) and its tail if that goes to a fragment. With `stored`, its blocks are
+    /// submitted, its hole bytes counted there and its holes returned; without, they are
+    /// only hashed.
     fn pass(
         &mut self,
         size: u64,
         content: &mut Content,
         mut stored: Option<&mut Stored>,
-    ) -> WriteResult<(ContentKey, Vec<u8>)> {
+    ) -> WriteResult<(ContentKey, Vec<u8>, HoleRuns)> {
         let bs = self.block_size;
         let (block_count, to_fragment) = self.layout(size);
         let mut hasher = blake3::Hasher::new();
         let mut reader = Reader::new(content);
         let mut scratch = Vec::new();
-        let mut holes = 0u32;
-        for i in 0..block_count {
+        let mut holes = HoleRuns::default();
+        // The bytes of the run of holes not hashed yet.
+        let mut hole_bytes = 0u64;
+        let mut i = 0;
+        while i < block_count {
             let offset = i * bs;
-            let len = (size - offset).min(bs) as usize;
-            let mut buf = match stored {
-                Some(_) => Some(self.pipeline.buffer()?),
-                None => None,
-            };
-            let bytes: &mut Vec<u8> = match &mut buf {
-                Some(b) => b,
-                None => &mut scratch,
-            };
-            if !reader.block(offset, len, bytes, size)? {
-                hasher.update(HOLE_MARK);
-                hasher.update(&(len as u64).to_le_bytes());
-                if let Some(stored) = &mut stored {
-                    stored.sparse += len as u64;
+            // Blocks the source does not store are taken a run at a time, unread.
+            let mut run = reader.hole_blocks(offset, bs, block_count - i, size)?;
+            let mut buf = None;
+            if run == 0 {
+                let len = (size - offset).min(bs) as usize;
+                if stored.is_some() {
+                    buf = Some(self.pipeline.buffer()?);
                 }
-                holes += 1;
+                let bytes: &mut Vec<u8> = buf.as_deref_mut().unwrap_or(&mut scratch);
+                if !reader.block(offset, len, bytes, size)? {
+                    run = 1;
+                }
+            }
+            if run > 0 {
+                holes.add(i, run);
+                i += run;
+                hole_bytes += (i * bs).min(size) - offset;
                 continue;
             }
-            hasher.update(bytes);
-            if let Some(buf) = buf {
-                if holes > 0 {
-                    self.pipeline.submit(Item::Holes(holes))?;
+            end_hole_run(&mut hasher, &mut stored, std::mem::take(&mut hole_bytes));
+            match buf {
+                Some(buf) => {
+                    hasher.update(&buf);
+                    self.pipeline.submit(Item::Block(buf))?;
                 }
-                self.pipeline.submit(Item::Block(buf))?;
+                None => {
+                    hasher.update(&scratch);
+                }
             }
-            holes = 0;
+            i += 1;
         }
-        if holes > 0 && stored.is_some() {
-            self.pipeline.submit(Item::Holes(holes))?;
-        }
+        end_hole_run(&mut hasher, &mut stored, hole_bytes);
         let mut tail = Vec::new();
         if to_fragment {
             let len = (size % bs) as usize;
@@ -230,7 +252,7 @@ impl Data {
             hasher.update(&tail);
         }
         reader.check_end(size)?;
-        Ok(((size, *hasher.finalize().as_bytes()), tail))
+        Ok(((size, *hasher.finalize().as_bytes()), tail, holes))
     }
 
     /// Puts `tail` into the open fragment block (submitting it first if `tail` does not
@@ -262,10 +284,25 @@ impl Data {
     }
 
     /// Submits the last fragment block and waits for everything to be written.
-    pub(super) fn finish(mut self) -> WriteResult<Written> {
-        match self.flush_fragment() {
-            Ok(()) => self.pipeline.finish(),
-            Err(_) => Err(self.pipeline.failure()),
+    pub(super) fn finish(mut self) -> WriteResult<Blocks> {
+        let written = match self.flush_fragment() {
+            Ok(()) => self.pipeline.finish()?,
+            Err(_) => return Err(self.pipeline.failure()),
+        };
+        Ok(Blocks {
+            written,
+            holes: self.holes,
+        })
+    }
+}
+
+/// Hashes the run of holes that ended (`bytes` long, if any) and counts it in `stored`.
+fn end_hole_run(hasher: &mut blake3::Hasher, stored: &mut Option<&mut Stored>, bytes: u64) {
+    if bytes > 0 {
+        hasher.update(HOLE_MARK);
+        hasher.update(&bytes.to_le_bytes());
+        if let Some(stored) = stored {
+            stored.sparse += bytes;
         }
     }
 }
@@ -286,8 +323,7 @@ impl<'c, 'a> Reader<'c, 'a> {
         }
     }
 
-    /// Reads the block of `len` bytes at `offset` into `buf`; false if it is a hole (not
-    /// stored at all in the source, or all zeros).
+    /// Reads the block of `len` bytes at `offset` into `buf`; false if it is all zeros.
     fn block(
         &mut self,
         offset: u64,
@@ -295,11 +331,6 @@ impl<'c, 'a> Reader<'c, 'a> {
         buf: &mut Vec<u8>,
         size: u64,
     ) -> WriteResult<bool> {
-        if let Content::File(f) = *self.content {
-            if self.is_hole(f, offset, len as u64)? {
-                return Ok(false);
-            }
-        }
         buf.resize(len, 0);
         self.read_exact(offset, buf, size)?;
         Ok(!is_zero(buf))
@@ -316,9 +347,13 @@ impl<'c, 'a> Reader<'c, 'a> {
         self.read_exact(offset, buf, size)
     }
 
-    /// Whether `len` bytes at `offset` of `f` lie in a hole, by SEEK_DATA / SEEK_HOLE.
-    fn is_hole(&mut self, f: &File, offset: u64, len: u64) -> WriteResult<bool> {
-        let end = offset + len;
+    /// How many of the next `blocks` blocks (from `offset`, `bs` bytes each, the last
+    /// ending at `size` at most) lie wholly in a hole of the source, by SEEK_DATA /
+    /// SEEK_HOLE: none for a stream, which shows its holes only as zeros read.
+    fn hole_blocks(&mut self, offset: u64, bs: u64, blocks: u64, size: u64) -> WriteResult<u64> {
+        let Content::File(f) = *self.content else {
+            return Ok(0);
+        };
         let (data, data_end) = match self.data {
             Some((data, data_end)) if offset < data_end || data_end == u64::MAX => (data, data_end),
             _ => {
@@ -339,12 +374,25 @@ impl<'c, 'a> Reader<'c, 'a> {
                 (data, data_end)
             }
         };
-        if data == u64::MAX {
-            // Nothing more is stored: a hole, unless the file is shorter than listed,
-            // which a read finds.
-            return Ok(f.metadata().map_err(WriteError::Input)?.len() >= end);
+        let hole_end = if data == u64::MAX {
+            // Nothing more is stored: a hole to the file's end, which is `size` unless the
+            // file shrank (then the read of the block past its end finds it).
+            f.metadata().map_err(WriteError::Input)?.len().min(size)
+        } else if data_end == u64::MAX {
+            // Data without an end SEEK_HOLE can find: read everything from here.
+            return Ok(0);
+        } else {
+            data.min(size)
+        };
+        if hole_end <= offset {
+            return Ok(0);
         }
-        Ok(data >= end && data_end != u64::MAX)
+        // Blocks before the last are whole; the last ends at `size` at most.
+        Ok(if hole_end >= size {
+            blocks
+        } else {
+            ((hole_end - offset) / bs).min(blocks)
+        })
     }
 
     fn read_exact(&mut self, offset: u64, buf: &mut [u8], size: u64) -> WriteResult<()> {

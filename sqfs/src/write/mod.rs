@@ -8,6 +8,7 @@
 //! [`Writer::finish`] (`tables.rs`), as the reader expects it back (one definition of
 //! each structure, in its file beside its decoder).
 
+mod blocklist;
 mod data;
 mod error;
 mod owners;
@@ -340,7 +341,7 @@ impl Writer {
         } = self;
         let bytes_read = data.bytes_read;
         let duplicates = data.duplicates;
-        let written = data.finish()?;
+        let blocks = data.finish()?;
         tables::write(tables::Input {
             out: &out,
             options: &options,
@@ -348,7 +349,7 @@ impl Writer {
             tree,
             owners,
             xattrs,
-            written,
+            blocks,
             bytes_read,
             duplicates,
         })

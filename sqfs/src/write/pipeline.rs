@@ -2,7 +2,7 @@
 //! thread that writes them to the image in the order they were submitted.
 //!
 //! Every item gets a sequence number when it is submitted. Blocks and fragment blocks go
-//! to the workers; events (a file starts, a run of holes, a file ends) go straight to the
+//! to the workers; events (a file starts, a file ends) go straight to the
 //! writer thread. The writer thread holds what arrives early until its turn, so the image
 //! is the same whatever the number of workers and however they are scheduled. Memory is
 //! bounded by the buffer pool: a block can only be submitted in a [`Buffer`] taken from
@@ -24,7 +24,8 @@ use crate::compress::Encoding;
 use crate::fragment::Fragment;
 use crate::reader::DataBlock;
 
-/// Where a file's blocks went: the position of the first, and each one's size word.
+/// Where a file's data blocks went: the position of the first, and each one's size word
+/// (its holes are not the pipeline's: `data.rs` keeps them).
 #[derive(Debug, Clone, Default)]
 pub(super) struct Placed {
     pub start: u64,
@@ -63,8 +64,6 @@ pub(super) enum Item {
     FileStart(usize),
     /// A data block of the current file.
     Block(Buffer),
-    /// This many holes in the current file.
-    Holes(u32),
     /// The current file is complete. `discard`: it is not to be kept (it duplicates an
     /// earlier file, or could not be read), so the position moves back over its blocks.
     FileEnd { discard: bool },
@@ -298,12 +297,6 @@ impl WriterThread {
                     words: Vec::new(),
                 };
                 self.current = Some((id, placed));
-            }
-            Ready::Event(Item::Holes(n)) => {
-                if let Some((_, placed)) = &mut self.current {
-                    let hole = DataBlock::HOLE.word();
-                    placed.words.extend(std::iter::repeat_n(hole, n as usize));
-                }
             }
             Ready::Event(Item::FileEnd { discard }) => {
                 if let Some((id, placed)) = self.current.take() {

@@ -10,9 +10,11 @@
 use std::fs::File;
 use std::os::unix::fs::FileExt;
 
+use super::blocklist::{self, HoleRuns};
+use super::data::Blocks;
 use super::error::{WriteError, WriteResult};
 use super::owners::Owners;
-use super::pipeline::{Placed, Written};
+use super::pipeline::Placed;
 use super::tree::{Body, Tree};
 use super::xattrs::Xattrs;
 use super::{Fragments, WriteOptions, WriteSummary};
@@ -38,7 +40,7 @@ pub(super) struct Input<'a> {
     pub tree: Tree,
     pub owners: Owners,
     pub xattrs: Xattrs,
-    pub written: Written,
+    pub blocks: Blocks,
     pub bytes_read: u64,
     pub duplicates: u64,
 }
@@ -86,7 +88,7 @@ pub(super) fn write(input: Input) -> WriteResult<WriteSummary> {
         mut tree,
         owners,
         xattrs,
-        written,
+        blocks: Blocks { written, holes },
         bytes_read,
         duplicates,
     } = input;
@@ -113,10 +115,13 @@ pub(super) fn write(input: Input) -> WriteResult<WriteSummary> {
     let mut dirs = MetaWriter::new(encoding.compressor()?);
     let mut refs = vec![MetaRef::from_packed(0); tree.nodes.len()];
     let no_blocks = Placed::default();
+    let no_holes = HoleRuns::default();
     let (mut raw, mut index) = (Vec::new(), Vec::new());
     for &node in &order {
         let n = &tree.nodes[node as usize];
         let mut nlink = n.names;
+        // A file's block list, written after its inode's other fields (it ends the inode).
+        let mut block_list = None;
         let body = match &n.body {
             Body::Dir(entries) => {
                 let mut listing = ListingWriter::default();
@@ -161,12 +166,17 @@ pub(super) fn write(input: Input) -> WriteResult<WriteSummary> {
                     .blocks
                     .and_then(|id| written.files.get(id))
                     .unwrap_or(&no_blocks);
+                let holes = stored
+                    .blocks
+                    .and_then(|id| holes.get(&id))
+                    .unwrap_or(&no_holes);
+                block_list = Some((&placed.words, holes));
                 NewBody::File {
                     blocks_start: placed.start,
                     size: stored.size,
                     sparse: stored.sparse,
                     fragment: stored.fragment,
-                    blocks: &placed.words,
+                    blocks: &[],
                 }
             }
             Body::Symlink(target) => NewBody::Symlink(target),
@@ -187,6 +197,9 @@ pub(super) fn write(input: Input) -> WriteResult<WriteSummary> {
         raw.clear();
         inode.encode(&mut raw);
         inodes.write(&raw)?;
+        if let Some((words, holes)) = block_list {
+            blocklist::write(&mut inodes, words, holes)?;
+        }
     }
     let root = refs[0];
 
