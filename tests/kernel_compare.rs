@@ -150,3 +150,69 @@ fn walk_files(archive: &Archive) -> Vec<(String, sqfs::Inode)> {
     }
     out
 }
+
+/// The largest xattr set the writer stores (sqfs/tests/writer.rs refuses one byte more of
+/// names or values): 256 names of 255 bytes, 64 KiB to list with their NULs (Linux's
+/// XATTR_LIST_MAX), and 256 distinct 64 KiB values. The kernel lists and reads it back as
+/// our reader does.
+#[test]
+fn the_biggest_xattr_set_the_writer_stores_lists_in_the_kernel() {
+    if !needs(&[Need::Root]) {
+        return;
+    }
+    let mut set: Vec<sqfs::Xattr> = (0..256u32)
+        .map(|i| {
+            let prefix = ["user.", "trusted.", "security."][i as usize % 3];
+            let name = format!("{prefix}{i:03}-{}", "n".repeat(255 - prefix.len() - 4));
+            let value = (0..65536u32)
+                .map(|j| (i * 7 + j * 13 % 251) as u8)
+                .collect();
+            sqfs::Xattr {
+                name: name.into_bytes(),
+                value,
+            }
+        })
+        .collect();
+    let image = std::env::temp_dir().join(format!("sqfs-kxattr-{}.sqfs", std::process::id()));
+    let root = sqfs::Meta {
+        permissions: 0o755,
+        ..sqfs::Meta::default()
+    };
+    let mut w = sqfs::Writer::create(
+        File::create(&image).unwrap(),
+        &sqfs::WriteOptions::default(),
+        root.clone(),
+    )
+    .unwrap();
+    let meta = sqfs::Meta {
+        permissions: 0o644,
+        xattrs: set.clone(),
+        ..root
+    };
+    let empty: &mut dyn std::io::Read = &mut std::io::empty();
+    w.file(w.root(), b"full", meta, 0, sqfs::Content::Stream(empty))
+        .unwrap();
+    w.finish().unwrap();
+    set.sort_by(|a, b| a.name.cmp(&b.name));
+    let expected: Vec<(Vec<u8>, Vec<u8>)> = set.into_iter().map(|x| (x.name, x.value)).collect();
+
+    let archive = Archive::open(&image).unwrap();
+    let ours: Vec<(Vec<u8>, Vec<u8>)> = archive
+        .xattrs(&archive.lookup_path("/full").unwrap())
+        .unwrap()
+        .into_iter()
+        .map(|x| (x.name, x.value))
+        .collect();
+    let mount = LoopMount::new(&image, 0).unwrap();
+    let mut kernel = e2e_tests::sys::xattrs(&mount.dir.join("full"));
+    kernel.sort();
+    drop(mount);
+    let _ = std::fs::remove_file(&image);
+    assert_eq!(ours.len(), 256);
+    assert!(ours == expected, "our reader differs from what was written");
+    assert_eq!(kernel.len(), 256, "the kernel lists {} names", kernel.len());
+    assert!(
+        kernel == expected,
+        "the kernel's xattrs differ from what was written"
+    );
+}
