@@ -19,6 +19,7 @@ pub mod passwd;
 pub mod plan;
 pub mod protocol;
 pub mod rootfs;
+pub mod share;
 pub mod storage;
 pub mod supervisor;
 pub mod trust;

@@ -50,8 +50,10 @@ fn open_dir(path: &Path) -> Result<OwnedFd, Failure> {
     .map_err(|e| runtime(format!("can't open {}", path.display()), e))
 }
 
-/// Builds the root; returns the FUSE server for a SquashFS image (keep it alive).
-pub fn build(plan: &Plan) -> Result<Option<FuseServer>, Failure> {
+/// Builds the root; returns the FUSE server for a SquashFS image (keep it alive). `staged`:
+/// the image's root as a shared server mounted it (see [`crate::share`]), opened in this
+/// namespace; it is bound instead of mounting the image here.
+pub fn build(plan: &Plan, staged: Option<OwnedFd>) -> Result<Option<FuseServer>, Failure> {
     let base = &plan.mountpoint;
     let size = plan
         .write_fake
@@ -63,13 +65,24 @@ pub fn build(plan: &Plan) -> Result<Option<FuseServer>, Failure> {
     mkdir(&image_root, Mode::from_bits_truncate(0o755))
         .map_err(|e| runtime("can't make image mount point", e))?;
 
-    let server = match &plan.image {
-        Image::Squash { path, archive } => Some(fuse_mount::mount_and_serve(
+    let server = match (&plan.image, staged) {
+        (Image::Squash { path, .. }, Some(staged)) => {
+            mount(
+                Some(&binds::fd_path(&staged)),
+                &image_root,
+                None::<&str>,
+                MsFlags::MS_BIND,
+                None::<&str>,
+            )
+            .map_err(|e| runtime(format!("can't bind shared image {}", path.display()), e))?;
+            None
+        }
+        (Image::Squash { path, archive, .. }, None) => Some(fuse_mount::mount_and_serve(
             archive.clone(),
             path,
             &image_root,
         )?),
-        Image::Directory { path, fd } => {
+        (Image::Directory { path, fd }, _) => {
             bind_directory_image(path, fd, &image_root, plan.write)?;
             None
         }

@@ -24,7 +24,7 @@ use crate::failure::Failure;
 use crate::join::{self, Membership};
 use crate::plan::Plan;
 use crate::protocol::Message;
-use crate::{rootfs, userns};
+use crate::{rootfs, share, userns};
 
 struct Reporter {
     out: File,
@@ -65,6 +65,8 @@ struct Started {
     command: Pid,
     _server: Option<crate::fuse_mount::FuseServer>,
     membership: Membership,
+    /// Open while this container lives: its image server serves as long as one is.
+    _shared: Option<OwnedFd>,
 }
 
 fn start(plan: &Plan, reporter: &mut Reporter) -> Result<Started, Failure> {
@@ -93,11 +95,22 @@ fn start(plan: &Plan, reporter: &mut Reporter) -> Result<Started, Failure> {
     let stderr = command_stderr.as_ref().map(|fd| fd.as_raw_fd());
     // The command's process is forked as soon as this one is in the container's
     // namespaces (see `Command::fork`); it execs once the root is built.
+    let mut shared = None;
     let (server, membership, pending) = match &plan.join {
         join::Plan::None => {
-            userns::enter(plan.uid, plan.gid)?;
+            let staged = match &plan.share {
+                Some(request) => {
+                    let attached = share::attach(request, &plan.image, (plan.uid, plan.gid), &mut tell)?;
+                    shared = Some(attached.connection);
+                    Some(attached.staged)
+                }
+                None => {
+                    userns::enter(plan.uid, plan.gid)?;
+                    None
+                }
+            };
             let pending = plan.command.fork(stderr)?;
-            (rootfs::build(plan)?, Membership::Alone, pending)
+            (rootfs::build(plan, staged)?, Membership::Alone, pending)
         }
         join::Plan::Pid(pid) => {
             tell(Message::Info(format!("joining namespaces of pid {pid}")));
@@ -113,7 +126,7 @@ fn start(plan: &Plan, reporter: &mut Reporter) -> Result<Started, Failure> {
                     join::Claim::Winner(listener) => {
                         userns::enter(plan.uid, plan.gid)?;
                         let pending = plan.command.fork(stderr)?;
-                        let server = rootfs::build(plan)?;
+                        let server = rootfs::build(plan, None)?;
                         let peers = listener.serve(group.count, plan.uid)?;
                         break (server, Membership::Winner(peers), pending);
                     }
@@ -141,6 +154,7 @@ fn start(plan: &Plan, reporter: &mut Reporter) -> Result<Started, Failure> {
         command,
         _server: server,
         membership,
+        _shared: shared,
     })
 }
 

@@ -1,0 +1,287 @@
+//! Sharing one image server between a user's containers: containers of the same user, image
+//! and ids use one FUSE mount, so what one of them read (libc, the dynamic loader) is in the
+//! page cache and the block cache for the next, instead of being decompressed again by
+//! every start.
+//!
+//! Each `ch-run` still gets its own container: its own user namespace (nested in the
+//! server's), its own mount namespace (a copy of the server's), its own binds, options and
+//! `pivot_root`. Only the image's mount, and the process serving it, are shared.
+//!
+//! The server ([`server`]) is a process of its own, started by the first `ch-run` that finds
+//! none ([`spawn`]): it holds a user + mount namespace with nothing in it but the image
+//! mounted at a staging path, and a socket named for the image's identity and the ids in a
+//! directory only this user can write to (`ch-run-share`, found and checked as `--join`'s
+//! rendezvous, see `join::rendezvous`). A `ch-run` connects to it, checks that the server is
+//! this user (`SO_PEERCRED`; the server checks the same of it) and serves this very image,
+//! receives the server's namespaces ([`wire`]), enters them, makes its own nested user
+//! namespace and copy of the mount table, and binds the staged mount as its image. Its
+//! connection stays open until its container is gone; the server exits once the last one
+//! has closed and it has been idle for `CH_RUN_SHARE_IDLE` seconds, removing its socket
+//! under the directory's lock first, so that nobody can connect to a server that is leaving.
+//!
+//! Who wins when many start at once, and how a killed server's socket is recognised and
+//! taken over, is `--join`'s claim: one lock on the directory, a listener bound under it.
+
+use std::os::fd::OwnedFd;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use nix::fcntl::{open, OFlag};
+use nix::sys::stat::Mode;
+use nix::unistd::getuid;
+
+use crate::cli::Options;
+use crate::failure::{with_errno, Failure};
+use crate::image::Image;
+use crate::join::rendezvous::{self, Place, Purpose, Reached};
+use crate::protocol::Message;
+use crate::userns::{self, Namespaces};
+
+pub mod server;
+mod spawn;
+mod wire;
+
+/// Where servers listen: `$XDG_RUNTIME_DIR/ch-run-share`, `/tmp/ch-run-share.UID` or
+/// `$HOME/.ch-run-share.HOST`.
+pub const SHARE: Purpose = Purpose {
+    stem: "ch-run-share",
+    label: "share",
+    what: "image server socket",
+};
+
+/// `CH_RUN_SHARE=no` (or 0, off, false) turns sharing off, as `--no-share` does.
+pub const ENV_SWITCH: &str = "CH_RUN_SHARE";
+/// Seconds a server stays after its last container has gone.
+pub const ENV_IDLE: &str = "CH_RUN_SHARE_IDLE";
+/// Long enough for `ch-run IMG -- true` in a loop, or the steps of a job script, to share.
+pub const DEFAULT_IDLE: Duration = Duration::from_secs(10);
+
+/// How long a `ch-run` tries to find or start a server and get its namespaces.
+const ATTACH_TIMEOUT: Duration = crate::join::CLAIM_TIMEOUT;
+
+/// A run that uses a shared server.
+#[derive(Debug, Clone)]
+pub struct Request {
+    /// The image, the ids and this build: what a server must match exactly.
+    pub identity: String,
+    /// The socket's name, from the identity.
+    pub entry: String,
+    /// Where a server this run starts mounts the image (in its namespace only).
+    pub staging: PathBuf,
+    pub idle: Duration,
+}
+
+/// Whether this run shares, and with which server; says why not at `-v`.
+pub fn plan(
+    options: &Options,
+    image: &Image,
+    ids: (u32, u32),
+    staging: &std::path::Path,
+    env: &dyn Fn(&str) -> Option<String>,
+    notes: &mut Vec<String>,
+) -> Result<Option<Request>, Failure> {
+    let off = |why: &str, notes: &mut Vec<String>| {
+        notes.push(format!("share: off ({why})"));
+        Ok(None)
+    };
+    let fingerprint = match image {
+        Image::Squash { fingerprint, .. } => fingerprint,
+        Image::Directory { .. } => return off("directory image", notes),
+    };
+    if options.no_share {
+        return off("--no-share", notes);
+    }
+    if env(ENV_SWITCH).is_some_and(|v| {
+        ["no", "0", "off", "false"]
+            .iter()
+            .any(|n| v.trim().eq_ignore_ascii_case(n))
+    }) {
+        return off(&format!("{ENV_SWITCH}=no"), notes);
+    }
+    if options.join.enabled || options.join_pid.is_some() {
+        // A group already shares one mount; --join-pid makes none.
+        return off("--join", notes);
+    }
+    if options.verbose >= 2 {
+        // The FUSE log goes to this run's stderr; a server has none.
+        return off("-vv shows this run's own FUSE log", notes);
+    }
+    let idle = match env(ENV_IDLE) {
+        None => DEFAULT_IDLE,
+        Some(text) => text
+            .trim()
+            .parse::<f64>()
+            .ok()
+            .and_then(|s| Duration::try_from_secs_f64(s).ok())
+            .ok_or_else(|| {
+                Failure::Runtime(format!("{ENV_IDLE}: not a number of seconds: {text}"))
+            })?,
+    };
+    let identity = format!("{fingerprint} uid {} gid {}", ids.0, ids.1);
+    let entry = format!(
+        "img-{:032x}",
+        rendezvous::fnv1a_128(identity.as_bytes())
+    );
+    notes.push(format!("share: image server {entry}, idle {idle:?}"));
+    Ok(Some(Request {
+        identity,
+        entry,
+        staging: staging.to_path_buf(),
+        idle,
+    }))
+}
+
+/// This run's link to its server: open while the container lives.
+pub struct Attached {
+    /// The image's root, as the server mounted it, opened in this run's mount namespace.
+    pub staged: OwnedFd,
+    pub connection: OwnedFd,
+}
+
+/// Finds this image's server, or starts it, and moves this (single-threaded) process into a
+/// user and mount namespace of its own below the server's, where `uid`:`gid` is this user.
+pub fn attach(
+    request: &Request,
+    image: &Image,
+    ids: (u32, u32),
+    tell: &mut dyn FnMut(Message),
+) -> Result<Attached, Failure> {
+    let deadline = Instant::now() + ATTACH_TIMEOUT;
+    // Not sealed yet: the maps of its own user namespace are written first (see
+    // `userns::enter`), as a container of its own does.
+    loop {
+        let place = Place::choose_for(&SHARE, &mut |w| tell(Message::Warning(w)))?;
+        let (connection, started) = connect_or_start(&place, request, image, ids, deadline, tell)?;
+        match wire::receive(&connection, deadline)? {
+            Some(wire::Answer::Ready {
+                identity,
+                staging,
+                namespaces,
+            }) => {
+                if identity != request.identity {
+                    return Err(Failure::Runtime(format!(
+                        "share: {} serves another image",
+                        place.path_of(&request.entry).display()
+                    )));
+                }
+                return enter(&namespaces, &staging, ids, connection);
+            }
+            Some(wire::Answer::Failed(failure)) => return Err(failure),
+            None if started => {
+                return Err(Failure::Runtime(
+                    "share: image server died while starting".into(),
+                ))
+            }
+            // The server left (idle, or killed) between our connect and its accept: look
+            // again.
+            None => tell(Message::Info("share: image server gone; trying again".into())),
+        }
+        if Instant::now() > deadline {
+            return Err(Failure::Runtime("timeout waiting for share lock".into()));
+        }
+    }
+}
+
+/// A connection to the image's server: an existing one (false) or one this run starts
+/// (true) after taking its place under the directory's lock.
+fn connect_or_start(
+    place: &Place,
+    request: &Request,
+    image: &Image,
+    ids: (u32, u32),
+    deadline: Instant,
+    tell: &mut dyn FnMut(Message),
+) -> Result<(OwnedFd, bool), Failure> {
+    let socket = place.path_of(&request.entry);
+    tell(Message::Info(format!(
+        "share: image server socket: {}",
+        socket.display()
+    )));
+    while let Some(locked) = place.lock(deadline)? {
+        match locked.connect(&request.entry)? {
+            Reached::Listener(fd) => {
+                drop(locked);
+                if !crate::join::same_user(&fd, getuid().as_raw()) {
+                    return Err(Failure::Runtime(format!(
+                        "share: {} owned by another user",
+                        socket.display()
+                    )));
+                }
+                tell(Message::Info("share: using the running image server".into()));
+                return Ok((fd, false));
+            }
+            Reached::Busy => {}
+            found @ (Reached::Dead | Reached::Absent) => {
+                if matches!(found, Reached::Dead) {
+                    locked.remove_dead(&request.entry)?;
+                    tell(Message::Info(
+                        "share: the last image server was killed; replacing it".into(),
+                    ));
+                }
+                let listener = locked.listen(&request.entry)?;
+                drop(locked);
+                tell(Message::Info("share: starting an image server".into()));
+                let connection = spawn::start(listener, place, request, image, ids)?;
+                return Ok((connection, true));
+            }
+        }
+        // The server's backlog is full: let it accept.
+        drop(locked);
+        if Instant::now() > deadline {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    Err(Failure::Runtime("timeout waiting for share lock".into()))
+}
+
+/// Enters the server's namespaces, then a user and mount namespace of this run's own below
+/// them (its root has no power over the server's mounts or other containers'), and opens
+/// the staged image there.
+fn enter(
+    namespaces: &Namespaces,
+    staging: &std::path::Path,
+    ids: (u32, u32),
+    connection: OwnedFd,
+) -> Result<Attached, Failure> {
+    namespaces.join()?;
+    userns::enter(ids.0, ids.1)?;
+    let staged = open(
+        staging,
+        OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    // SAFETY: open returned a new descriptor we own.
+    .map(|raw| unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(raw) })
+    .map_err(|e| {
+        Failure::Runtime(with_errno(
+            format!("share: can't open staged image {}", staging.display()),
+            e,
+        ))
+    })?;
+    Ok(Attached { staged, connection })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn options() -> Options {
+        Options::default()
+    }
+
+    #[test]
+    fn directory_images_and_the_switches_turn_sharing_off() {
+        let dir = Image::Directory {
+            path: "/".into(),
+            fd: std::fs::File::open("/").unwrap().into(),
+        };
+        let none = |_: &str| None;
+        let mut notes = Vec::new();
+        let staging = std::path::Path::new("/mnt");
+        assert!(plan(&options(), &dir, (1, 1), staging, &none, &mut notes)
+            .unwrap()
+            .is_none());
+        assert_eq!(notes, ["share: off (directory image)"]);
+    }
+}
