@@ -15,6 +15,7 @@ pub mod failure;
 pub mod fuse_mount;
 pub mod image;
 pub mod join;
+pub mod mount_api;
 pub mod passwd;
 pub mod plan;
 pub mod protocol;

@@ -219,7 +219,6 @@ pub fn build(options: &Options) -> Result<Plan, Failure> {
         options,
         &image,
         (uid, gid),
-        &mountpoint,
         &|name| std::env::var(name).ok(),
         &mut notes,
     )?;

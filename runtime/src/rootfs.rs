@@ -50,10 +50,10 @@ fn open_dir(path: &Path) -> Result<OwnedFd, Failure> {
     .map_err(|e| runtime(format!("can't open {}", path.display()), e))
 }
 
-/// Builds the root; returns the FUSE server for a SquashFS image (keep it alive). `staged`:
-/// the image's root as a shared server mounted it (see [`crate::share`]), opened in this
-/// namespace; it is bound instead of mounting the image here.
-pub fn build(plan: &Plan, staged: Option<OwnedFd>) -> Result<Option<FuseServer>, Failure> {
+/// Builds the root; returns the FUSE server for a SquashFS image (keep it alive). `shared`:
+/// a detached copy of a shared server's mount of the image (see [`crate::share`]), attached
+/// instead of mounting the image here.
+pub fn build(plan: &Plan, shared: Option<OwnedFd>) -> Result<Option<FuseServer>, Failure> {
     let base = &plan.mountpoint;
     let size = plan
         .write_fake
@@ -65,16 +65,14 @@ pub fn build(plan: &Plan, staged: Option<OwnedFd>) -> Result<Option<FuseServer>,
     mkdir(&image_root, Mode::from_bits_truncate(0o755))
         .map_err(|e| runtime("can't make image mount point", e))?;
 
-    let server = match (&plan.image, staged) {
-        (Image::Squash { path, .. }, Some(staged)) => {
-            mount(
-                Some(&binds::fd_path(&staged)),
-                &image_root,
-                None::<&str>,
-                MsFlags::MS_BIND,
-                None::<&str>,
-            )
-            .map_err(|e| runtime(format!("can't bind shared image {}", path.display()), e))?;
+    let server = match (&plan.image, shared) {
+        (Image::Squash { path, .. }, Some(mount)) => {
+            crate::mount_api::attach(&mount, &image_root).map_err(|e| {
+                runtime(
+                    format!("can't attach shared mount of {}", path.display()),
+                    e,
+                )
+            })?;
             None
         }
         (Image::Squash { path, archive, .. }, None) => Some(fuse_mount::mount_and_serve(

@@ -3,39 +3,36 @@
 //! page cache and the block cache for the next, instead of being decompressed again by
 //! every start.
 //!
-//! Each `ch-run` still gets its own container: its own user namespace (nested in the
-//! server's), its own mount namespace (a copy of the server's), its own binds, options and
-//! `pivot_root`. Only the image's mount, and the process serving it, are shared.
+//! Each `ch-run` still gets its own container, made as without sharing: its own user and
+//! mount namespace, binds, options and `pivot_root`. Only the image's file system, and the
+//! process serving it, are shared: the container attaches a copy of the server's mount
+//! where it would have mounted the image.
 //!
 //! The server ([`server`]) is a process of its own, started by the first `ch-run` that finds
-//! none ([`spawn`]): it holds a user + mount namespace with nothing in it but the image
-//! mounted at a staging path, and a socket named for the image's identity and the ids in a
-//! directory only this user can write to (`ch-run-share`, found and checked as `--join`'s
-//! rendezvous, see `join::rendezvous`). A `ch-run` connects to it, checks that the server is
-//! this user (`SO_PEERCRED`; the server checks the same of it) and serves this very image,
-//! receives the server's namespaces ([`wire`]), enters them, makes its own nested user
-//! namespace and copy of the mount table, and binds the staged mount as its image. Its
-//! connection stays open until its container is gone; the server exits once the last one
-//! has closed and it has been idle for `CH_RUN_SHARE_IDLE` seconds, removing its socket
-//! under the directory's lock first, so that nobody can connect to a server that is leaving.
+//! none ([`spawn`]): it mounts the image in a user + mount namespace of its own, attached
+//! nowhere (`fsmount`, see [`crate::mount_api`]), and listens on a socket named for the
+//! image's identity and the ids, in a directory only this user can write to
+//! (`ch-run-share`, found and checked as `--join`'s rendezvous, see `join::rendezvous`). A
+//! `ch-run` connects, checks that the server is this user (`SO_PEERCRED`; the server checks
+//! the same of it) and serves this very image, and receives a detached copy of the mount
+//! ([`wire`]), which it attaches in its container. Its connection stays open until its
+//! container is gone; the server exits once the last one has closed and it has been idle for
+//! `CH_RUN_SHARE_IDLE` seconds, removing its socket under the directory's lock first, so
+//! that nobody can connect to a server that is leaving.
 //!
 //! Who wins when many start at once, and how a killed server's socket is recognised and
 //! taken over, is `--join`'s claim: one lock on the directory, a listener bound under it.
 
 use std::os::fd::OwnedFd;
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use nix::fcntl::{open, OFlag};
-use nix::sys::stat::Mode;
 use nix::unistd::getuid;
 
 use crate::cli::Options;
-use crate::failure::{with_errno, Failure};
+use crate::failure::Failure;
 use crate::image::Image;
 use crate::join::rendezvous::{self, Place, Purpose, Reached};
 use crate::protocol::Message;
-use crate::userns::{self, Namespaces};
 
 pub mod server;
 mod spawn;
@@ -66,8 +63,6 @@ pub struct Request {
     pub identity: String,
     /// The socket's name, from the identity.
     pub entry: String,
-    /// Where a server this run starts mounts the image (in its namespace only).
-    pub staging: PathBuf,
     pub idle: Duration,
 }
 
@@ -76,7 +71,6 @@ pub fn plan(
     options: &Options,
     image: &Image,
     ids: (u32, u32),
-    staging: &std::path::Path,
     env: &dyn Fn(&str) -> Option<String>,
     notes: &mut Vec<String>,
 ) -> Result<Option<Request>, Failure> {
@@ -106,6 +100,9 @@ pub fn plan(
         // The FUSE log goes to this run's stderr; a server has none.
         return off("-vv shows this run's own FUSE log", notes);
     }
+    if !crate::mount_api::supported() {
+        return off("the kernel has no open_tree(2)", notes);
+    }
     let idle = match env(ENV_IDLE) {
         None => DEFAULT_IDLE,
         Some(text) => text
@@ -118,28 +115,25 @@ pub fn plan(
             })?,
     };
     let identity = format!("{fingerprint} uid {} gid {}", ids.0, ids.1);
-    let entry = format!(
-        "img-{:032x}",
-        rendezvous::fnv1a_128(identity.as_bytes())
-    );
+    let entry = format!("img-{:032x}", rendezvous::fnv1a_128(identity.as_bytes()));
     notes.push(format!("share: image server {entry}, idle {idle:?}"));
     Ok(Some(Request {
         identity,
         entry,
-        staging: staging.to_path_buf(),
         idle,
     }))
 }
 
-/// This run's link to its server: open while the container lives.
+/// This run's share of a server.
 pub struct Attached {
-    /// The image's root, as the server mounted it, opened in this run's mount namespace.
-    pub staged: OwnedFd,
+    /// A detached copy of the server's mount of the image, to attach in the container.
+    pub mount: OwnedFd,
+    /// Open while the container lives: the server stays as long as one is.
     pub connection: OwnedFd,
 }
 
-/// Finds this image's server, or starts it, and moves this (single-threaded) process into a
-/// user and mount namespace of its own below the server's, where `uid`:`gid` is this user.
+/// Finds this image's server, or starts it, and gets a copy of its mount. Runs on the host
+/// (before the container's namespaces), in a single-threaded process.
 pub fn attach(
     request: &Request,
     image: &Image,
@@ -147,24 +141,18 @@ pub fn attach(
     tell: &mut dyn FnMut(Message),
 ) -> Result<Attached, Failure> {
     let deadline = Instant::now() + ATTACH_TIMEOUT;
-    // Not sealed yet: the maps of its own user namespace are written first (see
-    // `userns::enter`), as a container of its own does.
     loop {
         let place = Place::choose_for(&SHARE, &mut |w| tell(Message::Warning(w)))?;
         let (connection, started) = connect_or_start(&place, request, image, ids, deadline, tell)?;
         match wire::receive(&connection, deadline)? {
-            Some(wire::Answer::Ready {
-                identity,
-                staging,
-                namespaces,
-            }) => {
+            Some(wire::Answer::Ready { identity, mount }) => {
                 if identity != request.identity {
                     return Err(Failure::Runtime(format!(
                         "share: {} serves another image",
                         place.path_of(&request.entry).display()
                     )));
                 }
-                return enter(&namespaces, &staging, ids, connection);
+                return Ok(Attached { mount, connection });
             }
             Some(wire::Answer::Failed(failure)) => return Err(failure),
             None if started => {
@@ -174,7 +162,9 @@ pub fn attach(
             }
             // The server left (idle, or killed) between our connect and its accept: look
             // again.
-            None => tell(Message::Info("share: image server gone; trying again".into())),
+            None => tell(Message::Info(
+                "share: image server gone; trying again".into(),
+            )),
         }
         if Instant::now() > deadline {
             return Err(Failure::Runtime("timeout waiting for share lock".into()));
@@ -207,7 +197,9 @@ fn connect_or_start(
                         socket.display()
                     )));
                 }
-                tell(Message::Info("share: using the running image server".into()));
+                tell(Message::Info(
+                    "share: using the running image server".into(),
+                ));
                 return Ok((fd, false));
             }
             Reached::Busy => {}
@@ -235,33 +227,6 @@ fn connect_or_start(
     Err(Failure::Runtime("timeout waiting for share lock".into()))
 }
 
-/// Enters the server's namespaces, then a user and mount namespace of this run's own below
-/// them (its root has no power over the server's mounts or other containers'), and opens
-/// the staged image there.
-fn enter(
-    namespaces: &Namespaces,
-    staging: &std::path::Path,
-    ids: (u32, u32),
-    connection: OwnedFd,
-) -> Result<Attached, Failure> {
-    namespaces.join()?;
-    userns::enter(ids.0, ids.1)?;
-    let staged = open(
-        staging,
-        OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
-        Mode::empty(),
-    )
-    // SAFETY: open returned a new descriptor we own.
-    .map(|raw| unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(raw) })
-    .map_err(|e| {
-        Failure::Runtime(with_errno(
-            format!("share: can't open staged image {}", staging.display()),
-            e,
-        ))
-    })?;
-    Ok(Attached { staged, connection })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -278,8 +243,7 @@ mod tests {
         };
         let none = |_: &str| None;
         let mut notes = Vec::new();
-        let staging = std::path::Path::new("/mnt");
-        assert!(plan(&options(), &dir, (1, 1), staging, &none, &mut notes)
+        assert!(plan(&options(), &dir, (1, 1), &none, &mut notes)
             .unwrap()
             .is_none());
         assert_eq!(notes, ["share: off (directory image)"]);

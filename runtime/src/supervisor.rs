@@ -98,19 +98,19 @@ fn start(plan: &Plan, reporter: &mut Reporter) -> Result<Started, Failure> {
     let mut shared = None;
     let (server, membership, pending) = match &plan.join {
         join::Plan::None => {
-            let staged = match &plan.share {
+            // Found or started on the host, before this process is in the container.
+            let mount = match &plan.share {
                 Some(request) => {
-                    let attached = share::attach(request, &plan.image, (plan.uid, plan.gid), &mut tell)?;
+                    let ids = (plan.uid, plan.gid);
+                    let attached = share::attach(request, &plan.image, ids, &mut tell)?;
                     shared = Some(attached.connection);
-                    Some(attached.staged)
+                    Some(attached.mount)
                 }
-                None => {
-                    userns::enter(plan.uid, plan.gid)?;
-                    None
-                }
+                None => None,
             };
+            userns::enter(plan.uid, plan.gid)?;
             let pending = plan.command.fork(stderr)?;
-            (rootfs::build(plan, staged)?, Membership::Alone, pending)
+            (rootfs::build(plan, mount)?, Membership::Alone, pending)
         }
         join::Plan::Pid(pid) => {
             tell(Message::Info(format!("joining namespaces of pid {pid}")));

@@ -22,14 +22,6 @@ pub fn refuse_setuid() -> Result<(), Failure> {
 /// mounts propagate nowhere; then [`seal`]s this process. Must be called while the process
 /// is single-threaded.
 pub fn enter(uid: u32, gid: u32) -> Result<(), Failure> {
-    enter_keeping_propagation(uid, gid)?;
-    make_mounts_private()
-}
-
-/// As [`enter`], but the mounts copied from the host stay as the copy made them: those the
-/// host shares keep receiving its mount events (as slaves), the rest are private. For a
-/// shared image server, whose copy the containers made later copy in turn.
-pub fn enter_keeping_propagation(uid: u32, gid: u32) -> Result<(), Failure> {
     let (host_uid, host_gid) = (geteuid(), getegid());
     unshare(CloneFlags::CLONE_NEWUSER | CloneFlags::CLONE_NEWNS)
         .map_err(|e| Failure::Runtime(with_errno("can't init user+mount namespaces", e)))?;
@@ -38,7 +30,8 @@ pub fn enter_keeping_propagation(uid: u32, gid: u32) -> Result<(), Failure> {
     write_proc("/proc/self/setgroups", "deny\n")?;
     write_proc("/proc/self/uid_map", &format!("{uid} {host_uid} 1\n"))?;
     write_proc("/proc/self/gid_map", &format!("{gid} {host_gid} 1\n"))?;
-    seal()
+    seal()?;
+    make_mounts_private()
 }
 
 /// Makes this process non-dumpable, so that the container's root can't read or trace it.

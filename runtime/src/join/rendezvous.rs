@@ -292,16 +292,16 @@ impl Place {
         let mut pause = Duration::from_millis(1);
         loop {
             // A lock belongs to the open file (this process's), shared by its duplicates.
-            let fd = self
-                .dir
-                .try_clone()
-                .map_err(|e| {
-                    Failure::Runtime(format!("{}: can't duplicate descriptor: {e}", self.label))
-                })?;
+            let fd = self.dir.try_clone().map_err(|e| {
+                Failure::Runtime(format!("{}: can't duplicate descriptor: {e}", self.label))
+            })?;
             match Flock::lock(fd, FlockArg::LockExclusiveNonblock) {
                 Ok(lock) => {
                     let st = fstat(self.dir.as_raw_fd()).map_err(|e| {
-                        runtime(format!("{}: can't stat {}", self.label, self.shown.display()), e)
+                        runtime(
+                            format!("{}: can't stat {}", self.label, self.shown.display()),
+                            e,
+                        )
                     })?;
                     if st.st_nlink == 0 {
                         return Ok(None);
@@ -366,8 +366,12 @@ impl Locked<'_> {
         let fd = new_socket(SockType::SeqPacket, SockFlag::SOCK_NONBLOCK)?;
         match connect(fd.as_raw_fd(), &addr) {
             Ok(()) => {
-                fcntl(fd.as_raw_fd(), FcntlArg::F_SETFL(OFlag::empty()))
-                    .map_err(|e| runtime(format!("{}: can't make socket blocking", self.place.label), e))?;
+                fcntl(fd.as_raw_fd(), FcntlArg::F_SETFL(OFlag::empty())).map_err(|e| {
+                    runtime(
+                        format!("{}: can't make socket blocking", self.place.label),
+                        e,
+                    )
+                })?;
                 Ok(Reached::Listener(fd))
             }
             Err(Errno::EAGAIN) => Ok(Reached::Busy),

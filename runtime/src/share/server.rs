@@ -3,13 +3,13 @@
 //! descriptors 3 to 7.
 //!
 //! It enters a user namespace where this user is the run's `uid`:`gid` and a mount
-//! namespace, mounts the image at the staging path and serves it; every `ch-run` that
-//! connects (this user only) gets the two namespaces. The mounts it copied from the host
-//! keep receiving the host's mount events where the host shares them (they are not made
-//! private, unlike a container's), so a container made from it later sees the host as it is
-//! then. Once no connection is left and none came for the idle time, it removes its socket
-//! under the directory's lock (taking any connection that arrived meanwhile instead), and
-//! exits: its mount exists nowhere else.
+//! namespace, mounts the image attached nowhere (`fsmount`) and serves it; every `ch-run`
+//! that connects (this user only) gets a detached copy of that mount (`open_tree`), to
+//! attach in its own container. Nothing else of the server's is handed out: not its
+//! namespaces, not its descriptors. Once no connection is left and none came for the idle
+//! time, it removes its socket under the directory's lock (taking any connection that
+//! arrived meanwhile instead), and exits; its mount was never attached anywhere but in the
+//! containers, which have all gone.
 
 use std::ffi::{CString, OsString};
 use std::fs::File;
@@ -28,7 +28,7 @@ use sqfs::{Archive, OpenOptions};
 use super::wire;
 use crate::failure::Failure;
 use crate::join::rendezvous::Place;
-use crate::userns::{self, Namespaces};
+use crate::{mount_api, userns};
 
 /// The hidden first argument that makes `ch-run` an image server.
 pub const FLAG: &str = "--ch-run-share-server";
@@ -47,7 +47,6 @@ pub struct Args {
     pub uid: u32,
     pub gid: u32,
     pub idle: Duration,
-    pub staging: PathBuf,
     pub image: PathBuf,
     pub identity: String,
     pub entry: String,
@@ -63,7 +62,6 @@ impl Args {
             self.uid.to_string().into(),
             self.gid.to_string().into(),
             self.idle.as_millis().to_string().into(),
-            self.staging.as_os_str().as_bytes().to_vec(),
             self.image.as_os_str().as_bytes().to_vec(),
             self.identity.clone().into(),
             self.entry.clone().into(),
@@ -78,8 +76,7 @@ impl Args {
     }
 
     fn from_argv(words: &[OsString]) -> Option<Args> {
-        let [uid, gid, idle, staging, image, identity, entry, place_name, place_shown] = words
-        else {
+        let [uid, gid, idle, image, identity, entry, place_name, place_shown] = words else {
             return None;
         };
         let text = |w: &OsString| w.to_str().map(str::to_string);
@@ -87,7 +84,6 @@ impl Args {
             uid: text(uid)?.parse().ok()?,
             gid: text(gid)?.parse().ok()?,
             idle: Duration::from_millis(text(idle)?.parse().ok()?),
-            staging: PathBuf::from(staging),
             image: PathBuf::from(image),
             identity: text(identity)?,
             entry: text(entry)?,
@@ -123,7 +119,10 @@ fn serve(args: Args) -> i32 {
     let (Some(image), Some(listener), Some(first), Some(base), Some(dir)) =
         (handed(0), handed(1), handed(2), handed(3), handed(4))
     else {
-        crate::failure::say("error", "share: image server started without its descriptors");
+        crate::failure::say(
+            "error",
+            "share: image server started without its descriptors",
+        );
         return crate::failure::EXIT_CHRUN;
     };
     let place = Place::from_parts(
@@ -134,7 +133,7 @@ fn serve(args: Args) -> i32 {
         super::SHARE.label,
     );
     let started = start(&args, image);
-    let (_server, ns) = match started {
+    let (_server, mount) = match started {
         Ok(ready) => ready,
         Err(failure) => {
             wire::send_failure(&first, &failure);
@@ -143,7 +142,7 @@ fn serve(args: Args) -> i32 {
         }
     };
     let mut conns = Vec::new();
-    if wire::send_ready(&first, &args.identity, &args.staging, &ns).is_ok() {
+    if hand_over(&first, &args, &mount) {
         conns.push(first);
     }
     if fcntl(listener.as_raw_fd(), FcntlArg::F_SETFL(OFlag::O_NONBLOCK)).is_err() {
@@ -155,7 +154,7 @@ fn serve(args: Args) -> i32 {
         if conns.is_empty() {
             let since = *idle_since.get_or_insert_with(Instant::now);
             if since.elapsed() >= args.idle {
-                match leave_unless_called(&place, &args, &ns, &listener, &mut conns) {
+                match leave_unless_called(&place, &args, &mount, &listener, &mut conns) {
                     true => return 0,
                     // Someone came at the last moment, or the lock did not: stay a while.
                     false => idle_since = conns.is_empty().then(Instant::now),
@@ -194,37 +193,49 @@ fn serve(args: Args) -> i32 {
             !closed
         });
         if ready.last() == Some(&true) {
-            accept_all(&listener, &args, &ns, &mut conns);
+            accept_all(&listener, &args, &mount, &mut conns);
         }
     }
 }
 
-/// Enters the namespaces and mounts the image (what a run would have done itself).
-fn start(
-    args: &Args,
-    image: OwnedFd,
-) -> Result<(crate::fuse_mount::FuseServer, Namespaces), Failure> {
-    userns::enter_keeping_propagation(args.uid, args.gid)?;
+/// Enters the namespaces and mounts the image, detached (what a run would have done
+/// itself, but for the mount point).
+fn start(args: &Args, image: OwnedFd) -> Result<(crate::fuse_mount::FuseServer, OwnedFd), Failure> {
+    userns::enter(args.uid, args.gid)?;
     let cant = |e: sqfs::Error| {
-        Failure::Runtime(format!("can't open SquashFS: {}: {e}", args.image.display()))
+        Failure::Runtime(format!(
+            "can't open SquashFS: {}: {e}",
+            args.image.display()
+        ))
     };
     let archive = Archive::open_file(File::from(image), &OpenOptions::default()).map_err(cant)?;
-    let server =
-        crate::fuse_mount::mount_and_serve(Arc::new(archive), &args.image, &args.staging)?;
-    Ok((server, Namespaces::of_self()?))
+    crate::fuse_mount::mount_detached_and_serve(Arc::new(archive), &args.image)
 }
 
-/// Takes every waiting connection of this user and hands it the namespaces.
-fn accept_all(listener: &OwnedFd, args: &Args, ns: &Namespaces, conns: &mut Vec<OwnedFd>) {
+/// Sends a new copy of the mount on `conn`; whether it went.
+fn hand_over(conn: &OwnedFd, args: &Args, mount: &OwnedFd) -> bool {
+    match mount_api::clone_detached(mount) {
+        Ok(copy) => wire::send_ready(conn, &args.identity, &copy).is_ok(),
+        Err(e) => {
+            let failure = Failure::Runtime(crate::failure::with_errno(
+                "share: can't copy the image's mount",
+                e,
+            ));
+            wire::send_failure(conn, &failure);
+            false
+        }
+    }
+}
+
+/// Takes every waiting connection of this user and hands it a copy of the mount.
+fn accept_all(listener: &OwnedFd, args: &Args, mount: &OwnedFd, conns: &mut Vec<OwnedFd>) {
     loop {
         match accept4(listener.as_raw_fd(), SockFlag::SOCK_CLOEXEC) {
             Ok(raw) => {
                 // SAFETY: accept4 returned a new descriptor we own.
                 let conn = unsafe { OwnedFd::from_raw_fd(raw) };
                 // Seen from here, this user is the run's uid; anyone else the overflow uid.
-                if crate::join::same_user(&conn, args.uid)
-                    && wire::send_ready(&conn, &args.identity, &args.staging, ns).is_ok()
-                {
+                if crate::join::same_user(&conn, args.uid) && hand_over(&conn, args, mount) {
                     conns.push(conn);
                 }
             }
@@ -239,14 +250,14 @@ fn accept_all(listener: &OwnedFd, args: &Args, ns: &Namespaces, conns: &mut Vec<
 fn leave_unless_called(
     place: &Place,
     args: &Args,
-    ns: &Namespaces,
+    mount: &OwnedFd,
     listener: &OwnedFd,
     conns: &mut Vec<OwnedFd>,
 ) -> bool {
     let Ok(Some(locked)) = place.lock(Instant::now() + LOCK_PATIENCE) else {
         return false;
     };
-    accept_all(listener, args, ns, conns);
+    accept_all(listener, args, mount, conns);
     if !conns.is_empty() {
         return false;
     }
@@ -275,7 +286,6 @@ mod tests {
             uid: 0,
             gid: 1000,
             idle: Duration::from_millis(2500),
-            staging: "/var/tmp/u.ch/mnt".into(),
             image: "/images/a b.sqfs".into(),
             identity: "ch-run 1 dev 2".into(),
             entry: "img-00".into(),

@@ -39,7 +39,6 @@ pub fn start(
         uid: ids.0,
         gid: ids.1,
         idle: request.idle,
-        staging: request.staging.clone(),
         image: path.clone(),
         identity: request.identity.clone(),
         entry: request.entry.clone(),

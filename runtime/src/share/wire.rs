@@ -1,12 +1,10 @@
 //! What a server says to a `ch-run` that connected, one message on a `SOCK_SEQPACKET`
-//! connection: `S` IDENTITY NUL STAGING with its user and mount namespace descriptors
-//! (`SCM_RIGHTS`), or `E` CODE SPACE MESSAGE when it could not mount the image (the error a
-//! ch-run mounting it itself would have printed, and its exit code).
+//! connection: `S` IDENTITY with a detached copy of its mount of the image (`SCM_RIGHTS`),
+//! or `E` CODE SPACE MESSAGE when it could not mount the image (the error a ch-run mounting
+//! it itself would have printed, and its exit code).
 
 use std::io::{IoSlice, IoSliceMut};
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
-use std::os::unix::ffi::OsStrExt;
-use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use nix::errno::Errno;
@@ -14,17 +12,12 @@ use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::socket::{recvmsg, sendmsg, ControlMessage, ControlMessageOwned, MsgFlags};
 
 use crate::failure::{with_errno, Failure, EXIT_EXEC, EXIT_USAGE};
-use crate::userns::Namespaces;
 
-/// Largest message: an identity (about 200 bytes) and a path.
+/// Largest message: an identity is about 200 bytes, an error one line.
 const MAX_MESSAGE: usize = 8192;
 
 pub enum Answer {
-    Ready {
-        identity: String,
-        staging: PathBuf,
-        namespaces: Namespaces,
-    },
+    Ready { identity: String, mount: OwnedFd },
     Failed(Failure),
 }
 
@@ -45,18 +38,11 @@ fn send(conn: &OwnedFd, bytes: &[u8], fds: &[RawFd]) -> Result<(), Errno> {
     }
 }
 
-/// Hands a connected `ch-run` the server's namespaces.
-pub fn send_ready(
-    conn: &OwnedFd,
-    identity: &str,
-    staging: &Path,
-    ns: &Namespaces,
-) -> Result<(), Errno> {
+/// Hands a connected `ch-run` its copy of the mount.
+pub fn send_ready(conn: &OwnedFd, identity: &str, mount: &OwnedFd) -> Result<(), Errno> {
     let mut bytes = b"S".to_vec();
     bytes.extend_from_slice(identity.as_bytes());
-    bytes.push(0);
-    bytes.extend_from_slice(staging.as_os_str().as_bytes());
-    send(conn, &bytes, &[ns.user.as_raw_fd(), ns.mount.as_raw_fd()])
+    send(conn, &bytes, &[mount.as_raw_fd()])
 }
 
 /// Tells the `ch-run` that started the server why it could not serve.
@@ -84,7 +70,8 @@ pub fn receive(conn: &OwnedFd, deadline: Instant) -> Result<Option<Answer>, Fail
         }
     }
     let mut buf = vec![0u8; MAX_MESSAGE];
-    let mut space = nix::cmsg_space!([RawFd; 2]);
+    // Room for more than is sent: extra descriptors are received (and closed), not cut.
+    let mut space = nix::cmsg_space!([RawFd; 4]);
     let (len, received) = {
         let mut iov = [IoSliceMut::new(&mut buf)];
         let msg = loop {
@@ -115,7 +102,10 @@ pub fn receive(conn: &OwnedFd, deadline: Instant) -> Result<Option<Answer>, Fail
         {
             if let ControlMessageOwned::ScmRights(fds) = cmsg {
                 // SAFETY: SCM_RIGHTS gave us these descriptors.
-                received.extend(fds.into_iter().map(|fd| unsafe { OwnedFd::from_raw_fd(fd) }));
+                received.extend(
+                    fds.into_iter()
+                        .map(|fd| unsafe { OwnedFd::from_raw_fd(fd) }),
+                );
             }
         }
         (msg.bytes, received)
@@ -136,20 +126,13 @@ pub fn receive(conn: &OwnedFd, deadline: Instant) -> Result<Option<Answer>, Fail
             })))
         }
         Some((b'S', rest)) => {
-            let nul = rest.iter().position(|&b| b == 0).ok_or_else(garbled)?;
-            let identity = String::from_utf8(rest[..nul].to_vec()).map_err(|_| garbled())?;
-            let staging = PathBuf::from(std::ffi::OsStr::from_bytes(&rest[nul + 1..]));
+            let identity = String::from_utf8(rest.to_vec()).map_err(|_| garbled())?;
             let mut received = received;
-            if received.len() != 2 {
+            if received.len() != 1 {
                 return Err(garbled());
             }
             let mount = received.pop().ok_or_else(garbled)?;
-            let user = received.pop().ok_or_else(garbled)?;
-            Ok(Some(Answer::Ready {
-                identity,
-                staging,
-                namespaces: Namespaces { user, mount },
-            }))
+            Ok(Some(Answer::Ready { identity, mount }))
         }
         Some(_) => Err(garbled()),
     }
@@ -176,21 +159,15 @@ mod tests {
     }
 
     #[test]
-    fn namespaces_identity_and_path_arrive() {
+    fn the_identity_and_the_descriptor_arrive() {
         let (a, b) = pair();
-        let ns = Namespaces::of_self().unwrap();
-        send_ready(&a, "ch-run x dev 1", Path::new("/var/tmp/u.ch/mnt"), &ns).unwrap();
+        let sent: OwnedFd = std::fs::File::open("/").unwrap().into();
+        send_ready(&a, "ch-run x dev 1", &sent).unwrap();
         match receive(&b, soon()).unwrap() {
-            Some(Answer::Ready {
-                identity,
-                staging,
-                namespaces,
-            }) => {
+            Some(Answer::Ready { identity, mount }) => {
                 assert_eq!(identity, "ch-run x dev 1");
-                assert_eq!(staging, Path::new("/var/tmp/u.ch/mnt"));
                 let id = |fd: &OwnedFd| nix::sys::stat::fstat(fd.as_raw_fd()).unwrap().st_ino;
-                assert_eq!(id(&namespaces.mount), id(&ns.mount));
-                assert_eq!(id(&namespaces.user), id(&ns.user));
+                assert_eq!(id(&mount), id(&sent));
             }
             _ => panic!("not ready"),
         }
@@ -199,7 +176,10 @@ mod tests {
     #[test]
     fn a_failure_keeps_its_code_and_a_closed_connection_is_none() {
         let (a, b) = pair();
-        send_failure(&a, &Failure::Runtime("can't open /dev/fuse: No such device".into()));
+        send_failure(
+            &a,
+            &Failure::Runtime("can't open /dev/fuse: No such device".into()),
+        );
         match receive(&b, soon()).unwrap() {
             Some(Answer::Failed(f)) => {
                 assert_eq!(f.exit_code(), 31);
