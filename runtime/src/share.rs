@@ -248,4 +248,91 @@ mod tests {
             .is_none());
         assert_eq!(notes, ["share: off (directory image)"]);
     }
+
+    fn tiny_image() -> Image {
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../testdata/tiny/tiny-gzip.sqfs"
+        );
+        let storage = crate::storage::Storage {
+            path: "/nonexistent-storage".into(),
+            default: false,
+        };
+        let me = crate::trust::Me::current();
+        match crate::image::resolve(path, &storage, &me) {
+            Ok(resolved) => resolved.image,
+            Err(e) => panic!("{path}: {}", e.message()),
+        }
+    }
+
+    #[test]
+    fn the_server_is_named_for_the_image_and_the_ids_and_idles_as_asked() {
+        let image = tiny_image();
+        let mut notes = Vec::new();
+        let env = |name: &str| (name == ENV_IDLE).then(|| "2.5".to_string());
+        let a = plan(&options(), &image, (1, 2), &env, &mut notes)
+            .unwrap()
+            .unwrap();
+        assert_eq!(a.idle, Duration::from_millis(2500));
+        assert!(
+            a.entry.starts_with("img-") && a.entry.len() == 36,
+            "{}",
+            a.entry
+        );
+        assert!(a.identity.contains(crate::VERSION), "{}", a.identity);
+        let none = |_: &str| None;
+        let b = plan(&options(), &image, (1, 2), &none, &mut notes)
+            .unwrap()
+            .unwrap();
+        assert_eq!((b.entry.as_str(), b.idle), (a.entry.as_str(), DEFAULT_IDLE));
+        // Other ids: another server.
+        let c = plan(&options(), &image, (0, 2), &none, &mut notes)
+            .unwrap()
+            .unwrap();
+        assert_ne!(c.entry, a.entry);
+        for bad in ["-1", "soon", "1e30"] {
+            let env = |name: &str| (name == ENV_IDLE).then(|| bad.to_string());
+            let e = plan(&options(), &image, (1, 2), &env, &mut notes).unwrap_err();
+            assert_eq!(
+                e.message(),
+                format!("{ENV_IDLE}: not a number of seconds: {bad}")
+            );
+        }
+    }
+
+    #[test]
+    fn the_switches_turn_sharing_off() {
+        let image = tiny_image();
+        let mut notes = Vec::new();
+        for value in ["no", "0", "OFF", "false"] {
+            let env = |name: &str| (name == ENV_SWITCH).then(|| value.to_string());
+            assert!(plan(&options(), &image, (1, 2), &env, &mut notes)
+                .unwrap()
+                .is_none());
+        }
+        let env = |name: &str| (name == ENV_SWITCH).then(|| "yes".to_string());
+        assert!(plan(&options(), &image, (1, 2), &env, &mut notes)
+            .unwrap()
+            .is_some());
+        let none = |_: &str| None;
+        let off = [
+            Options {
+                no_share: true,
+                ..options()
+            },
+            Options {
+                join_pid: Some(1),
+                ..options()
+            },
+            Options {
+                verbose: 2,
+                ..options()
+            },
+        ];
+        for o in &off {
+            assert!(plan(o, &image, (1, 2), &none, &mut notes)
+                .unwrap()
+                .is_none());
+        }
+    }
 }
