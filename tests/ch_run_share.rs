@@ -15,7 +15,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use e2e_tests::container::{can_run_containers, test_image, test_uid, Scratch, TEST_USER};
+use e2e_tests::container::{
+    can_run_containers, test_image, test_uid, user_name, Scratch, TEST_USER,
+};
 
 /// Long enough that a server never leaves on its own during a test that doesn't want it to.
 const LINGER: (&str, &str) = ("CH_RUN_SHARE_IDLE", "600");
@@ -143,9 +145,9 @@ fn root_device_and_marker(s: &Scratch, image: &Path, env: &[(&str, &str)]) -> (S
     (dev, marker)
 }
 
-/// Where the test user's servers listen when nobody is in the way.
+/// Where the test user's servers listen: in ch-run's own directory.
 fn socket_dir() -> PathBuf {
-    PathBuf::from(format!("/tmp/ch-run-share.{}", test_uid()))
+    PathBuf::from(format!("/var/tmp/{}.ch/ch-run-share", user_name()))
 }
 
 /// The name of server `pid`'s socket (an argument on its command line).

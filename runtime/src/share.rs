@@ -11,8 +11,8 @@
 //! The server ([`server`]) is a process of its own, started by the first `ch-run` that finds
 //! none ([`spawn`]): it mounts the image in a user + mount namespace of its own, attached
 //! nowhere (`fsmount`, see [`crate::mount_api`]), and listens on a socket named for the
-//! image's identity and the ids, in a directory only this user can write to
-//! (`ch-run-share`, found and checked as `--join`'s rendezvous, see `join::rendezvous`). A
+//! image's identity, the ids and the batch job step, in a directory only this user can write
+//! to ([`SHARE`], found and checked as `--join`'s rendezvous, see `join::rendezvous`). A
 //! `ch-run` connects, checks that the server is this user (`SO_PEERCRED`; the server checks
 //! the same of it) and serves this very image, and receives a detached copy of the mount
 //! ([`wire`]), which it attaches in its container. Its connection stays open until its
@@ -38,13 +38,26 @@ pub mod server;
 mod spawn;
 mod wire;
 
-/// Where servers listen: `$XDG_RUNTIME_DIR/ch-run-share`, `/tmp/ch-run-share.UID` or
-/// `$HOME/.ch-run-share.HOST`.
+/// Where servers listen: `/var/tmp/$USER.ch/ch-run-share` (ch-run's own directory, where
+/// the default mount point is), else as `--join`: `$XDG_RUNTIME_DIR/ch-run-share`,
+/// `/tmp/ch-run-share.UID` or `$HOME/.ch-run-share.HOST`.
 pub const SHARE: Purpose = Purpose {
     stem: "ch-run-share",
     label: "share",
     what: "image server socket",
+    in_storage: true,
 };
+
+/// A batch system's job and step: a server is never shared across them. A step's leftover
+/// processes are killed when it ends (Slurm's proctrack/cgroup): a server started by one
+/// step must not be found by the next.
+const JOB_VARIABLES: [&str; 5] = [
+    "SLURM_JOB_ID",
+    "SLURM_STEP_ID",
+    "PBS_JOBID",
+    "LSB_JOBID",
+    "FLUX_JOB_ID",
+];
 
 /// `CH_RUN_SHARE=no` (or 0, off, false) turns sharing off, as `--no-share` does.
 pub const ENV_SWITCH: &str = "CH_RUN_SHARE";
@@ -114,7 +127,12 @@ pub fn plan(
                 Failure::Runtime(format!("{ENV_IDLE}: not a number of seconds: {text}"))
             })?,
     };
-    let identity = format!("{fingerprint} uid {} gid {}", ids.0, ids.1);
+    let mut identity = format!("{fingerprint} uid {} gid {}", ids.0, ids.1);
+    for var in JOB_VARIABLES {
+        if let Some(value) = env(var) {
+            identity.push_str(&format!(" {var} {value}"));
+        }
+    }
     let entry = format!("img-{:032x}", rendezvous::fnv1a_128(identity.as_bytes()));
     notes.push(format!("share: image server {entry}, idle {idle:?}"));
     Ok(Some(Request {

@@ -97,6 +97,9 @@ pub struct Purpose {
     pub label: &'static str,
     /// What the sockets are, for messages (`peer group socket`).
     pub what: &'static str,
+    /// Whether `/var/tmp/$USER.ch/STEM` (ch-run's own directory, which holds the default
+    /// mount point; made if missing) comes first.
+    pub in_storage: bool,
 }
 
 /// `--join`'s peer groups.
@@ -104,6 +107,7 @@ pub const JOIN: Purpose = Purpose {
     stem: "ch-run-join",
     label: "join",
     what: "peer group socket",
+    in_storage: false,
 };
 
 /// The directories to try, in order: (base, name of ours in it).
@@ -111,10 +115,16 @@ fn candidates(
     env: &dyn Fn(&str) -> Option<String>,
     uid: u32,
     host: &str,
-    stem: &str,
+    purpose: &Purpose,
 ) -> Vec<(PathBuf, String)> {
     let absolute = |var| env(var).filter(|d| d.starts_with('/'));
+    let stem = purpose.stem;
     let mut list = Vec::new();
+    if purpose.in_storage {
+        if let Some(user) = env("USER").filter(|u| !u.is_empty() && !u.contains('/')) {
+            list.push((crate::image::default_storage(&user), stem.to_string()));
+        }
+    }
     if let Some(dir) = absolute("XDG_RUNTIME_DIR") {
         list.push((PathBuf::from(dir), stem.to_string()));
     }
@@ -175,7 +185,13 @@ impl Place {
         let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
         let mut skipped = Vec::new();
         let env = |v: &str| std::env::var(v).ok();
-        for (base, name) in candidates(&env, uid, host.trim(), purpose.stem) {
+        let list = candidates(&env, uid, host.trim(), purpose);
+        if let (true, Some((storage, _))) = (purpose.in_storage, list.first()) {
+            // ch-run's own directory, made as for the default mount point (checked below).
+            use std::os::unix::fs::DirBuilderExt;
+            let _ = std::fs::DirBuilder::new().mode(0o755).create(storage);
+        }
+        for (base, name) in list {
             match Place::open(&base, &name, uid) {
                 Ok(mut place) => {
                     place.label = purpose.label;
@@ -528,7 +544,7 @@ mod tests {
             "HOME" => Some("/home/u".to_string()),
             _ => None,
         };
-        let list = candidates(&env, 5, "n1/x", "ch-run-join");
+        let list = candidates(&env, 5, "n1/x", &JOIN);
         let paths: Vec<PathBuf> = list.iter().map(|(b, n)| b.join(n)).collect();
         assert_eq!(
             paths,
@@ -541,7 +557,7 @@ mod tests {
         );
         // Relative or missing variables are no candidates.
         let env = |v: &str| (v == "XDG_RUNTIME_DIR").then(|| "run".to_string());
-        assert_eq!(candidates(&env, 5, "h", "ch-run-join").len(), 1);
+        assert_eq!(candidates(&env, 5, "h", &JOIN).len(), 1);
     }
 
     fn scratch(name: &str) -> PathBuf {
