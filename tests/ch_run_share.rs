@@ -468,3 +468,68 @@ fn a_pipe_from_ch_run_ends_with_the_command_while_the_server_stays() {
     assert_eq!(servers_of(&image).len(), 1, "the server lingers");
     s.assert_clean();
 }
+
+#[test]
+fn a_stuck_server_costs_a_wait_not_the_run() {
+    if !can_run_containers() {
+        return;
+    }
+    let s = Scratch::new("share-stuck");
+    let image = own_image(&s, "stuck", "still runs");
+    let _servers = Servers(image.clone());
+    root_device_and_marker(&s, &image, &[LINGER]);
+    let stuck = pids(&servers_of(&image));
+    assert_eq!(stuck.len(), 1);
+    // SAFETY: kill has no memory preconditions.
+    unsafe { libc::kill(stuck[0], libc::SIGSTOP) };
+    // It accepts nothing now; the run gives up on it (after its bounded wait) and mounts
+    // the image itself.
+    let out = s.run_env(&["-v", &arg(&image), "--", "cat", "/marker"], &[LINGER]);
+    assert_eq!(
+        (out.code, out.stdout.as_str()),
+        (0, "still runs"),
+        "{out:?}"
+    );
+    assert!(
+        out.stderr
+            .contains("mounting the image for this container alone"),
+        "{out:?}"
+    );
+    s.assert_clean();
+}
+
+#[test]
+fn a_server_whose_directory_was_removed_still_leaves() {
+    if !can_run_containers() {
+        return;
+    }
+    let s = Scratch::new("share-gone");
+    let image = own_image(&s, "gone", "gone");
+    let _servers = Servers(image.clone());
+    // A user name of the test's own: its directory in /var/tmp is the test's to remove.
+    let user = format!("chshare-gone-{}", std::process::id());
+    let storage = PathBuf::from(format!("/var/tmp/{user}.ch"));
+    let mut child = s.spawn(
+        &[
+            "-m",
+            &s.mnt_arg(),
+            &arg(&image),
+            "--",
+            "sh",
+            "-c",
+            "touch /tmp/running; while [ ! -e /tmp/go ]; do sleep 0.02; done; rm /tmp/running /tmp/go",
+        ],
+        &[("CH_RUN_SHARE_IDLE", "1"), ("USER", &user)],
+    );
+    e2e_tests::container::wait_for_file(&s.tmp.join("running"));
+    assert_eq!(servers_of(&image).len(), 1);
+    assert!(storage.join("ch-run-share").exists());
+    std::fs::remove_dir_all(&storage).unwrap();
+    std::fs::write(s.tmp.join("go"), "").unwrap();
+    assert!(child.wait().unwrap().success());
+    wait_until("the server without a directory exits", || {
+        servers_of(&image).is_empty()
+    });
+    assert!(!storage.exists());
+    s.assert_clean();
+}

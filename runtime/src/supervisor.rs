@@ -102,9 +102,22 @@ fn start(plan: &Plan, reporter: &mut Reporter) -> Result<Started, Failure> {
             let mount = match &plan.share {
                 Some(request) => {
                     let ids = (plan.uid, plan.gid);
-                    let attached = share::attach(request, &plan.image, ids, &mut tell)?;
-                    shared = Some(attached.connection);
-                    Some(attached.mount)
+                    match share::attach(request, &plan.image, ids, &mut tell) {
+                        Ok(attached) => {
+                            shared = Some(attached.connection);
+                            Some(attached.mount)
+                        }
+                        // This container mounts the image itself, as without sharing: it
+                        // runs, or fails with the one error line that mount gives (the same
+                        // a server that could not mount it reported).
+                        Err(failure) => {
+                            tell(Message::Info(format!(
+                                "share: {}; mounting the image for this container alone",
+                                failure.message()
+                            )));
+                            None
+                        }
+                    }
                 }
                 None => None,
             };

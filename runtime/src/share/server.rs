@@ -254,8 +254,11 @@ fn leave_unless_called(
     listener: &OwnedFd,
     conns: &mut Vec<OwnedFd>,
 ) -> bool {
-    let Ok(Some(locked)) = place.lock(Instant::now() + LOCK_PATIENCE) else {
-        return false;
+    let locked = match place.lock(Instant::now() + LOCK_PATIENCE) {
+        Ok(Some(locked)) => locked,
+        // The directory was removed, the socket with it: nobody can come any more.
+        Ok(None) => return true,
+        Err(_) => return false,
     };
     accept_all(listener, args, mount, conns);
     if !conns.is_empty() {
