@@ -293,9 +293,9 @@ out=$here/results/chrun.md
     r=$(ratio "$deb_o" "$deb_t"); printf '| `ch-run debian.sqfs -- true` (ms) | %.1f | %.1f | %.2f× | ≤ 0.5×: %s |\n' "$deb_o" "$deb_t" "$r" "$(met "$r")"
     r=$(ratio "$dp_o" "$dp_t"); printf '| %s `ch-run debian.sqfs -- true` at once, wall (ms) | %.0f | %.0f | %.2f× | ≤ 0.5×: %s |\n' "$concurrent" "$dp_o" "$dp_t" "$r" "$(met "$r")"
     printf '| CPU per start, `ch-run debian.sqfs -- true`, shared server included (ms) | %.1f | %.1f | %.2f× | |\n' "$c_o" "$c_t" "$(ratio "$c_o" "$c_t")"
-    printf '| *for reference, ours with \`--no-share\`:* `ch-run debian.sqfs -- true` (ms) | %.1f | %.1f | %.2f× | |\n' "$n_o" "$deb_t" "$(ratio "$n_o" "$deb_t")"
-    printf '| *… with \`--no-share\`:* %s at once, wall (ms) | %.0f | %.0f | %.2f× | |\n' "$concurrent" "$np_o" "$dp_t" "$(ratio "$np_o" "$dp_t")"
-    printf '| *… with \`--no-share\`:* CPU per start (ms) | %.1f | %.1f | %.2f× | |\n' "$cn_o" "$c_t" "$(ratio "$cn_o" "$c_t")"
+    printf '| *for reference, ours with --no-share:* `ch-run debian.sqfs -- true` (ms) | %.1f | %.1f | %.2f× | |\n' "$n_o" "$deb_t" "$(ratio "$n_o" "$deb_t")"
+    printf '| *… with --no-share:* %s at once, wall (ms) | %.0f | %.0f | %.2f× | |\n' "$concurrent" "$np_o" "$dp_t" "$(ratio "$np_o" "$dp_t")"
+    printf '| *… with --no-share:* CPU per start (ms) | %.1f | %.1f | %.2f× | |\n' "$cn_o" "$c_t" "$(ratio "$cn_o" "$c_t")"
     printf '| CPU per start, the same tree as a directory image: no FUSE (ms) | %.1f | %.1f | %.2f× | |\n' "$d_o" "$d_t" "$(ratio "$d_o" "$d_t")"
     printf '| CPU per start, `ch-run tiny.sqfs -- /bin/true`: FUSE mount, no reading (ms) | %.1f | %.1f | %.2f× | |\n' "$t_o" "$t_t" "$(ratio "$t_o" "$t_t")"
     printf '| … of which the FUSE mount and its serving (tiny less directory) (ms) | %.1f | %.1f | %.2f× | |\n' \
@@ -314,13 +314,13 @@ out=$here/results/chrun.md
     echo "wait, and both are less that loop with its wait ($(printf '%.2f' "$loop_tail") ms). The rows below it are without sharing."
     echo "tiny.sqfs: the busybox tree with /bin/true a static program of a few hundred bytes that only exits."
     echo
-    echo "What bounds the rows. A start on a FUSE mount costs the tiny start ($(printf '%.1f' "$t_o") ms: namespaces, FUSE mount, binds,"
+    echo "What bounds the rows (--no-share, a mount per container). A start on a FUSE mount costs the tiny start ($(printf '%.1f' "$t_o") ms: namespaces, FUSE mount, binds,"
     echo "pivot_root, exec, nothing read; $(printf '%.1f' "$d_o") ms of it without FUSE) plus reading what the command maps. A fresh FUSE mount"
     echo "has an empty page cache, so every start decompresses again the blocks of libc and ld.so that \`true\` touches (the"
     echo "kernel reads 128 KiB around each page fault, so most of the 17; all of them take $(printf '%.1f' "$lib") ms). Tiny start + all 17 blocks ="
     echo "$(printf '%.1f' "$(echo "$t_o + $lib" | bc -l)") ms, + 60% of them = $(printf '%.1f' "$(echo "$t_o + 0.6 * $lib" | bc -l)") ms, against 0.5× of Charliecloud's CPU per start, $(printf '%.1f' "$(echo "$c_t / 2" | bc -l)") ms;"
-    echo "$concurrent starts at once on $(nproc) cores need $concurrent × the CPU per start / $(nproc) at least. What would lift it is not"
-    echo "decompressing the same blocks again in every start (one page cache or block cache for the starts of one image)."
+    echo "$concurrent starts at once on $(nproc) cores need $concurrent × the CPU per start / $(nproc) at least. Sharing lifts it: the starts of"
+    echo "one image use one mount, so those blocks are decompressed once, and a start costs about the tiny start ($(printf '%.1f' "$c_o") ms of CPU shared)."
   fi
   if has read; then
     echo

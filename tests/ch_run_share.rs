@@ -1,9 +1,10 @@
 //! Sharing: the `ch-run`s of one user on one image use one image server (one FUSE mount,
 //! one page cache), each still in a container of its own. Sixteen started at once make one
 //! server; a changed image gets a new one; another user never reaches it; `--no-share` and
-//! `CH_RUN_SHARE=no` mount as before; an idle server leaves, and leaves nothing; a killed one
-//! is replaced; and the server holds nothing of the caller's (a pipe from ch-run ends when
-//! the command does).
+//! `CH_RUN_SHARE=no` mount as before; an idle server leaves, and leaves nothing, also when
+//! its directory was removed under it; a killed one is replaced, a stuck one costs a run its
+//! bounded wait, not the run; and the server holds nothing of the caller's (a pipe from
+//! ch-run ends when the command does).
 //!
 //! Every test uses an image of its own (a copy, or one it makes), so that its servers are
 //! its own (a server is found by the image path on its command line); servers it leaves

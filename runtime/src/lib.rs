@@ -5,6 +5,8 @@
 //! signals and exits with the command's status, and the supervisor it forks
 //! ([`supervisor`]), which enters new namespaces, serves the image over FUSE, builds the
 //! root ([`rootfs`]) and is the command's parent until every process of the container is gone.
+//! By default the image's FUSE mount is not the supervisor's own: it is a copy of the mount of
+//! an image server that the user's containers of that image share ([`share`]).
 
 pub mod binds;
 pub mod bounded;
