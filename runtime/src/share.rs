@@ -63,10 +63,12 @@ const JOB_VARIABLES: [&str; 5] = [
 pub const ENV_SWITCH: &str = "CH_RUN_SHARE";
 /// Seconds a server stays after its last container has gone.
 pub const ENV_IDLE: &str = "CH_RUN_SHARE_IDLE";
-/// Long enough for `ch-run IMG -- true` in a loop, or the steps of a job script, to share.
+/// Long enough for `ch-run IMG -- true` in a loop (or one rank's ch-runs one after the
+/// other) to share; short enough not to keep an image mounted long after its use.
 pub const DEFAULT_IDLE: Duration = Duration::from_secs(10);
 
-/// How long a `ch-run` tries to find or start a server and get its namespaces.
+/// How long a `ch-run` tries to find or start a server and get its mount (then it mounts
+/// the image itself).
 const ATTACH_TIMEOUT: Duration = crate::join::CLAIM_TIMEOUT;
 
 /// A run that uses a shared server.
