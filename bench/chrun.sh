@@ -13,7 +13,10 @@
 #   5. issue 16's rows: `ch-run debian.sqfs -- true` (debootstrap's default variant of
 #      bookworm, zstd, as bench/efficiency.sh makes it), one at a time and CONCURRENT at once,
 #      with the CPU time of everything a start runs (perf stat's task-clock: the supervisor
-#      outlives ch-run and is counted too); and what bounds them, measured alone: the same
+#      outlives ch-run and is counted too; so is the shared image server, which each CPU
+#      sample starts and lets exit before it ends); ours as installed (the image's mount
+#      shared between the user's containers, runtime/src/share.rs) and, for reference, with
+#      --no-share (a mount per container); and what bounds them, measured alone: the same
 #      start from the same tree as a directory image (namespaces, binds, pivot_root, exec:
 #      everything but FUSE), a start on an image whose /bin/true is a few hundred bytes (the
 #      FUSE mount without reading), and the CPU time of decompressing the files the dynamic
@@ -119,12 +122,25 @@ big_bytes=$(stat -c %s "$work/data/a")
 . "$(dirname "${BASH_SOURCE[0]}")/as-user.sh"
 # CPU ms per run of N sequential runs of "$@": perf stat counts every process the runs
 # start, also those that outlive them (ch-run's supervisor).
+# CPU_ENV (VAR=VALUE words) goes into the runs' environment; CPU_TAIL runs after the loop,
+# still counted (a `sleep` that lets a shared image server reach its idle end and exit).
 cpu_time() { local n=$1; shift
-  local out; out=$(perf stat -x, -e task-clock -- runuser -u "$user" -- env USER="$user" HOME=/tmp PATH=/usr/bin:/bin \
+  local out; out=$(perf stat -x, -e task-clock -- runuser -u "$user" -- env USER="$user" HOME=/tmp PATH=/usr/bin:/bin ${CPU_ENV:-} \
     bash -c 'n=$1; shift
-      for ((i = 0; i < n; i++)); do "$@" >/dev/null || { echo "failed: $*" >&2; exit 1; }; done' _ "$n" "$@" 2>&1) || { echo "$out" >&2; return 1; }
+      for ((i = 0; i < n; i++)); do "$@" >/dev/null || { echo "failed: $*" >&2; exit 1; }; done
+      '"${CPU_TAIL:-}" _ "$n" "$@" 2>&1) || { echo "$out" >&2; return 1; }
   echo "$out" | awk -F, -v n="$n" '/task-clock/ {print $1 / n}'
 }
+# CPU per start with the shared server counted: it starts with the first run of the sample
+# and, idle for 1 s after the last, exits within the sample (perf stat counts a process's
+# CPU time when it exits). Charliecloud ignores the variable.
+shared_cpu_time() { no_servers; CPU_ENV="CH_RUN_SHARE_IDLE=1" CPU_TAIL="sleep 2.5" cpu_time "$@"; }
+# Waits (30 s at most) until the user has no image server left (earlier rows' reach their
+# idle end), so that the next sample starts its own.
+no_servers() { for _ in $(seq 300); do pgrep -u "$user" -x ch-run-share >/dev/null || return 0; sleep 0.1; done
+  echo "an image server of $user did not exit" >&2; return 1; }
+# The same with a mount per container (--no-share, through the environment for both).
+unshared_cpu_time() { CPU_ENV="CH_RUN_SHARE=no" cpu_time "$@"; }
 # CPU ms of the shell loop alone (runuser, bash's fork and exec of /bin/true), to subtract.
 loop_cpu() { cpu_time "$1" /bin/true; }
 # CPU ms of decompressing files of an image once, by `sqfs cat` (one process per file).
@@ -190,10 +206,15 @@ deb_libs=(/usr/lib/x86_64-linux-gnu/libc.so.6 /usr/lib/x86_64-linux-gnu/ld-linux
 if has debian; then for ((i = 1; i <= runs; i++)); do
   pair deb "$i" seq_time "$deb_starts" IMPL "$deb" -- true
   pair debpar "$i" par_time "$concurrent" IMPL "$deb" -- true
-  pair debcpu "$i" cpu_time "$deb_starts" IMPL "$deb" -- true
-  pair dircpu "$i" cpu_time "$deb_starts" IMPL "$deb_dir" -- true
-  pair tinycpu "$i" cpu_time "$deb_starts" IMPL "$tiny" -- /bin/true
+  pair debcpu "$i" shared_cpu_time "$deb_starts" IMPL "$deb" -- true
+  add debns-ours "$(seq_time "$deb_starts" "$ours" --no-share "$deb" -- true)"
+  add debparns-ours "$(par_time "$concurrent" "$ours" --no-share "$deb" -- true)"
+  add debcpuns-ours "$(unshared_cpu_time "$deb_starts" "$ours" "$deb" -- true)"
+  # What bounds a start on a mount of its own: these rows are without sharing.
+  pair dircpu "$i" unshared_cpu_time "$deb_starts" IMPL "$deb_dir" -- true
+  pair tinycpu "$i" unshared_cpu_time "$deb_starts" IMPL "$tiny" -- /bin/true
   add loopcpu "$(loop_cpu "$deb_starts")"
+  add looptailcpu "$(CPU_TAIL="sleep 2.5" loop_cpu "$deb_starts")"
   # Decompressing libc and ld.so, less a `sqfs cat` of /usr/bin/true (its own process cost).
   add libcpu "$(echo "$(cat_cpu "$deb" "${deb_libs[@]}") - 2 * $(cat_cpu "$deb" /usr/bin/true)" | bc -l)"
 done; fi
@@ -253,7 +274,11 @@ out=$here/results/chrun.md
     deb_o=$(ms "$(med deb-ours)" "$deb_starts"); deb_t=$(ms "$(med deb-theirs)" "$deb_starts")
     dp_o=$(ms "$(med debpar-ours)" 1); dp_t=$(ms "$(med debpar-theirs)" 1)
     loop=$(med loopcpu)
-    c_o=$(echo "$(med debcpu-ours) - $loop" | bc -l); c_t=$(echo "$(med debcpu-theirs) - $loop" | bc -l)
+    loop_tail=$(med looptailcpu)
+    # The shared CPU samples ran the loop with a sleep after it (theirs too): less that loop.
+    c_o=$(echo "$(med debcpu-ours) - $loop_tail" | bc -l); c_t=$(echo "$(med debcpu-theirs) - $loop_tail" | bc -l)
+    n_o=$(ms "$(med debns-ours)" "$deb_starts"); np_o=$(ms "$(med debparns-ours)" 1)
+    cn_o=$(echo "$(med debcpuns-ours) - $loop" | bc -l)
     d_o=$(echo "$(med dircpu-ours) - $loop" | bc -l); d_t=$(echo "$(med dircpu-theirs) - $loop" | bc -l)
     t_o=$(echo "$(med tinycpu-ours) - $loop" | bc -l); t_t=$(echo "$(med tinycpu-theirs) - $loop" | bc -l)
     lib=$(med libcpu)
@@ -267,26 +292,35 @@ out=$here/results/chrun.md
     echo "|---|---:|---:|---:|---|"
     r=$(ratio "$deb_o" "$deb_t"); printf '| `ch-run debian.sqfs -- true` (ms) | %.1f | %.1f | %.2f× | ≤ 0.5×: %s |\n' "$deb_o" "$deb_t" "$r" "$(met "$r")"
     r=$(ratio "$dp_o" "$dp_t"); printf '| %s `ch-run debian.sqfs -- true` at once, wall (ms) | %.0f | %.0f | %.2f× | ≤ 0.5×: %s |\n' "$concurrent" "$dp_o" "$dp_t" "$r" "$(met "$r")"
-    printf '| CPU per start, `ch-run debian.sqfs -- true` (ms) | %.1f | %.1f | %.2f× | |\n' "$c_o" "$c_t" "$(ratio "$c_o" "$c_t")"
+    printf '| CPU per start, `ch-run debian.sqfs -- true`, shared server included (ms) | %.1f | %.1f | %.2f× | |\n' "$c_o" "$c_t" "$(ratio "$c_o" "$c_t")"
+    printf '| *for reference, ours with --no-share:* `ch-run debian.sqfs -- true` (ms) | %.1f | %.1f | %.2f× | |\n' "$n_o" "$deb_t" "$(ratio "$n_o" "$deb_t")"
+    printf '| *… with --no-share:* %s at once, wall (ms) | %.0f | %.0f | %.2f× | |\n' "$concurrent" "$np_o" "$dp_t" "$(ratio "$np_o" "$dp_t")"
+    printf '| *… with --no-share:* CPU per start (ms) | %.1f | %.1f | %.2f× | |\n' "$cn_o" "$c_t" "$(ratio "$cn_o" "$c_t")"
     printf '| CPU per start, the same tree as a directory image: no FUSE (ms) | %.1f | %.1f | %.2f× | |\n' "$d_o" "$d_t" "$(ratio "$d_o" "$d_t")"
     printf '| CPU per start, `ch-run tiny.sqfs -- /bin/true`: FUSE mount, no reading (ms) | %.1f | %.1f | %.2f× | |\n' "$t_o" "$t_t" "$(ratio "$t_o" "$t_t")"
     printf '| … of which the FUSE mount and its serving (tiny less directory) (ms) | %.1f | %.1f | %.2f× | |\n' \
       "$(echo "$t_o - $d_o" | bc -l)" "$(echo "$t_t - $d_t" | bc -l)" "$(ratio "$(echo "$t_o - $d_o" | bc -l)" "$(echo "$t_t - $d_t" | bc -l)")"
     printf '| … reading the files the dynamic `true` maps (Debian less tiny) (ms) | %.1f | %.1f | %.2f× | |\n' \
-      "$(echo "$c_o - $t_o" | bc -l)" "$(echo "$c_t - $t_t" | bc -l)" "$(ratio "$(echo "$c_o - $t_o" | bc -l)" "$(echo "$c_t - $t_t" | bc -l)")"
+      "$(echo "$cn_o - $t_o" | bc -l)" "$(echo "$c_t - $t_t" | bc -l)" "$(ratio "$(echo "$cn_o - $t_o" | bc -l)" "$(echo "$c_t - $t_t" | bc -l)")"
     printf '| CPU of decompressing all of libc.so.6 and ld-linux (2.1 MB) once, `sqfs cat` (ms) | %.1f | | | |\n' "$lib"
     echo
+    echo "Ours shares one image server (one FUSE mount, page cache and block cache) between the user's containers of one image"
+    echo "(runtime/src/share.rs; on unless \`--no-share\` or \`CH_RUN_SHARE=no\`): the rows without a note are ours as installed."
+    echo "The timed rows find a server started by an earlier sample when it is less than its idle time (10 s) old, else start one."
     echo "CPU per start: perf stat's task-clock of $deb_starts sequential starts (every process they start, the supervisor"
     echo "outliving ch-run too), per start, less the same loop running \`/bin/true\` ($(printf '%.2f' "$loop") ms: runuser, bash's fork)."
+    echo "The shared row's samples start their own server (CH_RUN_SHARE_IDLE=1) and wait 2.5 s after the loop for it to exit, so"
+    echo "that its CPU time (serving every start's reads) is counted, spread over the $deb_starts starts; theirs ran the same loop and"
+    echo "wait, and both are less that loop with its wait ($(printf '%.2f' "$loop_tail") ms). The rows below it are without sharing."
     echo "tiny.sqfs: the busybox tree with /bin/true a static program of a few hundred bytes that only exits."
     echo
-    echo "What bounds the rows. A start on a FUSE mount costs the tiny start ($(printf '%.1f' "$t_o") ms: namespaces, FUSE mount, binds,"
+    echo "What bounds the rows (--no-share, a mount per container). A start on a FUSE mount costs the tiny start ($(printf '%.1f' "$t_o") ms: namespaces, FUSE mount, binds,"
     echo "pivot_root, exec, nothing read; $(printf '%.1f' "$d_o") ms of it without FUSE) plus reading what the command maps. A fresh FUSE mount"
     echo "has an empty page cache, so every start decompresses again the blocks of libc and ld.so that \`true\` touches (the"
     echo "kernel reads 128 KiB around each page fault, so most of the 17; all of them take $(printf '%.1f' "$lib") ms). Tiny start + all 17 blocks ="
     echo "$(printf '%.1f' "$(echo "$t_o + $lib" | bc -l)") ms, + 60% of them = $(printf '%.1f' "$(echo "$t_o + 0.6 * $lib" | bc -l)") ms, against 0.5× of Charliecloud's CPU per start, $(printf '%.1f' "$(echo "$c_t / 2" | bc -l)") ms;"
-    echo "$concurrent starts at once on $(nproc) cores need $concurrent × the CPU per start / $(nproc) at least. What would lift it is not"
-    echo "decompressing the same blocks again in every start (one page cache or block cache for the starts of one image)."
+    echo "$concurrent starts at once on $(nproc) cores need $concurrent × the CPU per start / $(nproc) at least. Sharing lifts it: the starts of"
+    echo "one image use one mount, so those blocks are decompressed once, and a start costs about the tiny start ($(printf '%.1f' "$c_o") ms of CPU shared)."
   fi
   if has read; then
     echo
@@ -311,7 +345,8 @@ out=$here/results/chrun.md
   echo "| measure | samples |"
   echo "|---|---|"
   for k in bb-ours bb-theirs py-ours py-theirs par-ours par-theirs deb-ours deb-theirs debpar-ours debpar-theirs \
-    debcpu-ours debcpu-theirs dircpu-ours dircpu-theirs tinycpu-ours tinycpu-theirs loopcpu libcpu \
+    debcpu-ours debcpu-theirs debns-ours debparns-ours debcpuns-ours dircpu-ours dircpu-theirs tinycpu-ours \
+    tinycpu-theirs loopcpu looptailcpu libcpu \
     $(for c in "${codecs[@]}"; do for w in "${readers[@]}"; do echo "read-$c-$w"; done; done); do
     [ -n "${samples[$k]:-}" ] || continue
     printf '| %s | %s|\n' "$k" "$(for v in ${samples[$k]}; do printf '%.3f ' "$v"; done)"

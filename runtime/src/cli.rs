@@ -60,6 +60,9 @@ struct Cli {
     /// don't bind-mount /etc/{passwd,group}
     #[arg(long = "no-passwd")]
     no_passwd: bool,
+    /// don't share the image's mount with this user's other containers
+    #[arg(long = "no-share")]
+    no_share: bool,
     /// (deprecated)
     #[arg(long = "no-home", hide = true)]
     no_home: bool,
@@ -154,6 +157,8 @@ pub struct Options {
     pub join_pid: Option<i32>,
     pub mount: Option<String>,
     pub no_passwd: bool,
+    /// `--no-share`: mount the image for this run alone (see `share`).
+    pub no_share: bool,
     pub storage: Option<String>,
     pub private_tmp: bool,
     pub unsafe_: bool,
@@ -316,6 +321,7 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Request, Failur
             .transpose()?,
         mount: cli.mount,
         no_passwd: cli.no_passwd,
+        no_share: cli.no_share,
         storage: cli
             .storage
             .or_else(|| std::env::var("CH_IMAGE_STORAGE").ok()),

@@ -13,6 +13,7 @@ use nix::unistd::{getegid, geteuid};
 use sqfs::Archive;
 
 use crate::failure::{with_errno, Failure};
+use crate::mount_api;
 
 /// Keeps the mount served; the threads live as long as the process.
 pub struct FuseServer {
@@ -60,4 +61,49 @@ pub fn mount_and_serve(
         .spawn()
         .map_err(|e| Failure::Runtime(format!("can't start FUSE threads: {e}")))?;
     Ok(FuseServer { _session: session })
+}
+
+/// Mounts `archive` as [`mount_and_serve`] does, but attached nowhere: returns the detached
+/// mount (see [`crate::mount_api`]), of which each container attaches a copy.
+pub fn mount_detached_and_serve(
+    archive: Arc<Archive>,
+    image: &Path,
+) -> Result<(FuseServer, OwnedFd), Failure> {
+    let root = archive
+        .root()
+        .map_err(|e| Failure::Runtime(format!("can't open SquashFS: {}: {e}", image.display())))?;
+    let fd: OwnedFd = open("/dev/fuse", OFlag::O_RDWR | OFlag::O_CLOEXEC, Mode::empty())
+        .map(|raw| unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(raw) })
+        .map_err(|e| Failure::Runtime(with_errno("can't open /dev/fuse", e)))?;
+    let cant = |e| {
+        Failure::Runtime(with_errno(
+            format!("can't mount SquashFS {}", image.display()),
+            e,
+        ))
+    };
+    let context = mount_api::Context::open("fuse").map_err(cant)?;
+    // What mount(2) takes as its data, one option at a time; the same type and source.
+    let source = image.to_string_lossy();
+    for (key, value) in [
+        ("source", source.as_ref()),
+        ("subtype", "squashfuse"),
+        ("fd", &fd.as_raw_fd().to_string()),
+        ("rootmode", "40000"),
+        ("user_id", &geteuid().to_string()),
+        ("group_id", &getegid().to_string()),
+    ] {
+        context.set(key, value).map_err(cant)?;
+    }
+    // Read-only as a file system too, as MS_RDONLY makes it (mountinfo's super options).
+    context.set_flag("ro").map_err(cant)?;
+    let mount = context
+        .mount(libc::MOUNT_ATTR_RDONLY | libc::MOUNT_ATTR_NOSUID | libc::MOUNT_ATTR_NODEV)
+        .map_err(cant)?;
+    // The kernel queued INIT when the file system was made; answering it makes it usable.
+    let session = Server::new(archive, root)
+        .start(fd)
+        .map_err(|e| Failure::Runtime(format!("can't start FUSE session: {e}")))?
+        .spawn()
+        .map_err(|e| Failure::Runtime(format!("can't start FUSE threads: {e}")))?;
+    Ok((FuseServer { _session: session }, mount))
 }

@@ -28,6 +28,11 @@ pub enum Image {
     Squash {
         path: PathBuf,
         archive: Arc<Archive>,
+        /// The file the archive reads (a duplicate), for a shared server to serve.
+        file: Arc<OwnedFd>,
+        /// What tells this image apart from any other, or from itself changed (see
+        /// [`fingerprint`]).
+        fingerprint: String,
     },
     Directory {
         path: PathBuf,
@@ -170,16 +175,43 @@ fn classify(fd: OwnedFd, path: &Path, reference: &str) -> Result<Checked, Failur
     }
     let cant =
         |e: sqfs::Error| Failure::Runtime(format!("can't open SquashFS: {}: {e}", path.display()));
+    let duplicate = file
+        .try_clone()
+        .map_err(|e| Failure::Runtime(format!("can't open: {reference}: {}", io_text(&e))))?;
     let archive = Archive::open_file(file, &OpenOptions::default()).map_err(cant)?;
     archive.root().map_err(cant)?;
+    let fingerprint = fingerprint(&st, &archive);
     Ok(Checked {
         image: Image::Squash {
             path: path.to_path_buf(),
             archive: Arc::new(archive),
+            file: Arc::new(OwnedFd::from(duplicate)),
+            fingerprint,
         },
         stat: st,
         real,
     })
+}
+
+/// What identifies the image's content: the file (device, inode), its size and its
+/// modification and change times (any write moves them), and the superblock (and SIF header)
+/// read from it, which a rewrite by mksquashfs changes too (its creation time, sizes, table
+/// offsets) even within one tick of the file system's clock. Includes ch-run's version, so
+/// that a server of another build is never used.
+fn fingerprint(st: &FileStat, archive: &Archive) -> String {
+    let content = format!("{:?} {:?}", archive.superblock(), archive.sif());
+    format!(
+        "ch-run {} dev {} ino {} size {} mtime {}.{} ctime {}.{} content {:032x}",
+        crate::VERSION,
+        st.st_dev,
+        st.st_ino,
+        st.st_size,
+        st.st_mtime,
+        st.st_mtime_nsec,
+        st.st_ctime,
+        st.st_ctime_nsec,
+        crate::join::rendezvous::fnv1a_128(content.as_bytes())
+    )
 }
 
 /// The first bytes of `file`, as many as there are up to `buf`'s length.

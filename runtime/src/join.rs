@@ -27,7 +27,7 @@ use crate::failure::{with_errno, Failure};
 use crate::protocol::Message;
 use crate::userns::Namespaces;
 
-mod rendezvous;
+pub(crate) mod rendezvous;
 mod tasks_per_node;
 use rendezvous::{Place, Reached};
 
@@ -146,7 +146,7 @@ pub fn plan(
 /// user as this process sees it: the host uid before entering the container, the
 /// container's uid after (where every other host user appears as the overflow uid, which
 /// therefore never matches).
-fn same_user(fd: &OwnedFd, uid: u32) -> bool {
+pub(crate) fn same_user(fd: &OwnedFd, uid: u32) -> bool {
     uid != overflow_uid() && getsockopt(fd, sockopt::PeerCredentials).is_ok_and(|c| c.uid() == uid)
 }
 

@@ -5,6 +5,8 @@
 //! signals and exits with the command's status, and the supervisor it forks
 //! ([`supervisor`]), which enters new namespaces, serves the image over FUSE, builds the
 //! root ([`rootfs`]) and is the command's parent until every process of the container is gone.
+//! By default the image's FUSE mount is not the supervisor's own: it is a copy of the mount of
+//! an image server that the user's containers of that image share ([`share`]).
 
 pub mod binds;
 pub mod bounded;
@@ -15,10 +17,12 @@ pub mod failure;
 pub mod fuse_mount;
 pub mod image;
 pub mod join;
+pub mod mount_api;
 pub mod passwd;
 pub mod plan;
 pub mod protocol;
 pub mod rootfs;
+pub mod share;
 pub mod storage;
 pub mod supervisor;
 pub mod trust;

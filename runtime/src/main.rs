@@ -56,6 +56,8 @@ fn main() {
     unsafe {
         libc::mallopt(libc::M_MMAP_THRESHOLD, MMAP_THRESHOLD);
     }
+    // A shared image server started by another ch-run (see runtime::share) never returns.
+    runtime::share::server::run_if_asked();
     let code = match run() {
         Ok(Ending::Exit(code)) => code,
         Ok(Ending::Signal(sig)) => die_of(sig),

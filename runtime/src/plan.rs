@@ -39,6 +39,8 @@ pub struct Plan {
     pub command: Command,
     pub verbose: i32,
     pub join: crate::join::Plan,
+    /// Whether the image's mount is shared, and with which server (see [`crate::share`]).
+    pub share: Option<crate::share::Request>,
     /// `executing: CMD…`, the last line at `-v`.
     pub executing: String,
     /// Lines to print at `-v` before the run.
@@ -213,6 +215,13 @@ pub fn build(options: &Options) -> Result<Plan, Failure> {
         }
         _ => mountpoint(options, &user, &me, &mut notes)?,
     };
+    let share = crate::share::plan(
+        options,
+        &image,
+        (uid, gid),
+        &|name| std::env::var(name).ok(),
+        &mut notes,
+    )?;
     let passwd = (!options.no_passwd).then(|| {
         let files = passwd::generate(uid, gid);
         notes.extend(files.notes.iter().cloned());
@@ -264,6 +273,7 @@ pub fn build(options: &Options) -> Result<Plan, Failure> {
         command,
         verbose: options.verbose,
         join,
+        share,
         executing,
         notes,
     })

@@ -50,8 +50,10 @@ fn open_dir(path: &Path) -> Result<OwnedFd, Failure> {
     .map_err(|e| runtime(format!("can't open {}", path.display()), e))
 }
 
-/// Builds the root; returns the FUSE server for a SquashFS image (keep it alive).
-pub fn build(plan: &Plan) -> Result<Option<FuseServer>, Failure> {
+/// Builds the root; returns the FUSE server for a SquashFS image (keep it alive). `shared`:
+/// a detached copy of a shared server's mount of the image (see [`crate::share`]), attached
+/// instead of mounting the image here.
+pub fn build(plan: &Plan, shared: Option<OwnedFd>) -> Result<Option<FuseServer>, Failure> {
     let base = &plan.mountpoint;
     let size = plan
         .write_fake
@@ -63,13 +65,22 @@ pub fn build(plan: &Plan) -> Result<Option<FuseServer>, Failure> {
     mkdir(&image_root, Mode::from_bits_truncate(0o755))
         .map_err(|e| runtime("can't make image mount point", e))?;
 
-    let server = match &plan.image {
-        Image::Squash { path, archive } => Some(fuse_mount::mount_and_serve(
+    let server = match (&plan.image, shared) {
+        (Image::Squash { path, .. }, Some(mount)) => {
+            crate::mount_api::attach(&mount, &image_root).map_err(|e| {
+                runtime(
+                    format!("can't attach shared mount of {}", path.display()),
+                    e,
+                )
+            })?;
+            None
+        }
+        (Image::Squash { path, archive, .. }, None) => Some(fuse_mount::mount_and_serve(
             archive.clone(),
             path,
             &image_root,
         )?),
-        Image::Directory { path, fd } => {
+        (Image::Directory { path, fd }, _) => {
             bind_directory_image(path, fd, &image_root, plan.write)?;
             None
         }

@@ -24,7 +24,7 @@ use crate::failure::Failure;
 use crate::join::{self, Membership};
 use crate::plan::Plan;
 use crate::protocol::Message;
-use crate::{rootfs, userns};
+use crate::{rootfs, share, userns};
 
 struct Reporter {
     out: File,
@@ -65,6 +65,8 @@ struct Started {
     command: Pid,
     _server: Option<crate::fuse_mount::FuseServer>,
     membership: Membership,
+    /// Open while this container lives: its image server serves as long as one is.
+    _shared: Option<OwnedFd>,
 }
 
 fn start(plan: &Plan, reporter: &mut Reporter) -> Result<Started, Failure> {
@@ -93,11 +95,35 @@ fn start(plan: &Plan, reporter: &mut Reporter) -> Result<Started, Failure> {
     let stderr = command_stderr.as_ref().map(|fd| fd.as_raw_fd());
     // The command's process is forked as soon as this one is in the container's
     // namespaces (see `Command::fork`); it execs once the root is built.
+    let mut shared = None;
     let (server, membership, pending) = match &plan.join {
         join::Plan::None => {
+            // Found or started on the host, before this process is in the container.
+            let mount = match &plan.share {
+                Some(request) => {
+                    let ids = (plan.uid, plan.gid);
+                    match share::attach(request, &plan.image, ids, &mut tell) {
+                        Ok(attached) => {
+                            shared = Some(attached.connection);
+                            Some(attached.mount)
+                        }
+                        // This container mounts the image itself, as without sharing: it
+                        // runs, or fails with the one error line that mount gives (the same
+                        // a server that could not mount it reported).
+                        Err(failure) => {
+                            tell(Message::Info(format!(
+                                "share: {}; mounting the image for this container alone",
+                                failure.message()
+                            )));
+                            None
+                        }
+                    }
+                }
+                None => None,
+            };
             userns::enter(plan.uid, plan.gid)?;
             let pending = plan.command.fork(stderr)?;
-            (rootfs::build(plan)?, Membership::Alone, pending)
+            (rootfs::build(plan, mount)?, Membership::Alone, pending)
         }
         join::Plan::Pid(pid) => {
             tell(Message::Info(format!("joining namespaces of pid {pid}")));
@@ -113,7 +139,7 @@ fn start(plan: &Plan, reporter: &mut Reporter) -> Result<Started, Failure> {
                     join::Claim::Winner(listener) => {
                         userns::enter(plan.uid, plan.gid)?;
                         let pending = plan.command.fork(stderr)?;
-                        let server = rootfs::build(plan)?;
+                        let server = rootfs::build(plan, None)?;
                         let peers = listener.serve(group.count, plan.uid)?;
                         break (server, Membership::Winner(peers), pending);
                     }
@@ -141,6 +167,7 @@ fn start(plan: &Plan, reporter: &mut Reporter) -> Result<Started, Failure> {
         command,
         _server: server,
         membership,
+        _shared: shared,
     })
 }
 

@@ -70,7 +70,7 @@ fn escape(text: &str) -> String {
 
 /// FNV-1a, 128 bits: names a tag too long to spell out (only this user's own tags share the
 /// directory, so only an accident could collide).
-fn fnv1a_128(bytes: &[u8]) -> u128 {
+pub(crate) fn fnv1a_128(bytes: &[u8]) -> u128 {
     const OFFSET: u128 = 0x6c62_272e_07bb_0142_62b8_2175_6295_c58d;
     const PRIME: u128 = 0x0000_0000_0100_0000_0000_0000_0000_013b;
     bytes
@@ -88,23 +88,49 @@ pub fn entry_name(tag: &str) -> String {
     }
 }
 
+/// What a directory of sockets is for: its names and how messages about it begin.
+pub struct Purpose {
+    /// `ch-run-join`: the directory is `$XDG_RUNTIME_DIR/STEM`, `/tmp/STEM.UID` or
+    /// `$HOME/.STEM.HOST`.
+    pub stem: &'static str,
+    /// What messages begin with (`join`).
+    pub label: &'static str,
+    /// What the sockets are, for messages (`peer group socket`).
+    pub what: &'static str,
+    /// Whether `/var/tmp/$USER.ch/STEM` (ch-run's own directory, which holds the default
+    /// mount point; made if missing) comes first.
+    pub in_storage: bool,
+}
+
+/// `--join`'s peer groups.
+pub const JOIN: Purpose = Purpose {
+    stem: "ch-run-join",
+    label: "join",
+    what: "peer group socket",
+    in_storage: false,
+};
+
 /// The directories to try, in order: (base, name of ours in it).
 fn candidates(
     env: &dyn Fn(&str) -> Option<String>,
     uid: u32,
     host: &str,
+    purpose: &Purpose,
 ) -> Vec<(PathBuf, String)> {
     let absolute = |var| env(var).filter(|d| d.starts_with('/'));
+    let stem = purpose.stem;
     let mut list = Vec::new();
-    if let Some(dir) = absolute("XDG_RUNTIME_DIR") {
-        list.push((PathBuf::from(dir), "ch-run-join".to_string()));
+    if purpose.in_storage {
+        if let Some(user) = env("USER").filter(|u| !u.is_empty() && !u.contains('/')) {
+            list.push((crate::image::default_storage(&user), stem.to_string()));
+        }
     }
-    list.push((PathBuf::from("/tmp"), format!("ch-run-join.{uid}")));
+    if let Some(dir) = absolute("XDG_RUNTIME_DIR") {
+        list.push((PathBuf::from(dir), stem.to_string()));
+    }
+    list.push((PathBuf::from("/tmp"), format!("{stem}.{uid}")));
     if let Some(home) = absolute("HOME") {
-        list.push((
-            PathBuf::from(home),
-            format!(".ch-run-join.{}", escape(host)),
-        ));
+        list.push((PathBuf::from(home), format!(".{stem}.{}", escape(host))));
     }
     list
 }
@@ -142,29 +168,71 @@ pub struct Place {
     dir: OwnedFd,
     /// Its path, for messages.
     shown: PathBuf,
+    /// What messages about it begin with.
+    label: &'static str,
 }
 
 impl Place {
     /// The first usable directory of the list (see the module's comment); passing over one
     /// that someone else holds is a warning.
     pub fn choose(warn: &mut dyn FnMut(String)) -> Result<Place, Failure> {
+        Place::choose_for(&JOIN, warn)
+    }
+
+    /// As [`Place::choose`], among the directories of `purpose`.
+    pub fn choose_for(purpose: &Purpose, warn: &mut dyn FnMut(String)) -> Result<Place, Failure> {
         let uid = geteuid().as_raw();
         let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
         let mut skipped = Vec::new();
-        for (base, name) in candidates(&|v| std::env::var(v).ok(), uid, host.trim()) {
+        let env = |v: &str| std::env::var(v).ok();
+        let list = candidates(&env, uid, host.trim(), purpose);
+        if let (true, Some((storage, _))) = (purpose.in_storage, list.first()) {
+            // ch-run's own directory, made as for the default mount point (checked below).
+            use std::os::unix::fs::DirBuilderExt;
+            let _ = std::fs::DirBuilder::new().mode(0o755).create(storage);
+        }
+        for (base, name) in list {
             match Place::open(&base, &name, uid) {
-                Ok(place) => return Ok(place),
+                Ok(mut place) => {
+                    place.label = purpose.label;
+                    return Ok(place);
+                }
                 Err(Skip::Quiet(why)) => skipped.push(why),
                 Err(Skip::Loud(why)) => {
-                    warn(format!("join: not using {why}"));
+                    warn(format!("{}: not using {why}", purpose.label));
                     skipped.push(why);
                 }
             }
         }
         Err(Failure::Runtime(format!(
-            "join: no private directory for the peer group socket: {}",
+            "{}: no private directory for the {}: {}",
+            purpose.label,
+            purpose.what,
             skipped.join("; ")
         )))
+    }
+
+    /// A place another process chose and handed over (its two descriptors).
+    pub fn from_parts(
+        base: OwnedFd,
+        name: String,
+        dir: OwnedFd,
+        shown: PathBuf,
+        label: &'static str,
+    ) -> Place {
+        Place {
+            base,
+            name,
+            dir,
+            shown,
+            label,
+        }
+    }
+
+    /// What [`Place::from_parts`] takes: the parent's and the directory's descriptors, its
+    /// name in the parent and its path.
+    pub fn parts(&self) -> (&OwnedFd, &str, &OwnedFd, &Path) {
+        (&self.base, &self.name, &self.dir, &self.shown)
     }
 
     /// `base/name`, made if missing, if it is usable.
@@ -220,6 +288,7 @@ impl Place {
             name: name.to_string(),
             dir,
             shown,
+            label: JOIN.label,
         })
     }
 
@@ -230,7 +299,7 @@ impl Place {
 
     fn address(&self, entry: &str) -> Result<UnixAddr, Failure> {
         UnixAddr::new(format!("/proc/self/fd/{}/{entry}", self.dir.as_raw_fd()).as_str())
-            .map_err(|e| runtime("join: bad socket name", e))
+            .map_err(|e| runtime(format!("{}: bad socket name", self.label), e))
     }
 
     /// Takes the directory's lock; None if the directory was removed meanwhile (the last of
@@ -239,14 +308,16 @@ impl Place {
         let mut pause = Duration::from_millis(1);
         loop {
             // A lock belongs to the open file (this process's), shared by its duplicates.
-            let fd = self
-                .dir
-                .try_clone()
-                .map_err(|e| Failure::Runtime(format!("join: can't duplicate descriptor: {e}")))?;
+            let fd = self.dir.try_clone().map_err(|e| {
+                Failure::Runtime(format!("{}: can't duplicate descriptor: {e}", self.label))
+            })?;
             match Flock::lock(fd, FlockArg::LockExclusiveNonblock) {
                 Ok(lock) => {
                     let st = fstat(self.dir.as_raw_fd()).map_err(|e| {
-                        runtime(format!("join: can't stat {}", self.shown.display()), e)
+                        runtime(
+                            format!("{}: can't stat {}", self.label, self.shown.display()),
+                            e,
+                        )
                     })?;
                     if st.st_nlink == 0 {
                         return Ok(None);
@@ -259,14 +330,17 @@ impl Place {
                 Err((_, Errno::EWOULDBLOCK | Errno::EINTR)) => {}
                 Err((_, e)) => {
                     return Err(runtime(
-                        format!("join: can't lock {}", self.shown.display()),
+                        format!("{}: can't lock {}", self.label, self.shown.display()),
                         e,
                     ))
                 }
             }
             // Held for the few system calls of a claim: short waits, a bounded total.
             if Instant::now() >= deadline {
-                return Err(Failure::Runtime("timeout waiting for join lock".into()));
+                return Err(Failure::Runtime(format!(
+                    "timeout waiting for {} lock",
+                    self.label
+                )));
             }
             std::thread::sleep(pause);
             pause = (pause * 2).min(Duration::from_millis(20));
@@ -308,8 +382,12 @@ impl Locked<'_> {
         let fd = new_socket(SockType::SeqPacket, SockFlag::SOCK_NONBLOCK)?;
         match connect(fd.as_raw_fd(), &addr) {
             Ok(()) => {
-                fcntl(fd.as_raw_fd(), FcntlArg::F_SETFL(OFlag::empty()))
-                    .map_err(|e| runtime("join: can't make socket blocking", e))?;
+                fcntl(fd.as_raw_fd(), FcntlArg::F_SETFL(OFlag::empty())).map_err(|e| {
+                    runtime(
+                        format!("{}: can't make socket blocking", self.place.label),
+                        e,
+                    )
+                })?;
                 Ok(Reached::Listener(fd))
             }
             Err(Errno::EAGAIN) => Ok(Reached::Busy),
@@ -317,7 +395,8 @@ impl Locked<'_> {
             Err(Errno::ENOENT) => Ok(Reached::Absent),
             Err(e) => Err(runtime(
                 format!(
-                    "join: can't connect to {}",
+                    "{}: can't connect to {}",
+                    self.place.label,
                     self.place.path_of(entry).display()
                 ),
                 e,
@@ -330,7 +409,8 @@ impl Locked<'_> {
     pub fn remove_dead(&self, entry: &str) -> Result<(), Failure> {
         if !self.is_socket(entry) {
             return Err(Failure::Runtime(format!(
-                "join: {} is in the way (not a socket)",
+                "{}: {} is in the way (not a socket)",
+                self.place.label,
                 self.place.path_of(entry).display()
             )));
         }
@@ -353,12 +433,16 @@ impl Locked<'_> {
         let fd = new_socket(SockType::SeqPacket, SockFlag::empty())?;
         bind(fd.as_raw_fd(), &addr).map_err(|e| {
             runtime(
-                format!("join: can't bind {}", self.place.path_of(entry).display()),
+                format!(
+                    "{}: can't bind {}",
+                    self.place.label,
+                    self.place.path_of(entry).display()
+                ),
                 e,
             )
         })?;
         listen(&fd, Backlog::new(128).unwrap_or(Backlog::MAXCONN))
-            .map_err(|e| runtime("join: can't listen", e))?;
+            .map_err(|e| runtime(format!("{}: can't listen", self.place.label), e))?;
         Ok(fd)
     }
 
@@ -460,7 +544,7 @@ mod tests {
             "HOME" => Some("/home/u".to_string()),
             _ => None,
         };
-        let list = candidates(&env, 5, "n1/x");
+        let list = candidates(&env, 5, "n1/x", &JOIN);
         let paths: Vec<PathBuf> = list.iter().map(|(b, n)| b.join(n)).collect();
         assert_eq!(
             paths,
@@ -473,7 +557,7 @@ mod tests {
         );
         // Relative or missing variables are no candidates.
         let env = |v: &str| (v == "XDG_RUNTIME_DIR").then(|| "run".to_string());
-        assert_eq!(candidates(&env, 5, "h").len(), 1);
+        assert_eq!(candidates(&env, 5, "h", &JOIN).len(), 1);
     }
 
     fn scratch(name: &str) -> PathBuf {

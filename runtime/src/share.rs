@@ -1,0 +1,358 @@
+//! Sharing one image server between a user's containers: containers of the same user, image
+//! and ids use one FUSE mount, so what one of them read (libc, the dynamic loader) is in the
+//! page cache and the block cache for the next, instead of being decompressed again by
+//! every start.
+//!
+//! Each `ch-run` still gets its own container, made as without sharing: its own user and
+//! mount namespace, binds, options and `pivot_root`. Only the image's file system, and the
+//! process serving it, are shared: the container attaches a copy of the server's mount
+//! where it would have mounted the image.
+//!
+//! The server ([`server`]) is a process of its own, started by the first `ch-run` that finds
+//! none ([`spawn`]): it mounts the image in a user + mount namespace of its own, attached
+//! nowhere (`fsmount`, see [`crate::mount_api`]), and listens on a socket named for the
+//! image's identity, the ids and the batch job step, in a directory only this user can write
+//! to ([`SHARE`], found and checked as `--join`'s rendezvous, see `join::rendezvous`). A
+//! `ch-run` connects, checks that the server is this user (`SO_PEERCRED`; the server checks
+//! the same of it) and serves this very image, and receives a detached copy of the mount
+//! ([`wire`]), which it attaches in its container. Its connection stays open until its
+//! container is gone; the server exits once the last one has closed and it has been idle for
+//! `CH_RUN_SHARE_IDLE` seconds, removing its socket under the directory's lock first, so
+//! that nobody can connect to a server that is leaving.
+//!
+//! Who wins when many start at once, and how a killed server's socket is recognised and
+//! taken over, is `--join`'s claim: one lock on the directory, a listener bound under it.
+
+use std::os::fd::OwnedFd;
+use std::time::{Duration, Instant};
+
+use nix::unistd::getuid;
+
+use crate::cli::Options;
+use crate::failure::Failure;
+use crate::image::Image;
+use crate::join::rendezvous::{self, Place, Purpose, Reached};
+use crate::protocol::Message;
+
+pub mod server;
+mod spawn;
+mod wire;
+
+/// Where servers listen: `/var/tmp/$USER.ch/ch-run-share` (ch-run's own directory, where
+/// the default mount point is), else as `--join`: `$XDG_RUNTIME_DIR/ch-run-share`,
+/// `/tmp/ch-run-share.UID` or `$HOME/.ch-run-share.HOST`.
+pub const SHARE: Purpose = Purpose {
+    stem: "ch-run-share",
+    label: "share",
+    what: "image server socket",
+    in_storage: true,
+};
+
+/// A batch system's job and step: a server is never shared across them. A step's leftover
+/// processes are killed when it ends (Slurm's proctrack/cgroup): a server started by one
+/// step must not be found by the next.
+const JOB_VARIABLES: [&str; 5] = [
+    "SLURM_JOB_ID",
+    "SLURM_STEP_ID",
+    "PBS_JOBID",
+    "LSB_JOBID",
+    "FLUX_JOB_ID",
+];
+
+/// `CH_RUN_SHARE=no` (or 0, off, false) turns sharing off, as `--no-share` does.
+pub const ENV_SWITCH: &str = "CH_RUN_SHARE";
+/// Seconds a server stays after its last container has gone.
+pub const ENV_IDLE: &str = "CH_RUN_SHARE_IDLE";
+/// Long enough for `ch-run IMG -- true` in a loop (or one rank's ch-runs one after the
+/// other) to share; short enough not to keep an image mounted long after its use.
+pub const DEFAULT_IDLE: Duration = Duration::from_secs(10);
+
+/// How long a `ch-run` tries to find or start a server and get its mount (then it mounts
+/// the image itself).
+const ATTACH_TIMEOUT: Duration = crate::join::CLAIM_TIMEOUT;
+
+/// A run that uses a shared server.
+#[derive(Debug, Clone)]
+pub struct Request {
+    /// The image, the ids and this build: what a server must match exactly.
+    pub identity: String,
+    /// The socket's name, from the identity.
+    pub entry: String,
+    pub idle: Duration,
+}
+
+/// Whether this run shares, and with which server; says why not at `-v`.
+pub fn plan(
+    options: &Options,
+    image: &Image,
+    ids: (u32, u32),
+    env: &dyn Fn(&str) -> Option<String>,
+    notes: &mut Vec<String>,
+) -> Result<Option<Request>, Failure> {
+    let off = |why: &str, notes: &mut Vec<String>| {
+        notes.push(format!("share: off ({why})"));
+        Ok(None)
+    };
+    let fingerprint = match image {
+        Image::Squash { fingerprint, .. } => fingerprint,
+        Image::Directory { .. } => return off("directory image", notes),
+    };
+    if options.no_share {
+        return off("--no-share", notes);
+    }
+    if env(ENV_SWITCH).is_some_and(|v| {
+        ["no", "0", "off", "false"]
+            .iter()
+            .any(|n| v.trim().eq_ignore_ascii_case(n))
+    }) {
+        return off(&format!("{ENV_SWITCH}=no"), notes);
+    }
+    if options.join.enabled || options.join_pid.is_some() {
+        // A group already shares one mount; --join-pid makes none.
+        return off("--join", notes);
+    }
+    if options.verbose >= 2 {
+        // The FUSE log goes to this run's stderr; a server has none.
+        return off("-vv shows this run's own FUSE log", notes);
+    }
+    if !crate::mount_api::supported() {
+        return off("the kernel has no open_tree(2)", notes);
+    }
+    let idle = match env(ENV_IDLE) {
+        None => DEFAULT_IDLE,
+        Some(text) => text
+            .trim()
+            .parse::<f64>()
+            .ok()
+            .and_then(|s| Duration::try_from_secs_f64(s).ok())
+            .ok_or_else(|| {
+                Failure::Runtime(format!("{ENV_IDLE}: not a number of seconds: {text}"))
+            })?,
+    };
+    let mut identity = format!("{fingerprint} uid {} gid {}", ids.0, ids.1);
+    for var in JOB_VARIABLES {
+        if let Some(value) = env(var) {
+            identity.push_str(&format!(" {var} {value}"));
+        }
+    }
+    let entry = format!("img-{:032x}", rendezvous::fnv1a_128(identity.as_bytes()));
+    notes.push(format!("share: image server {entry}, idle {idle:?}"));
+    Ok(Some(Request {
+        identity,
+        entry,
+        idle,
+    }))
+}
+
+/// This run's share of a server.
+pub struct Attached {
+    /// A detached copy of the server's mount of the image, to attach in the container.
+    pub mount: OwnedFd,
+    /// Open while the container lives: the server stays as long as one is.
+    pub connection: OwnedFd,
+}
+
+/// Finds this image's server, or starts it, and gets a copy of its mount. Runs on the host
+/// (before the container's namespaces), in a single-threaded process.
+pub fn attach(
+    request: &Request,
+    image: &Image,
+    ids: (u32, u32),
+    tell: &mut dyn FnMut(Message),
+) -> Result<Attached, Failure> {
+    let deadline = Instant::now() + ATTACH_TIMEOUT;
+    loop {
+        let place = Place::choose_for(&SHARE, &mut |w| tell(Message::Warning(w)))?;
+        let (connection, started) = connect_or_start(&place, request, image, ids, deadline, tell)?;
+        match wire::receive(&connection, deadline)? {
+            Some(wire::Answer::Ready { identity, mount }) => {
+                if identity != request.identity {
+                    return Err(Failure::Runtime(format!(
+                        "share: {} serves another image",
+                        place.path_of(&request.entry).display()
+                    )));
+                }
+                return Ok(Attached { mount, connection });
+            }
+            Some(wire::Answer::Failed(failure)) => return Err(failure),
+            None if started => {
+                return Err(Failure::Runtime(
+                    "share: image server died while starting".into(),
+                ))
+            }
+            // The server left (idle, or killed) between our connect and its accept: look
+            // again.
+            None => tell(Message::Info(
+                "share: image server gone; trying again".into(),
+            )),
+        }
+        if Instant::now() > deadline {
+            return Err(Failure::Runtime("timeout waiting for share lock".into()));
+        }
+    }
+}
+
+/// A connection to the image's server: an existing one (false) or one this run starts
+/// (true) after taking its place under the directory's lock.
+fn connect_or_start(
+    place: &Place,
+    request: &Request,
+    image: &Image,
+    ids: (u32, u32),
+    deadline: Instant,
+    tell: &mut dyn FnMut(Message),
+) -> Result<(OwnedFd, bool), Failure> {
+    let socket = place.path_of(&request.entry);
+    tell(Message::Info(format!(
+        "share: image server socket: {}",
+        socket.display()
+    )));
+    while let Some(locked) = place.lock(deadline)? {
+        match locked.connect(&request.entry)? {
+            Reached::Listener(fd) => {
+                drop(locked);
+                if !crate::join::same_user(&fd, getuid().as_raw()) {
+                    return Err(Failure::Runtime(format!(
+                        "share: {} owned by another user",
+                        socket.display()
+                    )));
+                }
+                tell(Message::Info(
+                    "share: using the running image server".into(),
+                ));
+                return Ok((fd, false));
+            }
+            Reached::Busy => {}
+            found @ (Reached::Dead | Reached::Absent) => {
+                if matches!(found, Reached::Dead) {
+                    locked.remove_dead(&request.entry)?;
+                    tell(Message::Info(
+                        "share: the last image server was killed; replacing it".into(),
+                    ));
+                }
+                let listener = locked.listen(&request.entry)?;
+                drop(locked);
+                tell(Message::Info("share: starting an image server".into()));
+                let connection = spawn::start(listener, place, request, image, ids)?;
+                return Ok((connection, true));
+            }
+        }
+        // The server's backlog is full: let it accept.
+        drop(locked);
+        if Instant::now() > deadline {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    Err(Failure::Runtime("timeout waiting for share lock".into()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn options() -> Options {
+        Options::default()
+    }
+
+    #[test]
+    fn directory_images_and_the_switches_turn_sharing_off() {
+        let dir = Image::Directory {
+            path: "/".into(),
+            fd: std::fs::File::open("/").unwrap().into(),
+        };
+        let none = |_: &str| None;
+        let mut notes = Vec::new();
+        assert!(plan(&options(), &dir, (1, 1), &none, &mut notes)
+            .unwrap()
+            .is_none());
+        assert_eq!(notes, ["share: off (directory image)"]);
+    }
+
+    fn tiny_image() -> Image {
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../testdata/tiny/tiny-gzip.sqfs"
+        );
+        let storage = crate::storage::Storage {
+            path: "/nonexistent-storage".into(),
+            default: false,
+        };
+        let me = crate::trust::Me::current();
+        match crate::image::resolve(path, &storage, &me) {
+            Ok(resolved) => resolved.image,
+            Err(e) => panic!("{path}: {}", e.message()),
+        }
+    }
+
+    #[test]
+    fn the_server_is_named_for_the_image_and_the_ids_and_idles_as_asked() {
+        let image = tiny_image();
+        let mut notes = Vec::new();
+        let env = |name: &str| (name == ENV_IDLE).then(|| "2.5".to_string());
+        let a = plan(&options(), &image, (1, 2), &env, &mut notes)
+            .unwrap()
+            .unwrap();
+        assert_eq!(a.idle, Duration::from_millis(2500));
+        assert!(
+            a.entry.starts_with("img-") && a.entry.len() == 36,
+            "{}",
+            a.entry
+        );
+        assert!(a.identity.contains(crate::VERSION), "{}", a.identity);
+        let none = |_: &str| None;
+        let b = plan(&options(), &image, (1, 2), &none, &mut notes)
+            .unwrap()
+            .unwrap();
+        assert_eq!((b.entry.as_str(), b.idle), (a.entry.as_str(), DEFAULT_IDLE));
+        // Other ids: another server.
+        let c = plan(&options(), &image, (0, 2), &none, &mut notes)
+            .unwrap()
+            .unwrap();
+        assert_ne!(c.entry, a.entry);
+        for bad in ["-1", "soon", "1e30"] {
+            let env = |name: &str| (name == ENV_IDLE).then(|| bad.to_string());
+            let e = plan(&options(), &image, (1, 2), &env, &mut notes).unwrap_err();
+            assert_eq!(
+                e.message(),
+                format!("{ENV_IDLE}: not a number of seconds: {bad}")
+            );
+        }
+    }
+
+    #[test]
+    fn the_switches_turn_sharing_off() {
+        let image = tiny_image();
+        let mut notes = Vec::new();
+        for value in ["no", "0", "OFF", "false"] {
+            let env = |name: &str| (name == ENV_SWITCH).then(|| value.to_string());
+            assert!(plan(&options(), &image, (1, 2), &env, &mut notes)
+                .unwrap()
+                .is_none());
+        }
+        let env = |name: &str| (name == ENV_SWITCH).then(|| "yes".to_string());
+        assert!(plan(&options(), &image, (1, 2), &env, &mut notes)
+            .unwrap()
+            .is_some());
+        let none = |_: &str| None;
+        let off = [
+            Options {
+                no_share: true,
+                ..options()
+            },
+            Options {
+                join_pid: Some(1),
+                ..options()
+            },
+            Options {
+                verbose: 2,
+                ..options()
+            },
+        ];
+        for o in &off {
+            assert!(plan(o, &image, (1, 2), &none, &mut notes)
+                .unwrap()
+                .is_none());
+        }
+    }
+}

@@ -1,0 +1,536 @@
+//! Sharing: the `ch-run`s of one user on one image use one image server (one FUSE mount,
+//! one page cache), each still in a container of its own. Sixteen started at once make one
+//! server; a changed image gets a new one; another user never reaches it; `--no-share` and
+//! `CH_RUN_SHARE=no` mount as before; an idle server leaves, and leaves nothing, also when
+//! its directory was removed under it; a killed one is replaced, a stuck one costs a run its
+//! bounded wait, not the run; and the server holds nothing of the caller's (a pipe from
+//! ch-run ends when the command does).
+//!
+//! Every test uses an image of its own (a copy, or one it makes), so that its servers are
+//! its own (a server is found by the image path on its command line); servers it leaves
+//! running are killed at its end.
+
+use std::io::Read;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use e2e_tests::container::{
+    can_run_containers, test_image, test_uid, user_name, Scratch, TEST_USER,
+};
+
+/// Long enough that a server never leaves on its own during a test that doesn't want it to.
+const LINGER: (&str, &str) = ("CH_RUN_SHARE_IDLE", "600");
+
+/// Generous bound for anything to happen.
+const PATIENCE: Duration = Duration::from_secs(30);
+
+/// A test's own image: the test image's tree with `/marker` holding `text`, owned by the
+/// test user, in the scratch directory.
+fn own_image(s: &Scratch, name: &str, text: &str) -> PathBuf {
+    let tree = s.dir.join(format!("tree-{name}"));
+    let _ = std::fs::remove_dir_all(&tree);
+    let status = Command::new("cp")
+        .arg("-a")
+        .arg(&test_image().tree)
+        .arg(&tree)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    std::fs::write(tree.join("marker"), text).unwrap();
+    let image = s.dir.join(format!("{name}.sqfs"));
+    e2e_tests::sys::mksquashfs(&tree, &image, &[]);
+    std::fs::remove_dir_all(&tree).unwrap();
+    chown_to_test_user(&image);
+    image
+}
+
+fn chown_to_test_user(path: &Path) {
+    if e2e_tests::sys::is_root() {
+        let status = Command::new("chown")
+            .arg(TEST_USER)
+            .arg(path)
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+}
+
+/// The image servers alive for `image`: (pid, uid).
+fn servers_of(image: &Path) -> Vec<(i32, u32)> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|s| s.parse::<i32>().ok())
+        else {
+            continue;
+        };
+        let comm = std::fs::read_to_string(entry.path().join("comm")).unwrap_or_default();
+        if comm.trim_end() != "ch-run-share" {
+            continue;
+        }
+        let stat = std::fs::read_to_string(entry.path().join("stat")).unwrap_or_default();
+        let state = stat
+            .rsplit_once(')')
+            .and_then(|(_, r)| r.split_whitespace().next());
+        if state == Some("Z") || state.is_none() {
+            continue;
+        }
+        let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
+        if cmdline
+            .split(|&b| b == 0)
+            .any(|arg| arg == image.as_os_str().as_encoded_bytes())
+        {
+            let uid = std::fs::metadata(entry.path())
+                .map(|m| m.uid())
+                .unwrap_or(0);
+            let status = std::fs::read_to_string(entry.path().join("status")).unwrap_or_default();
+            let real_uid = status
+                .lines()
+                .find_map(|l| l.strip_prefix("Uid:"))
+                .and_then(|v| v.split_whitespace().next())
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(uid);
+            found.push((pid, real_uid));
+        }
+    }
+    found
+}
+
+fn pids(servers: &[(i32, u32)]) -> Vec<i32> {
+    servers.iter().map(|(p, _)| *p).collect()
+}
+
+/// Waits until `check` holds, or fails with `what`.
+fn wait_until(what: &str, mut check: impl FnMut() -> bool) {
+    let deadline = Instant::now() + PATIENCE;
+    while !check() {
+        assert!(Instant::now() < deadline, "never happened: {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn kill(pid: i32) {
+    // SAFETY: kill has no memory preconditions.
+    unsafe { libc::kill(pid, libc::SIGKILL) };
+}
+
+/// Kills the servers of `image` that a test left running.
+struct Servers(PathBuf);
+
+impl Drop for Servers {
+    fn drop(&mut self) {
+        for (pid, _) in servers_of(&self.0) {
+            kill(pid);
+        }
+    }
+}
+
+fn arg(path: &Path) -> String {
+    path.to_string_lossy().into_owned()
+}
+
+/// The device number of `/` in a container on `image` (the FUSE mount's), and the marker.
+fn root_device_and_marker(s: &Scratch, image: &Path, env: &[(&str, &str)]) -> (String, String) {
+    let out = s.run_env(
+        &[&arg(image), "--", "sh", "-c", "stat -c %d /; cat /marker"],
+        env,
+    );
+    assert_eq!(out.code, 0, "{out:?}");
+    let mut lines = out.stdout.lines();
+    let dev = lines.next().unwrap_or_default().to_string();
+    let marker = lines.next().unwrap_or_default().to_string();
+    (dev, marker)
+}
+
+/// Where the test user's servers listen: in ch-run's own directory.
+fn socket_dir() -> PathBuf {
+    PathBuf::from(format!("/var/tmp/{}.ch/ch-run-share", user_name()))
+}
+
+/// The name of server `pid`'s socket (an argument on its command line).
+fn entry_of(pid: i32) -> String {
+    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap();
+    cmdline
+        .split(|&b| b == 0)
+        .map(|a| String::from_utf8_lossy(a).into_owned())
+        .find(|a| a.starts_with("img-"))
+        .expect("a socket name on the server's command line")
+}
+
+#[test]
+fn two_runs_one_after_the_other_share_one_server() {
+    if !can_run_containers() {
+        return;
+    }
+    let s = Scratch::new("share-seq");
+    let image = own_image(&s, "seq", "one");
+    let _servers = Servers(image.clone());
+    let (dev1, marker) = root_device_and_marker(&s, &image, &[LINGER]);
+    assert_eq!(marker, "one");
+    let first = servers_of(&image);
+    assert_eq!(first.len(), 1, "one server after the first run: {first:?}");
+    assert_eq!(first[0].1, test_uid(), "the server is the user's");
+    let (dev2, _) = root_device_and_marker(&s, &image, &[LINGER]);
+    assert_eq!(
+        servers_of(&image),
+        first,
+        "the second run used the first's server"
+    );
+    assert_eq!(dev1, dev2, "one FUSE mount");
+    s.assert_clean();
+}
+
+#[test]
+fn sixteen_runs_at_once_make_one_server() {
+    if !can_run_containers() {
+        return;
+    }
+    let s = Scratch::new("share-16");
+    let image = own_image(&s, "sixteen", "16");
+    let _servers = Servers(image.clone());
+    let children: Vec<_> = (0..16)
+        .map(|_| {
+            s.spawn(
+                &[&arg(&image), "--", "sh", "-c", "stat -c %d /; cat /marker"],
+                &[LINGER],
+            )
+        })
+        .collect();
+    let mut outputs = Vec::new();
+    for child in children {
+        let out = child.wait_with_output().unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(
+            out.status.success(),
+            "{}: {stdout}{}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+        outputs.push(stdout);
+    }
+    assert!(
+        outputs
+            .iter()
+            .all(|o| o == &outputs[0] && o.ends_with("16")),
+        "{outputs:?}"
+    );
+    let servers = servers_of(&image);
+    assert_eq!(servers.len(), 1, "exactly one server: {servers:?}");
+    s.assert_clean();
+}
+
+#[test]
+fn a_changed_image_gets_a_new_server_and_its_new_content() {
+    if !can_run_containers() {
+        return;
+    }
+    let s = Scratch::new("share-changed");
+    let image = own_image(&s, "changed", "before");
+    let _servers = Servers(image.clone());
+    assert_eq!(root_device_and_marker(&s, &image, &[LINGER]).1, "before");
+    let old = pids(&servers_of(&image));
+    assert_eq!(old.len(), 1);
+    // Rewritten in place: the same inode, new bytes.
+    let rewritten = own_image(&s, "rewritten", "rewritten in place");
+    let ino = std::fs::metadata(&image).unwrap().ino();
+    std::fs::write(&image, std::fs::read(&rewritten).unwrap()).unwrap();
+    assert_eq!(std::fs::metadata(&image).unwrap().ino(), ino);
+    assert_eq!(
+        root_device_and_marker(&s, &image, &[LINGER]).1,
+        "rewritten in place"
+    );
+    let after_rewrite = pids(&servers_of(&image));
+    let new: Vec<_> = after_rewrite.iter().filter(|p| !old.contains(p)).collect();
+    assert_eq!(new.len(), 1, "a new server: {old:?} then {after_rewrite:?}");
+    // Replaced: another file renamed over it.
+    let replacement = own_image(&s, "replacement", "replaced");
+    std::fs::rename(&replacement, &image).unwrap();
+    assert_eq!(root_device_and_marker(&s, &image, &[LINGER]).1, "replaced");
+    let after_replace = pids(&servers_of(&image));
+    assert_eq!(
+        after_replace
+            .iter()
+            .filter(|p| !after_rewrite.contains(p))
+            .count(),
+        1,
+        "a new server: {after_rewrite:?} then {after_replace:?}"
+    );
+    s.assert_clean();
+}
+
+#[test]
+fn a_server_refuses_anyone_but_its_user() {
+    if !can_run_containers() {
+        return;
+    }
+    if !e2e_tests::sys::is_root() {
+        e2e_tests::skip::skip("needs root to connect as another user");
+        return;
+    }
+    let s = Scratch::new("share-other");
+    let image = own_image(&s, "other", "mine");
+    let _servers = Servers(image.clone());
+    root_device_and_marker(&s, &image, &[LINGER]);
+    assert_eq!(servers_of(&image).len(), 1);
+    let socket = socket_dir().join(entry_of(servers_of(&image)[0].0));
+    // The directory keeps everyone else out; root gets past it, and is refused by the server:
+    // the connection closes with nothing said and no descriptor passed.
+    let md = std::fs::metadata(socket_dir()).unwrap();
+    assert_eq!((md.uid(), md.mode() & 0o777), (test_uid(), 0o700));
+    let before = servers_of(&image);
+    let (bytes, fds) = connect_and_read(&socket);
+    assert_eq!((bytes, fds), (0, 0), "{} answered root", socket.display());
+    assert_eq!(servers_of(&image), before, "the server stays for its user");
+    // And its user still gets in.
+    assert_eq!(root_device_and_marker(&s, &image, &[LINGER]).1, "mine");
+    assert_eq!(servers_of(&image), before);
+    s.assert_clean();
+}
+
+/// Connects to `socket` and reads one message: (bytes, descriptors received).
+fn connect_and_read(socket: &Path) -> (usize, usize) {
+    let path = std::ffi::CString::new(socket.as_os_str().as_encoded_bytes()).unwrap();
+    // SAFETY: plain socket calls on memory owned here.
+    unsafe {
+        let fd = libc::socket(libc::AF_UNIX, libc::SOCK_SEQPACKET | libc::SOCK_CLOEXEC, 0);
+        assert!(fd >= 0);
+        let mut addr: libc::sockaddr_un = std::mem::zeroed();
+        addr.sun_family = libc::AF_UNIX as libc::sa_family_t;
+        for (i, b) in path.as_bytes().iter().enumerate() {
+            addr.sun_path[i] = *b as libc::c_char;
+        }
+        let len = std::mem::size_of::<libc::sockaddr_un>() as libc::socklen_t;
+        let rc = libc::connect(fd, (&addr as *const libc::sockaddr_un).cast(), len);
+        assert_eq!(
+            rc,
+            0,
+            "connect {}: {}",
+            socket.display(),
+            std::io::Error::last_os_error()
+        );
+        // Bounded: a server that neither answers nor closes fails the test.
+        let tv = libc::timeval {
+            tv_sec: PATIENCE.as_secs() as libc::time_t,
+            tv_usec: 0,
+        };
+        libc::setsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_RCVTIMEO,
+            (&tv as *const libc::timeval).cast(),
+            std::mem::size_of::<libc::timeval>() as libc::socklen_t,
+        );
+        let mut buf = [0u8; 8192];
+        let mut cmsg = [0u64; 64];
+        let mut iov = libc::iovec {
+            iov_base: buf.as_mut_ptr().cast(),
+            iov_len: buf.len(),
+        };
+        let mut msg: libc::msghdr = std::mem::zeroed();
+        msg.msg_iov = &mut iov;
+        msg.msg_iovlen = 1;
+        msg.msg_control = cmsg.as_mut_ptr().cast();
+        msg.msg_controllen = std::mem::size_of_val(&cmsg);
+        let n = libc::recvmsg(fd, &mut msg, libc::MSG_CMSG_CLOEXEC);
+        assert!(n >= 0, "no answer: {}", std::io::Error::last_os_error());
+        let mut fds = 0;
+        let mut c = libc::CMSG_FIRSTHDR(&msg);
+        while !c.is_null() {
+            if (*c).cmsg_type == libc::SCM_RIGHTS {
+                let payload = (*c).cmsg_len as usize - libc::CMSG_LEN(0) as usize;
+                fds += payload / std::mem::size_of::<i32>();
+            }
+            c = libc::CMSG_NXTHDR(&msg, c);
+        }
+        libc::close(fd);
+        (n as usize, fds)
+    }
+}
+
+#[test]
+fn no_share_and_ch_run_share_no_mount_for_the_run_alone() {
+    if !can_run_containers() {
+        return;
+    }
+    let s = Scratch::new("share-off");
+    let image = own_image(&s, "off", "alone");
+    let _servers = Servers(image.clone());
+    let out = s.run_env(
+        &["--no-share", &arg(&image), "--", "cat", "/marker"],
+        &[LINGER],
+    );
+    assert_eq!((out.code, out.stdout.as_str()), (0, "alone"), "{out:?}");
+    assert_eq!(servers_of(&image), [], "--no-share started a server");
+    let out = s.run_env(
+        &[&arg(&image), "--", "cat", "/marker"],
+        &[LINGER, ("CH_RUN_SHARE", "no")],
+    );
+    assert_eq!((out.code, out.stdout.as_str()), (0, "alone"), "{out:?}");
+    assert_eq!(servers_of(&image), [], "CH_RUN_SHARE=no started a server");
+    s.assert_clean();
+}
+
+#[test]
+fn an_idle_server_leaves_and_leaves_nothing() {
+    if !can_run_containers() {
+        return;
+    }
+    let s = Scratch::new("share-idle");
+    let image = own_image(&s, "idle", "idle");
+    let _servers = Servers(image.clone());
+    let go = s.tmp.join("go");
+    let mut child = s.spawn(
+        &[
+            &arg(&image),
+            "--",
+            "sh",
+            "-c",
+            "touch /tmp/running; while [ ! -e /tmp/go ]; do sleep 0.02; done; rm /tmp/running /tmp/go",
+        ],
+        &[("CH_RUN_SHARE_IDLE", "1")],
+    );
+    e2e_tests::container::wait_for_file(&s.tmp.join("running"));
+    // While a container uses it, it stays, however long that is.
+    let server = servers_of(&image);
+    assert_eq!(server.len(), 1, "{server:?}");
+    let socket = socket_dir().join(entry_of(server[0].0));
+    assert!(socket.exists(), "{}", socket.display());
+    std::fs::write(&go, "").unwrap();
+    assert!(child.wait().unwrap().success());
+    wait_until("the idle server exits", || servers_of(&image).is_empty());
+    // It removed its socket before it left.
+    assert!(!socket.exists(), "{} left behind", socket.display());
+    let mounts = std::fs::read_to_string("/proc/mounts").unwrap();
+    assert!(!mounts.contains(&arg(&image)), "{mounts}");
+    s.assert_clean();
+}
+
+#[test]
+fn a_killed_server_is_replaced() {
+    if !can_run_containers() {
+        return;
+    }
+    let s = Scratch::new("share-killed");
+    let image = own_image(&s, "killed", "again");
+    let _servers = Servers(image.clone());
+    root_device_and_marker(&s, &image, &[LINGER]);
+    let killed = pids(&servers_of(&image));
+    assert_eq!(killed.len(), 1);
+    let entry = entry_of(killed[0]);
+    kill(killed[0]);
+    wait_until("the killed server is gone", || {
+        servers_of(&image).is_empty()
+    });
+    // Its socket is still there, with nobody listening: the next run takes its place.
+    let socket = socket_dir().join(entry);
+    assert!(
+        socket.exists(),
+        "the killed server left no socket: nothing to test"
+    );
+    assert_eq!(root_device_and_marker(&s, &image, &[LINGER]).1, "again");
+    let now = pids(&servers_of(&image));
+    assert_eq!(now.len(), 1, "{now:?}");
+    assert_ne!(now, killed);
+    s.assert_clean();
+}
+
+#[test]
+fn a_pipe_from_ch_run_ends_with_the_command_while_the_server_stays() {
+    if !can_run_containers() {
+        return;
+    }
+    let s = Scratch::new("share-pipe");
+    let image = own_image(&s, "pipe", "piped");
+    let _servers = Servers(image.clone());
+    let mut child = s
+        .command(&[&arg(&image), "--", "cat", "/marker"], &[LINGER])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = child.stdout.take().unwrap();
+    let mut stderr = child.stderr.take().unwrap();
+    // End of file on both pipes, within the bound, though the server keeps running.
+    let reader = std::thread::spawn(move || {
+        let mut out = String::new();
+        let mut err = String::new();
+        stdout.read_to_string(&mut out).unwrap();
+        stderr.read_to_string(&mut err).unwrap();
+        (out, err)
+    });
+    wait_until("ch-run's pipes close", || reader.is_finished());
+    let (out, err) = reader.join().unwrap();
+    assert_eq!(out, "piped", "{err}");
+    assert!(child.wait().unwrap().success());
+    assert_eq!(servers_of(&image).len(), 1, "the server lingers");
+    s.assert_clean();
+}
+
+#[test]
+fn a_stuck_server_costs_a_wait_not_the_run() {
+    if !can_run_containers() {
+        return;
+    }
+    let s = Scratch::new("share-stuck");
+    let image = own_image(&s, "stuck", "still runs");
+    let _servers = Servers(image.clone());
+    root_device_and_marker(&s, &image, &[LINGER]);
+    let stuck = pids(&servers_of(&image));
+    assert_eq!(stuck.len(), 1);
+    // SAFETY: kill has no memory preconditions.
+    unsafe { libc::kill(stuck[0], libc::SIGSTOP) };
+    // It accepts nothing now; the run gives up on it (after its bounded wait) and mounts
+    // the image itself.
+    let out = s.run_env(&["-v", &arg(&image), "--", "cat", "/marker"], &[LINGER]);
+    assert_eq!(
+        (out.code, out.stdout.as_str()),
+        (0, "still runs"),
+        "{out:?}"
+    );
+    assert!(
+        out.stderr
+            .contains("mounting the image for this container alone"),
+        "{out:?}"
+    );
+    s.assert_clean();
+}
+
+#[test]
+fn a_server_whose_directory_was_removed_still_leaves() {
+    if !can_run_containers() {
+        return;
+    }
+    let s = Scratch::new("share-gone");
+    let image = own_image(&s, "gone", "gone");
+    let _servers = Servers(image.clone());
+    // A user name of the test's own: its directory in /var/tmp is the test's to remove.
+    let user = format!("chshare-gone-{}", std::process::id());
+    let storage = PathBuf::from(format!("/var/tmp/{user}.ch"));
+    let mut child = s.spawn(
+        &[
+            "-m",
+            &s.mnt_arg(),
+            &arg(&image),
+            "--",
+            "sh",
+            "-c",
+            "touch /tmp/running; while [ ! -e /tmp/go ]; do sleep 0.02; done; rm /tmp/running /tmp/go",
+        ],
+        &[("CH_RUN_SHARE_IDLE", "1"), ("USER", &user)],
+    );
+    e2e_tests::container::wait_for_file(&s.tmp.join("running"));
+    assert_eq!(servers_of(&image).len(), 1);
+    assert!(storage.join("ch-run-share").exists());
+    std::fs::remove_dir_all(&storage).unwrap();
+    std::fs::write(s.tmp.join("go"), "").unwrap();
+    assert!(child.wait().unwrap().success());
+    wait_until("the server without a directory exits", || {
+        servers_of(&image).is_empty()
+    });
+    assert!(!storage.exists());
+    s.assert_clean();
+}
