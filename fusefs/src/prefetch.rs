@@ -13,13 +13,21 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 use crossbeam_channel::{bounded, Receiver, Sender};
 use fuser::{INodeNo, Notifier};
-use sqfs::{Archive, Block, MetaRef};
+use sqfs::{Archive, Block, Inode, MetaRef};
 
 use crate::handles::OpenFile;
 use crate::nodes::Nodes;
+use crate::walk::AHEAD_BLOCKS;
 
-/// Decompress block `.1` of file `.0` into the block cache.
-struct Prefetch(Arc<OpenFile>, usize);
+/// Blocks to decompress into the block cache.
+enum Prefetch {
+    /// Block `.1` of file `.0`.
+    Block(Arc<OpenFile>, usize),
+    /// The blocks of the files `.0`, in order (each file's blocks, then the fragment block
+    /// its tail is in), up to `walk::AHEAD_BLOCKS` distinct ones, leaving out fragment
+    /// block `.1` (the one the walk is reading).
+    Ahead(Vec<Arc<Inode>>, Option<u32>),
+}
 
 /// Bytes of a decompressed block that belong at `at` in the file with node id `node`, the
 /// inode stored at `inode` (pushed only while the node stands for that inode).
@@ -107,8 +115,13 @@ impl Background {
                     let spawned = std::thread::Builder::new()
                         .name(format!("prefetch-{i}"))
                         .spawn(move || {
-                            for Prefetch(file, index) in rx {
-                                let _ = archive.data_block(&file.data, index);
+                            for job in rx {
+                                match job {
+                                    Prefetch::Block(file, index) => {
+                                        let _ = archive.data_block(&file.data, index);
+                                    }
+                                    Prefetch::Ahead(files, skip) => ahead(&archive, &files, skip),
+                                }
                             }
                         });
                     started += usize::from(spawned.is_ok());
@@ -145,7 +158,18 @@ impl Background {
 
     pub fn prefetch(&self, file: &Arc<OpenFile>, index: usize) {
         if let Some(jobs) = self.jobs() {
-            let _ = jobs.try_send(Prefetch(file.clone(), index));
+            let _ = jobs.try_send(Prefetch::Block(file.clone(), index));
+        }
+    }
+
+    /// Decompresses the blocks that `files`, listed after a file a walk has just read
+    /// (see `walk`), start in, other than fragment block `skip`.
+    pub fn prefetch_ahead(&self, files: Vec<Arc<Inode>>, skip: Option<u32>) {
+        if files.is_empty() {
+            return;
+        }
+        if let Some(jobs) = self.jobs() {
+            let _ = jobs.try_send(Prefetch::Ahead(files, skip));
         }
     }
 
@@ -206,6 +230,37 @@ impl Background {
         }
         if !pieces.is_empty() {
             self.queue(Push::Pieces(block, pieces));
+        }
+    }
+}
+
+/// The `Prefetch::Ahead` job: errors are left to the reads that will meet them.
+fn ahead(archive: &Archive, files: &[Arc<Inode>], skip: Option<u32>) {
+    let mut seen: Vec<u32> = skip.into_iter().collect();
+    let mut blocks = 0;
+    for inode in files {
+        if blocks >= AHEAD_BLOCKS {
+            break;
+        }
+        let Ok(data) = archive.file_data(inode) else {
+            continue;
+        };
+        for index in 0..data.block_count() {
+            if blocks >= AHEAD_BLOCKS {
+                return;
+            }
+            let _ = archive.data_block(&data, index);
+            blocks += 1;
+        }
+        if blocks >= AHEAD_BLOCKS {
+            break;
+        }
+        if let Some(fragment) = data.fragment() {
+            if !seen.contains(&fragment) {
+                seen.push(fragment);
+                let _ = archive.tail_block(&data);
+                blocks += 1;
+            }
         }
     }
 }
