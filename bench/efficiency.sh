@@ -187,6 +187,7 @@ for ((r = 1; r <= rounds; r++)); do
     read -r s c < <(tar_cold "$w"); add "tar-$w" "$s"; add "tarcpu-$w" "$c"; done; fi
   if has mount; then for w in $(turns "$floor_who" "$r"); do add "mount-$w" "$(mount_stat "$w")"; done; fi
   if has seq; then for c in "${codecs[@]}"; do for w in $(turns "$fs_who" "$r"); do
+    add load-seq "$(cut -d' ' -f1 /proc/loadavg)"
     read -r s u < <(seq_cold "$w" "$c"); add "seq-$c-$w" "$s"; add "cpu-$c-$w" "$u"; done; done
     # The floor serves the file from memory: one codec-free sample per round.
     read -r s u < <(seq_cold floor "${codecs[0]}"); add "seq-floor" "$s"; add "cpu-floor" "$u"
@@ -290,6 +291,22 @@ out=$here/results/efficiency.md
       k=$(calc "$(med "cpu-$c-kernel") * $gib / $big"); o=$(calc "$(med "cpu-$c-ours") * $gib / $big")
       w=$(calc "$(med "work-$c") * $gib / $big"); i=$(calc "$(med "imgread-$c") * $gib / $big")
       echo "| $c | $(f 2 "$k") | $(f 2 "$o") | $(f 2 "$p") | $(f 2 "$w") | $(f 2 "$(calc "$p + $w")") | $(f 2 "$(calc "($p + $w) / $k")")× | $(f 2 "$i") | $(f 2 "$(calc "$k + $i")") |"
+    done
+  fi
+  if has seq; then
+    echo
+    echo "Cores busy while reading sequentially (reader + daemon CPU seconds / wall seconds, medians), and the MB/s that our"
+    echo "CPU per GiB would give with both cores ours alone (2 / CPU s per GiB). 1-minute load average when the sequential samples"
+    echo "started: median $(med load-seq) (2 cores)."
+    echo
+    echo "| codec | kernel | squashfuse-rs | FUSE floor | squashfuse-rs, both cores: MB/s | / kernel's MB/s |"
+    echo "|---|---:|---:|---:|---:|---:|"
+    pf=$(calc "$(med cpu-floor) / $(med seq-floor)")
+    for c in "${codecs[@]}"; do
+      [ -n "${want[$c]:-}" ] || continue
+      kb=$(calc "$(med "cpu-$c-kernel") / $(med "seq-$c-kernel")"); ob=$(calc "$(med "cpu-$c-ours") / $(med "seq-$c-ours")")
+      best=$(calc "2 * $big / $(med "cpu-$c-ours") / 1000000"); k=$(calc "$big / $(med "seq-$c-kernel") / 1000000")
+      echo "| $c | $(f 2 "$kb") | $(f 2 "$ob") | $(f 2 "$pf") | $(f 0 "$best") | $(f 2 "$(calc "$best / $k")")× |"
     done
   fi
   echo

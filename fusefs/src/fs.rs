@@ -25,6 +25,7 @@ use crate::mates::{Mate, Mates};
 use crate::nodes::Nodes;
 use crate::prefetch::{Background, Piece};
 use crate::read_reply::{self, Gathered};
+use crate::walk::NextFiles;
 
 /// A read-only image never changes under us: cache entries and attributes for a century.
 pub const FOREVER: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
@@ -49,6 +50,8 @@ pub struct SquashFs {
     /// to push when the listing goes on (see `push_late`).
     late: Mutex<HashMap<u64, Vec<(u32, Mate)>>>,
     handles: Arc<Handles>,
+    /// The order listings gave the files in, for decompressing ahead of a walk.
+    walk: NextFiles,
     background: Background,
     owners: Owners,
     notifier: Arc<OnceLock<Notifier>>,
@@ -136,6 +139,7 @@ impl SquashFs {
             no_xattrs,
             mates: Mates::default(),
             late: Mutex::new(HashMap::new()),
+            walk: NextFiles::default(),
             background: Background::start(
                 archive.clone(),
                 notifier.clone(),
@@ -339,6 +343,7 @@ impl SquashFs {
             if let Some((fragment, _)) = self.archive.fragment_of(inode) {
                 self.mates.remove(fragment, node);
             }
+            self.walk.forget(node);
         });
     }
 
@@ -475,6 +480,18 @@ impl SquashFs {
                 Err(e)
             }
         }
+    }
+
+    /// A read reached the end of file `node` (whose tail is in fragment block `fragment`):
+    /// the blocks of the files listed after it are decompressed ahead (see `walk`).
+    fn walk_on(&self, node: u64, fragment: Option<u32>) {
+        let files: Vec<Arc<Inode>> = self
+            .walk
+            .read_to_end(node)
+            .into_iter()
+            .filter_map(|n| self.nodes.get(n))
+            .collect();
+        self.background.prefetch_ahead(files, fragment);
     }
 
     /// Decompressed block `index` of `file` (None for a sparse hole), through the cache.
@@ -767,6 +784,9 @@ impl Filesystem for SquashFs {
         }
         let first = (offset / bs) as usize;
         let last = ((end - 1) / bs) as usize;
+        if end == data.size() {
+            self.walk_on(ino.0, data.fragment());
+        }
         let ahead = file.streams.on_read(offset, end, bs, READ_AHEAD_BYTES / bs);
         let stored = data.block_count() as u64;
         for index in ahead.start.min(stored)..ahead.end.min(stored) {
@@ -954,6 +974,16 @@ impl Filesystem for SquashFs {
                 pending.entry(ino.0).or_default().extend(late);
             }
         }
+        let files: Vec<u64> = linked
+            .iter()
+            .copied()
+            .filter(|&n| {
+                self.nodes
+                    .get(n)
+                    .is_some_and(|i| i.kind() == sqfs::FileType::File)
+            })
+            .collect();
+        self.walk.listed(&files);
         let Some(own) = own else {
             // fuser logs a reply the kernel refuses and says nothing: the entries' lookup
             // counts then stay. The kernel refuses a reply only once the request is gone

@@ -28,6 +28,7 @@ mod prefetch;
 mod read_reply;
 mod readahead;
 mod streams;
+mod walk;
 
 pub use options::MountConfig;
 pub use server::{one_heap, Server};

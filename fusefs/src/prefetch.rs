@@ -11,15 +11,23 @@ use std::ops::Range;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
-use crossbeam_channel::{bounded, Sender};
+use crossbeam_channel::{bounded, Receiver, Sender};
 use fuser::{INodeNo, Notifier};
-use sqfs::{Archive, Block, MetaRef};
+use sqfs::{Archive, Block, Inode, MetaRef};
 
 use crate::handles::OpenFile;
 use crate::nodes::Nodes;
+use crate::walk::AHEAD_BLOCKS;
 
-/// Decompress block `.1` of file `.0` into the block cache.
-struct Prefetch(Arc<OpenFile>, usize);
+/// Blocks to decompress into the block cache.
+enum Prefetch {
+    /// Block `.1` of file `.0`.
+    Block(Arc<OpenFile>, usize),
+    /// The blocks of the files `.0`, in order (each file's blocks, then the fragment block
+    /// its tail is in), up to `walk::AHEAD_BLOCKS` distinct ones, leaving out fragment
+    /// block `.1` (the one the walk is reading).
+    Ahead(Vec<Arc<Inode>>, Option<u32>),
+}
 
 /// Bytes of a decompressed block that belong at `at` in the file with node id `node`, the
 /// inode stored at `inode` (pushed only while the node stands for that inode).
@@ -53,8 +61,14 @@ const PUSHED_BEFORE_ANSWER: usize = 128 << 10;
 const MOST_QUEUED_BYTES: usize = 8 << 20;
 
 pub struct Background {
-    jobs: Sender<Prefetch>,
-    stores: Sender<Push>,
+    archive: Arc<Archive>,
+    /// Prefetch workers to start.
+    threads: usize,
+    /// The prefetch workers' queue, made with them at the first prefetch (None if they
+    /// could not be started: prefetching is then skipped).
+    jobs: OnceLock<Option<Sender<Prefetch>>>,
+    /// The page-store thread's queue, made with it at the first push (None as for `jobs`).
+    stores: OnceLock<Option<Sender<Push>>>,
     /// Bytes of the blocks of the pushes queued (see `MOST_QUEUED_BYTES`).
     queued: Arc<AtomicUsize>,
     notifier: Arc<OnceLock<Notifier>>,
@@ -65,72 +79,75 @@ pub struct Background {
 }
 
 impl Background {
-    /// Starts `threads` prefetch workers and one page-cache writer. Request threads never
-    /// wait on them: a full queue drops the job (it is only ever an optimisation).
+    /// Up to `threads` prefetch workers and one page-cache writer, each started when it is
+    /// first given work, not before: a mount that is only stat-ed or listed never starts
+    /// them. Started at once, they were five threads created, and then spinning in their
+    /// queues' receive (sched_yield) before parking, on the two cores that the mount's
+    /// first requests wait for. Request threads never wait on them: a full queue drops
+    /// the job (it is only ever an optimisation).
     pub fn start(
         archive: Arc<Archive>,
         notifier: Arc<OnceLock<Notifier>>,
         nodes: Arc<Nodes>,
         threads: usize,
     ) -> Self {
-        let (jobs, rx) = bounded::<Prefetch>(256);
-        for i in 0..threads.max(1) {
-            let rx = rx.clone();
-            let archive = archive.clone();
-            std::thread::Builder::new()
-                .name(format!("prefetch-{i}"))
-                .spawn(move || {
-                    for Prefetch(file, index) in rx {
-                        let _ = archive.data_block(&file.data, index);
-                    }
-                })
-                .expect("spawn prefetch thread");
-        }
-        // One writer: a store waits for pages that a pending read holds locked, and that
-        // read is served by a request thread, which never waits here.
-        let (stores, rx) = bounded::<Push>(64);
-        let store_notifier = notifier.clone();
-        let store_nodes = nodes.clone();
-        let queued = Arc::new(AtomicUsize::new(0));
-        let store_queued = queued.clone();
-        std::thread::Builder::new()
-            .name("page-store".into())
-            .spawn(move || {
-                for push in rx {
-                    let size = match &push {
-                        Push::Block(.., block) | Push::Pieces(block, _) => block.len(),
-                    };
-                    let _done = Release(&store_queued, size);
-                    let Some(n) = store_notifier.get() else {
-                        if let Push::Block(file, index, ..) = push {
-                            file.end_push(index);
-                        }
-                        continue;
-                    };
-                    match push {
-                        Push::Block(file, index, offset, block) => {
-                            if store_nodes.holds(file.node, file.inode) {
-                                let _ = n.store(INodeNo(file.node), offset, &block);
-                            }
-                            file.end_push(index);
-                        }
-                        Push::Pieces(block, pieces) => {
-                            for piece in &pieces {
-                                push_piece(n, &store_nodes, &block, piece);
-                            }
-                        }
-                    }
-                }
-            })
-            .expect("spawn page-store thread");
         Background {
-            jobs,
-            stores,
-            queued,
+            archive,
+            threads: threads.max(1),
+            jobs: OnceLock::new(),
+            stores: OnceLock::new(),
+            queued: Arc::new(AtomicUsize::new(0)),
             notifier,
             nodes,
             pusher: None,
         }
+    }
+
+    /// The prefetch workers' queue, starting them the first time.
+    fn jobs(&self) -> Option<&Sender<Prefetch>> {
+        self.jobs
+            .get_or_init(|| {
+                let (jobs, rx) = bounded::<Prefetch>(256);
+                let mut started = 0;
+                for i in 0..self.threads {
+                    let rx = rx.clone();
+                    let archive = self.archive.clone();
+                    let spawned = std::thread::Builder::new()
+                        .name(format!("prefetch-{i}"))
+                        .spawn(move || {
+                            for job in rx {
+                                match job {
+                                    Prefetch::Block(file, index) => {
+                                        let _ = archive.data_block(&file.data, index);
+                                    }
+                                    Prefetch::Ahead(files, skip) => ahead(&archive, &files, skip),
+                                }
+                            }
+                        });
+                    started += usize::from(spawned.is_ok());
+                }
+                (started > 0).then_some(jobs)
+            })
+            .as_ref()
+    }
+
+    /// The page-store thread's queue, starting it the first time.
+    fn stores(&self) -> Option<&Sender<Push>> {
+        self.stores
+            .get_or_init(|| {
+                // One writer: a store waits for pages that a pending read holds locked, and
+                // that read is served by a request thread, which never waits here.
+                let (stores, rx) = bounded::<Push>(64);
+                let notifier = self.notifier.clone();
+                let nodes = self.nodes.clone();
+                let queued = self.queued.clone();
+                std::thread::Builder::new()
+                    .name("page-store".into())
+                    .spawn(move || store_all(rx, &notifier, &nodes, &queued))
+                    .ok()
+                    .map(|_| stores)
+            })
+            .as_ref()
     }
 
     /// Lets request threads push pieces themselves; only safe with two or more of them
@@ -140,7 +157,20 @@ impl Background {
     }
 
     pub fn prefetch(&self, file: &Arc<OpenFile>, index: usize) {
-        let _ = self.jobs.try_send(Prefetch(file.clone(), index));
+        if let Some(jobs) = self.jobs() {
+            let _ = jobs.try_send(Prefetch::Block(file.clone(), index));
+        }
+    }
+
+    /// Decompresses the blocks that `files`, listed after a file a walk has just read
+    /// (see `walk`), start in, other than fragment block `skip`.
+    pub fn prefetch_ahead(&self, files: Vec<Arc<Inode>>, skip: Option<u32>) {
+        if files.is_empty() {
+            return;
+        }
+        if let Some(jobs) = self.jobs() {
+            let _ = jobs.try_send(Prefetch::Ahead(files, skip));
+        }
     }
 
     /// Pushes `block`, block `index` of `file`, into the page cache at `offset`, unless a
@@ -164,7 +194,10 @@ impl Background {
             self.queued.fetch_sub(size, Ordering::AcqRel);
             return false;
         }
-        if self.stores.try_send(push).is_err() {
+        if self
+            .stores()
+            .is_none_or(|stores| stores.try_send(push).is_err())
+        {
             self.queued.fetch_sub(size, Ordering::AcqRel);
             return false;
         }
@@ -197,6 +230,71 @@ impl Background {
         }
         if !pieces.is_empty() {
             self.queue(Push::Pieces(block, pieces));
+        }
+    }
+}
+
+/// The `Prefetch::Ahead` job: errors are left to the reads that will meet them.
+fn ahead(archive: &Archive, files: &[Arc<Inode>], skip: Option<u32>) {
+    let mut seen: Vec<u32> = skip.into_iter().collect();
+    let mut blocks = 0;
+    for inode in files {
+        if blocks >= AHEAD_BLOCKS {
+            break;
+        }
+        let Ok(data) = archive.file_data(inode) else {
+            continue;
+        };
+        for index in 0..data.block_count() {
+            if blocks >= AHEAD_BLOCKS {
+                return;
+            }
+            let _ = archive.data_block(&data, index);
+            blocks += 1;
+        }
+        if blocks >= AHEAD_BLOCKS {
+            break;
+        }
+        if let Some(fragment) = data.fragment() {
+            if !seen.contains(&fragment) {
+                seen.push(fragment);
+                let _ = archive.tail_block(&data);
+                blocks += 1;
+            }
+        }
+    }
+}
+
+/// The page-store thread: does every push it is given until the session ends.
+fn store_all(
+    pushes: Receiver<Push>,
+    notifier: &OnceLock<Notifier>,
+    nodes: &Nodes,
+    queued: &AtomicUsize,
+) {
+    for push in pushes {
+        let size = match &push {
+            Push::Block(.., block) | Push::Pieces(block, _) => block.len(),
+        };
+        let _done = Release(queued, size);
+        let Some(n) = notifier.get() else {
+            if let Push::Block(file, index, ..) = push {
+                file.end_push(index);
+            }
+            continue;
+        };
+        match push {
+            Push::Block(file, index, offset, block) => {
+                if nodes.holds(file.node, file.inode) {
+                    let _ = n.store(INodeNo(file.node), offset, &block);
+                }
+                file.end_push(index);
+            }
+            Push::Pieces(block, pieces) => {
+                for piece in &pieces {
+                    push_piece(n, nodes, &block, piece);
+                }
+            }
         }
     }
 }

@@ -5,7 +5,7 @@
 
 use std::io;
 use std::os::fd::OwnedFd;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use fuser::{BackgroundSession, Config, SessionACL};
 use sqfs::{Archive, Inode};
@@ -145,10 +145,15 @@ impl Session {
 pub struct Background(#[allow(dead_code)] BackgroundSession);
 
 /// One thread per CPU, and at least two, so that a slow request does not hold up the rest.
+/// Found once per process: the standard library reads the cgroup's CPU quota from /proc
+/// and /sys at each call (six files), on the way to every mount being ready.
 pub fn default_threads() -> usize {
-    std::thread::available_parallelism()
-        .map_or(1, |n| n.get())
-        .max(2)
+    static THREADS: OnceLock<usize> = OnceLock::new();
+    *THREADS.get_or_init(|| {
+        std::thread::available_parallelism()
+            .map_or(1, |n| n.get())
+            .max(2)
+    })
 }
 
 /// Makes every thread allocate from glibc's one main heap. Decompressed blocks are made by
