@@ -534,3 +534,34 @@ fn a_server_whose_directory_was_removed_still_leaves() {
     assert!(!storage.exists());
     s.assert_clean();
 }
+
+/// The uid users without a mapping appear as in a user namespace.
+fn overflow_uid() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/overflowuid")
+        .unwrap()
+        .trim()
+        .to_string()
+}
+
+#[test]
+fn runs_as_the_overflow_uid_neither_share_nor_wait() {
+    if !can_run_containers() {
+        return;
+    }
+    let s = Scratch::new("share-nobody");
+    let image = own_image(&s, "nobody", "nobody");
+    let _servers = Servers(image.clone());
+    // A server sees every unmapped user as this uid: it can't tell its own from others, and
+    // (before) refused every run but the first, which then retried until its timeout.
+    let nobody = overflow_uid();
+    for _ in 0..2 {
+        let out = s.run_env(
+            &["-v", "--uid", &nobody, &arg(&image), "--", "cat", "/marker"],
+            &[LINGER],
+        );
+        assert_eq!((out.code, out.stdout.as_str()), (0, "nobody"), "{out:?}");
+        assert!(!out.stderr.contains("trying again"), "{out:?}");
+    }
+    assert_eq!(servers_of(&image), [], "a server for the overflow uid");
+    s.assert_clean();
+}

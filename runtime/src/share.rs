@@ -71,6 +71,10 @@ pub const DEFAULT_IDLE: Duration = Duration::from_secs(10);
 /// the image itself).
 const ATTACH_TIMEOUT: Duration = crate::join::CLAIM_TIMEOUT;
 
+/// How many times a connection may close unanswered before the run mounts the image itself
+/// (once is a server killed at that moment; again and again is one that refuses this run).
+const MAX_REFUSED: u32 = 3;
+
 /// A run that uses a shared server.
 #[derive(Debug, Clone)]
 pub struct Request {
@@ -114,6 +118,12 @@ pub fn plan(
     if options.verbose >= 2 {
         // The FUSE log goes to this run's stderr; a server has none.
         return off("-vv shows this run's own FUSE log", notes);
+    }
+    let overflow = crate::join::overflow_uid();
+    if ids.0 == overflow || getuid().as_raw() == overflow {
+        // A server sees anyone it has no mapping for as this uid (SO_PEERCRED): it could not
+        // tell this user from another, and refuses everyone (see `join::same_user`).
+        return off(&format!("uid {overflow} is the overflow uid"), notes);
     }
     if !crate::mount_api::supported() {
         return off("the kernel has no open_tree(2)", notes);
@@ -161,6 +171,7 @@ pub fn attach(
     tell: &mut dyn FnMut(Message),
 ) -> Result<Attached, Failure> {
     let deadline = Instant::now() + ATTACH_TIMEOUT;
+    let mut refused = 0;
     loop {
         let place = Place::choose_for(&SHARE, &mut |w| tell(Message::Warning(w)))?;
         let (connection, started) = connect_or_start(&place, request, image, ids, deadline, tell)?;
@@ -180,11 +191,21 @@ pub fn attach(
                     "share: image server died while starting".into(),
                 ))
             }
-            // The server left (idle, or killed) between our connect and its accept: look
-            // again.
-            None => tell(Message::Info(
-                "share: image server gone; trying again".into(),
-            )),
+            // The server was killed between our connect and its accept: look again (the
+            // next look finds its socket dead). A server that leaves takes what is in its
+            // backlog under the lock first, so a live one that closes again refused us.
+            None => {
+                refused += 1;
+                if refused >= MAX_REFUSED {
+                    return Err(Failure::Runtime(format!(
+                        "share: {} closed the connection without an answer",
+                        place.path_of(&request.entry).display()
+                    )));
+                }
+                tell(Message::Info(
+                    "share: image server gone; trying again".into(),
+                ))
+            }
         }
         if Instant::now() > deadline {
             return Err(Failure::Runtime("timeout waiting for share lock".into()));
@@ -354,5 +375,10 @@ mod tests {
                 .unwrap()
                 .is_none());
         }
+        // A server could not tell this user from any other.
+        let nobody = crate::join::overflow_uid();
+        assert!(plan(&options(), &image, (nobody, 2), &none, &mut notes)
+            .unwrap()
+            .is_none());
     }
 }
