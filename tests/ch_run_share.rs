@@ -565,3 +565,41 @@ fn runs_as_the_overflow_uid_neither_share_nor_wait() {
     assert_eq!(servers_of(&image), [], "a server for the overflow uid");
     s.assert_clean();
 }
+
+/// `(soft, hard)` "Max open files" of process `pid`.
+fn open_files_limit(pid: i32) -> (String, String) {
+    let limits = std::fs::read_to_string(format!("/proc/{pid}/limits")).unwrap();
+    let line = limits
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .unwrap();
+    let mut words = line["Max open files".len()..].split_whitespace();
+    let soft = words.next().unwrap().to_string();
+    (soft, words.next().unwrap().to_string())
+}
+
+#[test]
+fn a_small_ulimit_n_still_shares_and_the_server_is_not_held_to_it() {
+    if !can_run_containers() {
+        return;
+    }
+    let s = Scratch::new("share-nofile");
+    let image = own_image(&s, "nofile", "few files");
+    let _servers = Servers(image.clone());
+    for _ in 0..2 {
+        // Set after `runuser`, whose PAM session sets the limits of its own.
+        let mut cmd = s.launched_command(
+            &["sh", "-c", "ulimit -Sn 40 && exec \"$@\"", "sh"],
+            &["-v", &arg(&image), "--", "cat", "/marker"],
+            &[LINGER],
+        );
+        let out = e2e_tests::container::Outcome::from(cmd.output().unwrap());
+        assert_eq!((out.code, out.stdout.as_str()), (0, "few files"), "{out:?}");
+        assert!(!out.stderr.contains("for this container alone"), "{out:?}");
+    }
+    let servers = servers_of(&image);
+    assert_eq!(servers.len(), 1, "{servers:?}");
+    let (soft, hard) = open_files_limit(servers[0].0);
+    assert_eq!(soft, hard, "the server keeps the starting run's ulimit -n");
+    s.assert_clean();
+}
