@@ -603,3 +603,82 @@ fn a_small_ulimit_n_still_shares_and_the_server_is_not_held_to_it() {
     assert_eq!(soft, hard, "the server keeps the starting run's ulimit -n");
     s.assert_clean();
 }
+
+/// A seccomp filter that fails system call `nr` with `errno` (what container platforms
+/// do to calls they don't know), for `pre_exec`.
+fn refuse_system_call(nr: libc::c_long, errno: i32) -> std::io::Result<()> {
+    #[cfg(target_arch = "x86_64")]
+    const ARCH: u32 = 0xC000_003E;
+    #[cfg(target_arch = "aarch64")]
+    const ARCH: u32 = 0xC000_00B7;
+    const LD_W_ABS: u16 = 0x20;
+    const JEQ_K: u16 = 0x15;
+    const RET_K: u16 = 0x06;
+    let op = |code, jt, jf, k| libc::sock_filter { code, jt, jf, k };
+    let program = [
+        // seccomp_data: nr at 0, arch at 4.
+        op(LD_W_ABS, 0, 0, 4),
+        op(JEQ_K, 0, 3, ARCH),
+        op(LD_W_ABS, 0, 0, 0),
+        op(JEQ_K, 0, 1, nr as u32),
+        op(RET_K, 0, 0, libc::SECCOMP_RET_ERRNO | errno as u32),
+        op(RET_K, 0, 0, libc::SECCOMP_RET_ALLOW),
+    ];
+    let prog = libc::sock_fprog {
+        len: program.len() as u16,
+        filter: program.as_ptr() as *mut libc::sock_filter,
+    };
+    // SAFETY: prctl with a filter program that outlives the call.
+    unsafe {
+        if libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0
+            || libc::prctl(
+                libc::PR_SET_SECCOMP,
+                libc::SECCOMP_MODE_FILTER,
+                &prog as *const libc::sock_fprog,
+            ) != 0
+        {
+            return Err(std::io::Error::last_os_error());
+        }
+    }
+    Ok(())
+}
+
+#[test]
+fn a_seccomp_filter_refusing_the_mount_calls_costs_the_sharing_not_the_run() {
+    if !can_run_containers() {
+        return;
+    }
+    let s = Scratch::new("share-seccomp");
+    let image = own_image(&s, "seccomp", "filtered");
+    let _servers = Servers(image.clone());
+    let calls = [
+        ("move_mount", libc::SYS_move_mount, libc::EPERM),
+        ("move_mount", libc::SYS_move_mount, libc::ENOSYS),
+        ("open_tree", libc::SYS_open_tree, libc::EPERM),
+        ("fsopen", libc::SYS_fsopen, libc::EPERM),
+        ("fsmount", libc::SYS_fsmount, libc::ENOSYS),
+    ];
+    for (name, nr, errno) in calls {
+        // Each case starts its own server, under its own filter.
+        for (pid, _) in servers_of(&image) {
+            kill(pid);
+        }
+        wait_until("the last case's server is gone", || {
+            servers_of(&image).is_empty()
+        });
+        let mut cmd = s.command(&[&arg(&image), "--", "cat", "/marker"], &[LINGER]);
+        // SAFETY: prctl is async-signal-safe.
+        unsafe {
+            std::os::unix::process::CommandExt::pre_exec(&mut cmd, move || {
+                refuse_system_call(nr, errno)
+            });
+        }
+        let out = e2e_tests::container::Outcome::from(cmd.output().unwrap());
+        assert_eq!(
+            (out.code, out.stdout.as_str()),
+            (0, "filtered"),
+            "{name} refused with errno {errno}: {out:?}"
+        );
+    }
+    s.assert_clean();
+}
