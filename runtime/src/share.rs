@@ -135,6 +135,8 @@ pub fn plan(
             .parse::<f64>()
             .ok()
             .and_then(|s| Duration::try_from_secs_f64(s).ok())
+            // The server is told it in milliseconds, which it reads as a u64.
+            .filter(|d| u64::try_from(d.as_millis()).is_ok())
             .ok_or_else(|| {
                 Failure::Runtime(format!("{ENV_IDLE}: not a number of seconds: {text}"))
             })?,
@@ -331,7 +333,7 @@ mod tests {
             .unwrap()
             .unwrap();
         assert_ne!(c.entry, a.entry);
-        for bad in ["-1", "soon", "1e30"] {
+        for bad in ["-1", "soon", "1e30", "1e17"] {
             let env = |name: &str| (name == ENV_IDLE).then(|| bad.to_string());
             let e = plan(&options(), &image, (1, 2), &env, &mut notes).unwrap_err();
             assert_eq!(
