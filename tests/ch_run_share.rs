@@ -17,7 +17,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use e2e_tests::container::{
-    can_run_containers, test_image, test_uid, user_name, Scratch, TEST_USER,
+    can_run_containers, test_image, test_uid, user_name, Outcome, Scratch, TEST_USER,
 };
 
 /// Long enough that a server never leaves on its own during a test that doesn't want it to.
@@ -593,7 +593,7 @@ fn a_small_ulimit_n_still_shares_and_the_server_is_not_held_to_it() {
             &["-v", &arg(&image), "--", "cat", "/marker"],
             &[LINGER],
         );
-        let out = e2e_tests::container::Outcome::from(cmd.output().unwrap());
+        let out = Outcome::from(cmd.output().unwrap());
         assert_eq!((out.code, out.stdout.as_str()), (0, "few files"), "{out:?}");
         assert!(!out.stderr.contains("for this container alone"), "{out:?}");
     }
@@ -673,12 +673,40 @@ fn a_seccomp_filter_refusing_the_mount_calls_costs_the_sharing_not_the_run() {
                 refuse_system_call(nr, errno)
             });
         }
-        let out = e2e_tests::container::Outcome::from(cmd.output().unwrap());
+        let out = Outcome::from(cmd.output().unwrap());
         assert_eq!(
             (out.code, out.stdout.as_str()),
             (0, "filtered"),
             "{name} refused with errno {errno}: {out:?}"
         );
     }
+    s.assert_clean();
+}
+
+#[test]
+fn a_server_started_from_a_shell_that_ignores_sigterm_still_ends_on_it() {
+    if !can_run_containers() {
+        return;
+    }
+    let s = Scratch::new("share-term");
+    let image = own_image(&s, "term", "term");
+    let _servers = Servers(image.clone());
+    let out = Outcome::from(
+        s.launched_command(
+            &["sh", "-c", "trap '' HUP INT TERM && exec \"$@\"", "sh"],
+            &[&arg(&image), "--", "cat", "/marker"],
+            &[LINGER],
+        )
+        .output()
+        .unwrap(),
+    );
+    assert_eq!((out.code, out.stdout.as_str()), (0, "term"), "{out:?}");
+    let server = pids(&servers_of(&image));
+    assert_eq!(server.len(), 1, "{server:?}");
+    // SAFETY: kill has no memory preconditions.
+    unsafe { libc::kill(server[0], libc::SIGTERM) };
+    wait_until("the server ends on SIGTERM", || {
+        servers_of(&image).is_empty()
+    });
     s.assert_clean();
 }

@@ -115,6 +115,11 @@ fn become_server(handed: &[i32; 5], argv: &[CString]) -> ! {
             libc::dup2(null, fd);
         }
         libc::syscall(libc::SYS_close_range, (to + 5) as u32, u32::MAX, 0u32);
+        // What the caller ignored (`nohup`, a `trap '' TERM`) would stay ignored across
+        // exec: the server would outlive a `kill` its user means for it.
+        for sig in 1..libc::SIGRTMAX() {
+            libc::signal(sig, libc::SIG_DFL);
+        }
         let mut empty: libc::sigset_t = std::mem::zeroed();
         libc::sigemptyset(&mut empty);
         libc::sigprocmask(libc::SIG_SETMASK, &empty, std::ptr::null_mut());
