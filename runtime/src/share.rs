@@ -176,7 +176,15 @@ pub fn attach(
     let mut refused = 0;
     loop {
         let place = Place::choose_for(&SHARE, &mut |w| tell(Message::Warning(w)))?;
-        let (connection, started) = connect_or_start(&place, request, image, ids, deadline, tell)?;
+        let Some((connection, started)) =
+            connect_or_start(&place, request, image, ids, deadline, tell)?
+        else {
+            // A leaving server removed the directory after we opened it: a new one is made.
+            if Instant::now() > deadline {
+                return Err(Failure::Runtime("timeout waiting for share lock".into()));
+            }
+            continue;
+        };
         match wire::receive(&connection, deadline)? {
             Some(wire::Answer::Ready { identity, mount }) => {
                 if identity != request.identity {
@@ -216,7 +224,8 @@ pub fn attach(
 }
 
 /// A connection to the image's server: an existing one (false) or one this run starts
-/// (true) after taking its place under the directory's lock.
+/// (true) after taking its place under the directory's lock; None if the directory was
+/// removed meanwhile (choose again).
 fn connect_or_start(
     place: &Place,
     request: &Request,
@@ -224,13 +233,16 @@ fn connect_or_start(
     ids: (u32, u32),
     deadline: Instant,
     tell: &mut dyn FnMut(Message),
-) -> Result<(OwnedFd, bool), Failure> {
+) -> Result<Option<(OwnedFd, bool)>, Failure> {
     let socket = place.path_of(&request.entry);
     tell(Message::Info(format!(
         "share: image server socket: {}",
         socket.display()
     )));
-    while let Some(locked) = place.lock(deadline)? {
+    loop {
+        let Some(locked) = place.lock(deadline)? else {
+            return Ok(None);
+        };
         match locked.connect(&request.entry)? {
             Reached::Listener(fd) => {
                 drop(locked);
@@ -243,7 +255,7 @@ fn connect_or_start(
                 tell(Message::Info(
                     "share: using the running image server".into(),
                 ));
-                return Ok((fd, false));
+                return Ok(Some((fd, false)));
             }
             Reached::Busy => {}
             found @ (Reached::Dead | Reached::Absent) => {
@@ -257,17 +269,16 @@ fn connect_or_start(
                 drop(locked);
                 tell(Message::Info("share: starting an image server".into()));
                 let connection = spawn::start(listener, place, request, image, ids)?;
-                return Ok((connection, true));
+                return Ok(Some((connection, true)));
             }
         }
         // The server's backlog is full: let it accept.
         drop(locked);
         if Instant::now() > deadline {
-            break;
+            return Err(Failure::Runtime("timeout waiting for share lock".into()));
         }
         std::thread::sleep(Duration::from_millis(10));
     }
-    Err(Failure::Runtime("timeout waiting for share lock".into()))
 }
 
 #[cfg(test)]
@@ -341,6 +352,43 @@ mod tests {
                 format!("{ENV_IDLE}: not a number of seconds: {bad}")
             );
         }
+    }
+
+    #[test]
+    fn a_directory_removed_before_its_lock_means_choose_again_not_give_up() {
+        use std::os::unix::fs::DirBuilderExt;
+        let base = std::env::temp_dir().join(format!("ch-share-gone-{}", std::process::id()));
+        std::fs::DirBuilder::new()
+            .mode(0o700)
+            .create(&base)
+            .unwrap();
+        std::fs::DirBuilder::new()
+            .mode(0o700)
+            .create(base.join("d"))
+            .unwrap();
+        let open = |p: &std::path::Path| OwnedFd::from(std::fs::File::open(p).unwrap());
+        let place = Place::from_parts(
+            open(&base),
+            "d".into(),
+            open(&base.join("d")),
+            base.join("d"),
+            SHARE.label,
+        );
+        // What a leaving server's tidy does between this run's choice and its lock.
+        std::fs::remove_dir(base.join("d")).unwrap();
+        let image = tiny_image();
+        let none = |_: &str| None;
+        let request = plan(&options(), &image, (1, 2), &none, &mut Vec::new())
+            .unwrap()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let found = connect_or_start(&place, &request, &image, (1, 2), deadline, &mut |_| {});
+        assert!(
+            matches!(found, Ok(None)),
+            "{:?}",
+            found.err().map(|e| e.message().to_string())
+        );
+        std::fs::remove_dir(&base).unwrap();
     }
 
     #[test]
