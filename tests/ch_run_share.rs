@@ -710,3 +710,38 @@ fn a_server_started_from_a_shell_that_ignores_sigterm_still_ends_on_it() {
     });
     s.assert_clean();
 }
+
+#[test]
+fn root_in_a_container_cannot_look_into_its_server() {
+    if !can_run_containers() {
+        return;
+    }
+    let s = Scratch::new("share-peek");
+    let image = own_image(&s, "peek", "peek");
+    let _servers = Servers(image.clone());
+    let root = ["--uid", "0", "--gid", "0"];
+    let out = s.run_env(
+        &[&root[..], &[&arg(&image), "--", "true"]].concat(),
+        &[LINGER],
+    );
+    assert_eq!(out.code, 0, "{out:?}");
+    let server = pids(&servers_of(&image));
+    assert_eq!(server.len(), 1, "{server:?}");
+    // A sibling container of the same ids: its root holds every capability of its own
+    // user namespace, and is the server's user on the host.
+    let script = "for f in fd/ root/ cwd/ map_files/; do ls /proc/$0/$f >/dev/null 2>&1 && echo $f; done; \
+                  for f in environ mem maps auxv; do (exec 3</proc/$0/$f) 2>/dev/null && echo $f; done; \
+                  echo checked";
+    let pid = server[0].to_string();
+    let out = s.run_env(
+        &[&root[..], &[&arg(&image), "--", "sh", "-c", script, &pid]].concat(),
+        &[LINGER],
+    );
+    assert_eq!(
+        (out.code, out.stdout.as_str()),
+        (0, "checked\n"),
+        "readable in the server's /proc: {out:?}"
+    );
+    assert_eq!(pids(&servers_of(&image)), server, "one server for both");
+    s.assert_clean();
+}
