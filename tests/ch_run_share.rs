@@ -745,3 +745,62 @@ fn root_in_a_container_cannot_look_into_its_server() {
     assert_eq!(pids(&servers_of(&image)), server, "one server for both");
     s.assert_clean();
 }
+
+#[test]
+fn a_server_out_of_descriptors_turns_runs_away_at_once() {
+    if !can_run_containers() {
+        return;
+    }
+    let s = Scratch::new("share-emfile");
+    let image = own_image(&s, "emfile", "crowded");
+    let _servers = Servers(image.clone());
+    let hold = |n: usize| {
+        format!("touch /tmp/running-{n}; while [ ! -e /tmp/go ]; do sleep 0.02; done; cat /marker")
+    };
+    // The first run starts the server with 16 descriptors, soft and hard: a few containers'
+    // worth.
+    let first = s
+        .launched_command(
+            &["sh", "-c", "ulimit -n 16 && exec \"$@\"", "sh"],
+            &["-v", &arg(&image), "--", "sh", "-c", &hold(0)],
+            &[LINGER],
+        )
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    e2e_tests::container::wait_for_file(&s.tmp.join("running-0"));
+    let mut children = vec![first];
+    const MORE: usize = 8;
+    for n in 1..=MORE {
+        children.push(s.spawn(&["-v", &arg(&image), "--", "sh", "-c", &hold(n)], &[LINGER]));
+    }
+    // Beyond the timeout a run waits for a server (30 s): this test tells how they ended
+    // (a server that could not copy its mount says so), not how fast.
+    let deadline = Instant::now() + Duration::from_secs(120);
+    for n in 1..=MORE {
+        while !s.tmp.join(format!("running-{n}")).exists() {
+            assert!(Instant::now() < deadline, "run {n} never started");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+    std::fs::write(s.tmp.join("go"), "").unwrap();
+    let mut alone = 0;
+    for child in children {
+        let out = Outcome::from(child.wait_with_output().unwrap());
+        assert_eq!((out.code, out.stdout.as_str()), (0, "crowded"), "{out:?}");
+        // Turned away, not left waiting for an answer that could not come.
+        assert!(!out.stderr.contains("timeout"), "{out:?}");
+        alone += usize::from(out.stderr.contains("for this container alone"));
+    }
+    assert!(
+        alone > 0,
+        "the server had descriptors for every run: nothing tested"
+    );
+    assert_eq!(servers_of(&image).len(), 1);
+    for n in 0..=MORE {
+        std::fs::remove_file(s.tmp.join(format!("running-{n}"))).unwrap();
+    }
+    std::fs::remove_file(s.tmp.join("go")).unwrap();
+    s.assert_clean();
+}
