@@ -655,6 +655,7 @@ fn a_seccomp_filter_refusing_the_mount_calls_costs_the_sharing_not_the_run() {
         ("move_mount", libc::SYS_move_mount, libc::EPERM),
         ("move_mount", libc::SYS_move_mount, libc::ENOSYS),
         ("open_tree", libc::SYS_open_tree, libc::EPERM),
+        ("open_tree", libc::SYS_open_tree, libc::ENOSYS),
         ("fsopen", libc::SYS_fsopen, libc::EPERM),
         ("fsmount", libc::SYS_fsmount, libc::ENOSYS),
     ];
