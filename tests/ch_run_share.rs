@@ -805,3 +805,52 @@ fn a_server_out_of_descriptors_turns_runs_away_at_once() {
     std::fs::remove_file(s.tmp.join("go")).unwrap();
     s.assert_clean();
 }
+
+#[test]
+fn a_symlink_squatting_the_users_var_tmp_directory_is_not_followed() {
+    if !can_run_containers() {
+        return;
+    }
+    let s = Scratch::new("share-squat");
+    let image = own_image(&s, "squat", "squatted");
+    let _servers = Servers(image.clone());
+    // Anyone can make /var/tmp/$USER.ch first, as a symlink to wherever they like (a mount
+    // of theirs that never answers, say); here, to a directory the user could use.
+    let user = format!("chshare-squat-{}", std::process::id());
+    let storage = PathBuf::from(format!("/var/tmp/{user}.ch"));
+    let elsewhere = s.dir.join("elsewhere");
+    std::fs::create_dir(&elsewhere).unwrap();
+    chown_to_test_user(&elsewhere);
+    let _ = std::fs::remove_file(&storage);
+    std::os::unix::fs::symlink(&elsewhere, &storage).unwrap();
+    // Storage of the user's choosing (-s): ch-run itself never looks at the squatted name.
+    let chosen = s.dir.join("storage");
+    std::fs::create_dir(&chosen).unwrap();
+    chown_to_test_user(&chosen);
+    let out = s.run_env(
+        &[
+            "-s",
+            &arg(&chosen),
+            "-m",
+            &s.mnt_arg(),
+            &arg(&image),
+            "--",
+            "cat",
+            "/marker",
+        ],
+        &[LINGER, ("USER", &user)],
+    );
+    std::fs::remove_file(&storage).unwrap();
+    assert_eq!((out.code, out.stdout.as_str()), (0, "squatted"), "{out:?}");
+    assert!(
+        !elsewhere.join("ch-run-share").exists(),
+        "followed {}: {out:?}",
+        storage.display()
+    );
+    assert!(
+        out.stderr
+            .contains(&format!("not using {}", storage.display())),
+        "{out:?}"
+    );
+    s.assert_clean();
+}
