@@ -17,7 +17,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use e2e_tests::container::{
-    can_run_containers, test_image, test_uid, user_name, Scratch, TEST_USER,
+    can_run_containers, test_image, test_uid, user_name, Outcome, Scratch, TEST_USER,
 };
 
 /// Long enough that a server never leaves on its own during a test that doesn't want it to.
@@ -532,5 +532,325 @@ fn a_server_whose_directory_was_removed_still_leaves() {
         servers_of(&image).is_empty()
     });
     assert!(!storage.exists());
+    s.assert_clean();
+}
+
+/// The uid users without a mapping appear as in a user namespace.
+fn overflow_uid() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/overflowuid")
+        .unwrap()
+        .trim()
+        .to_string()
+}
+
+#[test]
+fn runs_as_the_overflow_uid_neither_share_nor_wait() {
+    if !can_run_containers() {
+        return;
+    }
+    let s = Scratch::new("share-nobody");
+    let image = own_image(&s, "nobody", "nobody");
+    let _servers = Servers(image.clone());
+    // A server sees every unmapped user as this uid: it can't tell its own from others, and
+    // (before) refused every run but the first, which then retried until its timeout.
+    let nobody = overflow_uid();
+    for _ in 0..2 {
+        let out = s.run_env(
+            &["-v", "--uid", &nobody, &arg(&image), "--", "cat", "/marker"],
+            &[LINGER],
+        );
+        assert_eq!((out.code, out.stdout.as_str()), (0, "nobody"), "{out:?}");
+        assert!(!out.stderr.contains("trying again"), "{out:?}");
+    }
+    assert_eq!(servers_of(&image), [], "a server for the overflow uid");
+    s.assert_clean();
+}
+
+/// `(soft, hard)` "Max open files" of process `pid`.
+fn open_files_limit(pid: i32) -> (String, String) {
+    let limits = std::fs::read_to_string(format!("/proc/{pid}/limits")).unwrap();
+    let line = limits
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .unwrap();
+    let mut words = line["Max open files".len()..].split_whitespace();
+    let soft = words.next().unwrap().to_string();
+    (soft, words.next().unwrap().to_string())
+}
+
+#[test]
+fn a_small_ulimit_n_still_shares_and_the_server_is_not_held_to_it() {
+    if !can_run_containers() {
+        return;
+    }
+    let s = Scratch::new("share-nofile");
+    let image = own_image(&s, "nofile", "few files");
+    let _servers = Servers(image.clone());
+    for _ in 0..2 {
+        // Set after `runuser`, whose PAM session sets the limits of its own.
+        let mut cmd = s.launched_command(
+            &["sh", "-c", "ulimit -Sn 40 && exec \"$@\"", "sh"],
+            &["-v", &arg(&image), "--", "cat", "/marker"],
+            &[LINGER],
+        );
+        let out = Outcome::from(cmd.output().unwrap());
+        assert_eq!((out.code, out.stdout.as_str()), (0, "few files"), "{out:?}");
+        assert!(!out.stderr.contains("for this container alone"), "{out:?}");
+    }
+    let servers = servers_of(&image);
+    assert_eq!(servers.len(), 1, "{servers:?}");
+    let (soft, hard) = open_files_limit(servers[0].0);
+    assert_eq!(soft, hard, "the server keeps the starting run's ulimit -n");
+    s.assert_clean();
+}
+
+/// A seccomp filter that fails system call `nr` with `errno` (what container platforms
+/// do to calls they don't know), for `pre_exec`.
+fn refuse_system_call(nr: libc::c_long, errno: i32) -> std::io::Result<()> {
+    #[cfg(target_arch = "x86_64")]
+    const ARCH: u32 = 0xC000_003E;
+    #[cfg(target_arch = "aarch64")]
+    const ARCH: u32 = 0xC000_00B7;
+    const LD_W_ABS: u16 = 0x20;
+    const JEQ_K: u16 = 0x15;
+    const RET_K: u16 = 0x06;
+    let op = |code, jt, jf, k| libc::sock_filter { code, jt, jf, k };
+    let program = [
+        // seccomp_data: nr at 0, arch at 4.
+        op(LD_W_ABS, 0, 0, 4),
+        op(JEQ_K, 0, 3, ARCH),
+        op(LD_W_ABS, 0, 0, 0),
+        op(JEQ_K, 0, 1, nr as u32),
+        op(RET_K, 0, 0, libc::SECCOMP_RET_ERRNO | errno as u32),
+        op(RET_K, 0, 0, libc::SECCOMP_RET_ALLOW),
+    ];
+    let prog = libc::sock_fprog {
+        len: program.len() as u16,
+        filter: program.as_ptr() as *mut libc::sock_filter,
+    };
+    // SAFETY: prctl with a filter program that outlives the call.
+    unsafe {
+        if libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0
+            || libc::prctl(
+                libc::PR_SET_SECCOMP,
+                libc::SECCOMP_MODE_FILTER,
+                &prog as *const libc::sock_fprog,
+            ) != 0
+        {
+            return Err(std::io::Error::last_os_error());
+        }
+    }
+    Ok(())
+}
+
+#[test]
+fn a_seccomp_filter_refusing_the_mount_calls_costs_the_sharing_not_the_run() {
+    if !can_run_containers() {
+        return;
+    }
+    let s = Scratch::new("share-seccomp");
+    let image = own_image(&s, "seccomp", "filtered");
+    let _servers = Servers(image.clone());
+    let calls = [
+        ("move_mount", libc::SYS_move_mount, libc::EPERM),
+        ("move_mount", libc::SYS_move_mount, libc::ENOSYS),
+        ("open_tree", libc::SYS_open_tree, libc::EPERM),
+        ("open_tree", libc::SYS_open_tree, libc::ENOSYS),
+        ("fsopen", libc::SYS_fsopen, libc::EPERM),
+        ("fsmount", libc::SYS_fsmount, libc::ENOSYS),
+    ];
+    for (name, nr, errno) in calls {
+        // Each case starts its own server, under its own filter.
+        for (pid, _) in servers_of(&image) {
+            kill(pid);
+        }
+        wait_until("the last case's server is gone", || {
+            servers_of(&image).is_empty()
+        });
+        let mut cmd = s.command(&[&arg(&image), "--", "cat", "/marker"], &[LINGER]);
+        // SAFETY: prctl is async-signal-safe.
+        unsafe {
+            std::os::unix::process::CommandExt::pre_exec(&mut cmd, move || {
+                refuse_system_call(nr, errno)
+            });
+        }
+        let out = Outcome::from(cmd.output().unwrap());
+        assert_eq!(
+            (out.code, out.stdout.as_str()),
+            (0, "filtered"),
+            "{name} refused with errno {errno}: {out:?}"
+        );
+    }
+    s.assert_clean();
+}
+
+#[test]
+fn a_server_started_from_a_shell_that_ignores_sigterm_still_ends_on_it() {
+    if !can_run_containers() {
+        return;
+    }
+    let s = Scratch::new("share-term");
+    let image = own_image(&s, "term", "term");
+    let _servers = Servers(image.clone());
+    let out = Outcome::from(
+        s.launched_command(
+            &["sh", "-c", "trap '' HUP INT TERM && exec \"$@\"", "sh"],
+            &[&arg(&image), "--", "cat", "/marker"],
+            &[LINGER],
+        )
+        .output()
+        .unwrap(),
+    );
+    assert_eq!((out.code, out.stdout.as_str()), (0, "term"), "{out:?}");
+    let server = pids(&servers_of(&image));
+    assert_eq!(server.len(), 1, "{server:?}");
+    // SAFETY: kill has no memory preconditions.
+    unsafe { libc::kill(server[0], libc::SIGTERM) };
+    wait_until("the server ends on SIGTERM", || {
+        servers_of(&image).is_empty()
+    });
+    s.assert_clean();
+}
+
+#[test]
+fn root_in_a_container_cannot_look_into_its_server() {
+    if !can_run_containers() {
+        return;
+    }
+    let s = Scratch::new("share-peek");
+    let image = own_image(&s, "peek", "peek");
+    let _servers = Servers(image.clone());
+    let root = ["--uid", "0", "--gid", "0"];
+    let out = s.run_env(
+        &[&root[..], &[&arg(&image), "--", "true"]].concat(),
+        &[LINGER],
+    );
+    assert_eq!(out.code, 0, "{out:?}");
+    let server = pids(&servers_of(&image));
+    assert_eq!(server.len(), 1, "{server:?}");
+    // A sibling container of the same ids: its root holds every capability of its own
+    // user namespace, and is the server's user on the host.
+    let script = "for f in fd/ root/ cwd/ map_files/; do ls /proc/$0/$f >/dev/null 2>&1 && echo $f; done; \
+                  for f in environ mem maps auxv; do (exec 3</proc/$0/$f) 2>/dev/null && echo $f; done; \
+                  echo checked";
+    let pid = server[0].to_string();
+    let out = s.run_env(
+        &[&root[..], &[&arg(&image), "--", "sh", "-c", script, &pid]].concat(),
+        &[LINGER],
+    );
+    assert_eq!(
+        (out.code, out.stdout.as_str()),
+        (0, "checked\n"),
+        "readable in the server's /proc: {out:?}"
+    );
+    assert_eq!(pids(&servers_of(&image)), server, "one server for both");
+    s.assert_clean();
+}
+
+#[test]
+fn a_server_out_of_descriptors_turns_runs_away_at_once() {
+    if !can_run_containers() {
+        return;
+    }
+    let s = Scratch::new("share-emfile");
+    let image = own_image(&s, "emfile", "crowded");
+    let _servers = Servers(image.clone());
+    let hold = |n: usize| {
+        format!("touch /tmp/running-{n}; while [ ! -e /tmp/go ]; do sleep 0.02; done; cat /marker")
+    };
+    // The first run starts the server with 16 descriptors, soft and hard: a few containers'
+    // worth.
+    let first = s
+        .launched_command(
+            &["sh", "-c", "ulimit -n 16 && exec \"$@\"", "sh"],
+            &["-v", &arg(&image), "--", "sh", "-c", &hold(0)],
+            &[LINGER],
+        )
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    e2e_tests::container::wait_for_file(&s.tmp.join("running-0"));
+    let mut children = vec![first];
+    const MORE: usize = 8;
+    for n in 1..=MORE {
+        children.push(s.spawn(&["-v", &arg(&image), "--", "sh", "-c", &hold(n)], &[LINGER]));
+    }
+    // Beyond the timeout a run waits for a server (30 s): this test tells how they ended
+    // (a server that could not copy its mount says so), not how fast.
+    let deadline = Instant::now() + Duration::from_secs(120);
+    for n in 1..=MORE {
+        while !s.tmp.join(format!("running-{n}")).exists() {
+            assert!(Instant::now() < deadline, "run {n} never started");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+    std::fs::write(s.tmp.join("go"), "").unwrap();
+    let mut alone = 0;
+    for child in children {
+        let out = Outcome::from(child.wait_with_output().unwrap());
+        assert_eq!((out.code, out.stdout.as_str()), (0, "crowded"), "{out:?}");
+        // Turned away, not left waiting for an answer that could not come.
+        assert!(!out.stderr.contains("timeout"), "{out:?}");
+        alone += usize::from(out.stderr.contains("for this container alone"));
+    }
+    assert!(
+        alone > 0,
+        "the server had descriptors for every run: nothing tested"
+    );
+    assert_eq!(servers_of(&image).len(), 1);
+    for n in 0..=MORE {
+        std::fs::remove_file(s.tmp.join(format!("running-{n}"))).unwrap();
+    }
+    std::fs::remove_file(s.tmp.join("go")).unwrap();
+    s.assert_clean();
+}
+
+#[test]
+fn a_symlink_squatting_the_users_var_tmp_directory_is_not_followed() {
+    if !can_run_containers() {
+        return;
+    }
+    let s = Scratch::new("share-squat");
+    let image = own_image(&s, "squat", "squatted");
+    let _servers = Servers(image.clone());
+    // Anyone can make /var/tmp/$USER.ch first, as a symlink to wherever they like (a mount
+    // of theirs that never answers, say); here, to a directory the user could use.
+    let user = format!("chshare-squat-{}", std::process::id());
+    let storage = PathBuf::from(format!("/var/tmp/{user}.ch"));
+    let elsewhere = s.dir.join("elsewhere");
+    std::fs::create_dir(&elsewhere).unwrap();
+    chown_to_test_user(&elsewhere);
+    let _ = std::fs::remove_file(&storage);
+    std::os::unix::fs::symlink(&elsewhere, &storage).unwrap();
+    // Storage of the user's choosing (-s): ch-run itself never looks at the squatted name.
+    let chosen = s.dir.join("storage");
+    std::fs::create_dir(&chosen).unwrap();
+    chown_to_test_user(&chosen);
+    let out = s.run_env(
+        &[
+            "-s",
+            &arg(&chosen),
+            "-m",
+            &s.mnt_arg(),
+            &arg(&image),
+            "--",
+            "cat",
+            "/marker",
+        ],
+        &[LINGER, ("USER", &user)],
+    );
+    std::fs::remove_file(&storage).unwrap();
+    assert_eq!((out.code, out.stdout.as_str()), (0, "squatted"), "{out:?}");
+    assert!(
+        !elsewhere.join("ch-run-share").exists(),
+        "followed {}: {out:?}",
+        storage.display()
+    );
+    assert!(
+        out.stderr
+            .contains(&format!("not using {}", storage.display())),
+        "{out:?}"
+    );
     s.assert_clean();
 }

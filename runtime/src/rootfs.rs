@@ -66,20 +66,18 @@ pub fn build(plan: &Plan, shared: Option<OwnedFd>) -> Result<Option<FuseServer>,
         .map_err(|e| runtime("can't make image mount point", e))?;
 
     let server = match (&plan.image, shared) {
-        (Image::Squash { path, .. }, Some(mount)) => {
-            crate::mount_api::attach(&mount, &image_root).map_err(|e| {
-                runtime(
-                    format!("can't attach shared mount of {}", path.display()),
-                    e,
-                )
-            })?;
-            None
+        // A kernel or a seccomp filter may refuse `move_mount` (EPERM, ENOSYS) though it
+        // let the server make the copy: then this container mounts the image itself.
+        (Image::Squash { path, archive, .. }, shared) => {
+            match shared.map(|mount| crate::mount_api::attach(&mount, &image_root)) {
+                Some(Ok(())) => None,
+                Some(Err(_)) | None => Some(fuse_mount::mount_and_serve(
+                    archive.clone(),
+                    path,
+                    &image_root,
+                )?),
+            }
         }
-        (Image::Squash { path, archive, .. }, None) => Some(fuse_mount::mount_and_serve(
-            archive.clone(),
-            path,
-            &image_root,
-        )?),
         (Image::Directory { path, fd }, _) => {
             bind_directory_image(path, fd, &image_root, plan.write)?;
             None

@@ -71,6 +71,10 @@ pub const DEFAULT_IDLE: Duration = Duration::from_secs(10);
 /// the image itself).
 const ATTACH_TIMEOUT: Duration = crate::join::CLAIM_TIMEOUT;
 
+/// How many times a connection may close unanswered before the run mounts the image itself
+/// (once is a server killed at that moment; again and again is one that refuses this run).
+const MAX_REFUSED: u32 = 3;
+
 /// A run that uses a shared server.
 #[derive(Debug, Clone)]
 pub struct Request {
@@ -115,6 +119,12 @@ pub fn plan(
         // The FUSE log goes to this run's stderr; a server has none.
         return off("-vv shows this run's own FUSE log", notes);
     }
+    let overflow = crate::join::overflow_uid();
+    if ids.0 == overflow || getuid().as_raw() == overflow {
+        // A server sees anyone it has no mapping for as this uid (SO_PEERCRED): it could not
+        // tell this user from another, and refuses everyone (see `join::same_user`).
+        return off(&format!("uid {overflow} is the overflow uid"), notes);
+    }
     if !crate::mount_api::supported() {
         return off("the kernel has no open_tree(2)", notes);
     }
@@ -125,6 +135,8 @@ pub fn plan(
             .parse::<f64>()
             .ok()
             .and_then(|s| Duration::try_from_secs_f64(s).ok())
+            // The server is told it in milliseconds, which it reads as a u64.
+            .filter(|d| u64::try_from(d.as_millis()).is_ok())
             .ok_or_else(|| {
                 Failure::Runtime(format!("{ENV_IDLE}: not a number of seconds: {text}"))
             })?,
@@ -161,9 +173,18 @@ pub fn attach(
     tell: &mut dyn FnMut(Message),
 ) -> Result<Attached, Failure> {
     let deadline = Instant::now() + ATTACH_TIMEOUT;
+    let mut refused = 0;
     loop {
         let place = Place::choose_for(&SHARE, &mut |w| tell(Message::Warning(w)))?;
-        let (connection, started) = connect_or_start(&place, request, image, ids, deadline, tell)?;
+        let Some((connection, started)) =
+            connect_or_start(&place, request, image, ids, deadline, tell)?
+        else {
+            // A leaving server removed the directory after we opened it: a new one is made.
+            if Instant::now() > deadline {
+                return Err(Failure::Runtime("timeout waiting for share lock".into()));
+            }
+            continue;
+        };
         match wire::receive(&connection, deadline)? {
             Some(wire::Answer::Ready { identity, mount }) => {
                 if identity != request.identity {
@@ -180,11 +201,21 @@ pub fn attach(
                     "share: image server died while starting".into(),
                 ))
             }
-            // The server left (idle, or killed) between our connect and its accept: look
-            // again.
-            None => tell(Message::Info(
-                "share: image server gone; trying again".into(),
-            )),
+            // The server was killed between our connect and its accept: look again (the
+            // next look finds its socket dead). A server that leaves takes what is in its
+            // backlog under the lock first, so a live one that closes again refused us.
+            None => {
+                refused += 1;
+                if refused >= MAX_REFUSED {
+                    return Err(Failure::Runtime(format!(
+                        "share: {} closed the connection without an answer",
+                        place.path_of(&request.entry).display()
+                    )));
+                }
+                tell(Message::Info(
+                    "share: image server gone; trying again".into(),
+                ))
+            }
         }
         if Instant::now() > deadline {
             return Err(Failure::Runtime("timeout waiting for share lock".into()));
@@ -193,7 +224,8 @@ pub fn attach(
 }
 
 /// A connection to the image's server: an existing one (false) or one this run starts
-/// (true) after taking its place under the directory's lock.
+/// (true) after taking its place under the directory's lock; None if the directory was
+/// removed meanwhile (choose again).
 fn connect_or_start(
     place: &Place,
     request: &Request,
@@ -201,13 +233,16 @@ fn connect_or_start(
     ids: (u32, u32),
     deadline: Instant,
     tell: &mut dyn FnMut(Message),
-) -> Result<(OwnedFd, bool), Failure> {
+) -> Result<Option<(OwnedFd, bool)>, Failure> {
     let socket = place.path_of(&request.entry);
     tell(Message::Info(format!(
         "share: image server socket: {}",
         socket.display()
     )));
-    while let Some(locked) = place.lock(deadline)? {
+    loop {
+        let Some(locked) = place.lock(deadline)? else {
+            return Ok(None);
+        };
         match locked.connect(&request.entry)? {
             Reached::Listener(fd) => {
                 drop(locked);
@@ -220,7 +255,7 @@ fn connect_or_start(
                 tell(Message::Info(
                     "share: using the running image server".into(),
                 ));
-                return Ok((fd, false));
+                return Ok(Some((fd, false)));
             }
             Reached::Busy => {}
             found @ (Reached::Dead | Reached::Absent) => {
@@ -234,17 +269,16 @@ fn connect_or_start(
                 drop(locked);
                 tell(Message::Info("share: starting an image server".into()));
                 let connection = spawn::start(listener, place, request, image, ids)?;
-                return Ok((connection, true));
+                return Ok(Some((connection, true)));
             }
         }
         // The server's backlog is full: let it accept.
         drop(locked);
         if Instant::now() > deadline {
-            break;
+            return Err(Failure::Runtime("timeout waiting for share lock".into()));
         }
         std::thread::sleep(Duration::from_millis(10));
     }
-    Err(Failure::Runtime("timeout waiting for share lock".into()))
 }
 
 #[cfg(test)]
@@ -310,7 +344,7 @@ mod tests {
             .unwrap()
             .unwrap();
         assert_ne!(c.entry, a.entry);
-        for bad in ["-1", "soon", "1e30"] {
+        for bad in ["-1", "soon", "1e30", "1e17"] {
             let env = |name: &str| (name == ENV_IDLE).then(|| bad.to_string());
             let e = plan(&options(), &image, (1, 2), &env, &mut notes).unwrap_err();
             assert_eq!(
@@ -318,6 +352,43 @@ mod tests {
                 format!("{ENV_IDLE}: not a number of seconds: {bad}")
             );
         }
+    }
+
+    #[test]
+    fn a_directory_removed_before_its_lock_means_choose_again_not_give_up() {
+        use std::os::unix::fs::DirBuilderExt;
+        let base = std::env::temp_dir().join(format!("ch-share-gone-{}", std::process::id()));
+        std::fs::DirBuilder::new()
+            .mode(0o700)
+            .create(&base)
+            .unwrap();
+        std::fs::DirBuilder::new()
+            .mode(0o700)
+            .create(base.join("d"))
+            .unwrap();
+        let open = |p: &std::path::Path| OwnedFd::from(std::fs::File::open(p).unwrap());
+        let place = Place::from_parts(
+            open(&base),
+            "d".into(),
+            open(&base.join("d")),
+            base.join("d"),
+            SHARE.label,
+        );
+        // What a leaving server's tidy does between this run's choice and its lock.
+        std::fs::remove_dir(base.join("d")).unwrap();
+        let image = tiny_image();
+        let none = |_: &str| None;
+        let request = plan(&options(), &image, (1, 2), &none, &mut Vec::new())
+            .unwrap()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let found = connect_or_start(&place, &request, &image, (1, 2), deadline, &mut |_| {});
+        assert!(
+            matches!(found, Ok(None)),
+            "{:?}",
+            found.err().map(|e| e.message().to_string())
+        );
+        std::fs::remove_dir(&base).unwrap();
     }
 
     #[test]
@@ -354,5 +425,10 @@ mod tests {
                 .unwrap()
                 .is_none());
         }
+        // A server could not tell this user from any other.
+        let nobody = crate::join::overflow_uid();
+        assert!(plan(&options(), &image, (nobody, 2), &none, &mut notes)
+            .unwrap()
+            .is_none());
     }
 }

@@ -113,7 +113,8 @@ fn start(plan: &Plan, reporter: &mut Reporter) -> Result<Started, Failure> {
                         Err(failure) => {
                             tell(Message::Info(format!(
                                 "share: {}; mounting the image for this container alone",
-                                failure.message()
+                                // Most of share's own messages say "share:" already.
+                                failure.message().trim_start_matches("share: ")
                             )));
                             None
                         }

@@ -186,13 +186,21 @@ impl Place {
         let mut skipped = Vec::new();
         let env = |v: &str| std::env::var(v).ok();
         let list = candidates(&env, uid, host.trim(), purpose);
-        if let (true, Some((storage, _))) = (purpose.in_storage, list.first()) {
+        let storage = purpose
+            .in_storage
+            .then(|| env("USER").filter(|u| !u.is_empty() && !u.contains('/')))
+            .flatten()
+            .map(|user| crate::image::default_storage(&user));
+        if let Some(storage) = &storage {
             // ch-run's own directory, made as for the default mount point (checked below).
             use std::os::unix::fs::DirBuilderExt;
             let _ = std::fs::DirBuilder::new().mode(0o755).create(storage);
         }
         for (base, name) in list {
-            match Place::open(&base, &name, uid) {
+            // Anyone may make `/var/tmp/$USER.ch` first: as a symlink it could lead anywhere,
+            // into a mount that never answers, say. The default mount point refuses one too.
+            let follow = Some(&base) != storage.as_ref();
+            match Place::open_in(&base, &name, uid, follow) {
                 Ok(mut place) => {
                     place.label = purpose.label;
                     return Ok(place);
@@ -236,16 +244,33 @@ impl Place {
     }
 
     /// `base/name`, made if missing, if it is usable.
+    #[cfg(test)]
     fn open(base: &Path, name: &str, uid: u32) -> Result<Place, Skip> {
+        Place::open_in(base, name, uid, true)
+    }
+
+    /// `base/name`, made if missing, if it is usable; `base` itself not a symlink unless
+    /// `follow`.
+    fn open_in(base: &Path, name: &str, uid: u32, follow: bool) -> Result<Place, Skip> {
         let shown = base.join(name);
         let at = |what: &str, e: Errno| format!("{}: {what}: {}", shown.display(), e.desc());
+        let nofollow = if follow {
+            OFlag::empty()
+        } else {
+            OFlag::O_NOFOLLOW
+        };
         let base_fd = open(
             base,
-            OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+            OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC | nofollow,
             Mode::empty(),
         )
         .map(owned)
-        .map_err(|e| Skip::Quiet(at("can't open its parent", e)))?;
+        .map_err(|e| match e {
+            Errno::ENOTDIR | Errno::ELOOP if !follow => {
+                Skip::Loud(at("its parent is a symlink", e))
+            }
+            _ => Skip::Quiet(at("can't open its parent", e)),
+        })?;
         let st = fstat(base_fd.as_raw_fd()).map_err(|e| Skip::Quiet(at("can't stat", e)))?;
         if !is_safe_base(&st, uid) {
             return Err(Skip::Loud(format!(
@@ -609,6 +634,13 @@ mod tests {
         assert!(matches!(
             Place::open(&base.join("none"), "d", me()),
             Err(Skip::Quiet(_))
+        ));
+        // A base that is a symlink, where it must not be (`/var/tmp/$USER.ch`): not followed.
+        std::os::unix::fs::symlink(&base, base.join("base-link")).unwrap();
+        assert!(Place::open_in(&base.join("base-link"), "d", me(), true).is_ok());
+        assert!(matches!(
+            Place::open_in(&base.join("base-link"), "d", me(), false),
+            Err(Skip::Loud(_))
         ));
         std::fs::remove_dir_all(&base).unwrap();
     }

@@ -116,6 +116,16 @@ fn handed(n: i32) -> Option<OwnedFd> {
 
 fn serve(args: Args) -> i32 {
     let _ = nix::sys::prctl::set_name(&CString::new(NAME).expect("no NUL"));
+    // It holds a descriptor per container, of everyone's runs: not limited by the `ulimit -n`
+    // of whichever run happened to start it.
+    // SAFETY: plain system calls on a struct owned here.
+    unsafe {
+        let mut limit: libc::rlimit = std::mem::zeroed();
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) == 0 {
+            limit.rlim_cur = limit.rlim_max;
+            libc::setrlimit(libc::RLIMIT_NOFILE, &limit);
+        }
+    }
     let (Some(image), Some(listener), Some(first), Some(base), Some(dir)) =
         (handed(0), handed(1), handed(2), handed(3), handed(4))
     else {

@@ -92,10 +92,20 @@ fn become_server(handed: &[i32; 5], argv: &[CString]) -> ! {
     // SAFETY: plain system calls on descriptors this process holds; then exec or exit.
     unsafe {
         // Out of the way of the numbers they go to first, then into place (dup2 clears
-        // close-on-exec on the copy).
+        // close-on-exec on the copy). Just above them: a small `ulimit -n` (under 64, say)
+        // must leave room.
         let mut high = [0; 5];
         for (slot, fd) in high.iter_mut().zip(handed) {
-            *slot = libc::fcntl(*fd, libc::F_DUPFD_CLOEXEC, 64);
+            *slot = libc::fcntl(*fd, libc::F_DUPFD_CLOEXEC, to + 5);
+            if *slot < 0 {
+                let failure = Failure::Runtime(with_errno(
+                    "share: can't pass descriptors to the image server",
+                    nix::errno::Errno::last(),
+                ));
+                let conn = std::os::fd::BorrowedFd::borrow_raw(handed[2]);
+                super::wire::send_failure(&conn, &failure);
+                libc::_exit(1)
+            }
         }
         for (i, fd) in high.iter().enumerate() {
             libc::dup2(*fd, to + i as i32);
@@ -105,6 +115,11 @@ fn become_server(handed: &[i32; 5], argv: &[CString]) -> ! {
             libc::dup2(null, fd);
         }
         libc::syscall(libc::SYS_close_range, (to + 5) as u32, u32::MAX, 0u32);
+        // What the caller ignored (`nohup`, a `trap '' TERM`) would stay ignored across
+        // exec: the server would outlive a `kill` its user means for it.
+        for sig in 1..libc::SIGRTMAX() {
+            libc::signal(sig, libc::SIG_DFL);
+        }
         let mut empty: libc::sigset_t = std::mem::zeroed();
         libc::sigemptyset(&mut empty);
         libc::sigprocmask(libc::SIG_SETMASK, &empty, std::ptr::null_mut());

@@ -21,7 +21,7 @@ pub enum Answer {
     Failed(Failure),
 }
 
-fn send(conn: &OwnedFd, bytes: &[u8], fds: &[RawFd]) -> Result<(), Errno> {
+fn send(conn: &impl AsRawFd, bytes: &[u8], fds: &[RawFd]) -> Result<(), Errno> {
     let cmsgs = [ControlMessage::ScmRights(fds)];
     let cmsgs = if fds.is_empty() { &[][..] } else { &cmsgs[..] };
     loop {
@@ -46,7 +46,7 @@ pub fn send_ready(conn: &OwnedFd, identity: &str, mount: &OwnedFd) -> Result<(),
 }
 
 /// Tells the `ch-run` that started the server why it could not serve.
-pub fn send_failure(conn: &OwnedFd, failure: &Failure) {
+pub fn send_failure(conn: &impl AsRawFd, failure: &Failure) {
     let text = format!("E{} {}", failure.exit_code(), failure.message());
     let _ = send(conn, text.as_bytes(), &[]);
 }
