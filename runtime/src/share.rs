@@ -265,6 +265,9 @@ fn connect_or_start(
                         "share: the last image server was killed; replacing it".into(),
                     ));
                 }
+                // The sockets of servers a batch job's end killed stay until some run
+                // removes them: the one starting a server does, as a leaving one does.
+                locked.sweep();
                 let listener = locked.listen(&request.entry)?;
                 drop(locked);
                 tell(Message::Info("share: starting an image server".into()));

@@ -498,13 +498,26 @@ impl Locked<'_> {
 
     /// Removes dead sockets, then the directory if nothing else is in it.
     pub fn tidy(&self) {
+        if self.sweep() == 0 {
+            // Whoever waits for the lock sees the directory gone and makes a new one.
+            let _ = unlinkat(
+                Some(self.place.base.as_raw_fd()),
+                self.place.name.as_str(),
+                UnlinkatFlags::RemoveDir,
+            );
+        }
+    }
+
+    /// Removes dead sockets (those of servers and winners that were killed, as a batch
+    /// job's end kills them) and returns how many entries are left.
+    pub fn sweep(&self) -> usize {
         let listing = Dir::openat(
             Some(self.place.dir.as_raw_fd()),
             ".",
             OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
             Mode::empty(),
         );
-        let Ok(mut listing) = listing else { return };
+        let Ok(mut listing) = listing else { return 1 };
         let mut left = 0;
         for entry in listing.iter().flatten() {
             let name = entry.file_name().to_bytes();
@@ -516,14 +529,7 @@ impl Locked<'_> {
                 _ => left += 1,
             }
         }
-        if left == 0 {
-            // Whoever waits for the lock sees the directory gone and makes a new one.
-            let _ = unlinkat(
-                Some(self.place.base.as_raw_fd()),
-                self.place.name.as_str(),
-                UnlinkatFlags::RemoveDir,
-            );
-        }
+        left
     }
 }
 
@@ -676,6 +682,10 @@ mod tests {
         locked.tidy();
         assert!(base.join("d/tag-c").exists() && !base.join("d/tag-a").exists());
         std::fs::remove_file(base.join("d/tag-c")).unwrap();
+        // A sweep removes dead sockets and keeps the directory, even when empty.
+        drop(locked.listen("tag-d").unwrap());
+        assert_eq!(locked.sweep(), 0);
+        assert!(base.join("d").exists() && !base.join("d/tag-d").exists());
         locked.tidy();
         assert!(!base.join("d").exists());
         drop(locked);
