@@ -22,7 +22,8 @@ out=/dev/shm/sqfs-pack-bench # images into RAM: measure packing, not the disk
 threads=${THREADS:-$(nproc)}
 nice=${NICE:-0}
 mkdir -p "$work" "$out" "$here/results"
-cargo build --release -p sqfs-tool --manifest-path "$repo/Cargo.toml" >/dev/null
+# From inside the repository, so that cargo reads its .cargo/config.toml (liblzma's build flags).
+(cd "$repo" && cargo build --release -p sqfs-tool >/dev/null)
 sqfs=$repo/target/release/sqfs
 mksquashfs -version | head -n1 | grep -q '4\.5\.1' ||
   echo "pack.sh: warning: mksquashfs is not 4.5.1: $(mksquashfs -version | head -n1)" >&2
