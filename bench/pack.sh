@@ -13,7 +13,11 @@
 # Trees: a Debian bookworm minbase + python3 root filesystem (debootstrap, as chrun.sh
 # makes it; ~260 MiB in ~8,400 entries), and 512 MiB of big files (4 x 128 MiB cut from
 # the machine's /usr binaries, libraries and text, so they compress as real data does).
+# The whole run holds /tmp/sqfs-bench.lock (flock), as the other benchmarks do.
 set -euo pipefail
+if [ -z "${PACK_BENCH_LOCKED:-}" ]; then
+  exec env PACK_BENCH_LOCKED=1 flock /tmp/sqfs-bench.lock bash "$0" "$@"
+fi
 runs=${1:-3}
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(dirname "$here")
