@@ -13,7 +13,11 @@
 # Trees: a Debian bookworm minbase + python3 root filesystem (debootstrap, as chrun.sh
 # makes it; ~260 MiB in ~8,400 entries), and 512 MiB of big files (4 x 128 MiB cut from
 # the machine's /usr binaries, libraries and text, so they compress as real data does).
+# The whole run holds /tmp/sqfs-bench.lock (flock), as the other benchmarks do.
 set -euo pipefail
+if [ -z "${PACK_BENCH_LOCKED:-}" ]; then
+  exec env PACK_BENCH_LOCKED=1 flock /tmp/sqfs-bench.lock bash "$0" "$@"
+fi
 runs=${1:-3}
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(dirname "$here")
@@ -22,7 +26,8 @@ out=/dev/shm/sqfs-pack-bench # images into RAM: measure packing, not the disk
 threads=${THREADS:-$(nproc)}
 nice=${NICE:-0}
 mkdir -p "$work" "$out" "$here/results"
-cargo build --release -p sqfs-tool --manifest-path "$repo/Cargo.toml" >/dev/null
+# From inside the repository, so that cargo reads its .cargo/config.toml (liblzma's build flags).
+(cd "$repo" && cargo build --release -p sqfs-tool >/dev/null)
 sqfs=$repo/target/release/sqfs
 mksquashfs -version | head -n1 | grep -q '4\.5\.1' ||
   echo "pack.sh: warning: mksquashfs is not 4.5.1: $(mksquashfs -version | head -n1)" >&2

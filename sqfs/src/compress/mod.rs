@@ -14,6 +14,7 @@ mod lzo;
 pub mod options;
 mod probe;
 mod xz;
+mod xz_encoder;
 mod zstd;
 
 use std::cell::RefCell;

@@ -1,8 +1,9 @@
 //! xz: one complete .xz stream per block, with whatever BCJ filter mksquashfs chose for it.
 
-use liblzma::stream::{Action, Check, Filters, LzmaOptions, Status, Stream};
+use liblzma::stream::{Action, Status, Stream};
 
-use super::{compress_fail, fail, too_long, Compression, Compressor, Decompressor};
+use super::xz_encoder::XzEncoder;
+use super::{fail, too_long, Compression, Compressor, Decompressor};
 use crate::error::Result;
 
 pub(super) struct Xz;
@@ -48,8 +49,27 @@ pub(super) struct XzWriter {
     dict_size: u32,
     /// Bit positions in [`super::options::XZ_FILTER_NAMES`].
     filters: u32,
+    /// LZMA2 alone: kept from block to block, so its buffers are reused.
+    plain: XzEncoder,
+    /// BCJ + LZMA2, made on the first BCJ try (switching filters starts a new chain).
+    bcj: Option<XzEncoder>,
     /// The best stream so far while trying the filters.
     best: Vec<u8>,
+}
+
+/// liblzma's id of the BCJ filter at bit `bit` of [`super::options::XZ_FILTER_NAMES`].
+fn bcj_filter_id(bit: u32) -> liblzma_sys::lzma_vli {
+    use liblzma_sys as sys;
+    match bit {
+        0 => sys::LZMA_FILTER_X86,
+        1 => sys::LZMA_FILTER_POWERPC,
+        2 => sys::LZMA_FILTER_IA64,
+        3 => sys::LZMA_FILTER_ARM,
+        4 => sys::LZMA_FILTER_ARMTHUMB,
+        5 => sys::LZMA_FILTER_SPARC,
+        6 => sys::LZMA_FILTER_ARM64,
+        _ => sys::LZMA_FILTER_RISCV,
+    }
 }
 
 impl XzWriter {
@@ -58,51 +78,9 @@ impl XzWriter {
             preset,
             dict_size: block_size,
             filters,
+            plain: XzEncoder::new(),
+            bcj: None,
             best: Vec::new(),
-        }
-    }
-
-    /// `src` as one stream with `bcj` (a bit position) in front of LZMA2, into `dst`, if
-    /// it fits in `room` bytes.
-    fn encode(&self, src: &[u8], bcj: Option<u32>, dst: &mut Vec<u8>, room: usize) -> Result<bool> {
-        let mut filters = Filters::new();
-        match bcj {
-            None => &mut filters,
-            Some(0) => filters.x86(),
-            Some(1) => filters.powerpc(),
-            Some(2) => filters.ia64(),
-            Some(3) => filters.arm(),
-            Some(4) => filters.arm_thumb(),
-            Some(5) => filters.sparc(),
-            Some(6) => filters.arm64(),
-            Some(_) => filters.riscv(),
-        };
-        // (LzmaOptions holds pointers, so it is not Send: made per block, which is cheap.)
-        let mut lzma = LzmaOptions::new_preset(self.preset)
-            .map_err(|e| compress_fail(Compression::Xz, e.to_string()))?;
-        lzma.dict_size(self.dict_size);
-        filters.lzma2(&lzma);
-        let mut stream = Stream::new_stream_encoder(&filters, Check::Crc32)
-            .map_err(|e| compress_fail(Compression::Xz, e.to_string()))?;
-        dst.clear();
-        dst.reserve_exact(room);
-        // Only `room` bytes of output: a stream that needs more does not end.
-        let spare = room.min(dst.capacity());
-        let mut out = std::mem::take(dst);
-        let status = {
-            let before = out.len();
-            let r =
-                stream.process_uninit(src, &mut out.spare_capacity_mut()[..spare], Action::Finish);
-            // SAFETY: liblzma initialised total_out() bytes of the spare capacity.
-            unsafe { out.set_len(before + stream.total_out() as usize) };
-            r
-        };
-        *dst = out;
-        match status {
-            Ok(Status::StreamEnd) => Ok(true),
-            // Out of room (MemNeeded is liblzma's LZMA_BUF_ERROR): it does not shrink.
-            Ok(_) => Ok(false),
-            Err(e) => Err(compress_fail(Compression::Xz, e.to_string())),
         }
     }
 }
@@ -112,7 +90,8 @@ impl Compressor for XzWriter {
         let Some(room) = src.len().checked_sub(1).filter(|&n| n > 0) else {
             return Ok(false);
         };
-        let mut found = self.encode(src, None, dst, room)?;
+        let (preset, dict) = (self.preset, self.dict_size);
+        let mut found = self.plain.encode(preset, dict, None, src, dst, room)?;
         for bit in 0..super::options::XZ_FILTER_NAMES.len() as u32 {
             if self.filters & (1 << bit) == 0 {
                 continue;
@@ -120,7 +99,9 @@ impl Compressor for XzWriter {
             // Only a strictly smaller stream can win: room shrinks to the best so far.
             let limit = if found { dst.len() - 1 } else { room };
             let mut candidate = std::mem::take(&mut self.best);
-            if limit > 0 && self.encode(src, Some(bit), &mut candidate, limit)? {
+            let bcj = self.bcj.get_or_insert_with(XzEncoder::new);
+            let id = Some(bcj_filter_id(bit));
+            if limit > 0 && bcj.encode(preset, dict, id, src, &mut candidate, limit)? {
                 std::mem::swap(dst, &mut candidate);
                 found = true;
             }
@@ -191,6 +172,35 @@ pub(super) mod tests {
                 "{bcj}"
             );
             assert!(dst == plain, "{bcj}: wrong bytes");
+        }
+    }
+
+    #[test]
+    fn a_writer_kept_across_blocks_writes_what_a_new_encoder_writes() {
+        use super::super::tests::noise;
+        use super::super::Compressor;
+        let exe = block();
+        // Blocks that differ (and one that does not shrink) go through one writer in
+        // turn: each must come out as liblzma's own one-shot encoder writes it, the
+        // smaller of plain and x86 BCJ, whatever went through the writer before.
+        let mut blocks = vec![
+            exe.clone(),
+            exe.iter().rev().copied().collect(),
+            noise(7, 128 << 10),
+        ];
+        blocks.push(exe.clone());
+        let mut kept = super::XzWriter::new(6, 128 << 10, 1);
+        let mut out = Vec::new();
+        for (i, b) in blocks.iter().enumerate() {
+            let shrinks = kept.compress(b, &mut out).unwrap();
+            let (plain, x86) = (encode(b, None), encode(b, Some("x86")));
+            let want = if x86.len() < plain.len() { x86 } else { plain };
+            if want.len() < b.len() {
+                assert!(shrinks, "block {i}");
+                assert!(out == want, "block {i}: other bytes than a new encoder's");
+            } else {
+                assert!(!shrinks, "block {i}");
+            }
         }
     }
 

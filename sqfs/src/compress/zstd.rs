@@ -63,9 +63,11 @@ pub(super) struct ZstdWriter(CCtx<'static>);
 /// shorter search for matches. At 128 KiB blocks level 15 is the optimal parser (btopt)
 /// looking 2^6 candidates deep for matches up to 256 bytes; 2^3 candidates and 24 bytes
 /// (between libzstd's levels 13 and 14) took 0.72-0.83x its CPU time on bench/pack.sh's
-/// trees for images 0.5-0.6% larger (bench/results/pack.md). Blocks past 256 KiB get level
-/// 15 as it is: libzstd's level 15 for them is another strategy (btlazy2), not measured
-/// with a shorter search.
+/// trees for images 0.5-0.6% larger (bench/results/pack.md). Shorter still (searchLog 2,
+/// or the block splitter off) makes blocks 1-1.7% larger than level 15's, past the +1%
+/// issue 15 allows (bench/results/pack-codecs.md). Blocks past 256 KiB get level 15 as it
+/// is: libzstd's level 15 for them is another strategy (btlazy2), not measured with a
+/// shorter search.
 pub(super) const DEFAULT_LEVEL: i32 = 15;
 const TUNED_UP_TO: u32 = 256 << 10;
 const DEFAULT_SEARCH_LOG: u32 = 3;
