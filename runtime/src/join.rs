@@ -10,20 +10,17 @@
 //! once (its connection closes) instead of waiting for a timeout; the socket of a winner
 //! that was killed is removed by its last peer, or taken over by the next group.
 
-use std::io::IoSliceMut;
-use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
-use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
-use nix::sys::socket::{
-    accept4, getsockopt, recvmsg, sendmsg, sockopt, ControlMessage, ControlMessageOwned, MsgFlags,
-    SockFlag,
-};
+use nix::poll::PollTimeout;
+use nix::sys::socket::{accept4, getsockopt, sendmsg, sockopt, ControlMessage, MsgFlags, SockFlag};
 use nix::unistd::getuid;
 
-use crate::failure::{with_errno, Failure};
+use crate::failure::Failure;
+use crate::handoff;
 use crate::protocol::Message;
 use crate::userns::Namespaces;
 
@@ -326,31 +323,13 @@ fn accept_peers(
                 break;
             }
         }
-        let mut fds: Vec<PollFd> = conns
-            .iter()
-            .map(|c| PollFd::new(c.as_fd(), PollFlags::POLLIN))
-            .collect();
-        if let Some(l) = &listener {
-            fds.push(PollFd::new(l.fd.as_fd(), PollFlags::POLLIN));
-        }
-        match poll(&mut fds, PollTimeout::from(200u16)) {
-            Err(Errno::EINTR) => continue,
-            Err(_) => break,
-            Ok(_) => {}
-        }
-        let ready: Vec<bool> = fds
-            .iter()
-            .map(|f| f.revents().is_some_and(|r| !r.is_empty()))
-            .collect();
-        drop(fds);
-        // A peer never writes: its connection turns readable only when it closes.
-        let mut i = 0;
-        conns.retain(|_| {
-            let closed = ready[i];
-            i += 1;
-            !closed
-        });
-        if let (Some(l), Some(true)) = (&listener, ready.last()) {
+        let listening = listener.as_ref().map(|l| l.fd.as_fd());
+        let Ok(accept) =
+            handoff::poll_connections(&mut conns, listening, PollTimeout::from(200u16))
+        else {
+            break;
+        };
+        if let (Some(l), true) = (&listener, accept) {
             // Close-on-exec: the winner's command must not inherit its peers' connections.
             if let Ok(raw) = accept4(l.fd.as_raw_fd(), SockFlag::SOCK_CLOEXEC) {
                 // SAFETY: accept4 returned a new descriptor we own.
@@ -415,57 +394,22 @@ impl Peer {
     /// or it failed); the caller tries again.
     pub fn join(self, deadline: Instant) -> Result<Option<Member>, Failure> {
         // A stuck winner must not hold us forever.
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                return Err(Failure::Runtime("timeout waiting for join lock".into()));
-            }
-            let mut fds = [PollFd::new(self.fd.as_fd(), PollFlags::POLLIN)];
-            let ms = u16::try_from(left.as_millis()).unwrap_or(u16::MAX);
-            match poll(&mut fds, PollTimeout::from(ms)) {
-                Ok(0) | Err(Errno::EINTR) => continue,
-                Ok(_) => break,
-                Err(e) => return Err(Failure::Runtime(with_errno("join: poll", e))),
-            }
-        }
+        handoff::wait_readable(
+            self.fd.as_fd(),
+            deadline,
+            "join",
+            "timeout waiting for join lock",
+        )?;
         let mut byte = [0u8; 1];
-        let mut iov = [IoSliceMut::new(&mut byte)];
-        let mut space = nix::cmsg_space!([RawFd; 2]);
-        let msg = loop {
-            match recvmsg::<()>(
-                self.fd.as_raw_fd(),
-                &mut iov,
-                Some(&mut space),
-                MsgFlags::MSG_CMSG_CLOEXEC,
-            ) {
-                Err(Errno::EINTR) => continue,
-                other => break other,
-            }
+        let Some((_, mut fds)) = handoff::receive(
+            self.fd.as_fd(),
+            &mut byte,
+            "join",
+            "join: can't receive namespaces",
+        )?
+        else {
+            return Ok(None);
         };
-        let msg = match msg {
-            Ok(msg) => msg,
-            Err(Errno::ECONNRESET) => return Ok(None),
-            Err(e) => {
-                return Err(Failure::Runtime(with_errno(
-                    "join: can't receive namespaces",
-                    e,
-                )))
-            }
-        };
-        let mut fds = Vec::new();
-        for cmsg in msg
-            .cmsgs()
-            .map_err(|e| Failure::Runtime(with_errno("join", e)))?
-        {
-            if let ControlMessageOwned::ScmRights(received) = cmsg {
-                // SAFETY: SCM_RIGHTS gave us these descriptors.
-                fds.extend(
-                    received
-                        .into_iter()
-                        .map(|fd| unsafe { OwnedFd::from_raw_fd(fd) }),
-                );
-            }
-        }
         if fds.len() != 2 {
             return Ok(None);
         }

@@ -15,6 +15,7 @@ pub mod environ;
 pub mod exec;
 pub mod failure;
 pub mod fuse_mount;
+pub mod handoff;
 pub mod image;
 pub mod join;
 pub mod mount_api;

@@ -21,12 +21,13 @@ use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
 use nix::fcntl::{fcntl, FcntlArg, OFlag};
-use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use nix::poll::PollTimeout;
 use nix::sys::socket::{accept4, SockFlag};
 use sqfs::{Archive, OpenOptions};
 
 use super::wire;
 use crate::failure::Failure;
+use crate::handoff;
 use crate::join::rendezvous::Place;
 use crate::{mount_api, userns};
 
@@ -181,29 +182,10 @@ fn serve(args: Args) -> i32 {
             }
             None => PollTimeout::NONE,
         };
-        let mut fds: Vec<PollFd> = conns
-            .iter()
-            .map(|c| PollFd::new(c.as_fd(), PollFlags::POLLIN))
-            .collect();
-        fds.push(PollFd::new(listener.as_fd(), PollFlags::POLLIN));
-        match poll(&mut fds, timeout) {
-            Ok(_) | Err(Errno::EINTR) => {}
+        match handoff::poll_connections(&mut conns, Some(listener.as_fd()), timeout) {
+            Ok(false) => {}
+            Ok(true) => accept_all(&listener, &args, &mount, &mut conns),
             Err(_) => return crate::failure::EXIT_CHRUN,
-        }
-        let ready: Vec<bool> = fds
-            .iter()
-            .map(|f| f.revents().is_some_and(|r| !r.is_empty()))
-            .collect();
-        drop(fds);
-        // A run never writes: its connection turns readable only when it closes.
-        let mut i = 0;
-        conns.retain(|_| {
-            let closed = ready[i];
-            i += 1;
-            !closed
-        });
-        if ready.last() == Some(&true) {
-            accept_all(&listener, &args, &mount, &mut conns);
         }
     }
 }

@@ -3,15 +3,15 @@
 //! or `E` CODE SPACE MESSAGE when it could not mount the image (the error a ch-run mounting
 //! it itself would have printed, and its exit code).
 
-use std::io::{IoSlice, IoSliceMut};
-use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::io::IoSlice;
+use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 use std::time::Instant;
 
 use nix::errno::Errno;
-use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
-use nix::sys::socket::{recvmsg, sendmsg, ControlMessage, ControlMessageOwned, MsgFlags};
+use nix::sys::socket::{sendmsg, ControlMessage, MsgFlags};
 
-use crate::failure::{with_errno, Failure, EXIT_EXEC, EXIT_USAGE};
+use crate::failure::{Failure, EXIT_EXEC, EXIT_USAGE};
+use crate::handoff;
 
 /// Largest message: an identity is about 200 bytes, an error one line.
 const MAX_MESSAGE: usize = 8192;
@@ -54,61 +54,21 @@ pub fn send_failure(conn: &impl AsRawFd, failure: &Failure) {
 /// The server's answer; None if it closed the connection without one (it was leaving, or
 /// was killed). Waits until `deadline` at most.
 pub fn receive(conn: &OwnedFd, deadline: Instant) -> Result<Option<Answer>, Failure> {
-    loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() {
-            return Err(Failure::Runtime(
-                "share: timeout waiting for the image server".into(),
-            ));
-        }
-        let mut fds = [PollFd::new(conn.as_fd(), PollFlags::POLLIN)];
-        let ms = u16::try_from(left.as_millis()).unwrap_or(u16::MAX);
-        match poll(&mut fds, PollTimeout::from(ms)) {
-            Ok(0) | Err(Errno::EINTR) => continue,
-            Ok(_) => break,
-            Err(e) => return Err(Failure::Runtime(with_errno("share: poll", e))),
-        }
-    }
+    handoff::wait_readable(
+        conn.as_fd(),
+        deadline,
+        "share",
+        "share: timeout waiting for the image server",
+    )?;
     let mut buf = vec![0u8; MAX_MESSAGE];
-    // Room for more than is sent: extra descriptors are received (and closed), not cut.
-    let mut space = nix::cmsg_space!([RawFd; 4]);
-    let (len, received) = {
-        let mut iov = [IoSliceMut::new(&mut buf)];
-        let msg = loop {
-            match recvmsg::<()>(
-                conn.as_raw_fd(),
-                &mut iov,
-                Some(&mut space),
-                MsgFlags::MSG_CMSG_CLOEXEC,
-            ) {
-                Err(Errno::EINTR) => continue,
-                other => break other,
-            }
-        };
-        let msg = match msg {
-            Ok(msg) => msg,
-            Err(Errno::ECONNRESET) => return Ok(None),
-            Err(e) => {
-                return Err(Failure::Runtime(with_errno(
-                    "share: can't receive from the image server",
-                    e,
-                )))
-            }
-        };
-        let mut received = Vec::new();
-        for cmsg in msg
-            .cmsgs()
-            .map_err(|e| Failure::Runtime(with_errno("share", e)))?
-        {
-            if let ControlMessageOwned::ScmRights(fds) = cmsg {
-                // SAFETY: SCM_RIGHTS gave us these descriptors.
-                received.extend(
-                    fds.into_iter()
-                        .map(|fd| unsafe { OwnedFd::from_raw_fd(fd) }),
-                );
-            }
-        }
-        (msg.bytes, received)
+    let Some((len, received)) = handoff::receive(
+        conn.as_fd(),
+        &mut buf,
+        "share",
+        "share: can't receive from the image server",
+    )?
+    else {
+        return Ok(None);
     };
     let bytes = &buf[..len];
     let garbled = || Failure::Runtime("share: garbled answer from the image server".into());
