@@ -17,7 +17,8 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use e2e_tests::container::{
-    can_run_containers, test_image, test_uid, user_name, Outcome, Scratch, TEST_USER,
+    can_run_containers, live_processes, test_image, test_uid, user_name, Outcome, Scratch,
+    TEST_USER,
 };
 
 /// Long enough that a server never leaves on its own during a test that doesn't want it to.
@@ -60,34 +61,18 @@ fn chown_to_test_user(path: &Path) {
 /// The image servers alive for `image`: (pid, uid).
 fn servers_of(image: &Path) -> Vec<(i32, u32)> {
     let mut found = Vec::new();
-    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Some(pid) = entry
-            .file_name()
-            .to_str()
-            .and_then(|s| s.parse::<i32>().ok())
-        else {
-            continue;
-        };
-        let comm = std::fs::read_to_string(entry.path().join("comm")).unwrap_or_default();
+    for (pid, dir) in live_processes() {
+        let comm = std::fs::read_to_string(dir.join("comm")).unwrap_or_default();
         if comm.trim_end() != "ch-run-share" {
             continue;
         }
-        let stat = std::fs::read_to_string(entry.path().join("stat")).unwrap_or_default();
-        let state = stat
-            .rsplit_once(')')
-            .and_then(|(_, r)| r.split_whitespace().next());
-        if state == Some("Z") || state.is_none() {
-            continue;
-        }
-        let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
+        let cmdline = std::fs::read(dir.join("cmdline")).unwrap_or_default();
         if cmdline
             .split(|&b| b == 0)
             .any(|arg| arg == image.as_os_str().as_encoded_bytes())
         {
-            let uid = std::fs::metadata(entry.path())
-                .map(|m| m.uid())
-                .unwrap_or(0);
-            let status = std::fs::read_to_string(entry.path().join("status")).unwrap_or_default();
+            let uid = std::fs::metadata(&dir).map(|m| m.uid()).unwrap_or(0);
+            let status = std::fs::read_to_string(dir.join("status")).unwrap_or_default();
             let real_uid = status
                 .lines()
                 .find_map(|l| l.strip_prefix("Uid:"))

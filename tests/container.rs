@@ -362,28 +362,17 @@ impl Scratch {
     pub fn processes(&self) -> Vec<String> {
         let needle = format!("CH_TEST_MARKER={}", self.marker);
         let mut found = Vec::new();
-        for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-            let name = entry.file_name();
-            let Some(pid) = name.to_str().and_then(|s| s.parse::<u32>().ok()) else {
-                continue;
-            };
-            if pid == std::process::id() {
+        for (pid, dir) in live_processes() {
+            if pid == std::process::id() as i32 {
                 continue;
             }
-            let Ok(environ) = std::fs::read(entry.path().join("environ")) else {
+            let Ok(environ) = std::fs::read(dir.join("environ")) else {
                 continue;
             };
             if !environ.split(|&b| b == 0).any(|v| v == needle.as_bytes()) {
                 continue;
             }
-            let stat = std::fs::read_to_string(entry.path().join("stat")).unwrap_or_default();
-            let state = stat
-                .rsplit_once(')')
-                .and_then(|(_, r)| r.split_whitespace().next());
-            if state == Some("Z") || state.is_none() {
-                continue;
-            }
-            let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
+            let cmdline = std::fs::read(dir.join("cmdline")).unwrap_or_default();
             found.push(format!(
                 "{pid}: {}",
                 String::from_utf8_lossy(&cmdline).replace('\0', " ")
@@ -505,6 +494,25 @@ impl Drop for Scratch {
 /// Whether this machine can run ch-run at all: the test user can open /dev/fuse and make
 /// an unprivileged user namespace. Where they are absent the calling test is a recorded skip
 /// (`crate::skip`), or a failure with `CH_TEST_REQUIRE_CONTAINERS` or `CI` set.
+/// The processes alive now, each with its `/proc` directory (zombies left out: the sandbox's
+/// pid 1 does not reap orphans, a real init does).
+pub fn live_processes() -> Vec<(i32, PathBuf)> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Some(pid) = entry.file_name().to_str().and_then(|s| s.parse().ok()) else {
+            continue;
+        };
+        let stat = std::fs::read_to_string(entry.path().join("stat")).unwrap_or_default();
+        let state = stat
+            .rsplit_once(')')
+            .and_then(|(_, r)| r.split_whitespace().next());
+        if state.is_some_and(|s| s != "Z") {
+            found.push((pid, entry.path()));
+        }
+    }
+    found
+}
+
 pub fn can_run_containers() -> bool {
     crate::skip::needs(&[crate::skip::Need::Containers])
 }
