@@ -9,7 +9,7 @@
 use std::fs::File;
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::FileExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use e2e_tests::fuse_daemon::{wait_until, PATIENCE};
 use e2e_tests::skip::{needs, Need};
@@ -23,32 +23,20 @@ fn small(i: usize) -> Vec<u8> {
 
 /// An image of `files` (paths under `d/`), made by mksquashfs in a fresh directory
 /// (removed on drop).
-struct Image {
-    dir: PathBuf,
-    image: PathBuf,
-}
+use e2e_tests::sys::ScratchImage as Image;
 
-impl Image {
-    fn new(name: &str, files: &[(String, Vec<u8>)]) -> Image {
-        let dir = std::env::temp_dir().join(format!("sqfs-pushes-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        let src = dir.join("src");
-        std::fs::create_dir_all(src.join("d")).unwrap();
-        for (path, bytes) in files {
-            let path = src.join("d").join(path);
-            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-            std::fs::write(path, bytes).unwrap();
-        }
-        let image = dir.join("image.sqfs");
-        e2e_tests::sys::mksquashfs(&src, &image, &["-comp", "gzip"]);
-        Image { dir, image }
-    }
-}
-
-impl Drop for Image {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
+/// An image of the directory `d` holding `files`.
+fn image(name: &str, files: &[(String, Vec<u8>)]) -> Image {
+    let files: Vec<(String, Vec<u8>)> = files
+        .iter()
+        .map(|(path, bytes)| (format!("d/{path}"), bytes.clone()))
+        .collect();
+    Image::new(
+        &format!("pushes-{name}"),
+        &["d"],
+        &files,
+        &["-comp", "gzip"],
+    )
 }
 
 /// How many of `file`'s pages are in the page cache, and how many it has.
@@ -87,7 +75,7 @@ fn reading_one_small_file_brings_the_others_of_its_fragment_block() {
         return;
     }
     let files: Vec<(String, Vec<u8>)> = (0..30).map(|i| (format!("f{i:02}"), small(i))).collect();
-    let image = Image::new("mates", &files);
+    let image = image("mates", &files);
     let mount = FuseMount::new(&image.image, &[]).unwrap();
     let d = mount.dir.join("d");
     // The listing makes the files known to the kernel (only those can be pushed).
@@ -119,7 +107,7 @@ fn reading_the_start_of_a_small_file_brings_the_rest_of_it() {
     }
     // Shorter than a block (128 KiB), so kept in a fragment; 25 pages.
     let bytes: Vec<u8> = (0..100_000u32).map(|k| (k % 251) as u8).collect();
-    let image = Image::new("rest", &[("small".into(), bytes.clone())]);
+    let image = image("rest", &[("small".into(), bytes.clone())]);
     let mount = FuseMount::new(&image.image, &[]).unwrap();
     let path = mount.dir.join("d/small");
     let f = File::open(&path).unwrap();
@@ -152,7 +140,7 @@ fn the_next_directorys_files_in_a_fragment_block_already_read_come_once_it_is_li
             (format!("{dir}/f{i:02}"), small(i))
         })
         .collect();
-    let image = Image::new("next", &files);
+    let image = image("next", &files);
     let mount = FuseMount::new(&image.image, &[]).unwrap();
     let d = mount.dir.join("d");
     assert_eq!(std::fs::read_dir(d.join("a")).unwrap().count(), 6);
@@ -181,15 +169,13 @@ fn shared_number_image(name: &str) -> (Image, Vec<u8>, Vec<u8>) {
         ("b".to_string(), b.clone()),
         ("c".to_string(), vec![b'C'; 3000]),
     ];
-    let dir = std::env::temp_dir().join(format!("sqfs-pushes-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    let src = dir.join("src");
-    std::fs::create_dir_all(&src).unwrap();
-    for (path, bytes) in &files {
-        std::fs::write(src.join(path), bytes).unwrap();
-    }
-    let image = dir.join(format!("{name}.sqfs"));
-    e2e_tests::sys::mksquashfs(&src, &image, &["-noI", "-noD", "-all-root"]);
+    let made = Image::new(
+        &format!("pushes-{name}"),
+        &[],
+        &files,
+        &["-noI", "-noD", "-all-root"],
+    );
+    let image = made.image.clone();
 
     let archive = sqfs::Archive::open(&image).unwrap();
     let sb = archive.superblock().clone();
@@ -211,7 +197,7 @@ fn shared_number_image(name: &str) -> (Image, Vec<u8>, Vec<u8>) {
     let delta = i16::try_from(i64::from(a_number) - i64::from(base)).unwrap();
     bytes[entry + 2..entry + 4].copy_from_slice(&delta.to_le_bytes());
     std::fs::write(&image, &bytes).unwrap();
-    (Image { dir, image }, a, b)
+    (made, a, b)
 }
 
 /// Size and bytes of `path`, the size as `stat` says before the read.

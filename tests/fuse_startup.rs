@@ -11,7 +11,7 @@ use std::path::PathBuf;
 
 use e2e_tests::fuse_daemon::{serving_daemon, wait_until, PATIENCE};
 use e2e_tests::skip::{needs, Need};
-use e2e_tests::sys::FuseMount;
+use e2e_tests::sys::{FuseMount, ScratchImage};
 
 /// The names of the daemon's threads (`/proc/PID/task/*/comm`).
 fn thread_names(pid: i32) -> Vec<String> {
@@ -48,31 +48,11 @@ fn noise(seed: u32, len: usize) -> Vec<u8> {
 }
 
 /// An image of `big` (2 MiB), and small files, made in a fresh directory.
-struct Image {
-    dir: PathBuf,
-    image: PathBuf,
-}
-
-impl Image {
-    fn new() -> Image {
-        let dir = std::env::temp_dir().join(format!("sqfs-startup-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        let src = dir.join("src");
-        std::fs::create_dir_all(src.join("d")).unwrap();
-        std::fs::write(src.join("big"), big()).unwrap();
-        for i in 0..10 {
-            std::fs::write(src.join("d").join(format!("f{i}")), format!("file {i}\n")).unwrap();
-        }
-        let image = dir.join("image.sqfs");
-        e2e_tests::sys::mksquashfs(&src, &image, &["-comp", "gzip"]);
-        Image { dir, image }
-    }
-}
-
-impl Drop for Image {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
+/// An image of a 2 MiB file `big` and ten small files in `d`.
+fn image() -> ScratchImage {
+    let mut files = vec![("big".to_string(), big())];
+    files.extend((0..10).map(|i| (format!("d/f{i}"), format!("file {i}\n").into_bytes())));
+    ScratchImage::new("startup", &[], &files, &["-comp", "gzip"])
 }
 
 #[test]
@@ -80,7 +60,7 @@ fn prefetch_and_page_store_threads_start_with_the_first_read_that_needs_them() {
     if !needs(&[Need::Fuse]) {
         return;
     }
-    let image = Image::new();
+    let image = image();
     let mount = FuseMount::new(&image.image, &[]).unwrap();
     let daemon = serving_daemon(&mount.dir);
 

@@ -99,6 +99,41 @@ pub fn mksquashfs(src: &Path, image: &Path, args: &[&str]) {
     assert!(status.success(), "mksquashfs {args:?}: {status}");
 }
 
+/// An image mksquashfs made of a tree a test wrote, in a scratch directory of its own that
+/// goes with it.
+pub struct ScratchImage {
+    pub dir: PathBuf,
+    pub image: PathBuf,
+}
+
+impl ScratchImage {
+    /// The scratch directory for `name` (emptied), with `src/` holding `files` (paths
+    /// relative to it, parents made) and `dirs`, made into `IMAGE.sqfs` with `args`.
+    pub fn new(name: &str, dirs: &[&str], files: &[(String, Vec<u8>)], args: &[&str]) -> Self {
+        let dir = std::env::temp_dir().join(format!("sqfs-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let src = dir.join("src");
+        std::fs::create_dir_all(&src).unwrap();
+        for d in dirs {
+            std::fs::create_dir_all(src.join(d)).unwrap();
+        }
+        for (path, bytes) in files {
+            let path = src.join(path);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(path, bytes).unwrap();
+        }
+        let image = dir.join("image.sqfs");
+        mksquashfs(&src, &image, args);
+        ScratchImage { dir, image }
+    }
+}
+
+impl Drop for ScratchImage {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
 fn cpath(path: &Path) -> CString {
     CString::new(path.as_os_str().as_bytes()).expect("no NUL in paths")
 }
