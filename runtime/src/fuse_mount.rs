@@ -10,7 +10,7 @@ use nix::fcntl::{open, OFlag};
 use nix::mount::{mount, MsFlags};
 use nix::sys::stat::Mode;
 use nix::unistd::{getegid, geteuid};
-use sqfs::Archive;
+use sqfs::{Archive, Inode};
 
 use crate::failure::{with_errno, Failure};
 use crate::mount_api;
@@ -28,12 +28,7 @@ pub fn mount_and_serve(
     image: &Path,
     target: &Path,
 ) -> Result<FuseServer, Failure> {
-    let root = archive
-        .root()
-        .map_err(|e| Failure::Runtime(format!("can't open SquashFS: {}: {e}", image.display())))?;
-    let fd: OwnedFd = open("/dev/fuse", OFlag::O_RDWR | OFlag::O_CLOEXEC, Mode::empty())
-        .map(|raw| unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(raw) })
-        .map_err(|e| Failure::Runtime(with_errno("can't open /dev/fuse", e)))?;
+    let (root, fd) = open_fuse(&archive, image)?;
     let data = format!(
         "fd={},rootmode=40000,user_id={},group_id={}",
         fd.as_raw_fd(),
@@ -55,6 +50,22 @@ pub fn mount_and_serve(
     })?;
 
     // The kernel queued INIT when mount(2) returned; answering it makes the mount usable.
+    serve(archive, root, fd)
+}
+
+/// The image's root, checked, and a new `/dev/fuse` descriptor to mount with.
+fn open_fuse(archive: &Archive, image: &Path) -> Result<(Inode, OwnedFd), Failure> {
+    let root = archive
+        .root()
+        .map_err(|e| Failure::Runtime(format!("can't open SquashFS: {}: {e}", image.display())))?;
+    let fd: OwnedFd = open("/dev/fuse", OFlag::O_RDWR | OFlag::O_CLOEXEC, Mode::empty())
+        .map(|raw| unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(raw) })
+        .map_err(|e| Failure::Runtime(with_errno("can't open /dev/fuse", e)))?;
+    Ok((root, fd))
+}
+
+/// Answers the INIT the kernel queued for the mount made with `fd`, and serves it.
+fn serve(archive: Arc<Archive>, root: Inode, fd: OwnedFd) -> Result<FuseServer, Failure> {
     let session = Server::new(archive, root)
         .start(fd)
         .map_err(|e| Failure::Runtime(format!("can't start FUSE session: {e}")))?
@@ -69,12 +80,7 @@ pub fn mount_detached_and_serve(
     archive: Arc<Archive>,
     image: &Path,
 ) -> Result<(FuseServer, OwnedFd), Failure> {
-    let root = archive
-        .root()
-        .map_err(|e| Failure::Runtime(format!("can't open SquashFS: {}: {e}", image.display())))?;
-    let fd: OwnedFd = open("/dev/fuse", OFlag::O_RDWR | OFlag::O_CLOEXEC, Mode::empty())
-        .map(|raw| unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(raw) })
-        .map_err(|e| Failure::Runtime(with_errno("can't open /dev/fuse", e)))?;
+    let (root, fd) = open_fuse(&archive, image)?;
     let cant = |e| {
         Failure::Runtime(with_errno(
             format!("can't mount SquashFS {}", image.display()),
@@ -100,10 +106,5 @@ pub fn mount_detached_and_serve(
         .mount(libc::MOUNT_ATTR_RDONLY | libc::MOUNT_ATTR_NOSUID | libc::MOUNT_ATTR_NODEV)
         .map_err(cant)?;
     // The kernel queued INIT when the file system was made; answering it makes it usable.
-    let session = Server::new(archive, root)
-        .start(fd)
-        .map_err(|e| Failure::Runtime(format!("can't start FUSE session: {e}")))?
-        .spawn()
-        .map_err(|e| Failure::Runtime(format!("can't start FUSE threads: {e}")))?;
-    Ok((FuseServer { _session: session }, mount))
+    Ok((serve(archive, root, fd)?, mount))
 }
