@@ -6,7 +6,7 @@
 use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::process::Command;
-use std::sync::OnceLock;
+use std::sync::{Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
 use e2e_tests::container::{test_image, Outcome, Scratch};
@@ -17,6 +17,14 @@ use e2e_tests::skip::{needs, Need};
 /// with `CH_TEST_REQUIRE_SLURM` or `CI` set).
 fn slurm_running() -> bool {
     needs(&[Need::Slurm, Need::Containers])
+}
+
+/// Held by each test from start to its cleanliness check: the tests run as one user, and
+/// one's check would take another's live objects (an MPI rank's `/dev/shm` segment) for
+/// ones left behind.
+fn one_at_a_time() -> MutexGuard<'static, ()> {
+    static SERIAL: Mutex<()> = Mutex::new(());
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 fn srun(s: &Scratch, srun_args: &[&str], args: &[&str], env: &[(&str, &str)]) -> Outcome {
@@ -31,6 +39,7 @@ fn ranks_run_and_exit_codes_come_through() {
     if !slurm_running() {
         return;
     }
+    let _serial = one_at_a_time();
     let s = Scratch::new("srun");
     let mnt = s.mnt_arg();
     let out = srun(
@@ -73,6 +82,7 @@ fn join_gives_the_step_one_mount() {
     if !slurm_running() {
         return;
     }
+    let _serial = one_at_a_time();
     let s = Scratch::new("srunjoin");
     let mnt = s.mnt_arg();
     // Ranks end at different times; the late ones read the image after the early ones left.
@@ -130,6 +140,7 @@ fn mpi_allreduce_across_joined_ranks() {
     if !slurm_running() {
         return;
     }
+    let _serial = one_at_a_time();
     let s = Scratch::new("mpi");
     let mnt = s.mnt_arg();
     let image = mpi_image().to_string_lossy().into_owned();
@@ -164,6 +175,7 @@ fn scancel_leaves_nothing_behind() {
     if !slurm_running() {
         return;
     }
+    let _serial = one_at_a_time();
     let s = Scratch::new("scancel");
     let mnt = s.mnt_arg();
     let name = format!("chrun-scancel-{}", std::process::id());

@@ -119,6 +119,23 @@ pub fn plan(
         // The FUSE log goes to this run's stderr; a server has none.
         return off("-vv shows this run's own FUSE log", notes);
     }
+    let asked = env(ENV_SWITCH).is_some_and(|v| {
+        ["yes", "1", "on", "true"]
+            .iter()
+            .any(|n| v.trim().eq_ignore_ascii_case(n))
+    });
+    if let Some(var) = JOB_VARIABLES.iter().find(|v| env(v).is_some()) {
+        // Off in a batch job unless asked for: one `srun` step after a sharing one failed
+        // one start in about 20 with ENOENT on a bind into the container while the earlier
+        // step's server lingered (tests/slurm.rs; never with sharing off, 0 in 30), not yet
+        // explained. `--join` shares one mount between a step's ranks.
+        if !asked {
+            return off(
+                &format!("in a batch job ({var}); {ENV_SWITCH}=yes shares"),
+                notes,
+            );
+        }
+    }
     let overflow = crate::join::overflow_uid();
     if ids.0 == overflow || getuid().as_raw() == overflow {
         // A server sees anyone it has no mapping for as this uid (SO_PEERCRED): it could not
@@ -433,5 +450,24 @@ mod tests {
         assert!(plan(&options(), &image, (nobody, 2), &none, &mut notes)
             .unwrap()
             .is_none());
+    }
+
+    #[test]
+    fn a_batch_job_shares_only_when_asked_and_then_per_step() {
+        let image = tiny_image();
+        let mut notes = Vec::new();
+        let job = |name: &str| (name == "SLURM_JOB_ID").then(|| "7".to_string());
+        assert!(plan(&options(), &image, (1, 2), &job, &mut notes)
+            .unwrap()
+            .is_none());
+        let asked = |name: &str| match name {
+            "SLURM_JOB_ID" => Some("7".to_string()),
+            ENV_SWITCH => Some("yes".to_string()),
+            _ => None,
+        };
+        let request = plan(&options(), &image, (1, 2), &asked, &mut notes)
+            .unwrap()
+            .expect("shares when asked");
+        assert!(request.identity.ends_with(" SLURM_JOB_ID 7"));
     }
 }
