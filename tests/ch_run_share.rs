@@ -208,6 +208,72 @@ fn sixteen_runs_at_once_make_one_server() {
     s.assert_clean();
 }
 
+/// Containers starting together on a new server walk the same new names at once, and on
+/// Linux 6.16 and later one walk can unhash the dentry another has just looked up and is
+/// about to mount onto (see `binds::mount_onto`); the start then failed "can't bind …: No
+/// such file or directory" (31 rounds in 100 like these). Each round touches the image, so
+/// its runs meet a server of their own, new, with nothing looked up yet.
+#[test]
+fn runs_starting_together_on_a_new_server_all_start() {
+    if !can_run_containers() {
+        return;
+    }
+    const ROUNDS: i64 = 100;
+    const RUNS: usize = 12;
+    const BINDS: usize = 40;
+    let s = Scratch::new("share-together");
+    let tree = s.dir.join("tree-together");
+    let _ = std::fs::remove_dir_all(&tree);
+    let status = Command::new("cp")
+        .arg("-a")
+        .arg(&test_image().tree)
+        .arg(&tree)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let binds: Vec<String> = (0..BINDS)
+        .map(|i| {
+            std::fs::create_dir(tree.join(format!("mnt/b{i:02}"))).unwrap();
+            format!("{}:/mnt/b{i:02}", s.home.display())
+        })
+        .collect();
+    let image = s.dir.join("together.sqfs");
+    e2e_tests::sys::mksquashfs(&tree, &image, &[]);
+    std::fs::remove_dir_all(&tree).unwrap();
+    chown_to_test_user(&image);
+    let _servers = Servers(image.clone());
+    let mut args: Vec<&str> = Vec::new();
+    for bind in &binds {
+        args.extend(["-b", bind]);
+    }
+    let image_arg = arg(&image);
+    args.extend([image_arg.as_str(), "--", "true"]);
+    for round in 0..ROUNDS {
+        let when =
+            std::time::SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000 + round as u64);
+        std::fs::File::options()
+            .write(true)
+            .open(&image)
+            .unwrap()
+            .set_modified(when)
+            .unwrap();
+        let children: Vec<_> = (0..RUNS).map(|_| s.spawn(&args, &[])).collect();
+        for child in children {
+            let out = child.wait_with_output().unwrap();
+            assert!(
+                out.status.success(),
+                "round {round}: {}: {}",
+                out.status,
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+    }
+    for (pid, _) in servers_of(&image) {
+        kill(pid);
+    }
+    s.assert_clean();
+}
+
 #[test]
 fn a_changed_image_gets_a_new_server_and_its_new_content() {
     if !can_run_containers() {

@@ -9,12 +9,13 @@
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
+use nix::errno::Errno;
 use nix::fcntl::{open, OFlag};
 use nix::mount::{mount, umount2, MntFlags, MsFlags};
 use nix::sys::stat::{fstat, Mode};
 use nix::unistd::{chdir, mkdir, pivot_root};
 
-use crate::binds::{self, Bind, Unusable};
+use crate::binds::{self, Bind, Refused, Unusable};
 use crate::failure::{with_errno, Failure};
 use crate::fuse_mount::{self, FuseServer};
 use crate::image::Image;
@@ -29,7 +30,7 @@ fn runtime(what: impl std::fmt::Display, e: nix::errno::Errno) -> Failure {
     Failure::Runtime(with_errno(what, e))
 }
 
-fn mount_tmpfs(target: &Path, options: &str) -> Result<(), Failure> {
+fn tmpfs(target: &Path, options: &str) -> Result<(), Errno> {
     mount(
         Some("tmpfs"),
         target,
@@ -37,7 +38,11 @@ fn mount_tmpfs(target: &Path, options: &str) -> Result<(), Failure> {
         MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
         Some(options),
     )
-    .map_err(|e| runtime(format!("can't mount tmpfs at {}", target.display()), e))
+}
+
+fn mount_tmpfs(target: &Path, options: &str) -> Result<(), Failure> {
+    tmpfs(target, options)
+        .map_err(|e| runtime(format!("can't mount tmpfs at {}", target.display()), e))
 }
 
 fn open_dir(path: &Path) -> Result<OwnedFd, Failure> {
@@ -98,9 +103,8 @@ pub fn build(plan: &Plan, shared: Option<OwnedFd>) -> Result<Option<FuseServer>,
     }
     for file in OPTIONAL_FILES {
         if Path::new(file).exists() {
-            if let Ok(target) = binds::resolve(&root, Path::new(file)) {
-                let _ = binds::bind_onto(Path::new(file), &target, false);
-            }
+            let file = Path::new(file);
+            let _ = binds::mount_onto(&root, file, |target| binds::bind_onto(file, target));
         }
     }
     mount_tmp(plan, &root)?;
@@ -113,14 +117,15 @@ pub fn build(plan: &Plan, shared: Option<OwnedFd>) -> Result<Option<FuseServer>,
             std::fs::write(&staged, text)
                 .map_err(|e| Failure::Runtime(format!("can't write {name}: {e}")))?;
             let dst = PathBuf::from("/etc").join(name);
-            let target = binds::resolve(&root, &dst).map_err(|_| {
-                Failure::Runtime(format!(
-                    "can't bind: destination not found: {}",
-                    dst.display()
-                ))
-            })?;
-            binds::bind_onto(&staged, &target, false)
-                .map_err(|e| runtime(format!("can't bind {}", dst.display()), e))?;
+            binds::mount_onto(&root, &dst, |target| binds::bind_onto(&staged, target)).map_err(
+                |e| match e {
+                    Refused::Destination(_) => Failure::Runtime(format!(
+                        "can't bind: destination not found: {}",
+                        dst.display()
+                    )),
+                    Refused::Mount(e) => runtime(format!("can't bind {}", dst.display()), e),
+                },
+            )?;
         }
     }
     for bind in &plan.binds {
@@ -195,33 +200,40 @@ fn overlay(base: &Path, lower: &Path) -> Result<PathBuf, Failure> {
 
 /// `/tmp`: the host's `$TMPDIR` (or `/tmp`), or a private tmpfs with `-t`.
 fn mount_tmp(plan: &Plan, root: &OwnedFd) -> Result<(), Failure> {
-    let target = match binds::resolve(root, Path::new("/tmp")) {
-        Ok(fd) => fd,
-        Err(Unusable::Missing) if plan.private_tmp => {
-            return Err(Failure::Runtime(
-                "can't mount tmpfs at /tmp: No such file or directory".into(),
-            ))
-        }
-        Err(_) => {
-            return Err(Failure::Runtime(
-                "can't bind: destination not found: /tmp".into(),
-            ))
-        }
-    };
+    let tmp = Path::new("/tmp");
     if plan.private_tmp {
-        mount_tmpfs(&binds::fd_path(&target), "mode=1777")
-            .map_err(|_| Failure::Runtime("can't mount tmpfs at /tmp".into()))
+        binds::mount_onto(root, tmp, |target| tmpfs(target, "mode=1777")).map_err(|e| {
+            Failure::Runtime(match e {
+                Refused::Destination(Unusable::Missing) => {
+                    "can't mount tmpfs at /tmp: No such file or directory".into()
+                }
+                Refused::Destination(_) => "can't bind: destination not found: /tmp".into(),
+                Refused::Mount(_) => "can't mount tmpfs at /tmp".into(),
+            })
+        })
     } else {
-        binds::bind_onto(&plan.host_tmp, &target, false)
-            .map_err(|e| runtime(format!("can't bind {} to /tmp", plan.host_tmp.display()), e))
+        binds::mount_onto(root, tmp, |target| binds::bind_onto(&plan.host_tmp, target)).map_err(
+            |e| match e {
+                Refused::Destination(_) => {
+                    Failure::Runtime("can't bind: destination not found: /tmp".into())
+                }
+                Refused::Mount(e) => {
+                    runtime(format!("can't bind {} to /tmp", plan.host_tmp.display()), e)
+                }
+            },
+        )
     }
 }
 
 /// `--home`: a tmpfs over the image's `/home` holding only `/home/$USER`, the host `$HOME`.
 fn bind_home(root: &OwnedFd, host_home: &Path, user: &str) -> Result<(), Failure> {
-    let home = binds::resolve(root, Path::new("/home"))
-        .map_err(|_| Failure::Runtime("--home failed: no /home in image".into()))?;
-    mount_tmpfs(&binds::fd_path(&home), "mode=0755,size=4m")?;
+    binds::mount_onto(root, Path::new("/home"), |target| {
+        tmpfs(target, "mode=0755,size=4m")
+    })
+    .map_err(|e| match e {
+        Refused::Destination(_) => Failure::Runtime("--home failed: no /home in image".into()),
+        Refused::Mount(e) => runtime("can't mount tmpfs at /home", e),
+    })?;
     let home = binds::resolve(root, Path::new("/home"))
         .map_err(|_| Failure::Runtime("--home failed: can't open /home".into()))?;
     let dir = binds::fd_path(&home).join(user);
