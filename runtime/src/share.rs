@@ -119,23 +119,6 @@ pub fn plan(
         // The FUSE log goes to this run's stderr; a server has none.
         return off("-vv shows this run's own FUSE log", notes);
     }
-    let asked = env(ENV_SWITCH).is_some_and(|v| {
-        ["yes", "1", "on", "true"]
-            .iter()
-            .any(|n| v.trim().eq_ignore_ascii_case(n))
-    });
-    if let Some(var) = JOB_VARIABLES.iter().find(|v| env(v).is_some()) {
-        // Off in a batch job unless asked for: one `srun` step after a sharing one failed
-        // one start in about 20 with ENOENT on a bind into the container while the earlier
-        // step's server lingered (tests/slurm.rs; never with sharing off, 0 in 30), not yet
-        // explained. `--join` shares one mount between a step's ranks.
-        if !asked {
-            return off(
-                &format!("in a batch job ({var}); {ENV_SWITCH}=yes shares"),
-                notes,
-            );
-        }
-    }
     let overflow = crate::join::overflow_uid();
     if ids.0 == overflow || getuid().as_raw() == overflow {
         // A server sees anyone it has no mapping for as this uid (SO_PEERCRED): it could not
@@ -375,6 +358,30 @@ mod tests {
     }
 
     #[test]
+    fn each_step_of_a_batch_job_gets_a_server_of_its_own() {
+        let image = tiny_image();
+        let mut notes = Vec::new();
+        let step = |n: &'static str| {
+            move |name: &str| match name {
+                "SLURM_JOB_ID" => Some("7".to_string()),
+                "SLURM_STEP_ID" => Some(n.to_string()),
+                _ => None,
+            }
+        };
+        let first = plan(&options(), &image, (1, 2), &step("0"), &mut notes)
+            .unwrap()
+            .expect("shares in a batch job");
+        let again = plan(&options(), &image, (1, 2), &step("0"), &mut notes)
+            .unwrap()
+            .unwrap();
+        let next = plan(&options(), &image, (1, 2), &step("1"), &mut notes)
+            .unwrap()
+            .unwrap();
+        assert_eq!(first.entry, again.entry);
+        assert_ne!(first.entry, next.entry);
+    }
+
+    #[test]
     fn a_directory_removed_before_its_lock_means_choose_again_not_give_up() {
         use std::os::unix::fs::DirBuilderExt;
         let base = std::env::temp_dir().join(format!("ch-share-gone-{}", std::process::id()));
@@ -450,24 +457,5 @@ mod tests {
         assert!(plan(&options(), &image, (nobody, 2), &none, &mut notes)
             .unwrap()
             .is_none());
-    }
-
-    #[test]
-    fn a_batch_job_shares_only_when_asked_and_then_per_step() {
-        let image = tiny_image();
-        let mut notes = Vec::new();
-        let job = |name: &str| (name == "SLURM_JOB_ID").then(|| "7".to_string());
-        assert!(plan(&options(), &image, (1, 2), &job, &mut notes)
-            .unwrap()
-            .is_none());
-        let asked = |name: &str| match name {
-            "SLURM_JOB_ID" => Some("7".to_string()),
-            ENV_SWITCH => Some("yes".to_string()),
-            _ => None,
-        };
-        let request = plan(&options(), &image, (1, 2), &asked, &mut notes)
-            .unwrap()
-            .expect("shares when asked");
-        assert!(request.identity.ends_with(" SLURM_JOB_ID 7"));
     }
 }
