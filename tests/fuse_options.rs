@@ -491,6 +491,91 @@ fn a_plain_user_mounts_through_fusermount3_and_unmount_ends_the_daemon() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// The user a plain user's `allow_root` mount must still turn away.
+const OTHER_USER: &str = "chtest2";
+
+#[test]
+fn a_plain_users_allow_root_mount_lets_root_in_and_no_other_user() {
+    if !can_run() {
+        return;
+    }
+    ensure_plain_user();
+    let other = Command::new("id").arg(OTHER_USER).output().unwrap();
+    assert!(
+        other.status.success(),
+        "{OTHER_USER} missing: scripts/setup.sh makes it"
+    );
+    // A plain user's allow_root needs user_allow_other in /etc/fuse.conf, which no test may
+    // set for the machine: the whole scene runs in a mount namespace of its own, where a
+    // fuse.conf saying it is bound over /etc/fuse.conf (fusermount3 reads it there).
+    let dir = scratch_dir("plain-allow-root");
+    let img = dir.join("image.sqfs");
+    std::fs::copy(repo_tiny("tiny-gzip.sqfs"), &img).unwrap();
+    let mnt = dir.join("mnt");
+    std::fs::create_dir_all(&mnt).unwrap();
+    let bin = dir.join("squashfuse-rs");
+    std::fs::copy(built_binary("squashfuse-rs"), &bin).unwrap();
+    let conf = dir.join("fuse.conf");
+    std::fs::write(&conf, "user_allow_other\n").unwrap();
+    for (cmd, args) in [("chown", ["-R", PLAIN_USER]), ("chmod", ["-R", "a+rX"])] {
+        assert!(Command::new(cmd)
+            .args(args)
+            .arg(&dir)
+            .status()
+            .unwrap()
+            .success());
+    }
+    let script = format!(
+        r#"set -u
+mount --bind {conf} /etc/fuse.conf || exit 90
+runuser -u {owner} -- {bin} -o allow_root {img} {mnt} || exit 91
+trap 'runuser -u {owner} -- fusermount3 -u -z {mnt}' EXIT
+echo "options: $(awk '$2 == "{mnt}" {{print $4}}' /proc/self/mounts)"
+echo "root: $(cat {mnt}/hello.txt 2>&1)"
+echo "owner: $(runuser -u {owner} -- cat {mnt}/hello.txt 2>&1)"
+echo "other cat: $(runuser -u {other} -- cat {mnt}/hello.txt 2>&1)"
+echo "other ls: $(runuser -u {other} -- ls {mnt} 2>&1)"
+echo "other stat: $(runuser -u {other} -- stat -c %s {mnt}/hello.txt 2>&1)"
+"#,
+        conf = conf.display(),
+        owner = PLAIN_USER,
+        other = OTHER_USER,
+        bin = bin.display(),
+        img = img.display(),
+        mnt = mnt.display(),
+    );
+    let out = output_within(
+        Command::new("unshare")
+            .args(["--mount", "--propagation", "private", "sh", "-c"])
+            .arg(&script),
+        PATIENCE,
+    );
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let said = |what: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(what))
+            .unwrap_or_else(|| panic!("no {what:?} in: {text} {}", summary(&out)))
+            .to_string()
+    };
+    assert!(out.status.success(), "{}: {text}", summary(&out));
+    let options = said("options: ");
+    assert!(options.split(',').any(|o| o == "allow_other"), "{options}");
+    assert_eq!(said("root: "), "Hello, SquashFS!");
+    assert_eq!(said("owner: "), "Hello, SquashFS!");
+    for what in ["other cat: ", "other ls: ", "other stat: "] {
+        let answer = said(what);
+        assert!(
+            answer.contains("Permission denied"),
+            "allow_root let {OTHER_USER} in: {what}{answer}"
+        );
+    }
+    assert!(
+        !is_mounted(&mnt),
+        "the mount was in the test's namespace only"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 fn repo_tiny(name: &str) -> PathBuf {
     e2e_tests::corpus::repo_root()
         .join("testdata/tiny")
@@ -635,8 +720,8 @@ fn allow_root_lets_root_in_and_turns_other_users_away() {
         return;
     }
     // The kernel lets everyone through (allow_other) and the daemon turns away all but
-    // root and the owner. (A plain user's mount with allow_root, which root would read,
-    // needs user_allow_other in /etc/fuse.conf, which CI does not set.)
+    // root and the owner. (A plain user's mount with allow_root:
+    // `a_plain_users_allow_root_mount_lets_root_in_and_no_other_user`.)
     let img = image("m-gzip");
     let m = FuseMount::new(&img.path, &["allow_root"]).unwrap();
     assert!(std::fs::read(m.dir.join(READABLE)).unwrap() == bytes_in_image(&img.path, READABLE));
