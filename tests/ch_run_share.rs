@@ -30,6 +30,14 @@ const PATIENCE: Duration = Duration::from_secs(30);
 /// A test's own image: the test image's tree with `/marker` holding `text`, owned by the
 /// test user, in the scratch directory.
 fn own_image(s: &Scratch, name: &str, text: &str) -> PathBuf {
+    own_image_with(s, name, |tree| {
+        std::fs::write(tree.join("marker"), text).unwrap()
+    })
+}
+
+/// A test's own image: the test image's tree as `change` leaves it, owned by the test user,
+/// in the scratch directory.
+fn own_image_with(s: &Scratch, name: &str, change: impl FnOnce(&Path)) -> PathBuf {
     let tree = s.dir.join(format!("tree-{name}"));
     let _ = std::fs::remove_dir_all(&tree);
     let status = Command::new("cp")
@@ -39,7 +47,7 @@ fn own_image(s: &Scratch, name: &str, text: &str) -> PathBuf {
         .status()
         .unwrap();
     assert!(status.success());
-    std::fs::write(tree.join("marker"), text).unwrap();
+    change(&tree);
     let image = s.dir.join(format!("{name}.sqfs"));
     e2e_tests::sys::mksquashfs(&tree, &image, &[]);
     std::fs::remove_dir_all(&tree).unwrap();
@@ -222,25 +230,14 @@ fn runs_starting_together_on_a_new_server_all_start() {
     const RUNS: usize = 12;
     const BINDS: usize = 40;
     let s = Scratch::new("share-together");
-    let tree = s.dir.join("tree-together");
-    let _ = std::fs::remove_dir_all(&tree);
-    let status = Command::new("cp")
-        .arg("-a")
-        .arg(&test_image().tree)
-        .arg(&tree)
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let binds: Vec<String> = (0..BINDS)
-        .map(|i| {
+    let image = own_image_with(&s, "together", |tree| {
+        for i in 0..BINDS {
             std::fs::create_dir(tree.join(format!("mnt/b{i:02}"))).unwrap();
-            format!("{}:/mnt/b{i:02}", s.home.display())
-        })
+        }
+    });
+    let binds: Vec<String> = (0..BINDS)
+        .map(|i| format!("{}:/mnt/b{i:02}", s.home.display()))
         .collect();
-    let image = s.dir.join("together.sqfs");
-    e2e_tests::sys::mksquashfs(&tree, &image, &[]);
-    std::fs::remove_dir_all(&tree).unwrap();
-    chown_to_test_user(&image);
     let _servers = Servers(image.clone());
     let mut args: Vec<&str> = Vec::new();
     for bind in &binds {

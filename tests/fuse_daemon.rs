@@ -162,3 +162,28 @@ pub fn bytes_in_image(image: &Path, path: &str) -> Vec<u8> {
         out.extend_from_slice(&buf[..n]);
     }
 }
+
+/// What a plain user's own mount needs, in `dir`: a copy of `image` and of squashfuse-rs
+/// and an empty mount point, all the user's and readable by everyone (fusermount3 and the
+/// daemon run as the user). Returns (image, mount point, binary).
+pub fn plain_user_scene(
+    dir: &Path,
+    image: &Path,
+    user: &str,
+) -> (std::path::PathBuf, std::path::PathBuf, std::path::PathBuf) {
+    let img = dir.join("image.sqfs");
+    std::fs::copy(image, &img).unwrap();
+    let mnt = dir.join("mnt");
+    std::fs::create_dir_all(&mnt).unwrap();
+    let bin = dir.join("squashfuse-rs");
+    std::fs::copy(crate::sys::built_binary("squashfuse-rs"), &bin).unwrap();
+    for (cmd, args) in [("chown", ["-R", user]), ("chmod", ["-R", "a+rX"])] {
+        assert!(Command::new(cmd)
+            .args(args)
+            .arg(dir)
+            .status()
+            .unwrap()
+            .success());
+    }
+    (img, mnt, bin)
+}

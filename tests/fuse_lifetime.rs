@@ -11,8 +11,8 @@ use std::time::Duration;
 
 use e2e_tests::corpus::images;
 use e2e_tests::fuse_daemon::{
-    bytes_in_image, fuse_servers, is_running, output_within, send_signal, serving_daemon,
-    wait_for_exit, wait_until, PATIENCE,
+    bytes_in_image, fuse_servers, is_running, output_within, plain_user_scene, send_signal,
+    serving_daemon, wait_for_exit, wait_until, PATIENCE,
 };
 use e2e_tests::sys::{built_binary, is_mounted};
 
@@ -224,20 +224,7 @@ fn a_plain_users_mount_is_detached_through_fusermount3_and_its_reader_reads_on()
     }
     // Everything the user touches is theirs: a copy of the binary and the image.
     let dir = scratch_dir("plain-user");
-    let img = dir.join("image.sqfs");
-    std::fs::copy(tiny("tiny-gzip.sqfs"), &img).unwrap();
-    let bin = dir.join("squashfuse-rs");
-    std::fs::copy(built_binary("squashfuse-rs"), &bin).unwrap();
-    let mnt = dir.join("mnt");
-    std::fs::create_dir_all(&mnt).unwrap();
-    for (cmd, args) in [("chown", ["-R", PLAIN_USER]), ("chmod", ["-R", "755"])] {
-        assert!(Command::new(cmd)
-            .args(args)
-            .arg(&dir)
-            .status()
-            .unwrap()
-            .success());
-    }
+    let (img, mnt, bin) = plain_user_scene(&dir, &tiny("tiny-gzip.sqfs"), PLAIN_USER);
     let out = output_within(
         Command::new("runuser")
             .args(["-u", PLAIN_USER, "--"])

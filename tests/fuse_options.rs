@@ -11,8 +11,8 @@ use std::time::{Duration, Instant};
 
 use e2e_tests::corpus::images;
 use e2e_tests::fuse_daemon::{
-    bytes_in_image, fuse_servers, is_running, output_within, processes_naming, send_signal,
-    serving_daemon, wait_for_exit, wait_until, PATIENCE,
+    bytes_in_image, fuse_servers, is_running, output_within, plain_user_scene, processes_naming,
+    send_signal, serving_daemon, wait_for_exit, wait_until, PATIENCE,
 };
 use e2e_tests::snapshot::{compare, from_dir, Ignore};
 use e2e_tests::sys::{built_binary, fuse_available, is_mounted, is_root, FuseMount, LoopMount};
@@ -432,24 +432,7 @@ fn a_plain_user_mounts_through_fusermount3_and_unmount_ends_the_daemon() {
     ensure_plain_user();
     // Everything the user touches must be theirs or world-readable: a scratch dir under /tmp.
     let dir = scratch_dir("plain-user");
-    let img = dir.join("image.sqfs");
-    std::fs::copy(repo_tiny("tiny-gzip.sqfs"), &img).unwrap();
-    let mnt = dir.join("mnt");
-    std::fs::create_dir_all(&mnt).unwrap();
-    let bin = dir.join("squashfuse-rs");
-    std::fs::copy(built_binary("squashfuse-rs"), &bin).unwrap();
-    assert!(Command::new("chown")
-        .args(["-R", PLAIN_USER])
-        .arg(&dir)
-        .status()
-        .unwrap()
-        .success());
-    assert!(Command::new("chmod")
-        .args(["755"])
-        .arg(&dir)
-        .status()
-        .unwrap()
-        .success());
+    let (img, mnt, bin) = plain_user_scene(&dir, &repo_tiny("tiny-gzip.sqfs"), PLAIN_USER);
 
     let out = Command::new("runuser")
         .args(["-u", PLAIN_USER, "--"])
@@ -509,22 +492,9 @@ fn a_plain_users_allow_root_mount_lets_root_in_and_no_other_user() {
     // set for the machine: the whole scene runs in a mount namespace of its own, where a
     // fuse.conf saying it is bound over /etc/fuse.conf (fusermount3 reads it there).
     let dir = scratch_dir("plain-allow-root");
-    let img = dir.join("image.sqfs");
-    std::fs::copy(repo_tiny("tiny-gzip.sqfs"), &img).unwrap();
-    let mnt = dir.join("mnt");
-    std::fs::create_dir_all(&mnt).unwrap();
-    let bin = dir.join("squashfuse-rs");
-    std::fs::copy(built_binary("squashfuse-rs"), &bin).unwrap();
     let conf = dir.join("fuse.conf");
     std::fs::write(&conf, "user_allow_other\n").unwrap();
-    for (cmd, args) in [("chown", ["-R", PLAIN_USER]), ("chmod", ["-R", "a+rX"])] {
-        assert!(Command::new(cmd)
-            .args(args)
-            .arg(&dir)
-            .status()
-            .unwrap()
-            .success());
-    }
+    let (img, mnt, bin) = plain_user_scene(&dir, &repo_tiny("tiny-gzip.sqfs"), PLAIN_USER);
     let script = format!(
         r#"set -u
 mount --bind {conf} /etc/fuse.conf || exit 90
