@@ -12,7 +12,8 @@
 //! as mksquashfs and sqfs pack before it kept its encoder), `xz-kept` (one lzma_stream
 //! re-initialised per block, as sqfs pack now), `zstd:LEVEL[,K=V...]` with K one of S
 //! (searchLog), T (targetLength), m (minMatch), C (chainLog), H (hashLog), W (windowLog),
-//! B (block splitter: 1 on, 2 off).
+//! B (block splitter: 1 on, 2 off), s (strategy: 5 lazy2, 6 btlazy2, 7 btopt, 8 btultra,
+//! 9 btultra2).
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -140,6 +141,13 @@ fn zstd_compressor(config: &str) -> zstd::bulk::Compressor<'static> {
             "C" => CParameter::ChainLog(v),
             "H" => CParameter::HashLog(v),
             "W" => CParameter::WindowLog(v),
+            "s" => CParameter::Strategy(match v {
+                6 => zstd::zstd_safe::Strategy::ZSTD_btlazy2,
+                7 => zstd::zstd_safe::Strategy::ZSTD_btopt,
+                8 => zstd::zstd_safe::Strategy::ZSTD_btultra,
+                9 => zstd::zstd_safe::Strategy::ZSTD_btultra2,
+                _ => zstd::zstd_safe::Strategy::ZSTD_lazy2,
+            }),
             "B" => CParameter::UseBlockSplitter(if v == 1 {
                 ParamSwitch::Enable
             } else {
