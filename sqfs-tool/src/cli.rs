@@ -275,28 +275,7 @@ pub fn one_line(error: &clap::Error) -> String {
             names.join(", ")
         );
     }
-    let text = error.to_string();
-    let mut message = String::new();
-    let mut usage = None;
-    for line in text.lines().map(str::trim).filter(|l| !l.is_empty()) {
-        if let Some(u) = line.strip_prefix("Usage: ") {
-            usage = Some(u.to_string());
-        } else if line.starts_with("For more information") {
-            continue;
-        } else if message.is_empty() {
-            message = line.strip_prefix("error: ").unwrap_or(line).to_string();
-        } else if message.ends_with(':') {
-            message = format!("{message} {line}");
-        } else if let Some(tip) = line.strip_prefix("tip: ") {
-            message = format!("{message}; {tip}");
-        } else {
-            message = format!("{message}, {line}");
-        }
-    }
-    match usage {
-        Some(usage) => format!("{message} (usage: {usage})"),
-        None => message,
-    }
+    clap_oneline::one_line(error)
 }
 
 #[cfg(test)]
