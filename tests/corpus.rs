@@ -132,6 +132,11 @@ pub fn repo_root() -> PathBuf {
         .to_path_buf()
 }
 
+/// A committed image of testdata/tiny.
+pub fn tiny(name: &str) -> PathBuf {
+    repo_root().join("testdata/tiny").join(name)
+}
+
 /// As root, builds the corpus if it is out of date (once per test process; the script does
 /// nothing for an up-to-date corpus), and returns its images. Building needs root: files
 /// with 2100 owners and device nodes; a plain user gets the corpus root built last. Panics

@@ -187,3 +187,23 @@ pub fn plain_user_scene(
     }
     (img, mnt, bin)
 }
+
+/// The unprivileged user CI creates (`scripts/setup.sh`); made by `ensure_plain_user` when
+/// missing.
+pub const PLAIN_USER: &str = "chtest";
+
+pub fn ensure_plain_user() {
+    let exists = Command::new("id")
+        .arg(PLAIN_USER)
+        .output()
+        .unwrap()
+        .status
+        .success();
+    if !exists {
+        assert!(Command::new("useradd")
+            .args(["--create-home", PLAIN_USER])
+            .status()
+            .unwrap()
+            .success());
+    }
+}

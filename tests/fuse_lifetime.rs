@@ -9,10 +9,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use e2e_tests::corpus::images;
+use e2e_tests::corpus::{images, tiny};
 use e2e_tests::fuse_daemon::{
-    bytes_in_image, fuse_servers, is_running, output_within, plain_user_scene, send_signal,
-    serving_daemon, wait_for_exit, wait_until, PATIENCE,
+    bytes_in_image, ensure_plain_user, fuse_servers, is_running, output_within, plain_user_scene,
+    send_signal, serving_daemon, wait_for_exit, wait_until, PATIENCE, PLAIN_USER,
 };
 use e2e_tests::sys::{built_binary, is_mounted};
 
@@ -29,12 +29,6 @@ fn image(name: &str) -> PathBuf {
         .unwrap_or_else(|| panic!("{name} in the corpus"))
         .path
         .clone()
-}
-
-fn tiny(name: &str) -> PathBuf {
-    e2e_tests::corpus::repo_root()
-        .join("testdata/tiny")
-        .join(name)
 }
 
 fn scratch_dir(tag: &str) -> PathBuf {
@@ -187,9 +181,6 @@ fn tail_f_keeps_its_file_across_sigterm() {
     let _ = std::fs::remove_dir(&dir);
 }
 
-/// The unprivileged user CI creates (`.ci/run`).
-const PLAIN_USER: &str = "chtest";
-
 /// A reader running as the plain user: it opens `file`, says "opened", waits for a line on
 /// its stdin, then copies the file to its stdout.
 fn user_reader(file: &Path) -> Child {
@@ -209,19 +200,7 @@ fn a_plain_users_mount_is_detached_through_fusermount3_and_its_reader_reads_on()
     if !can_run() {
         return;
     }
-    let exists = Command::new("id")
-        .arg(PLAIN_USER)
-        .output()
-        .unwrap()
-        .status
-        .success();
-    if !exists {
-        assert!(Command::new("useradd")
-            .args(["--create-home", PLAIN_USER])
-            .status()
-            .unwrap()
-            .success());
-    }
+    ensure_plain_user();
     // Everything the user touches is theirs: a copy of the binary and the image.
     let dir = scratch_dir("plain-user");
     let (img, mnt, bin) = plain_user_scene(&dir, &tiny("tiny-gzip.sqfs"), PLAIN_USER);

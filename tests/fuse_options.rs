@@ -9,10 +9,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use e2e_tests::corpus::images;
+use e2e_tests::corpus::{images, tiny};
 use e2e_tests::fuse_daemon::{
-    bytes_in_image, fuse_servers, is_running, output_within, plain_user_scene, processes_naming,
-    send_signal, serving_daemon, wait_for_exit, wait_until, PATIENCE,
+    bytes_in_image, ensure_plain_user, fuse_servers, is_running, output_within, plain_user_scene,
+    processes_naming, send_signal, serving_daemon, wait_for_exit, wait_until, PATIENCE, PLAIN_USER,
 };
 use e2e_tests::snapshot::{compare, from_dir, Ignore};
 use e2e_tests::sys::{built_binary, fuse_available, is_mounted, is_root, FuseMount, LoopMount};
@@ -405,25 +405,6 @@ fn inode_numbers_and_hard_links_match_the_kernel() {
     }
 }
 
-/// The unprivileged user CI creates (`.ci/run`); made here when missing.
-const PLAIN_USER: &str = "chtest";
-
-fn ensure_plain_user() {
-    let exists = Command::new("id")
-        .arg(PLAIN_USER)
-        .output()
-        .unwrap()
-        .status
-        .success();
-    if !exists {
-        assert!(Command::new("useradd")
-            .args(["--create-home", PLAIN_USER])
-            .status()
-            .unwrap()
-            .success());
-    }
-}
-
 #[test]
 fn a_plain_user_mounts_through_fusermount3_and_unmount_ends_the_daemon() {
     if !can_run() {
@@ -432,7 +413,7 @@ fn a_plain_user_mounts_through_fusermount3_and_unmount_ends_the_daemon() {
     ensure_plain_user();
     // Everything the user touches must be theirs or world-readable: a scratch dir under /tmp.
     let dir = scratch_dir("plain-user");
-    let (img, mnt, bin) = plain_user_scene(&dir, &repo_tiny("tiny-gzip.sqfs"), PLAIN_USER);
+    let (img, mnt, bin) = plain_user_scene(&dir, &tiny("tiny-gzip.sqfs"), PLAIN_USER);
 
     let out = Command::new("runuser")
         .args(["-u", PLAIN_USER, "--"])
@@ -494,7 +475,7 @@ fn a_plain_users_allow_root_mount_lets_root_in_and_no_other_user() {
     let dir = scratch_dir("plain-allow-root");
     let conf = dir.join("fuse.conf");
     std::fs::write(&conf, "user_allow_other\n").unwrap();
-    let (img, mnt, bin) = plain_user_scene(&dir, &repo_tiny("tiny-gzip.sqfs"), PLAIN_USER);
+    let (img, mnt, bin) = plain_user_scene(&dir, &tiny("tiny-gzip.sqfs"), PLAIN_USER);
     let script = format!(
         r#"set -u
 mount --bind {conf} /etc/fuse.conf || exit 90
@@ -544,12 +525,6 @@ echo "other stat: $(runuser -u {other} -- stat -c %s {mnt}/hello.txt 2>&1)"
         "the mount was in the test's namespace only"
     );
     let _ = std::fs::remove_dir_all(&dir);
-}
-
-fn repo_tiny(name: &str) -> PathBuf {
-    e2e_tests::corpus::repo_root()
-        .join("testdata/tiny")
-        .join(name)
 }
 
 /// The /proc/mounts fields of the mount on top at `dir`: source, type, options.
@@ -980,7 +955,7 @@ fn auto_unmount_takes_away_the_mount_of_a_killed_daemon() {
     // Everything the plain user touches is theirs: a copy of the binary and an image.
     let dir = scratch_dir("auto-unmount");
     let img = dir.join("image.sqfs");
-    std::fs::copy(repo_tiny("tiny-gzip.sqfs"), &img).unwrap();
+    std::fs::copy(tiny("tiny-gzip.sqfs"), &img).unwrap();
     let bin = dir.join("squashfuse-rs");
     std::fs::copy(built_binary("squashfuse-rs"), &bin).unwrap();
     let mnt = dir.join("mnt");

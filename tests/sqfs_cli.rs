@@ -4,12 +4,8 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use e2e_tests::corpus::repo_root;
+use e2e_tests::corpus::tiny;
 use e2e_tests::sys::built_binary;
-
-fn tiny(name: &str) -> PathBuf {
-    repo_root().join("testdata/tiny").join(name)
-}
 
 fn sqfs(args: &[&str]) -> (bool, String, String) {
     let out = Command::new(built_binary("sqfs"))
