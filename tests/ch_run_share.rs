@@ -1069,3 +1069,70 @@ fn each_host_starts_its_own_server() {
     assert_eq!(servers_of(&image).len(), 2, "{:?}", servers_of(&image));
     s.assert_clean();
 }
+
+/// What an earlier version, whose directory had no host name (`/var/tmp/$USER.ch/ch-run-share`),
+/// left in it: a dead socket of a server that was killed, and one another node's server of
+/// that version listens on (the directory may be shared). A run of this version neither uses
+/// nor removes them.
+#[test]
+fn an_earlier_versions_directory_is_left_alone() {
+    if !can_run_containers() || !e2e_tests::skip::needs(&[e2e_tests::skip::Need::Root]) {
+        return;
+    }
+    let s = Scratch::new("share-earlier");
+    let image = own_image(&s, "earlier", "upgraded");
+    let _servers = Servers(image.clone());
+    // A user name of the test's own: its directory in /var/tmp is the test's alone.
+    let user = format!("chshare-earlier-{}", std::process::id());
+    let storage = PathBuf::from(format!("/var/tmp/{user}.ch"));
+    let earlier = storage.join("ch-run-share");
+    std::fs::create_dir_all(&earlier).unwrap();
+    std::fs::set_permissions(
+        &earlier,
+        std::os::unix::fs::PermissionsExt::from_mode(0o700),
+    )
+    .unwrap();
+    let dead = earlier.join(format!("img-{:032x}", 1));
+    let live = earlier.join(format!("img-{:032x}", 2));
+    drop(std::os::unix::net::UnixListener::bind(&dead).unwrap());
+    let _listener = std::os::unix::net::UnixListener::bind(&live).unwrap();
+    for path in [&storage, &earlier, &dead, &live] {
+        chown_to_test_user(path);
+    }
+    let out = s.run_env(
+        &[
+            "-v",
+            "-m",
+            &s.mnt_arg(),
+            &arg(&image),
+            "--",
+            "cat",
+            "/marker",
+        ],
+        &[LINGER, ("USER", &user)],
+    );
+    let left: Vec<_> = std::fs::read_dir(&earlier)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name())
+        .collect();
+    for (pid, _) in servers_of(&image) {
+        kill(pid);
+    }
+    let _ = std::fs::remove_dir_all(&storage);
+    assert_eq!((out.code, out.stdout.as_str()), (0, "upgraded"), "{out:?}");
+    assert!(
+        out.stderr.contains("share: starting an image server"),
+        "{out:?}"
+    );
+    for socket in [&dead, &live] {
+        assert!(
+            left.iter()
+                .any(|name| Some(name.as_os_str()) == socket.file_name()),
+            "{} removed: {left:?} left",
+            socket.display()
+        );
+    }
+    assert!(!socket_said(&out).starts_with(&earlier), "{out:?}");
+    s.assert_clean();
+}
