@@ -93,10 +93,13 @@ fn start_peer(s: &Scratch, i: usize, count: usize, tag: &str, env: &[(&str, &str
 
 /// The arguments of peer `i` (see `start_peers`).
 fn peer_args(s: &Scratch, i: usize, count: usize, tag: &str) -> Vec<String> {
+    // Mounts of this image only: another program's FUSE mount under /dev (bound in) is none
+    // of the group's.
     let script = format!(
-        "readlink /proc/self/ns/mnt; grep -c fuse.squashfuse /proc/mounts; \
+        "readlink /proc/self/ns/mnt; grep -c '^{image} [^ ]* fuse.squashfuse ' /proc/mounts; \
          touch /tmp/ready-{i}; while [ ! -e /tmp/go-{i} ]; do sleep 0.02; done; \
-         sha256sum /data/big; exit {i}"
+         sha256sum /data/big; exit {i}",
+        image = test_image().sqfs_arg()
     );
     [
         "-v".to_string(),
@@ -722,6 +725,7 @@ fn nodes_sharing_tmp_keep_to_their_own_groups() {
         );
         let lines: Vec<&str> = stdout.lines().collect();
         assert_eq!(lines.len(), 3, "rank {i}: {stdout} {stderr}");
+        assert_eq!(lines[1], "1", "rank {i} sees more than one FUSE mount");
         assert!(
             lines[2].starts_with(&test_image().big_sha256),
             "rank {i}: {stdout}"
