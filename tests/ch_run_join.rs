@@ -10,7 +10,8 @@ use std::sync::RwLock;
 use std::time::{Duration, Instant};
 
 use e2e_tests::container::{
-    can_run_containers, test_image, test_uid, wait_for_file, wait_for_line, Scratch,
+    can_run_containers, escaped_host_name, test_image, test_uid, wait_for_file, wait_for_line,
+    Scratch,
 };
 
 /// The second unprivileged user, who attacks the test user's groups.
@@ -33,7 +34,16 @@ fn exclusive() -> std::sync::RwLockWriteGuard<'static, ()> {
 
 /// Where the test user's groups meet when nobody is in the way.
 fn group_dir() -> PathBuf {
-    PathBuf::from(format!("/tmp/ch-run-join.{}", test_uid()))
+    PathBuf::from(format!(
+        "/tmp/ch-run-join.{}.{}",
+        test_uid(),
+        escaped_host_name()
+    ))
+}
+
+/// The test user's group directory in a runtime directory (`XDG_RUNTIME_DIR`).
+fn runtime_group_dir(xdg: &Path) -> PathBuf {
+    xdg.join(format!("ch-run-join.{}", escaped_host_name()))
 }
 
 /// The socket of group `tag` in directory `dir`.
@@ -76,21 +86,34 @@ fn start_peers(s: &Scratch, n: usize, count: usize, tag: &str, env: &[(&str, &st
 }
 
 fn start_peer(s: &Scratch, i: usize, count: usize, tag: &str, env: &[(&str, &str)]) -> Child {
-    let image = test_image().sqfs_arg();
-    let mnt = s.mnt_arg();
-    let count = format!("--join-ct={count}");
-    let tag = format!("--join-tag={tag}");
+    let args = peer_args(s, i, count, tag);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    s.spawn(&args, env)
+}
+
+/// The arguments of peer `i` (see `start_peers`).
+fn peer_args(s: &Scratch, i: usize, count: usize, tag: &str) -> Vec<String> {
+    // Mounts of this image only: another program's FUSE mount under /dev (bound in) is none
+    // of the group's.
     let script = format!(
-        "readlink /proc/self/ns/mnt; grep -c fuse.squashfuse /proc/mounts; \
+        "readlink /proc/self/ns/mnt; grep -c '^{image} [^ ]* fuse.squashfuse ' /proc/mounts; \
          touch /tmp/ready-{i}; while [ ! -e /tmp/go-{i} ]; do sleep 0.02; done; \
-         sha256sum /data/big; exit {i}"
+         sha256sum /data/big; exit {i}",
+        image = test_image().sqfs_arg()
     );
-    s.spawn(
-        &[
-            "-v", "-m", &mnt, &count, &tag, &image, "--", "sh", "-c", &script,
-        ],
-        env,
-    )
+    [
+        "-v".to_string(),
+        "-m".to_string(),
+        s.mnt_arg(),
+        format!("--join-ct={count}"),
+        format!("--join-tag={tag}"),
+        test_image().sqfs_arg(),
+        "--".to_string(),
+        "sh".to_string(),
+        "-c".to_string(),
+        script,
+    ]
+    .to_vec()
 }
 
 fn start_group(s: &Scratch, n: usize, tag: &str) -> Vec<Child> {
@@ -426,7 +449,7 @@ struct Squatter {
 
 const SQUAT: &str = r#"
 import os, socket, sys
-uid, xdg, home, tags = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4:]
+uid, xdg, home, host, tags = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4], sys.argv[5:]
 held = []
 def listen(name):
     s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
@@ -439,13 +462,12 @@ def squat(d):
     for t in tags:
         listen(f"{d}/tag-{t}")
         os.chmod(f"{d}/tag-{t}", 0o777)
-squat(f"/tmp/ch-run-join.{uid}")
+squat(f"/tmp/ch-run-join.{uid}.{host}")
 os.mkdir(xdg)
 os.chmod(xdg, 0o777)
-squat(f"{xdg}/ch-run-join")
+squat(f"{xdg}/ch-run-join.{host}")
 for t in tags:
     listen(f"\0ch-run-join/{uid}/{t}")
-host = open("/proc/sys/kernel/hostname").read().strip()
 try:
     os.mkdir(f"{home}/.ch-run-join.{host}")
     print("made one in home", flush=True)
@@ -462,6 +484,7 @@ impl Squatter {
             .arg(test_uid().to_string())
             .arg(xdg)
             .arg(home)
+            .arg(escaped_host_name())
             .args(tags)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -483,7 +506,7 @@ impl Squatter {
     /// What it holds is still its own, as it made it: nothing was removed, taken or added.
     fn assert_untouched(&self) {
         let other = owner(&self.dirs[1]);
-        for dir in [self.dirs[0].clone(), self.dirs[1].join("ch-run-join")] {
+        for dir in [self.dirs[0].clone(), runtime_group_dir(&self.dirs[1])] {
             assert_eq!(owner(&dir), other, "{}", dir.display());
             let mut found: Vec<String> = std::fs::read_dir(&dir)
                 .unwrap()
@@ -531,7 +554,7 @@ fn squatted_group_forms_quickly(n: usize) {
     assert!(took < QUICK, "the group took {took:?} to form");
     let home = s.home.to_string_lossy().into_owned();
     for (i, err) in finished.stderr.iter().enumerate() {
-        for passed_over in [group_dir(), xdg.join("ch-run-join")] {
+        for passed_over in [group_dir(), runtime_group_dir(&xdg)] {
             let warning = format!("warning: join: not using {}", passed_over.display());
             assert!(
                 err.contains(&warning),
@@ -632,7 +655,7 @@ fn a_private_runtime_directory_is_used_and_left_empty() {
     let finished = finish_group(&s, peers.into_iter().map(Some).collect(), &[1, 0]);
     let used = format!(
         "join: peer group socket: {}",
-        socket_in(&xdg.join("ch-run-join"), &tag).display()
+        socket_in(&runtime_group_dir(&xdg), &tag).display()
     );
     for err in &finished.stderr {
         assert!(err.contains(&used), "{err}");
@@ -644,4 +667,96 @@ fn a_private_runtime_directory_is_used_and_left_empty() {
         .map(|e| e.path())
         .collect();
     assert!(left.is_empty(), "left in XDG_RUNTIME_DIR: {left:?}");
+}
+
+/// Peer `i` of a group of `count` on the simulated node `host` (`Scratch::command_on_host`:
+/// this machine's `/tmp`, a host name of its own).
+fn start_peer_on(s: &Scratch, host: &str, i: usize, count: usize, tag: &str) -> Child {
+    let args = peer_args(s, i, count, tag);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    s.command_on_host(host, &args, &[])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+/// Two nodes whose `/tmp` is one shared file system, and a step with two ranks on each: one
+/// user, one tag, one directory. Each node's ranks form a container of their own. (On two
+/// kernels a connect to the other node's socket is refused, and each node took the other's
+/// live socket for a dead one and replaced it; on one kernel, as here, it succeeds and the
+/// groups mix.)
+#[test]
+fn nodes_sharing_tmp_keep_to_their_own_groups() {
+    if !can_run_containers() || !e2e_tests::skip::needs(&[e2e_tests::skip::Need::Root]) {
+        return;
+    }
+    let _together = shared();
+    let s = Scratch::new("joinhosts");
+    let pid = std::process::id();
+    let hosts = [format!("nodeA-{pid}"), format!("nodeB-{pid}")];
+    let tag = format!("hosts-{pid}");
+    // Rank i runs on hosts[i % 2]. Node A's first rank is waiting for its peer, its socket
+    // open, when node B's first rank arrives; then the second rank of each comes.
+    let host_of = |i: usize| hosts[i % 2].as_str();
+    let mut peers = Vec::new();
+    for i in 0..2 {
+        let mut peer = vec![start_peer_on(&s, host_of(i), i, 2, &tag)];
+        wait_for_running(&s, &mut peer, i);
+        peers.extend(peer);
+    }
+    let mut second: Vec<Child> = (2..4)
+        .map(|i| start_peer_on(&s, host_of(i), i, 2, &tag))
+        .collect();
+    wait_for_running(&s, &mut second, 2);
+    peers.extend(second);
+    for i in 0..4 {
+        std::fs::write(s.tmp.join(format!("go-{i}")), "").unwrap();
+    }
+    let (mut namespaces, mut stderrs) = (Vec::new(), Vec::new());
+    for (i, peer) in peers.into_iter().enumerate() {
+        let out = peer.wait_with_output().unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(
+            out.status.code(),
+            Some(i as i32),
+            "rank {i}: {stdout} {stderr}"
+        );
+        let lines: Vec<&str> = stdout.lines().collect();
+        assert_eq!(lines.len(), 3, "rank {i}: {stdout} {stderr}");
+        assert_eq!(lines[1], "1", "rank {i} sees more than one FUSE mount");
+        assert!(
+            lines[2].starts_with(&test_image().big_sha256),
+            "rank {i}: {stdout}"
+        );
+        namespaces.push(lines[0].to_string());
+        stderrs.push(stderr.into_owned());
+    }
+    assert!(
+        namespaces[0] == namespaces[2]
+            && namespaces[1] == namespaces[3]
+            && namespaces[0] != namespaces[1],
+        "ranks 0 and 2 on {}, 1 and 3 on {}, in mount namespaces {namespaces:?}",
+        hosts[0],
+        hosts[1]
+    );
+    // Each node met in a directory named for it.
+    for (i, stderr) in stderrs.iter().enumerate() {
+        let own = format!(".{}/tag-{tag}", host_of(i));
+        assert!(
+            stderr.contains("join: peer group socket: ") && stderr.contains(&own),
+            "rank {i} on {} did not meet at …{own}: {stderr}",
+            host_of(i)
+        );
+    }
+    for entry in std::fs::read_dir(&s.tmp).unwrap().flatten() {
+        std::fs::remove_file(entry.path()).unwrap();
+    }
+    s.assert_clean();
+    // Each group left nothing.
+    for host in &hosts {
+        let dir = PathBuf::from(format!("/tmp/ch-run-join.{}.{host}", test_uid()));
+        assert!(!dir.exists(), "{} left behind", dir.display());
+    }
 }

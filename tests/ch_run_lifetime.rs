@@ -318,7 +318,8 @@ fn a_signal_during_setup_ends_everything() {
     // test user's group meets (runtime/src/join/rendezvous.rs).
     let tag = format!("stuck-{}", std::process::id());
     let uid = e2e_tests::container::test_uid();
-    let group_dir = format!("/tmp/ch-run-join.{uid}");
+    let host = e2e_tests::container::escaped_host_name();
+    let group_dir = format!("/tmp/ch-run-join.{uid}.{host}");
     let socket = format!("{group_dir}/tag-{tag}");
     let listener = format!(
         "import os,socket,time\nos.makedirs('{group_dir}', 0o700, exist_ok=True)\ns=socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)\ns.bind('{socket}')\ns.listen(8)\nopen('{}/listening','w').close()\ntime.sleep(60)\n",

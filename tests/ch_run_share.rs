@@ -17,8 +17,8 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use e2e_tests::container::{
-    can_run_containers, live_processes, test_image, test_uid, user_name, Outcome, Scratch,
-    TEST_USER,
+    can_run_containers, escaped_host_name, live_processes, test_image, test_uid, user_name,
+    Outcome, Scratch, TEST_USER,
 };
 
 /// Long enough that a server never leaves on its own during a test that doesn't want it to.
@@ -139,9 +139,14 @@ fn root_device_and_marker(s: &Scratch, image: &Path, env: &[(&str, &str)]) -> (S
     (dev, marker)
 }
 
-/// Where the test user's servers listen: in ch-run's own directory.
+/// Where the test user's servers listen: in ch-run's own directory, this host's.
 fn socket_dir() -> PathBuf {
-    PathBuf::from(format!("/var/tmp/{}.ch/ch-run-share", user_name()))
+    PathBuf::from(format!("/var/tmp/{}.ch", user_name())).join(socket_dir_name())
+}
+
+/// The name of this host's server directory in ch-run's own.
+fn socket_dir_name() -> String {
+    format!("ch-run-share.{}", escaped_host_name())
 }
 
 /// The name of server `pid`'s socket (an argument on its command line).
@@ -594,7 +599,7 @@ fn a_server_whose_directory_was_removed_still_leaves() {
     );
     e2e_tests::container::wait_for_file(&s.tmp.join("running"));
     assert_eq!(servers_of(&image).len(), 1);
-    assert!(storage.join("ch-run-share").exists());
+    assert!(storage.join(socket_dir_name()).exists());
     std::fs::remove_dir_all(&storage).unwrap();
     std::fs::write(s.tmp.join("go"), "").unwrap();
     assert!(child.wait().unwrap().success());
@@ -913,7 +918,7 @@ fn a_symlink_squatting_the_users_var_tmp_directory_is_not_followed() {
     std::fs::remove_file(&storage).unwrap();
     assert_eq!((out.code, out.stdout.as_str()), (0, "squatted"), "{out:?}");
     assert!(
-        !elsewhere.join("ch-run-share").exists(),
+        std::fs::read_dir(&elsewhere).unwrap().next().is_none(),
         "followed {}: {out:?}",
         storage.display()
     );
@@ -922,5 +927,212 @@ fn a_symlink_squatting_the_users_var_tmp_directory_is_not_followed() {
             .contains(&format!("not using {}", storage.display())),
         "{out:?}"
     );
+    s.assert_clean();
+}
+
+/// `ch-run ARGS` on the simulated node `host` (`Scratch::command_on_host`: this machine's
+/// `/var/tmp` and `/tmp`, a host name of its own).
+fn run_on(s: &Scratch, host: &str, args: &[&str], env: &[(&str, &str)]) -> Outcome {
+    Outcome::from(s.command_on_host(host, args, env).output().unwrap())
+}
+
+/// Where a run said (`-v`) its image server's socket is.
+fn socket_said(out: &Outcome) -> PathBuf {
+    const SAID: &str = "share: image server socket: ";
+    out.stderr
+        .lines()
+        .find_map(|l| l.split_once(SAID).map(|(_, path)| PathBuf::from(path)))
+        .unwrap_or_else(|| panic!("no {SAID}…: {out:?}"))
+}
+
+/// Asserts that `socket` is there and nobody listens on it.
+fn assert_dead(socket: &Path, what: &str) {
+    let err = std::os::unix::net::UnixStream::connect(socket).unwrap_err();
+    assert_eq!(
+        err.raw_os_error(),
+        Some(libc::ECONNREFUSED),
+        "{what}: {}: {err}",
+        socket.display()
+    );
+}
+
+/// The sockets of simulated hosts' servers, as (socket, host): removed at the end, with their
+/// directory if it is the host's own (nobody on that host comes back to remove them).
+struct HostSockets(Vec<(PathBuf, String)>);
+
+impl Drop for HostSockets {
+    fn drop(&mut self) {
+        for (socket, host) in &self.0 {
+            let _ = std::fs::remove_file(socket);
+            if let Some(dir) = socket.parent() {
+                if dir.to_string_lossy().ends_with(host.as_str()) {
+                    let _ = std::fs::remove_dir_all(dir);
+                }
+            }
+        }
+    }
+}
+
+/// Nodes whose `/var/tmp` is one shared file system: a socket of node B's, dead (its server
+/// was killed, as a batch job's end kills it), is not node A's to remove: from node A every
+/// socket of node B's refuses connections, live or dead.
+#[test]
+fn a_run_starting_a_server_leaves_other_hosts_sockets_alone() {
+    if !can_run_containers() || !e2e_tests::skip::needs(&[e2e_tests::skip::Need::Root]) {
+        return;
+    }
+    let s = Scratch::new("share-otherhost");
+    let theirs = own_image(&s, "theirs", "node B");
+    let ours = own_image(&s, "ours", "node A");
+    let mut sockets = HostSockets(Vec::new());
+    let _servers = (Servers(theirs.clone()), Servers(ours.clone()));
+    let pid = std::process::id();
+    let (a, b) = (format!("nodeA-{pid}"), format!("nodeB-{pid}"));
+    let out = run_on(
+        &s,
+        &b,
+        &["-v", &arg(&theirs), "--", "cat", "/marker"],
+        &[LINGER],
+    );
+    assert_eq!((out.code, out.stdout.as_str()), (0, "node B"), "{out:?}");
+    let dead = socket_said(&out);
+    sockets.0.push((dead.clone(), b.clone()));
+    let killed = pids(&servers_of(&theirs));
+    assert_eq!(killed.len(), 1, "{killed:?}");
+    kill(killed[0]);
+    wait_until("node B's server is gone", || servers_of(&theirs).is_empty());
+    assert_dead(
+        &dead,
+        "node B's killed server left no dead socket: nothing to test",
+    );
+    let out = run_on(
+        &s,
+        &a,
+        &["-v", &arg(&ours), "--", "cat", "/marker"],
+        &[LINGER],
+    );
+    assert_eq!((out.code, out.stdout.as_str()), (0, "node A"), "{out:?}");
+    assert!(
+        out.stderr.contains("share: starting an image server"),
+        "{out:?}"
+    );
+    sockets.0.push((socket_said(&out), a.clone()));
+    assert_eq!(servers_of(&ours).len(), 1);
+    assert_dead(&dead, "node A's run removed node B's socket");
+    s.assert_clean();
+}
+
+/// Nodes whose `/var/tmp` is one shared file system: each has a server of its own for an
+/// image (a server on one node is of no use on another), and its runs find their own.
+#[test]
+fn each_host_starts_its_own_server() {
+    if !can_run_containers() || !e2e_tests::skip::needs(&[e2e_tests::skip::Need::Root]) {
+        return;
+    }
+    let s = Scratch::new("share-hosts");
+    let image = own_image(&s, "hosts", "per host");
+    let mut sockets = HostSockets(Vec::new());
+    let _servers = Servers(image.clone());
+    let pid = std::process::id();
+    let (a, b) = (format!("nodeA-{pid}"), format!("nodeB-{pid}"));
+    let run = |host: &str| {
+        let out = run_on(
+            &s,
+            host,
+            &["-v", &arg(&image), "--", "cat", "/marker"],
+            &[LINGER],
+        );
+        assert_eq!((out.code, out.stdout.as_str()), (0, "per host"), "{out:?}");
+        out
+    };
+    let first = run(&a);
+    assert!(
+        first.stderr.contains("share: starting an image server"),
+        "{first:?}"
+    );
+    sockets.0.push((socket_said(&first), a.clone()));
+    let other = run(&b);
+    sockets.0.push((socket_said(&other), b.clone()));
+    assert!(
+        other.stderr.contains("share: starting an image server"),
+        "node B used node A's server: {other:?}"
+    );
+    let again = run(&a);
+    assert!(
+        again
+            .stderr
+            .contains("share: using the running image server"),
+        "{again:?}"
+    );
+    assert_eq!(socket_said(&again), socket_said(&first));
+    assert_ne!(socket_said(&other), socket_said(&first));
+    assert_eq!(servers_of(&image).len(), 2, "{:?}", servers_of(&image));
+    s.assert_clean();
+}
+
+/// What an earlier version, whose directory had no host name (`/var/tmp/$USER.ch/ch-run-share`),
+/// left in it: a dead socket of a server that was killed, and one another node's server of
+/// that version listens on (the directory may be shared). A run of this version neither uses
+/// nor removes them.
+#[test]
+fn an_earlier_versions_directory_is_left_alone() {
+    if !can_run_containers() || !e2e_tests::skip::needs(&[e2e_tests::skip::Need::Root]) {
+        return;
+    }
+    let s = Scratch::new("share-earlier");
+    let image = own_image(&s, "earlier", "upgraded");
+    let _servers = Servers(image.clone());
+    // A user name of the test's own: its directory in /var/tmp is the test's alone.
+    let user = format!("chshare-earlier-{}", std::process::id());
+    let storage = PathBuf::from(format!("/var/tmp/{user}.ch"));
+    let earlier = storage.join("ch-run-share");
+    std::fs::create_dir_all(&earlier).unwrap();
+    std::fs::set_permissions(
+        &earlier,
+        std::os::unix::fs::PermissionsExt::from_mode(0o700),
+    )
+    .unwrap();
+    let dead = earlier.join(format!("img-{:032x}", 1));
+    let live = earlier.join(format!("img-{:032x}", 2));
+    drop(std::os::unix::net::UnixListener::bind(&dead).unwrap());
+    let _listener = std::os::unix::net::UnixListener::bind(&live).unwrap();
+    for path in [&storage, &earlier, &dead, &live] {
+        chown_to_test_user(path);
+    }
+    let out = s.run_env(
+        &[
+            "-v",
+            "-m",
+            &s.mnt_arg(),
+            &arg(&image),
+            "--",
+            "cat",
+            "/marker",
+        ],
+        &[LINGER, ("USER", &user)],
+    );
+    let left: Vec<_> = std::fs::read_dir(&earlier)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name())
+        .collect();
+    for (pid, _) in servers_of(&image) {
+        kill(pid);
+    }
+    let _ = std::fs::remove_dir_all(&storage);
+    assert_eq!((out.code, out.stdout.as_str()), (0, "upgraded"), "{out:?}");
+    assert!(
+        out.stderr.contains("share: starting an image server"),
+        "{out:?}"
+    );
+    for socket in [&dead, &live] {
+        assert!(
+            left.iter()
+                .any(|name| Some(name.as_os_str()) == socket.file_name()),
+            "{} removed: {left:?} left",
+            socket.display()
+        );
+    }
+    assert!(!socket_said(&out).starts_with(&earlier), "{out:?}");
     s.assert_clean();
 }

@@ -200,6 +200,23 @@ pub fn user_name() -> String {
     }
 }
 
+/// This machine's host name as ch-run writes it in the names of its socket directories
+/// (`ch-run-join.HOST`, runtime/src/join/rendezvous.rs): every byte but `[A-Za-z0-9._-]` as
+/// `%XX`.
+pub fn escaped_host_name() -> String {
+    let name = std::fs::read("/proc/sys/kernel/hostname").unwrap();
+    let name = name.strip_suffix(b"\n").unwrap_or(&name);
+    name.iter()
+        .map(|&b| {
+            if b.is_ascii_alphanumeric() || b"._-".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
+
 /// A test's own directories (TMPDIR, HOME, mount point), owned by the test user; the
 /// environment marker lets `assert_clean` find every process a test started.
 pub struct Scratch {
@@ -328,16 +345,29 @@ impl Scratch {
         // A directory the test user can enter (the test's own may be in a private clone):
         // srun's tasks start in the caller's directory.
         cmd.current_dir(&self.dir);
-        // ch-run passes on the descriptors it inherits (srun's PMI ones, say); the tests
-        // check what it adds, so it inherits nothing but stdio from the test process.
-        // SAFETY: close_range is async-signal-safe; CLOEXEC leaves std's own pipe working.
-        unsafe {
-            std::os::unix::process::CommandExt::pre_exec(&mut cmd, || {
-                const CLOSE_RANGE_CLOEXEC: libc::c_uint = 1 << 2;
-                libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, CLOSE_RANGE_CLOEXEC);
-                Ok(())
-            });
-        }
+        inherit_only_stdio(&mut cmd);
+        cmd
+    }
+
+    /// `ch-run ARGS` as `command`, on a simulated node named `host`: in a UTS namespace of
+    /// its own (root's `unshare --uts`), sharing everything else with this machine, as nodes
+    /// do whose `/tmp` and `/var/tmp` are one shared file system. Needs root.
+    pub fn command_on_host(&self, host: &str, args: &[&str], env: &[(&str, &str)]) -> Command {
+        let inner = self.command(args, env);
+        let mut cmd = Command::new("unshare");
+        cmd.args([
+            "--uts",
+            "--",
+            "sh",
+            "-c",
+            "hostname \"$0\" && exec \"$@\"",
+            host,
+        ])
+        .arg(inner.get_program())
+        .args(inner.get_args())
+        .stdin(Stdio::null())
+        .current_dir(&self.dir);
+        inherit_only_stdio(&mut cmd);
         cmd
     }
 
@@ -488,6 +518,19 @@ impl Drop for Scratch {
             }
         }
         let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// ch-run passes on the descriptors it inherits (srun's PMI ones, say); the tests check what
+/// it adds, so it inherits nothing but stdio from the test process.
+fn inherit_only_stdio(cmd: &mut Command) {
+    // SAFETY: close_range is async-signal-safe; CLOEXEC leaves std's own pipe working.
+    unsafe {
+        std::os::unix::process::CommandExt::pre_exec(cmd, || {
+            const CLOSE_RANGE_CLOEXEC: libc::c_uint = 1 << 2;
+            libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, CLOSE_RANGE_CLOEXEC);
+            Ok(())
+        });
     }
 }
 

@@ -90,9 +90,15 @@ impl Node {
         ns(pid).is_some() && ns(pid) == ns(self.slurmd)
     }
 
-    /// The test user's rendezvous directory in the node's /tmp.
+    /// The test user's rendezvous directory in the node's /tmp (the node's name is its host
+    /// name, `scripts/slurm-nodes.sh`).
     fn group_dir(&self) -> PathBuf {
-        self.path(&format!("/tmp/ch-run-join.{}", test_uid()))
+        self.path(&self.group_dir_in_node())
+    }
+
+    /// `group_dir` as the node sees it.
+    fn group_dir_in_node(&self) -> String {
+        format!("/tmp/ch-run-join.{}.{}", test_uid(), self.name)
     }
 }
 
@@ -442,7 +448,7 @@ fn the_home_fallback_keeps_nodes_apart() {
     let Some(_turn) = nodes_ready() else { return };
     let nodes = nodes();
     let s = Scratch::new_in(shared_dir(), "nodes-home");
-    // Another user holds /tmp/ch-run-join.UID on both nodes: the groups meet in the home
+    // Another user holds /tmp/ch-run-join.UID.HOST on both nodes: the groups meet in the home
     // directory, which the nodes share, in a directory named for each node.
     let blockers: Vec<PathBuf> = nodes.iter().map(Node::group_dir).collect();
     for dir in &blockers {
@@ -496,7 +502,7 @@ fn the_home_fallback_keeps_nodes_apart() {
     let (_, counts) = assert_one_container_per_node(&lines);
     assert_eq!(counts, [2, 2]);
     for node in &nodes {
-        let warned = format!("not using /tmp/ch-run-join.{}", test_uid());
+        let warned = format!("not using {}", node.group_dir_in_node());
         assert!(out.stderr.contains(&warned), "{out:?}");
         let place = format!("{}/.ch-run-join.{}/tag-", s.home.display(), node.name);
         assert!(

@@ -163,10 +163,12 @@ pub fn page(date: &str) -> Page {
                      read.",
                 ),
                 item(
-                    "$XDG_RUNTIME_DIR/ch-run-join, /tmp/ch-run-join.UID, $HOME/.ch-run-join.HOST",
+                    "$XDG_RUNTIME_DIR/ch-run-join.HOST, /tmp/ch-run-join.UID.HOST, \
+                     $HOME/.ch-run-join.HOST",
                     "Where `--join` peers meet: the first of these that is usable (made \
                      with mode 0700 if missing; it must be the user's and closed to \
-                     others). It is removed when the group ends.",
+                     others). HOST is the host name, so that nodes sharing one of these \
+                     file systems never meet. It is removed when the group ends.",
                 ),
                 item("/dev/fuse", "Opened to serve the image's mount."),
             ],

@@ -11,14 +11,14 @@
 //! The server ([`server`]) is a process of its own, started by the first `ch-run` that finds
 //! none ([`spawn`]): it mounts the image in a user + mount namespace of its own, attached
 //! nowhere (`fsmount`, see [`crate::mount_api`]), and listens on a socket named for the
-//! image's identity, the ids and the batch job step, in a directory only this user can write
-//! to ([`SHARE`], found and checked as `--join`'s rendezvous, see `join::rendezvous`). A
-//! `ch-run` connects, checks that the server is this user (`SO_PEERCRED`; the server checks
-//! the same of it) and serves this very image, and receives a detached copy of the mount
-//! ([`wire`]), which it attaches in its container. Its connection stays open until its
-//! container is gone; the server exits once the last one has closed and it has been idle for
-//! `CH_RUN_SHARE_IDLE` seconds, removing its socket under the directory's lock first, so
-//! that nobody can connect to a server that is leaving.
+//! image's identity, the ids and the batch job step, in a directory of this host's that only
+//! this user can write to ([`SHARE`], found and checked as `--join`'s rendezvous, see
+//! `join::rendezvous`). A `ch-run` connects, checks that the server is this user
+//! (`SO_PEERCRED`; the server checks the same of it) and serves this very image, and
+//! receives a detached copy of the mount ([`wire`]), which it attaches in its container. Its
+//! connection stays open until its container is gone; the server exits once the last one
+//! has closed and it has been idle for `CH_RUN_SHARE_IDLE` seconds, removing its socket
+//! under the directory's lock first, so that nobody can connect to a server that is leaving.
 //!
 //! Who wins when many start at once, and how a killed server's socket is recognised and
 //! taken over, is `--join`'s claim: one lock on the directory, a listener bound under it.
@@ -38,9 +38,11 @@ pub mod server;
 mod spawn;
 mod wire;
 
-/// Where servers listen: `/var/tmp/$USER.ch/ch-run-share` (ch-run's own directory, where
-/// the default mount point is), else as `--join`: `$XDG_RUNTIME_DIR/ch-run-share`,
-/// `/tmp/ch-run-share.UID` or `$HOME/.ch-run-share.HOST`.
+/// Where servers listen: `/var/tmp/$USER.ch/ch-run-share.HOST` (in ch-run's own directory,
+/// where the default mount point is), else as `--join`: `$XDG_RUNTIME_DIR/ch-run-share.HOST`,
+/// `/tmp/ch-run-share.UID.HOST` or `$HOME/.ch-run-share.HOST`. Each host has a directory of
+/// its own (see `join::rendezvous`): a server serves the containers of its host only (its
+/// mount is of no use on another), and a run's sweep sees only its host's sockets.
 pub const SHARE: Purpose = Purpose {
     stem: "ch-run-share",
     label: "share",

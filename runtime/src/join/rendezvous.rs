@@ -1,5 +1,5 @@
 //! Where the peers of a `--join` group meet: a Unix socket, named for the group's tag, in a
-//! directory that only this user can write to.
+//! directory that only this user can write to, and that is this host's.
 //!
 //! Not an abstract socket (ch-run's first design) nor a name in `/dev/shm` (Charliecloud's
 //! semaphore and shared memory, `/ch-run_TAG`, in bin/ch_core.c): both are names every user
@@ -8,10 +8,25 @@
 //! Nobody else can make a name in a directory that is ours and closed to others.
 //!
 //! The directory is the first usable one of:
-//! 1. `$XDG_RUNTIME_DIR/ch-run-join`: the user's own tmpfs (systemd-logind), when set;
-//! 2. `/tmp/ch-run-join.UID`: on every node, but anyone can make that name first;
-//! 3. `$HOME/.ch-run-join.HOST`: nobody else can write there; the host name because home
-//!    directories are usually shared between nodes.
+//! 1. `$XDG_RUNTIME_DIR/ch-run-join.HOST`: the user's own tmpfs (systemd-logind), when set;
+//! 2. `/tmp/ch-run-join.UID.HOST`: on every node, but anyone can make that name first;
+//! 3. `$HOME/.ch-run-join.HOST`: nobody else can write there.
+//!
+//! For the image servers (`ch-run-share`), `/var/tmp/$USER.ch/ch-run-share.HOST` comes
+//! first: see [`Purpose::in_storage`].
+//!
+//! HOST is this host's name (`/proc/sys/kernel/hostname`, escaped as tags are), in every
+//! name: any of these bases may be one file system that several nodes share (home
+//! directories usually are; `/tmp` and `/var/tmp` are on some diskless clusters, and
+//! `XDG_RUNTIME_DIR` is whatever a user sets). A Unix socket works on the host that made it
+//! only: from another node, connecting to it is refused as for a socket nobody listens on.
+//! In one directory, each node would take the other's live sockets for dead, remove them and
+//! take their names, and groups of one step on two nodes would mix or time out; a sweep would
+//! remove other nodes' live servers. In a directory of its own, a node only ever sees
+//! sockets of its own, and a refused connection means a dead socket. (Earlier versions used
+//! these names without HOST. Their directories are never looked at, let alone swept: on a
+//! shared file system they may hold other nodes' live sockets. Those versions' runs remove
+//! them once empty; dead sockets of killed winners or servers in them stay.)
 //!
 //! Usable: made with mode 0700 or found, then opened without following a symlink and
 //! checked through that descriptor: a directory of ours, closed to group and others, in a
@@ -29,7 +44,8 @@
 //! when its group is complete, every peer when it exits (after a killed winner).
 //!
 //! Sockets are reached through `/proc/self/fd/N/NAME`: the directory's own path may be longer
-//! than `sun_path` allows (108 bytes) and is not looked up again after the check.
+//! than `sun_path` allows (108 bytes) and is not looked up again after the check; its name
+//! (with HOST, up to 64 bytes, 192 escaped) is not in the address.
 
 use std::fmt::Write as _;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
@@ -56,9 +72,9 @@ fn runtime(what: impl std::fmt::Display, e: Errno) -> Failure {
 }
 
 /// `text` with every byte but `[A-Za-z0-9._-]` written `%XX`: a file name, one to one.
-fn escape(text: &str) -> String {
+fn escape(text: &[u8]) -> String {
     let mut out = String::new();
-    for b in text.bytes() {
+    for &b in text {
         if b.is_ascii_alphanumeric() || b"._-".contains(&b) {
             out.push(b as char);
         } else {
@@ -80,7 +96,7 @@ pub(crate) fn fnv1a_128(bytes: &[u8]) -> u128 {
 
 /// The socket's name for a group tag: `tag-TAG` escaped, or `hash-…` when that is too long.
 pub fn entry_name(tag: &str) -> String {
-    let name = format!("tag-{}", escape(tag));
+    let name = format!("tag-{}", escape(tag.as_bytes()));
     if name.len() <= MAX_ENTRY {
         name
     } else {
@@ -90,15 +106,15 @@ pub fn entry_name(tag: &str) -> String {
 
 /// What a directory of sockets is for: its names and how messages about it begin.
 pub struct Purpose {
-    /// `ch-run-join`: the directory is `$XDG_RUNTIME_DIR/STEM`, `/tmp/STEM.UID` or
+    /// `ch-run-join`: the directory is `$XDG_RUNTIME_DIR/STEM.HOST`, `/tmp/STEM.UID.HOST` or
     /// `$HOME/.STEM.HOST`.
     pub stem: &'static str,
     /// What messages begin with (`join`).
     pub label: &'static str,
     /// What the sockets are, for messages (`peer group socket`).
     pub what: &'static str,
-    /// Whether `/var/tmp/$USER.ch/STEM` (ch-run's own directory, which holds the default
-    /// mount point; made if missing) comes first.
+    /// Whether `/var/tmp/$USER.ch/STEM.HOST` (in ch-run's own directory, which holds the
+    /// default mount point; made if missing) comes first.
     pub in_storage: bool,
 }
 
@@ -110,29 +126,45 @@ pub const JOIN: Purpose = Purpose {
     in_storage: false,
 };
 
-/// The directories to try, in order: (base, name of ours in it).
+/// The directories to try, in order: (base, name of ours in it). Each name ends in this
+/// host's name (see the module's comment).
 fn candidates(
     env: &dyn Fn(&str) -> Option<String>,
     uid: u32,
-    host: &str,
+    host: &[u8],
     purpose: &Purpose,
 ) -> Vec<(PathBuf, String)> {
     let absolute = |var| env(var).filter(|d| d.starts_with('/'));
     let stem = purpose.stem;
+    let host = escape(host);
     let mut list = Vec::new();
     if purpose.in_storage {
         if let Some(user) = env("USER").filter(|u| !u.is_empty() && !u.contains('/')) {
-            list.push((crate::image::default_storage(&user), stem.to_string()));
+            list.push((
+                crate::image::default_storage(&user),
+                format!("{stem}.{host}"),
+            ));
         }
     }
     if let Some(dir) = absolute("XDG_RUNTIME_DIR") {
-        list.push((PathBuf::from(dir), stem.to_string()));
+        list.push((PathBuf::from(dir), format!("{stem}.{host}")));
     }
-    list.push((PathBuf::from("/tmp"), format!("{stem}.{uid}")));
+    list.push((PathBuf::from("/tmp"), format!("{stem}.{uid}.{host}")));
     if let Some(home) = absolute("HOME") {
-        list.push((PathBuf::from(home), format!(".{stem}.{}", escape(host))));
+        list.push((PathBuf::from(home), format!(".{stem}.{host}")));
     }
     list
+}
+
+/// This host's name as the kernel has it (the UTS namespace's, which `hostname` sets), without
+/// the newline; empty if unreadable (then `/proc/self/fd`, which every socket address goes
+/// through, is missing too).
+fn host_name() -> Vec<u8> {
+    let mut name = std::fs::read("/proc/sys/kernel/hostname").unwrap_or_default();
+    if name.last() == Some(&b'\n') {
+        name.pop();
+    }
+    name
 }
 
 /// Why a candidate was passed over: quietly (it does not exist, can't be made) or loudly
@@ -182,10 +214,9 @@ impl Place {
     /// As [`Place::choose`], among the directories of `purpose`.
     pub fn choose_for(purpose: &Purpose, warn: &mut dyn FnMut(String)) -> Result<Place, Failure> {
         let uid = geteuid().as_raw();
-        let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
         let mut skipped = Vec::new();
         let env = |v: &str| std::env::var(v).ok();
-        let list = candidates(&env, uid, host.trim(), purpose);
+        let list = candidates(&env, uid, &host_name(), purpose);
         let storage = purpose
             .in_storage
             .then(|| env("USER").filter(|u| !u.is_empty() && !u.contains('/')))
@@ -575,20 +606,58 @@ mod tests {
             "HOME" => Some("/home/u".to_string()),
             _ => None,
         };
-        let list = candidates(&env, 5, "n1/x", &JOIN);
+        let list = candidates(&env, 5, b"n1/x", &JOIN);
         let paths: Vec<PathBuf> = list.iter().map(|(b, n)| b.join(n)).collect();
         assert_eq!(
             paths,
             [
-                "/run/user/5/ch-run-join",
-                "/tmp/ch-run-join.5",
+                "/run/user/5/ch-run-join.n1%2Fx",
+                "/tmp/ch-run-join.5.n1%2Fx",
                 "/home/u/.ch-run-join.n1%2Fx"
             ]
             .map(PathBuf::from)
         );
         // Relative or missing variables are no candidates.
         let env = |v: &str| (v == "XDG_RUNTIME_DIR").then(|| "run".to_string());
-        assert_eq!(candidates(&env, 5, "h", &JOIN).len(), 1);
+        assert_eq!(candidates(&env, 5, b"h", &JOIN).len(), 1);
+    }
+
+    #[test]
+    fn every_directory_is_this_hosts_own() {
+        let env = |v: &str| match v {
+            "USER" => Some("u".to_string()),
+            "XDG_RUNTIME_DIR" => Some("/shared/run".to_string()),
+            "HOME" => Some("/home/u".to_string()),
+            _ => None,
+        };
+        let share = Purpose {
+            in_storage: true,
+            ..JOIN
+        };
+        let on = |host: &[u8]| candidates(&env, 5, host, &share);
+        let (a, b) = (on(b"nodeA"), on(b"nodeB"));
+        assert_eq!(a.len(), 4);
+        assert_eq!(
+            a[0],
+            (
+                crate::image::default_storage("u"),
+                "ch-run-join.nodeA".into()
+            )
+        );
+        for ((base_a, name_a), (base_b, name_b)) in a.iter().zip(&b) {
+            assert_eq!(base_a, base_b);
+            assert_ne!(name_a, name_b);
+        }
+        // No host name can make two hosts' names one, nor one longer than a file name may
+        // be (NAME_MAX, 255): the kernel's host names have up to 64 bytes, any bytes.
+        assert_ne!(on(b"a/b"), on(b"a%2Fb"));
+        assert_ne!(on(b"n\xff"), on(b"n\xfe"));
+        let longest = [0xffu8; 64];
+        for (_, name) in on(&longest) {
+            assert!(name.len() <= 255 && !name.contains('/'), "{name}");
+        }
+        let tmp = candidates(&env, u32::MAX, &longest, &share);
+        assert!(tmp.iter().all(|(_, name)| name.len() <= 255));
     }
 
     fn scratch(name: &str) -> PathBuf {
