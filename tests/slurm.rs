@@ -86,8 +86,13 @@ fn join_gives_the_step_one_mount() {
     let s = Scratch::new("srunjoin");
     let mnt = s.mnt_arg();
     // Ranks end at different times; the late ones read the image after the early ones left.
-    let script = "echo $(readlink /proc/self/ns/mnt) $(grep -c fuse.squashfuse /proc/mounts); \
-                  sleep 0.$((SLURM_PROCID * 2)); sha256sum /data/big";
+    // Mounts of this image only: another program's FUSE mount under /dev (bound in) is none
+    // of the step's.
+    let script = format!(
+        "echo $(readlink /proc/self/ns/mnt) $(grep -c '^{image} [^ ]* fuse.squashfuse ' /proc/mounts); \
+         sleep 0.$((SLURM_PROCID * 2)); sha256sum /data/big",
+        image = test_image().sqfs_arg()
+    );
     let out = srun(
         &s,
         &["-n", "8"],
@@ -99,7 +104,7 @@ fn join_gives_the_step_one_mount() {
             "--",
             "sh",
             "-c",
-            script,
+            &script,
         ],
         &[],
     );
