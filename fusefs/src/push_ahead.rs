@@ -34,10 +34,10 @@ use sqfs::{Archive, Inode};
 use crate::nodes::Nodes;
 
 /// Listings pushed after a READ that reached a file's end.
-const CREDIT: u32 = 64;
+const CREDIT: u32 = 32;
 /// Decompressed bytes pushed for one listing reply at most: a directory of big files
 /// is left to the READ path and its sequential prefetch past this.
-const MOST_BYTES_PER_LISTING: u64 = 16 << 20;
+const MOST_BYTES_PER_LISTING: u64 = 8 << 20;
 /// Files up to this size are pushed whole. A bigger one is read by READs of up to the
 /// readahead window (1 MiB) with its blocks decompressed ahead by the sequential prefetch
 /// (`streams`), and the walk reads it faster than one thread decompresses it: pushed, it
@@ -245,6 +245,9 @@ impl PushAhead {
     }
 
     fn push(&self, entries: Vec<Listed>, next: usize) {
+        if !entries.iter().skip(next).any(|e| e.file.is_some()) {
+            return;
+        }
         if !*self.started.get_or_init(|| self.start()) {
             return;
         }
