@@ -89,8 +89,9 @@ impl<F> Default for Stack<F> {
 }
 
 impl<F: Clone> Stack<F> {
-    /// The walk lists directory `dir`: it has passed the entries before `dir` in the
-    /// listing that holds it, and is done with the listings of the directories after.
+    /// The walk lists directory `dir` (or has read file `dir`): it has passed the entries
+    /// before it in the listing that holds it, and is done with the listings of the
+    /// directories after.
     fn entered(&mut self, dir: u64) {
         for depth in (0..self.jobs.len()).rev() {
             let job = &mut self.jobs[depth];
@@ -235,6 +236,10 @@ impl PushAhead {
     /// A READ reached the end of the file with node id `node`: the next listings are
     /// pushed; if none were being pushed, the files after `node` in the last listing too.
     pub fn file_read(&self, node: u64) {
+        // The walk is past `node` (it came by READ: the thread had not pushed it yet), and
+        // done with the listings of the directories after it: the thread goes on from there
+        // rather than pushing what the walk has read.
+        self.shared.lock().entered(node);
         if self.credit.swap(CREDIT, Ordering::AcqRel) > 0 {
             return;
         }
