@@ -25,7 +25,7 @@ fn thread_names(pid: i32) -> Vec<String> {
 fn background_threads(pid: i32) -> Vec<String> {
     thread_names(pid)
         .into_iter()
-        .filter(|name| name.starts_with("prefetch") || name == "page-store")
+        .filter(|name| name.starts_with("prefetch") || name == "page-store" || name == "push-ahead")
         .collect()
 }
 
@@ -123,7 +123,7 @@ fn a_walk_in_listing_order_is_decoded_ahead_and_other_reads_are_not() {
         }
         let started: Vec<String> = background_threads(daemon)
             .into_iter()
-            .filter(|n| n.starts_with("prefetch"))
+            .filter(|n| n.starts_with("prefetch") || n == "push-ahead")
             .collect();
         assert_eq!(
             started,
@@ -132,7 +132,8 @@ fn a_walk_in_listing_order_is_decoded_ahead_and_other_reads_are_not() {
         );
     }
 
-    // The same files in listing order: the next ones are decoded ahead, on a prefetch thread.
+    // The same files in listing order: the next ones are decoded ahead, on a prefetch thread
+    // or on the thread that pushes a walk's next files into the page cache (`push_ahead`).
     let mount = FuseMount::new(&image, &[]).unwrap();
     let daemon = serving_daemon(&mount.dir);
     let w = mount.dir.join("w");
@@ -140,10 +141,10 @@ fn a_walk_in_listing_order_is_decoded_ahead_and_other_reads_are_not() {
     for (i, bytes) in files.iter().enumerate() {
         assert_eq!(&std::fs::read(w.join(format!("f{i}"))).unwrap(), bytes);
     }
-    wait_until("a prefetch thread", PATIENCE, || {
+    wait_until("a thread decoding ahead", PATIENCE, || {
         background_threads(daemon)
             .iter()
-            .any(|n| n.starts_with("prefetch"))
+            .any(|n| n.starts_with("prefetch") || n.starts_with("push-ahead"))
     });
     drop(mount);
     let _ = std::fs::remove_dir_all(&dir);

@@ -24,6 +24,7 @@ use crate::handles::{Handles, OpenFile};
 use crate::mates::{Mate, Mates};
 use crate::nodes::Nodes;
 use crate::prefetch::{Background, Piece};
+use crate::push_ahead::{Listed, PushAhead};
 use crate::read_reply::{self, Gathered};
 use crate::walk::NextFiles;
 
@@ -52,6 +53,8 @@ pub struct SquashFs {
     handles: Arc<Handles>,
     /// The order listings gave the files in, for decompressing ahead of a walk.
     walk: NextFiles,
+    /// A walk's listed files, pushed into the page cache before it reads them.
+    ahead: PushAhead,
     background: Background,
     owners: Owners,
     notifier: Arc<OnceLock<Notifier>>,
@@ -140,6 +143,7 @@ impl SquashFs {
             mates: Mates::default(),
             late: Mutex::new(HashMap::new()),
             walk: NextFiles::default(),
+            ahead: PushAhead::new(archive.clone(), nodes.clone(), notifier.clone()),
             background: Background::start(
                 archive.clone(),
                 notifier.clone(),
@@ -492,6 +496,7 @@ impl SquashFs {
             .filter_map(|n| self.nodes.get(n))
             .collect();
         self.background.prefetch_ahead(files, fragment);
+        self.ahead.file_read(node);
     }
 
     /// Decompressed block `index` of `file` (None for a sparse hole), through the cache.
@@ -956,6 +961,9 @@ impl Filesystem for SquashFs {
         if offset > 0 {
             // The reader asks for more: it has taken in the reply before.
             self.push_late(ino.0);
+            self.ahead.taken_in(ino.0);
+        } else {
+            self.ahead.entered(ino.0);
         }
         let mut reply = reply;
         let (mut linked, mut late) = (Vec::new(), Vec::new());
@@ -974,16 +982,21 @@ impl Filesystem for SquashFs {
                 pending.entry(ino.0).or_default().extend(late);
             }
         }
-        let files: Vec<u64> = linked
+        let entries: Vec<Listed> = linked
             .iter()
-            .copied()
-            .filter(|&n| {
-                self.nodes
-                    .get(n)
-                    .is_some_and(|i| i.kind() == sqfs::FileType::File)
+            .filter_map(|&node| {
+                let inode = self.nodes.get(node)?;
+                let file = (inode.kind() == sqfs::FileType::File).then_some(inode);
+                Some(Listed { node, file })
             })
             .collect();
+        let files: Vec<u64> = entries
+            .iter()
+            .filter(|e| e.file.is_some())
+            .map(|e| e.node)
+            .collect();
         self.walk.listed(&files);
+        self.ahead.listed(ino.0, entries);
         let Some(own) = own else {
             // fuser logs a reply the kernel refuses and says nothing: the entries' lookup
             // counts then stay. The kernel refuses a reply only once the request is gone

@@ -25,6 +25,7 @@ mod mates;
 mod mountinfo;
 mod nodes;
 mod prefetch;
+mod push_ahead;
 mod read_reply;
 mod readahead;
 mod streams;
