@@ -13,7 +13,7 @@ use std::path::Path;
 
 use e2e_tests::fuse_daemon::{wait_until, PATIENCE};
 use e2e_tests::skip::{needs, Need};
-use e2e_tests::sys::FuseMount;
+use e2e_tests::sys::{resident_pages, FuseMount};
 
 /// The content of small file `i`: distinct bytes, 1 to 3 KiB.
 fn small(i: usize) -> Vec<u8> {
@@ -37,32 +37,6 @@ fn image(name: &str, files: &[(String, Vec<u8>)]) -> Image {
         &files,
         &["-comp", "gzip"],
     )
-}
-
-/// How many of `file`'s pages are in the page cache, and how many it has.
-fn resident_pages(file: &Path) -> (usize, usize) {
-    let f = File::open(file).unwrap();
-    let len = f.metadata().unwrap().len() as usize;
-    let page = 4096;
-    let pages = len.div_ceil(page);
-    // SAFETY: a fresh read-only shared mapping of an open file, unmapped below; mincore
-    // writes one byte per page into a vector of that many.
-    unsafe {
-        let addr = libc::mmap(
-            std::ptr::null_mut(),
-            len,
-            libc::PROT_READ,
-            libc::MAP_SHARED,
-            f.as_raw_fd(),
-            0,
-        );
-        assert_ne!(addr, libc::MAP_FAILED, "mmap {}", file.display());
-        let mut vec = vec![0u8; pages];
-        let rc = libc::mincore(addr, len, vec.as_mut_ptr());
-        libc::munmap(addr, len);
-        assert_eq!(rc, 0, "mincore {}", file.display());
-        (vec.iter().filter(|&&b| b & 1 == 1).count(), pages)
-    }
 }
 
 fn can_run() -> bool {

@@ -6,46 +6,19 @@
 //!
 //! Residency is seen with mincore(2) on a mapping of the file, which reads nothing.
 
-use std::fs::File;
-use std::os::fd::AsRawFd;
 use std::path::Path;
 use std::time::Duration;
 
 use e2e_tests::fuse_daemon::{wait_until, PATIENCE};
 use e2e_tests::skip::{needs, Need};
-use e2e_tests::sys::FuseMount;
 use e2e_tests::sys::ScratchImage as Image;
+use e2e_tests::sys::{resident_pages, FuseMount};
 
 /// The content of file `i`: distinct bytes, 2 to 3 blocks of 128 KiB (no fragment of its
 /// own to share: each file's blocks are its own).
 fn content(i: usize) -> Vec<u8> {
     let len = 300_000 + i * 4099;
     (0..len).map(|k| ((k / 7) * 31 + i * 13) as u8).collect()
-}
-
-/// How many of `file`'s pages are in the page cache, and how many it has.
-fn resident_pages(file: &Path) -> (usize, usize) {
-    let f = File::open(file).unwrap();
-    let len = f.metadata().unwrap().len() as usize;
-    let pages = len.div_ceil(4096);
-    // SAFETY: a fresh read-only shared mapping of an open file, unmapped below; mincore
-    // writes one byte per page into a vector of that many.
-    unsafe {
-        let addr = libc::mmap(
-            std::ptr::null_mut(),
-            len,
-            libc::PROT_READ,
-            libc::MAP_SHARED,
-            f.as_raw_fd(),
-            0,
-        );
-        assert_ne!(addr, libc::MAP_FAILED, "mmap {}", file.display());
-        let mut vec = vec![0u8; pages];
-        let rc = libc::mincore(addr, len, vec.as_mut_ptr());
-        libc::munmap(addr, len);
-        assert_eq!(rc, 0, "mincore {}", file.display());
-        (vec.iter().filter(|&&b| b & 1 == 1).count(), pages)
-    }
 }
 
 /// `d/f00`..`d/f07` and `d/sub/s00`..`d/sub/s03` (listed after `d`'s files: `sub` sorts

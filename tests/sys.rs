@@ -299,3 +299,28 @@ fn list_dir(dir: &Path, rel: &[u8], out: &mut Vec<Listed>) {
         list_dir(&dir.join(std::ffi::OsStr::from_bytes(&name)), &path, out);
     }
 }
+
+/// How many of `file`'s pages are in the page cache, and how many it has.
+pub fn resident_pages(file: &Path) -> (usize, usize) {
+    let f = std::fs::File::open(file).unwrap();
+    let len = f.metadata().unwrap().len() as usize;
+    let pages = len.div_ceil(4096);
+    // SAFETY: a fresh read-only shared mapping of an open file, unmapped below; mincore
+    // writes one byte per page into a vector of that many.
+    unsafe {
+        let addr = libc::mmap(
+            std::ptr::null_mut(),
+            len,
+            libc::PROT_READ,
+            libc::MAP_SHARED,
+            std::os::fd::AsRawFd::as_raw_fd(&f),
+            0,
+        );
+        assert_ne!(addr, libc::MAP_FAILED, "mmap {}", file.display());
+        let mut vec = vec![0u8; pages];
+        let rc = libc::mincore(addr, len, vec.as_mut_ptr());
+        libc::munmap(addr, len);
+        assert_eq!(rc, 0, "mincore {}", file.display());
+        (vec.iter().filter(|&&b| b & 1 == 1).count(), pages)
+    }
+}
