@@ -930,10 +930,13 @@ fn a_symlink_squatting_the_users_var_tmp_directory_is_not_followed() {
     s.assert_clean();
 }
 
-/// `ch-run ARGS` on the simulated node `host` (`Scratch::command_on_host`: this machine's
-/// `/var/tmp` and `/tmp`, a host name of its own).
-fn run_on(s: &Scratch, host: &str, args: &[&str], env: &[(&str, &str)]) -> Outcome {
-    Outcome::from(s.command_on_host(host, args, env).output().unwrap())
+/// `ch-run -v IMAGE -- cat /marker` on the simulated node `host` (`Scratch::command_on_host`:
+/// this machine's `/var/tmp` and `/tmp`, a host name of its own), which must print `marker`.
+fn marker_on(s: &Scratch, host: &str, image: &Path, marker: &str) -> Outcome {
+    let args = ["-v", &arg(image), "--", "cat", "/marker"];
+    let out = Outcome::from(s.command_on_host(host, &args, &[LINGER]).output().unwrap());
+    assert_eq!((out.code, out.stdout.as_str()), (0, marker), "{out:?}");
+    out
 }
 
 /// Where a run said (`-v`) its image server's socket is.
@@ -988,13 +991,7 @@ fn a_run_starting_a_server_leaves_other_hosts_sockets_alone() {
     let _servers = (Servers(theirs.clone()), Servers(ours.clone()));
     let pid = std::process::id();
     let (a, b) = (format!("nodeA-{pid}"), format!("nodeB-{pid}"));
-    let out = run_on(
-        &s,
-        &b,
-        &["-v", &arg(&theirs), "--", "cat", "/marker"],
-        &[LINGER],
-    );
-    assert_eq!((out.code, out.stdout.as_str()), (0, "node B"), "{out:?}");
+    let out = marker_on(&s, &b, &theirs, "node B");
     let dead = socket_said(&out);
     sockets.0.push((dead.clone(), b.clone()));
     let killed = pids(&servers_of(&theirs));
@@ -1005,13 +1002,7 @@ fn a_run_starting_a_server_leaves_other_hosts_sockets_alone() {
         &dead,
         "node B's killed server left no dead socket: nothing to test",
     );
-    let out = run_on(
-        &s,
-        &a,
-        &["-v", &arg(&ours), "--", "cat", "/marker"],
-        &[LINGER],
-    );
-    assert_eq!((out.code, out.stdout.as_str()), (0, "node A"), "{out:?}");
+    let out = marker_on(&s, &a, &ours, "node A");
     assert!(
         out.stderr.contains("share: starting an image server"),
         "{out:?}"
@@ -1035,16 +1026,7 @@ fn each_host_starts_its_own_server() {
     let _servers = Servers(image.clone());
     let pid = std::process::id();
     let (a, b) = (format!("nodeA-{pid}"), format!("nodeB-{pid}"));
-    let run = |host: &str| {
-        let out = run_on(
-            &s,
-            host,
-            &["-v", &arg(&image), "--", "cat", "/marker"],
-            &[LINGER],
-        );
-        assert_eq!((out.code, out.stdout.as_str()), (0, "per host"), "{out:?}");
-        out
-    };
+    let run = |host: &str| marker_on(&s, host, &image, "per host");
     let first = run(&a);
     assert!(
         first.stderr.contains("share: starting an image server"),
