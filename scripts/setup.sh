@@ -11,6 +11,8 @@
 #                                 test corpus (testdata/build-corpus.sh), Slurm with this
 #                                 machine as a node and two simulated nodes
 #                                 (scripts/slurm-up.sh; scripts/slurm-down.sh stops it)
+#   bash scripts/setup.sh bench   all of tests, and what bench/ compares with or builds its
+#                                 trees by: debootstrap, fio, Charliecloud's ch-run, perf
 #
 # Not root: it runs itself with sudo where sudo exists; else it says in one line what an
 # administrator must do, and exits 1. The changes to /dev/fuse and to sysctls last until
@@ -32,13 +34,19 @@ test_packages=(
     "${demo_packages[@]}" squashfs-tools-ng attr squashfuse xz-utils zstd lz4 lzop
     python3 util-linux procps siftool man-db zsh fish bash-completion
 )
+# The benchmarks (bench/): debootstrap for their root filesystems, fio, Charliecloud's
+# ch-run and squashfuse_ll to compare with, perf for the request and CPU profiles.
+bench_packages=("${test_packages[@]}" debootstrap fio charliecloud-runtime linux-perf bc time)
 test_users=(chtest chtest2)
 
 case $mode in
     demo) packages=("${demo_packages[@]}") ;;
     tests) packages=("${test_packages[@]}") ;;
-    *) echo "usage: bash scripts/setup.sh [demo|tests]" >&2; exit 64 ;;
+    bench) packages=("${bench_packages[@]}") ;;
+    *) echo "usage: bash scripts/setup.sh [demo|tests|bench]" >&2; exit 64 ;;
 esac
+# bench needs everything tests does.
+with_tests() { [ "$mode" != demo ]; }
 
 is_root() { [ "$(id -u)" -eq 0 ]; }
 say() { echo "setup.sh: $*"; }
@@ -74,7 +82,7 @@ mapfile -t need_packages < <(missing_packages)
 [ ${#need_packages[@]} -eq 0 ] || todo+=("install the Debian packages ${need_packages[*]}")
 fuse_usable || todo+=("make /dev/fuse usable by every user (mode 0666)")
 userns_usable || todo+=("allow unprivileged user namespaces (sysctl kernel.unprivileged_userns_clone=1, user.max_user_namespaces > 0)")
-if [ "$mode" = tests ]; then
+if with_tests; then
     for u in "${test_users[@]}"; do
         id "$u" >/dev/null 2>&1 || todo+=("create the user $u")
     done
@@ -84,7 +92,7 @@ fi
 
 if [ ${#todo[@]} -eq 0 ]; then
     # The corpus may be there but out of date: root brings it up to date (quick when it is).
-    if [ "$mode" = tests ] && is_root; then bash testdata/build-corpus.sh >/dev/null; fi
+    if with_tests && is_root; then bash testdata/build-corpus.sh >/dev/null; fi
     say "$mode: nothing to do"
     exit 0
 fi
@@ -127,7 +135,7 @@ if ! userns_usable; then
     userns_usable || { echo "setup.sh: a plain user still can't make a user namespace (unshare -Ur true fails)" >&2; exit 1; }
 fi
 
-[ "$mode" = tests ] || { say "demo: done"; exit 0; }
+with_tests || { say "demo: done"; exit 0; }
 
 for u in "${test_users[@]}"; do
     if ! id "$u" >/dev/null 2>&1; then
@@ -140,4 +148,4 @@ say "test corpus (testdata/build-corpus.sh; about 3 minutes when it is built)"
 bash testdata/build-corpus.sh >/dev/null
 
 slurm_up || bash scripts/slurm-up.sh
-say "tests: done"
+say "$mode: done"
