@@ -173,6 +173,9 @@ fio_cold() { # who
 . "$(dirname "${BASH_SOURCE[0]}")/as-user.sh"
 run_bin() { [ "$1" = ours ] && echo "$ours_run" || echo "$theirs_run"; }
 
+# shellcheck source=bench/vm-memory.sh
+. "$(dirname "${BASH_SOURCE[0]}")/vm-memory.sh"
+hold_vm_memory
 load_start=$(cut -d' ' -f1-3 /proc/loadavg); t_start=$(date +%s)
 : >"$own/rss.txt"
 if has chrun; then
@@ -233,6 +236,7 @@ out=$here/results/efficiency.md
   echo "squashfuse_ll $(dpkg-query -W -f='${Version}' squashfuse 2>/dev/null || echo '?') (its mounter). Ours: squashfuse-rs and ch-run stripped, as scripts/install.sh installs them."
   echo "Medians of $rounds rounds; in each round every contender runs every measure once, in an order that rotates."
   echo "Cold: page cache dropped, fresh mount. The machine is shared: load average $load_start at the start, $load_end at the end ($minutes min later)."
+  echo "The virtual machine's memory: $vm_memory_note (bench/vm-memory.sh)."
   echo
   echo "| measure | kernel | Charliecloud | squashfuse-rs / ch-run | ratio | target | | FUSE floor | floor ratio |"
   echo "|---|---:|---:|---:|---:|---|---|---:|---:|"
