@@ -69,6 +69,9 @@ ours() { timeit "$sqfs" pack "$1" "$2" -comp "$3" -p "$threads" -quiet; }
 theirs() { timeit mksquashfs "$1" "$2" -comp "$3" -processors "$threads" -noappend -no-progress -quiet; }
 
 report=$here/results/${REPORT:-pack.md}
+# shellcheck source=bench/vm-memory.sh
+. "$here/vm-memory.sh"
+hold_vm_memory
 load_start=$(uptime | sed 's/.*load average: //')
 {
   echo "# sqfs pack vs mksquashfs"
@@ -113,5 +116,5 @@ for t in ${TREES:-rootfs big}; do
 done
 rm -rf "$out"
 echo >>"$report"
-echo "Every run's times are printed on stderr as the script goes. Load (uptime) at the start: $load_start; at the end: $(uptime | sed 's/.*load average: //')." >>"$report"
+echo "Every run's times are printed on stderr as the script goes. Load (uptime) at the start: $load_start; at the end: $(uptime | sed 's/.*load average: //'). The virtual machine's memory: $vm_memory_note (bench/vm-memory.sh)." >>"$report"
 echo "pack.sh: wrote $report" >&2
