@@ -11,7 +11,7 @@
 # sequential read of the 1 GiB lz4 file through squashfuse-rs, 10 in a row: with
 # reporting on, the daemon's CPU was 0.71-0.75 s in most runs and 0.87, 1.09 and 2.81 s
 # in others (2.81 s: 81% of it in the kernel's memcpy); with reporting off and the free
-# memory touched once, 0.71-0.80 s in every run (bench/README.md, "The machine").
+# memory touched once, 0.71-0.80 s in every run (bench/README.md, "The machine's memory").
 #
 # hold_vm_memory: turns reporting off (page_reporting_order past the largest block order),
 # touches the free memory once so the host backs all of it, and puts the setting back at
