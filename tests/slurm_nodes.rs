@@ -282,7 +282,10 @@ fn by_node(lines: &BTreeMap<usize, String>) -> BTreeMap<String, Vec<Vec<String>>
 
 /// What a rank reports once all `ranks` of the step are in their containers: its rank, node,
 /// the host name it sees, its mount namespace, how many FUSE mounts it sees, and its peers:
-/// the ranks whose processes it finds in its mount namespace (their `SLURM_PROCID`). Then, if
+/// the ranks whose processes it finds in its mount namespace (their `SLURM_PROCID`), over ten
+/// looks a tenth of a second apart: in one CI run a single look, taken the moment the last
+/// rank had joined, missed it (it saw itself in the namespace; the first rank did not see it
+/// there), once in many runs. Then, if
 /// `hold`, it waits for `/mnt/release-NODE` (at most 2 minutes); last it reads the image.
 fn report_script(ranks: usize, hold: bool) -> String {
     let release = if hold {
@@ -294,10 +297,10 @@ fn report_script(ranks: usize, hold: bool) -> String {
         "touch /mnt/in-$SLURM_PROCID; i=0; \
          while [ $(ls /mnt | grep -c '^in-') -lt {ranks} ] && [ $i -lt 1200 ]; do sleep 0.1; i=$((i+1)); done; \
          me=$(readlink /proc/self/ns/mnt); \
-         peers=$(for p in /proc/[0-9]*; do \
+         peers=$(for k in 1 2 3 4 5 6 7 8 9 10; do for p in /proc/[0-9]*; do \
                    [ \"$(readlink $p/ns/mnt 2>/dev/null)\" = \"$me\" ] || continue; \
                    tr '\\0' '\\n' <$p/environ 2>/dev/null | grep '^SLURM_PROCID=' | cut -d= -f2; \
-                 done | sort -nu | tr '\\n' ,); \
+                 done; sleep 0.1; done | sort -nu | tr '\\n' ,); \
          echo $SLURM_PROCID $SLURMD_NODENAME $(cat /proc/sys/kernel/hostname) \
               $me $(grep -c fuse.squashfuse /proc/mounts) $peers >/mnt/started-$SLURM_PROCID; \
          i=0; while [ ! -e {release} ] && [ $i -lt 1200 ]; do sleep 0.1; i=$((i+1)); done; \
