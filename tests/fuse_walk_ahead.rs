@@ -90,6 +90,42 @@ fn a_walk_that_reads_its_files_finds_the_next_ones_in_the_page_cache() {
 }
 
 #[test]
+fn a_walk_that_reads_the_start_of_a_small_file_finds_the_next_ones_in_the_page_cache() {
+    if !can_run() {
+        return;
+    }
+    // Files smaller than a block, each its own (no fragments to share with the others): a
+    // READ at a file's start brings the rest of its one block with it, so no READ of it
+    // reaches its end, as tar's 10 KiB reads of a 60 KiB file.
+    let files: Vec<(String, Vec<u8>)> = (0..8)
+        .map(|i| {
+            let bytes: Vec<u8> = (0..60_000 + i * 1_001)
+                .map(|k| ((k / 5) * 17 + i * 29) as u8)
+                .collect();
+            (format!("d/g{i:02}"), bytes)
+        })
+        .collect();
+    let image = Image::new(
+        "walk-ahead-small",
+        &["d"],
+        &files,
+        &["-comp", "gzip", "-no-fragments"],
+    );
+    let mount = FuseMount::new(&image.image, &[]).unwrap();
+    let d = mount.dir.join("d");
+    assert_eq!(std::fs::read_dir(&d).unwrap().count(), 8);
+    let mut start = vec![0u8; 4096];
+    std::io::Read::read_exact(&mut std::fs::File::open(d.join("g00")).unwrap(), &mut start)
+        .unwrap();
+    assert_eq!(start, files[0].1[..4096]);
+    for (path, bytes) in &files[1..] {
+        let path = mount.dir.join(path);
+        wait_resident(&path, &path.display().to_string());
+        assert_eq!(&std::fs::read(&path).unwrap(), bytes, "{}", path.display());
+    }
+}
+
+#[test]
 fn a_walk_that_only_lists_gets_nothing_pushed() {
     if !can_run() {
         return;

@@ -789,7 +789,9 @@ impl Filesystem for SquashFs {
         }
         let first = (offset / bs) as usize;
         let last = ((end - 1) / bs) as usize;
-        if end == data.size() {
+        // Read to its end: by this READ, or by it and the push of the rest of its one block
+        // or tail that a READ at a small file's start brings (below).
+        if end == data.size() || (offset == 0 && data.size() <= bs) {
             self.walk_on(ino.0, data.fragment());
         }
         let ahead = file.streams.on_read(offset, end, bs, READ_AHEAD_BYTES / bs);

@@ -18,14 +18,17 @@
 //! (`find`, `ls -lR`) must not decompress the image behind it. Each READ that reaches a
 //! file's end allows the next `CREDIT` listings to be pushed; pushed files send no READ, so
 //! the credit runs out in a long stretch of fully pushed directories, and the next READ
-//! starts it again (and pushes the rest of the listing that READ came from).
+//! starts it again (and pushes the rest of the listing that READ came from, all of its
+//! replies: a cold `tar c` of a Debian rootfs had /usr/bin's 331 files listed in two
+//! replies after the credit ran out, and none of them pushed). A READ at the start of a
+//! file no bigger than a block counts as reaching its end: the rest of its block or tail
+//! is pushed with the answer, so no READ of it ever does.
 //!
 //! Bounded: `MOST_JOBS` listings of at most a reply each (the kernel's buffer, 32 KiB of
 //! entries and more), `MOST_PENDING` entries waiting, and the blocks go through the
 //! archive's block cache, one at a time.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
 
 use fuser::{INodeNo, Notifier};
@@ -145,6 +148,56 @@ impl<F: Clone> Stack<F> {
     }
 }
 
+/// Whether a listing taken in is pushed: while files are read to their ends (see the
+/// module's text).
+struct Credit<F> {
+    /// Listings still to push before another READ must reach a file's end.
+    left: u32,
+    /// The directory whose listing was last taken in without credit, and the entries of all
+    /// its replies taken in so far, for the READ that starts the walk again: a big
+    /// directory's listing comes in several replies, and that READ may be of a file in any
+    /// of them.
+    last: (u64, Vec<Listed<F>>),
+}
+
+impl<F> Default for Credit<F> {
+    fn default() -> Self {
+        Credit {
+            left: 0,
+            last: (0, Vec::new()),
+        }
+    }
+}
+
+impl<F> Credit<F> {
+    /// A reply of `dir`'s listing was taken in: its entries, if they are to be pushed now.
+    fn taken_in(&mut self, dir: u64, entries: Vec<Listed<F>>) -> Option<Vec<Listed<F>>> {
+        if self.left > 0 {
+            self.left -= 1;
+            return Some(entries);
+        }
+        // Bounded as the pending entries are.
+        if self.last.0 == dir && self.last.1.len() + entries.len() <= MOST_PENDING {
+            self.last.1.extend(entries);
+        } else {
+            self.last = (dir, entries);
+        }
+        None
+    }
+
+    /// A READ reached the end of file `node`: credit for the next listings, and, if there
+    /// was none left, the entries to push and from where (those after `node`, if it was in
+    /// the listing last taken in without credit).
+    fn file_read(&mut self, node: u64) -> Option<(Vec<Listed<F>>, usize)> {
+        if std::mem::replace(&mut self.left, CREDIT) > 0 {
+            return None;
+        }
+        let at = self.last.1.iter().position(|f| f.node == node)?;
+        let (_, entries) = std::mem::take(&mut self.last);
+        Some((entries, at + 1))
+    }
+}
+
 struct Shared {
     stack: Mutex<Stack<Arc<Inode>>>,
     work: Condvar,
@@ -162,10 +215,7 @@ pub struct PushAhead {
     notifier: Arc<OnceLock<Notifier>>,
     /// By directory: the entries of its last listing reply, until the kernel has taken it in.
     pending: Mutex<HashMap<u64, Vec<Listed>>>,
-    /// The entries of the last listing taken in without credit, for a READ that starts a
-    /// walk.
-    last: Mutex<Vec<Listed>>,
-    credit: AtomicU32,
+    credit: Mutex<Credit<Arc<Inode>>>,
     shared: Arc<Shared>,
     /// The pushing thread, started at the first push (false if it could not be: pushing
     /// ahead is then skipped).
@@ -183,8 +233,7 @@ impl PushAhead {
             nodes,
             notifier,
             pending: Mutex::new(HashMap::new()),
-            last: Mutex::new(Vec::new()),
-            credit: AtomicU32::new(0),
+            credit: Mutex::new(Credit::default()),
             shared: Arc::new(Shared {
                 stack: Mutex::new(Stack::default()),
                 work: Condvar::new(),
@@ -222,14 +271,9 @@ impl PushAhead {
         else {
             return;
         };
-        let spent = self
-            .credit
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |c| c.checked_sub(1))
-            .is_ok();
-        if spent {
+        let now = self.credit().taken_in(dir, entries);
+        if let Some(entries) = now {
             self.push(entries, 0);
-        } else {
-            *self.last.lock().unwrap_or_else(|e| e.into_inner()) = entries;
         }
     }
 
@@ -240,13 +284,14 @@ impl PushAhead {
         // done with the listings of the directories after it: the thread goes on from there
         // rather than pushing what the walk has read.
         self.shared.lock().entered(node);
-        if self.credit.swap(CREDIT, Ordering::AcqRel) > 0 {
-            return;
+        let again = self.credit().file_read(node);
+        if let Some((entries, next)) = again {
+            self.push(entries, next);
         }
-        let last = std::mem::take(&mut *self.last.lock().unwrap_or_else(|e| e.into_inner()));
-        if let Some(at) = last.iter().position(|f| f.node == node) {
-            self.push(last, at + 1);
-        }
+    }
+
+    fn credit(&self) -> MutexGuard<'_, Credit<Arc<Inode>>> {
+        self.credit.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     fn push(&self, entries: Vec<Listed>, next: usize) {
@@ -421,6 +466,44 @@ mod tests {
         stack.push(listed(&[20, 21]), 0);
         stack.entered(199);
         assert_eq!(order(&mut stack), vec![20, 21]);
+    }
+
+    fn nodes(entries: &[Listed<u64>]) -> Vec<u64> {
+        entries.iter().map(|e| e.node).collect()
+    }
+
+    #[test]
+    fn listings_are_pushed_while_files_are_read_to_their_ends() {
+        let mut credit = Credit::default();
+        // A walk that only lists pushes nothing.
+        assert!(credit.taken_in(100, listed(&[1, 2])).is_none());
+        // A READ to a file's end: the rest of its listing now, the next listings after.
+        let (entries, next) = credit.file_read(1).expect("pushed again");
+        assert_eq!((nodes(&entries), next), (vec![1, 2], 1));
+        for dir in 0..CREDIT as u64 {
+            assert!(credit.taken_in(101 + dir, listed(&[3])).is_some());
+        }
+        assert!(credit.taken_in(200, listed(&[4])).is_none(), "credit spent");
+        assert!(credit.file_read(99).is_none(), "a file of no listing kept");
+        assert!(credit.taken_in(201, listed(&[5])).is_some(), "credit again");
+    }
+
+    #[test]
+    fn a_big_directory_listed_in_several_replies_is_pushed_from_the_file_read_in_any() {
+        let mut credit = Credit::default();
+        assert!(credit.taken_in(300, listed(&[1, 2, 3])).is_none());
+        assert!(credit.taken_in(300, listed(&[4, 5])).is_none());
+        // The walk reads the first reply's files: the rest of the whole listing goes.
+        let (entries, next) = credit.file_read(2).expect("pushed again");
+        assert_eq!(nodes(&entries[next..]), vec![3, 4, 5]);
+        // Another directory's listing replaces it; a listing over the bound restarts.
+        let mut credit = Credit::default();
+        assert!(credit.taken_in(300, listed(&[1])).is_none());
+        assert!(credit.taken_in(301, listed(&[2])).is_none());
+        let big: Vec<u64> = (1000..1000 + MOST_PENDING as u64).collect();
+        assert!(credit.taken_in(301, listed(&big)).is_none());
+        assert_eq!(credit.last.1.len(), MOST_PENDING, "bounded");
+        assert!(credit.file_read(1).is_none(), "300's listing is gone");
     }
 
     #[test]
