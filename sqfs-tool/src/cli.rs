@@ -110,8 +110,9 @@ pub struct PackArgs {
           value_parser = ["gzip", "xz", "zstd", "lz4", "lzo"], hide_possible_values = true)]
     pub comp: String,
     /// Compression level: gzip 1-9 (default 9), zstd 1-22 (default: libzstd's 15, with a
-    /// shorter search up to 256K blocks, searchLog 3 and targetLength 24; 15 given is
-    /// libzstd's 15), xz 0-9 (6), lz4 1-12 with -Xhc (9)
+    /// shorter search up to 256K blocks, searchLog 3 and targetLength 24, and level 9 for
+    /// blocks that level 1 shrinks below a quarter; 15 given is libzstd's 15 for every
+    /// block), xz 0-9 (6), lz4 1-12 with -Xhc (9)
     #[arg(
         long = "Xcompression-level",
         value_name = "LEVEL",

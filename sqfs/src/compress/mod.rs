@@ -65,7 +65,8 @@ pub trait Compressor: Send {
 pub struct Encoding {
     pub codec: Compression,
     /// `-Xcompression-level`: gzip 1..=9 (default 9), zstd 1..=22 (default: 15 with a
-    /// shorter search, see `zstd.rs`; 15 given is libzstd's level 15), xz's preset 0..=9
+    /// shorter search, and 9 for easy blocks, see `zstd.rs` and `probe.rs`; 15 given is
+    /// libzstd's level 15), xz's preset 0..=9
     /// (default 6), lz4 HC 1..=12 (default 9); lzo takes none.
     pub level: Option<i32>,
     /// `-Xbcj`: the xz BCJ filters to try on each block, as a mask in
@@ -145,10 +146,16 @@ impl Encoding {
             Compression::Zstd => self.level.unwrap_or(15) >= 10,
             _ => false,
         };
-        Ok(if slow {
-            Box::new(probe::Probed::new(codec)?)
-        } else {
-            codec
+        // zstd's default: easy blocks at a cheaper level (see `probe.rs`); a level given is
+        // that level for every block.
+        let easy = match (self.codec, self.level) {
+            (Compression::Zstd, None) => self::zstd::ZstdWriter::easy_level(self.block_size)?,
+            _ => None,
+        };
+        Ok(match (slow, easy) {
+            (true, Some(easy)) => Box::new(probe::Probed::with_easy(codec, Box::new(easy))?),
+            (true, None) => Box::new(probe::Probed::new(codec)?),
+            (false, _) => codec,
         })
     }
 

@@ -67,13 +67,27 @@ pub(super) struct ZstdWriter(CCtx<'static>);
 /// or the block splitter off) makes blocks 1-1.7% larger than level 15's, past the +1%
 /// issue 15 allows (bench/results/pack-codecs.md). Blocks past 256 KiB get level 15 as it
 /// is: libzstd's level 15 for them is another strategy (btlazy2), not measured with a
-/// shorter search.
+/// shorter search. Blocks that level 1 already shrinks below a quarter get level 9
+/// (`probe.rs`), which makes them as small or smaller at a fifth of the cost, and at most
+/// a few percent larger up to a quarter.
 pub(super) const DEFAULT_LEVEL: i32 = 15;
 const TUNED_UP_TO: u32 = 256 << 10;
 const DEFAULT_SEARCH_LOG: u32 = 3;
 const DEFAULT_TARGET_LENGTH: u32 = 24;
 
+/// The level for the default's easy blocks (see `probe.rs`).
+const EASY_LEVEL: i32 = 9;
+
 impl ZstdWriter {
+    /// The default's writer for easy blocks: libzstd's level 9, up to 256 KiB blocks (the
+    /// rule was measured at 128 KiB); none past that.
+    pub(super) fn easy_level(block_size: u32) -> Result<Option<Self>> {
+        if block_size > TUNED_UP_TO {
+            return Ok(None);
+        }
+        Self::new(EASY_LEVEL).map(Some)
+    }
+
     /// libzstd's level `level`, exactly.
     pub(super) fn new(level: i32) -> Result<Self> {
         CCtx::new(level)
@@ -120,7 +134,7 @@ mod tests {
     use ::zstd::bulk::Compressor;
     use ::zstd::zstd_safe::CParameter;
 
-    use super::super::tests::{block, check_block};
+    use super::super::tests::{block, check_block, text};
     use super::super::{new_decompressor, Compression, Encoding};
 
     #[test]
@@ -132,9 +146,34 @@ mod tests {
         }
     }
 
+    /// 128 KiB that level 1 shrinks, but not below a quarter: runs of four random bits a
+    /// byte between pieces of text.
+    fn hard_block() -> Vec<u8> {
+        let mut x = 0x9E37_79B9_7F4A_7C15u64;
+        let words = text(4096);
+        let mut plain = Vec::with_capacity(128 << 10);
+        for chunk in 0.. {
+            if plain.len() >= 128 << 10 {
+                break;
+            }
+            for _ in 0..40 {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                plain.push((x & 0x0f) as u8);
+            }
+            let at = (chunk * 97) % (words.len() - 24);
+            plain.extend_from_slice(&words[at..at + 24]);
+        }
+        plain.truncate(128 << 10);
+        let at_1 = ::zstd::bulk::compress(&plain, 1).unwrap().len();
+        assert!(at_1 * 4 > plain.len() && at_1 < plain.len(), "{at_1}");
+        plain
+    }
+
     #[test]
     fn a_level_given_is_libzstds_level_and_the_default_searches_less() {
-        let plain = block();
+        let plain = hard_block();
         let encode = |level: Option<i32>| {
             let mut e = Encoding::new(Compression::Zstd, 128 << 10);
             e.level = level;
@@ -171,6 +210,33 @@ mod tests {
             .compress(&plain, &mut at_15)
             .unwrap());
         assert_eq!(out, at_15, "1 MiB blocks: level 15 as it is");
+    }
+
+    #[test]
+    fn the_default_gives_easy_blocks_level_9_and_a_level_given_every_block() {
+        // Text: level 1 shrinks it below a quarter.
+        let plain = text(128 << 10);
+        let at_1 = ::zstd::bulk::compress(&plain, 1).unwrap().len();
+        assert!(at_1 * 4 < plain.len(), "{at_1}");
+        let encode = |block_size: u32, level: Option<i32>| {
+            let mut e = Encoding::new(Compression::Zstd, block_size);
+            e.level = level;
+            let mut out = Vec::new();
+            assert!(e.compressor().unwrap().compress(&plain, &mut out).unwrap());
+            check_block(Compression::Zstd, None, &out, &plain, false);
+            out
+        };
+        let at_9 = ::zstd::bulk::compress(&plain, 9).unwrap();
+        assert_eq!(encode(128 << 10, None), at_9);
+        assert_eq!(
+            encode(128 << 10, Some(15)),
+            ::zstd::bulk::compress(&plain, 15).unwrap()
+        );
+        // Past 256 KiB blocks the default is level 15 for every block.
+        assert_eq!(
+            encode(1 << 20, None),
+            ::zstd::bulk::compress(&plain, 15).unwrap()
+        );
     }
 
     #[test]
