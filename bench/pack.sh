@@ -77,7 +77,7 @@ load_start=$(uptime | sed 's/.*load average: //')
   echo "# sqfs pack vs mksquashfs"
   echo
   echo "Made by \`${NICE:+NICE=$NICE }${CODECS:+CODECS=\"$CODECS\" }${TREES:+TREES=\"$TREES\" }${THREADS:+THREADS=$THREADS }bash bench/pack.sh $runs\` at commit $(git -C "$repo" rev-parse --short HEAD) on $(date -u +%F), $(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')), kernel $(uname -r)."
-  echo "$(mksquashfs -version | head -n1); \`sqfs pack DIR IMG -comp C -p $threads\` vs \`mksquashfs DIR IMG -comp C -processors $threads -noappend\`, each codec at its default level (gzip 9, xz 6 without BCJ filters; zstd: mksquashfs 15, sqfs pack 15 with a shorter search, see \`sqfs pack --help\`), 128 KiB blocks, images written to tmpfs, source trees in the page cache."
+  echo "$(mksquashfs -version | head -n1); \`sqfs pack DIR IMG -comp C -p $threads\` vs \`mksquashfs DIR IMG -comp C -processors $threads -noappend\`, each codec at its default level (gzip 9, xz 6 without BCJ filters; zstd: mksquashfs 15, sqfs pack 15 with a shorter search and 9 for the blocks level 1 shrinks below a quarter, see \`sqfs pack --help\`), 128 KiB blocks, images written to tmpfs, source trees in the page cache."
   echo "Medians of $runs rounds (the tools take turns in each); speed ratio = mksquashfs time / sqfs pack time (> 1: sqfs pack faster), by wall time and by CPU time (user + system, all threads: the figure that other jobs on a shared machine disturb least); size ratio = sqfs pack's image / mksquashfs's (< 1: smaller)."
   echo
   for t in ${TREES:-rootfs big}; do echo "- $t: ${tree_note[$t]}"; done

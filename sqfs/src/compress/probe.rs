@@ -12,7 +12,7 @@
 //! compressed at level 9, not at the tuned level 15 (`zstd.rs`). Measured per 128 KiB
 //! block (bench/results/pack-codecs.md): on the big-files tree of bench/pack.sh such blocks
 //! took 10% of the CPU for 0.25% more bytes, and below a fifth level 9 made them smaller;
-//! on a Debian rootfs, 16% of the CPU for 0.14% more bytes.
+//! on its Debian rootfs, 12% of the CPU for 0.27% more bytes.
 
 use super::zstd::ZstdWriter;
 use super::Compressor;
