@@ -114,9 +114,27 @@ fn a_walk_that_reads_the_start_of_a_small_file_finds_the_next_ones_in_the_page_c
     let mount = FuseMount::new(&image.image, &[]).unwrap();
     let d = mount.dir.join("d");
     assert_eq!(std::fs::read_dir(&d).unwrap().count(), 8);
+    for (path, _) in &files {
+        assert_eq!(
+            resident_pages(&mount.dir.join(path)).0,
+            0,
+            "{path} cached before any read"
+        );
+    }
+    // Its first page only: no readahead reaches its end.
+    let mut g00 = std::fs::File::open(d.join("g00")).unwrap();
+    // SAFETY: a valid descriptor; advice only.
+    let advised = unsafe {
+        libc::posix_fadvise(
+            std::os::fd::AsRawFd::as_raw_fd(&g00),
+            0,
+            0,
+            libc::POSIX_FADV_RANDOM,
+        )
+    };
+    assert_eq!(advised, 0);
     let mut start = vec![0u8; 4096];
-    std::io::Read::read_exact(&mut std::fs::File::open(d.join("g00")).unwrap(), &mut start)
-        .unwrap();
+    std::io::Read::read_exact(&mut g00, &mut start).unwrap();
     assert_eq!(start, files[0].1[..4096]);
     for (path, bytes) in &files[1..] {
         let path = mount.dir.join(path);

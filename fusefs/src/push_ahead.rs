@@ -22,10 +22,12 @@
 //! replies: a cold `tar c` of a Debian rootfs had /usr/bin's 331 files listed in two
 //! replies after the credit ran out, and none of them pushed). A READ at the start of a
 //! file no bigger than a block counts as reaching its end: the rest of its block or tail
-//! is pushed with the answer, so no READ of it ever does.
+//! is pushed with the answer, so no READ of it would (a program that reads only such
+//! files' first bytes, `file *`, thus starts pushes as a walk does; reading them to the
+//! end did before).
 //!
-//! Bounded: `MOST_JOBS` listings of at most a reply each (the kernel's buffer, 32 KiB of
-//! entries and more), `MOST_PENDING` entries waiting, and the blocks go through the
+//! Bounded: `MOST_JOBS` listings, `MOST_PENDING` entries in them all and as many waiting,
+//! `MOST_BYTES_PER_LISTING` decompressed per listing reply, and the blocks go through the
 //! archive's block cache, one at a time.
 
 use std::collections::HashMap;
@@ -134,16 +136,24 @@ impl<F: Clone> Stack<F> {
         }
     }
 
-    fn push(&mut self, entries: Vec<Listed<F>>, next: usize) {
-        if self.jobs.len() >= MOST_JOBS {
-            self.jobs.remove(0);
+    /// Pushes the entries of `replies` listing replies from `next` on; the oldest
+    /// listings go past `MOST_JOBS` of them or `MOST_PENDING` entries in all.
+    fn push(&mut self, mut entries: Vec<Listed<F>>, next: usize, replies: u64) {
+        entries.drain(..next.min(entries.len()));
+        entries.truncate(MOST_PENDING);
+        let mut held: usize = self.jobs.iter().map(|j| j.entries.len() - j.next).sum();
+        while !self.jobs.is_empty()
+            && (self.jobs.len() >= MOST_JOBS || held + entries.len() > MOST_PENDING)
+        {
+            let gone = self.jobs.remove(0);
+            held -= gone.entries.len() - gone.next;
         }
         self.made += 1;
         self.jobs.push(Job {
             id: self.made,
             entries,
-            next,
-            budget: MOST_BYTES_PER_LISTING,
+            next: 0,
+            budget: MOST_BYTES_PER_LISTING.saturating_mul(replies.max(1)),
         });
     }
 }
@@ -153,18 +163,18 @@ impl<F: Clone> Stack<F> {
 struct Credit<F> {
     /// Listings still to push before another READ must reach a file's end.
     left: u32,
-    /// The directory whose listing was last taken in without credit, and the entries of all
-    /// its replies taken in so far, for the READ that starts the walk again: a big
-    /// directory's listing comes in several replies, and that READ may be of a file in any
-    /// of them.
-    last: (u64, Vec<Listed<F>>),
+    /// The directory whose listing was last taken in without credit, the entries of all
+    /// its replies taken in so far, and how many replies, for the READ that starts the walk
+    /// again: a big directory's listing comes in several replies, and that READ may be of a
+    /// file in any of them.
+    last: (u64, Vec<Listed<F>>, u64),
 }
 
 impl<F> Default for Credit<F> {
     fn default() -> Self {
         Credit {
             left: 0,
-            last: (0, Vec::new()),
+            last: (0, Vec::new(), 0),
         }
     }
 }
@@ -179,22 +189,30 @@ impl<F> Credit<F> {
         // Bounded as the pending entries are.
         if self.last.0 == dir && self.last.1.len() + entries.len() <= MOST_PENDING {
             self.last.1.extend(entries);
+            self.last.2 += 1;
         } else {
-            self.last = (dir, entries);
+            self.last = (dir, entries, 1);
         }
         None
     }
 
+    /// `dir` is listed from its start again: what its earlier listing left goes.
+    fn listing_started(&mut self, dir: u64) {
+        if self.last.0 == dir {
+            self.last = (0, Vec::new(), 0);
+        }
+    }
+
     /// A READ reached the end of file `node`: credit for the next listings, and, if there
-    /// was none left, the entries to push and from where (those after `node`, if it was in
-    /// the listing last taken in without credit).
-    fn file_read(&mut self, node: u64) -> Option<(Vec<Listed<F>>, usize)> {
+    /// was none left, the entries to push, from where, and of how many replies (those after
+    /// `node`, if it was in the listing last taken in without credit).
+    fn file_read(&mut self, node: u64) -> Option<(Vec<Listed<F>>, usize, u64)> {
         if std::mem::replace(&mut self.left, CREDIT) > 0 {
             return None;
         }
         let at = self.last.1.iter().position(|f| f.node == node)?;
-        let (_, entries) = std::mem::take(&mut self.last);
-        Some((entries, at + 1))
+        let (_, entries, replies) = std::mem::take(&mut self.last);
+        Some((entries, at + 1, replies))
     }
 }
 
@@ -245,6 +263,7 @@ impl PushAhead {
     /// The kernel asks for the start of directory `dir`'s listing.
     pub fn entered(&self, dir: u64) {
         self.shared.lock().entered(dir);
+        self.credit().listing_started(dir);
     }
 
     /// A listing reply of directory `dir` linked `entries`, in this order.
@@ -273,7 +292,7 @@ impl PushAhead {
         };
         let now = self.credit().taken_in(dir, entries);
         if let Some(entries) = now {
-            self.push(entries, 0);
+            self.push(entries, 0, 1);
         }
     }
 
@@ -285,8 +304,8 @@ impl PushAhead {
         // rather than pushing what the walk has read.
         self.shared.lock().entered(node);
         let again = self.credit().file_read(node);
-        if let Some((entries, next)) = again {
-            self.push(entries, next);
+        if let Some((entries, next, replies)) = again {
+            self.push(entries, next, replies);
         }
     }
 
@@ -294,14 +313,14 @@ impl PushAhead {
         self.credit.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn push(&self, entries: Vec<Listed>, next: usize) {
+    fn push(&self, entries: Vec<Listed>, next: usize, replies: u64) {
         if !entries.iter().skip(next).any(|e| e.file.is_some()) {
             return;
         }
         if !*self.started.get_or_init(|| self.start()) {
             return;
         }
-        self.shared.lock().push(entries, next);
+        self.shared.lock().push(entries, next, replies);
         self.shared.work.notify_one();
     }
 
@@ -443,9 +462,9 @@ mod tests {
     #[test]
     fn the_newest_listing_goes_first_then_the_rest_of_the_one_before() {
         let mut stack = Stack::default();
-        stack.push(listed(&[1, 2, 100, 3, 4]), 0);
+        stack.push(listed(&[1, 2, 100, 3, 4]), 0, 1);
         assert_eq!(stack.take().unwrap().0, 1);
-        stack.push(listed(&[10, 101, 11]), 0);
+        stack.push(listed(&[10, 101, 11]), 0, 1);
         assert_eq!(
             order(&mut stack),
             vec![10, 11, 2, 3, 4],
@@ -457,13 +476,13 @@ mod tests {
     #[test]
     fn listing_a_subdirectory_passes_the_entries_before_it_and_ends_deeper_listings() {
         let mut stack = Stack::default();
-        stack.push(listed(&[1, 2, 103, 4, 5]), 0);
-        stack.push(listed(&[10, 11]), 0);
+        stack.push(listed(&[1, 2, 103, 4, 5]), 0, 1);
+        stack.push(listed(&[10, 11]), 0, 1);
         // The walk lists 103 (in the first listing): done with 10, 11 and with 1 and 2.
         stack.entered(103);
         assert_eq!(order(&mut stack), vec![4, 5]);
         // Unknown directories change nothing.
-        stack.push(listed(&[20, 21]), 0);
+        stack.push(listed(&[20, 21]), 0, 1);
         stack.entered(199);
         assert_eq!(order(&mut stack), vec![20, 21]);
     }
@@ -478,8 +497,8 @@ mod tests {
         // A walk that only lists pushes nothing.
         assert!(credit.taken_in(100, listed(&[1, 2])).is_none());
         // A READ to a file's end: the rest of its listing now, the next listings after.
-        let (entries, next) = credit.file_read(1).expect("pushed again");
-        assert_eq!((nodes(&entries), next), (vec![1, 2], 1));
+        let (entries, next, replies) = credit.file_read(1).expect("pushed again");
+        assert_eq!((nodes(&entries), next, replies), (vec![1, 2], 1, 1));
         for dir in 0..CREDIT as u64 {
             assert!(credit.taken_in(101 + dir, listed(&[3])).is_some());
         }
@@ -493,30 +512,60 @@ mod tests {
         let mut credit = Credit::default();
         assert!(credit.taken_in(300, listed(&[1, 2, 3])).is_none());
         assert!(credit.taken_in(300, listed(&[4, 5])).is_none());
-        // The walk reads the first reply's files: the rest of the whole listing goes.
-        let (entries, next) = credit.file_read(2).expect("pushed again");
-        assert_eq!(nodes(&entries[next..]), vec![3, 4, 5]);
-        // Another directory's listing replaces it; a listing over the bound restarts.
+        // The walk reads the first reply's files: the rest of the whole listing goes, with
+        // a budget for each reply.
+        let (entries, next, replies) = credit.file_read(2).expect("pushed again");
+        assert_eq!((nodes(&entries[next..]), replies), (vec![3, 4, 5], 2));
+        // Another directory's listing replaces it.
         let mut credit = Credit::default();
         assert!(credit.taken_in(300, listed(&[1])).is_none());
         assert!(credit.taken_in(301, listed(&[2])).is_none());
+        assert!(credit.file_read(1).is_none(), "300's listing is gone");
+        // A listing over the bound starts again from the reply past it.
+        let mut credit = Credit::default();
+        assert!(credit.taken_in(301, listed(&[2])).is_none());
         let big: Vec<u64> = (1000..1000 + MOST_PENDING as u64).collect();
         assert!(credit.taken_in(301, listed(&big)).is_none());
-        assert_eq!(credit.last.1.len(), MOST_PENDING, "bounded");
-        assert!(credit.file_read(1).is_none(), "300's listing is gone");
+        assert_eq!(
+            (credit.last.1.len(), credit.last.2),
+            (MOST_PENDING, 1),
+            "bounded"
+        );
+        assert!(credit.file_read(2).is_none(), "the reply before is gone");
+        // Listed again from its start (`ls` twice): the earlier listing goes, not doubled.
+        let mut credit = Credit::default();
+        assert!(credit.taken_in(302, listed(&[1, 2])).is_none());
+        credit.listing_started(302);
+        assert!(credit.taken_in(302, listed(&[1, 2])).is_none());
+        let (entries, next, replies) = credit.file_read(1).expect("pushed again");
+        assert_eq!((nodes(&entries[next..]), replies), (vec![2], 1));
     }
 
     #[test]
     fn a_listing_stops_at_its_budget_and_the_oldest_go_past_the_bound() {
         let mut stack = Stack::default();
-        stack.push(listed(&[1, 2, 3]), 0);
+        stack.push(listed(&[1, 2, 3]), 0, 1);
         let (_, _, id, budget) = stack.take().unwrap();
         stack.spend(id, budget);
         assert_eq!(order(&mut stack), Vec::<u64>::new());
         for node in 0..MOST_JOBS as u64 + 3 {
-            stack.push(listed(&[node]), 0);
+            stack.push(listed(&[node]), 0, 1);
         }
         assert_eq!(stack.jobs.len(), MOST_JOBS);
         assert_eq!(order(&mut stack).last(), Some(&3), "0, 1 and 2 went");
+        // A listing of several replies has a budget for each.
+        stack.push(listed(&[1, 2]), 0, 3);
+        assert_eq!(stack.take().unwrap().3, 3 * MOST_BYTES_PER_LISTING);
+        stack.jobs.clear();
+        // At most `MOST_PENDING` entries in all: the oldest listings go; what a listing
+        // passed is not kept.
+        let half: Vec<u64> = (0..MOST_PENDING as u64 / 2).collect();
+        stack.push(listed(&half), 0, 1);
+        stack.push(listed(&half), 10, 1);
+        assert_eq!(stack.jobs[1].entries.len(), MOST_PENDING / 2 - 10);
+        stack.push(listed(&[1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11]), 0, 1);
+        assert_eq!(stack.jobs.len(), 2, "the oldest went");
+        let held: usize = stack.jobs.iter().map(|j| j.entries.len()).sum();
+        assert!(held <= MOST_PENDING, "{held}");
     }
 }

@@ -11,8 +11,9 @@
 //! for zstd's default, a block that level 1 shrinks below a quarter of its size is
 //! compressed at level 9, not at the tuned level 15 (`zstd.rs`). Measured per 128 KiB
 //! block (bench/results/pack-codecs.md): on the big-files tree of bench/pack.sh such blocks
-//! took 10% of the CPU for 0.25% more bytes, and below a fifth level 9 made them smaller;
-//! on its Debian rootfs, 12% of the CPU for 0.27% more bytes.
+//! took 10% of the CPU for 0.25% more bytes (below about a seventh, level 9 made them no
+//! larger); on its Debian rootfs, 12% of the CPU for 0.27% more bytes. Metadata blocks
+//! (8 KiB) go through the same rule; whole images, bench/results/pack.md.
 
 use super::zstd::ZstdWriter;
 use super::Compressor;
