@@ -998,6 +998,14 @@ fn a_run_starting_a_server_leaves_other_hosts_sockets_alone() {
     assert_eq!(killed.len(), 1, "{killed:?}");
     kill(killed[0]);
     wait_until("node B's server is gone", || servers_of(&theirs).is_empty());
+    // Its socket stops listening once the last of its threads has exited: the process
+    // list leaves it out as soon as the main thread is a zombie, and one CI run's connect
+    // right then still found the socket listening (EPROTOTYPE: a stream socket to the
+    // server's seqpacket one).
+    wait_until("node B's socket refuses connections", || {
+        std::os::unix::net::UnixStream::connect(&dead)
+            .is_err_and(|e| e.raw_os_error() != Some(libc::EPROTOTYPE))
+    });
     assert_dead(
         &dead,
         "node B's killed server left no dead socket: nothing to test",
