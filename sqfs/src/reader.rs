@@ -193,20 +193,22 @@ impl BlockReader {
         })
     }
 
-    /// Reads `len` bytes at `pos` and decompresses them into at most `max` bytes.
+    /// Reads `len` bytes at `pos` and decompresses them into at most `max` bytes, in an
+    /// evicted block's buffer when the cache has one.
     fn load(&self, pos: u64, len: usize, compressed: bool, max: usize) -> Result<Vec<u8>> {
-        let mut out = Vec::new();
-        if !compressed {
-            let n = self.load_into(pos, len, compressed, max, &mut out)?;
-            out.truncate(n);
+        let mut out = self.cache.spare(max);
+        if compressed && out.capacity() == 0 {
+            // A new buffer: lz4 and zstd decode into its capacity without zeroing it.
+            READ_BUF.with(|buf| {
+                let mut input = buf.borrow_mut();
+                input.resize(len, 0);
+                self.source.read_exact_at(pos, &mut input)?;
+                self.decompressor.decompress_vec(&input, &mut out, max)
+            })?;
             return Ok(out);
         }
-        READ_BUF.with(|buf| {
-            let mut input = buf.borrow_mut();
-            input.resize(len, 0);
-            self.source.read_exact_at(pos, &mut input)?;
-            self.decompressor.decompress_vec(&input, &mut out, max)
-        })?;
+        let n = self.load_into(pos, len, compressed, max, &mut out)?;
+        out.truncate(n);
         Ok(out)
     }
 
