@@ -163,18 +163,36 @@ impl<F: Clone> Stack<F> {
 struct Credit<F> {
     /// Listings still to push before another READ must reach a file's end.
     left: u32,
-    /// The directory whose listing was last taken in without credit, the entries of all
-    /// its replies taken in so far, and how many replies, for the READ that starts the walk
-    /// again: a big directory's listing comes in several replies, and that READ may be of a
-    /// file in any of them.
-    last: (u64, Vec<Listed<F>>, u64),
+    /// The listing last taken in without credit, for the READ that starts the walk again.
+    last: Uncredited<F>,
+}
+
+/// A directory's listing taken in without credit: a big directory's comes in several
+/// replies, and the READ that starts the walk again may be of a file in any of them.
+struct Uncredited<F> {
+    /// The directory (0: none).
+    dir: u64,
+    /// The entries of all its replies taken in so far.
+    entries: Vec<Listed<F>>,
+    /// How many replies.
+    replies: u64,
+}
+
+impl<F> Default for Uncredited<F> {
+    fn default() -> Self {
+        Uncredited {
+            dir: 0,
+            entries: Vec::new(),
+            replies: 0,
+        }
+    }
 }
 
 impl<F> Default for Credit<F> {
     fn default() -> Self {
         Credit {
             left: 0,
-            last: (0, Vec::new(), 0),
+            last: Uncredited::default(),
         }
     }
 }
@@ -187,19 +205,24 @@ impl<F> Credit<F> {
             return Some(entries);
         }
         // Bounded as the pending entries are.
-        if self.last.0 == dir && self.last.1.len() + entries.len() <= MOST_PENDING {
-            self.last.1.extend(entries);
-            self.last.2 += 1;
+        let last = &mut self.last;
+        if last.dir == dir && last.entries.len() + entries.len() <= MOST_PENDING {
+            last.entries.extend(entries);
+            last.replies += 1;
         } else {
-            self.last = (dir, entries, 1);
+            *last = Uncredited {
+                dir,
+                entries,
+                replies: 1,
+            };
         }
         None
     }
 
     /// `dir` is listed from its start again: what its earlier listing left goes.
     fn listing_started(&mut self, dir: u64) {
-        if self.last.0 == dir {
-            self.last = (0, Vec::new(), 0);
+        if self.last.dir == dir {
+            self.last = Uncredited::default();
         }
     }
 
@@ -210,9 +233,9 @@ impl<F> Credit<F> {
         if std::mem::replace(&mut self.left, CREDIT) > 0 {
             return None;
         }
-        let at = self.last.1.iter().position(|f| f.node == node)?;
-        let (_, entries, replies) = std::mem::take(&mut self.last);
-        Some((entries, at + 1, replies))
+        let at = self.last.entries.iter().position(|f| f.node == node)?;
+        let last = std::mem::take(&mut self.last);
+        Some((last.entries, at + 1, last.replies))
     }
 }
 
@@ -527,7 +550,7 @@ mod tests {
         let big: Vec<u64> = (1000..1000 + MOST_PENDING as u64).collect();
         assert!(credit.taken_in(301, listed(&big)).is_none());
         assert_eq!(
-            (credit.last.1.len(), credit.last.2),
+            (credit.last.entries.len(), credit.last.replies),
             (MOST_PENDING, 1),
             "bounded"
         );
