@@ -26,7 +26,7 @@ use crate::nodes::Nodes;
 use crate::prefetch::{Background, Piece};
 use crate::push_ahead::{Listed, PushAhead};
 use crate::read_reply::{self, Gathered};
-use crate::walk::NextFiles;
+use crate::walk::{NextFiles, AHEAD_FILES};
 
 /// A read-only image never changes under us: cache entries and attributes for a century.
 pub const FOREVER: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
@@ -998,6 +998,11 @@ impl Filesystem for SquashFs {
             .map(|e| e.node)
             .collect();
         self.walk.listed(&files);
+        if !files.is_empty() && self.walk.listing() {
+            let first = entries.iter().filter_map(|e| e.file.clone());
+            self.background
+                .prefetch_ahead(first.take(AHEAD_FILES).collect(), None);
+        }
         self.ahead.listed(ino.0, entries);
         let Some(own) = own else {
             // fuser logs a reply the kernel refuses and says nothing: the entries' lookup

@@ -31,6 +31,12 @@ pub const AHEAD_BLOCKS: usize = 4;
 /// Walk evidence at most (see `NextFiles::read_to_end`).
 const MOST_EVIDENCE: u32 = 4;
 
+/// Listing replies whose first files are decompressed ahead (see `NextFiles::listing`)
+/// per file a walk reads to its end: a walk lists a directory and then reads it, so one
+/// is enough for it; a listing-only walk after it (`find`, `ls -lR`) costs at most this
+/// many listings' blocks.
+const LISTINGS_PER_FILE: u32 = 2;
+
 /// For each regular file listed, the regular file listed after it in the same reply; and
 /// whether reads are going from file to file in that order.
 #[derive(Default)]
@@ -46,6 +52,8 @@ struct Inner {
     /// Up by one for each file read to its end that was listed shortly after the one read
     /// to its end before, down by one for any other.
     evidence: u32,
+    /// Listing replies still to have their first files decompressed ahead.
+    listings: u32,
 }
 
 impl Inner {
@@ -99,10 +107,23 @@ impl NextFiles {
             inner.last = node;
         }
         if inner.evidence > 0 {
+            inner.listings = LISTINGS_PER_FILE;
             inner.after(node)
         } else {
             Vec::new()
         }
+    }
+
+    /// A listing reply went out: whether its first files are to be decompressed ahead. A
+    /// walk reads a directory's first file the moment it has listed it, before any file of
+    /// the directory is read to its end, and so before `read_to_end` hands on any of them:
+    /// every directory's first file was decompressed on the request path while the walk
+    /// waited. Only while a walk reads files to their ends (see `LISTINGS_PER_FILE`).
+    pub fn listing(&self) -> bool {
+        let mut inner = self.lock();
+        let go = inner.listings > 0;
+        inner.listings = inner.listings.saturating_sub(1);
+        go
     }
 
     /// The kernel forgot `node`: its place in the order goes (its predecessor's link to it
@@ -132,6 +153,34 @@ mod tests {
         assert_eq!(walk.read_to_end(12), Vec::<u64>::new());
         assert_eq!(walk.read_to_end(10), Vec::<u64>::new());
         assert_eq!(walk.read_to_end(11), vec![12, 13, 14]);
+    }
+
+    #[test]
+    fn listings_get_their_first_files_decompressed_only_while_a_walk_reads() {
+        let walk = NextFiles::default();
+        walk.listed(&[10, 11, 12]);
+        // Listing alone (`find`, `ls -lR`): nothing decompressed.
+        assert!(!walk.listing());
+        walk.read_to_end(10);
+        assert!(!walk.listing(), "one file read is no walk");
+        walk.read_to_end(11);
+        // A walk: the next listings, a bounded number per file it reads to its end.
+        for _ in 0..LISTINGS_PER_FILE {
+            assert!(walk.listing());
+        }
+        assert!(
+            !walk.listing(),
+            "a listing-only walk after it costs a bounded number"
+        );
+        walk.read_to_end(12);
+        assert!(walk.listing(), "reading on gives more");
+        // Reads out of order end the walk (the evidence runs out): no more.
+        for node in 90..95 {
+            walk.read_to_end(node);
+        }
+        while walk.listing() {}
+        walk.read_to_end(95);
+        assert!(!walk.listing());
     }
 
     #[test]
