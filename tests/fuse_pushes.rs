@@ -322,3 +322,52 @@ fn random_reads_of_an_image_of_1_mib_blocks_keep_the_daemon_within_64_mib() {
     let _ = std::fs::remove_dir_all(&dir);
     assert!(peak <= 64 << 10, "daemon peak RSS {peak} KiB, over 64 MiB");
 }
+
+#[test]
+fn a_file_read_from_start_to_end_does_not_fill_the_block_cache() {
+    if !can_run() {
+        return;
+    }
+    // 96 MiB in 128 KiB blocks, three times the 32 MiB block cache: each block a READ has
+    // answered whole is in the page cache and leaves the block cache, its buffer taking
+    // the next block.
+    let dir = std::env::temp_dir().join(format!("sqfs-pushes-seq-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(dir.join("src")).unwrap();
+    let bytes: Vec<u8> = (0..96usize << 20)
+        .map(|k| ((k / 5) as u32).wrapping_mul(2_654_435_761).to_le_bytes()[k % 3])
+        .collect();
+    std::fs::write(dir.join("src/seq"), &bytes).unwrap();
+    let image = dir.join("seq.sqfs");
+    e2e_tests::sys::mksquashfs(&dir.join("src"), &image, &["-comp", "lz4"]);
+    let mount = FuseMount::new(&image, &[]).unwrap();
+    let path = mount.dir.join("seq");
+    let read_all = || {
+        let f = File::open(&path).unwrap();
+        let mut got = Vec::with_capacity(bytes.len());
+        let mut buf = vec![0u8; 1 << 20];
+        loop {
+            let n = f.read_at(&mut buf, got.len() as u64).unwrap();
+            if n == 0 {
+                break got;
+            }
+            got.extend_from_slice(&buf[..n]);
+        }
+    };
+    assert!(read_all() == bytes, "the first read differs");
+    let peak = daemon_peak_kib(&mount.dir);
+    // Out of the page cache again: the blocks the block cache let go are decoded again.
+    let f = File::open(&path).unwrap();
+    // SAFETY: fadvise reads no memory of ours.
+    unsafe { libc::posix_fadvise(f.as_raw_fd(), 0, 0, libc::POSIX_FADV_DONTNEED) };
+    let (resident, pages) = resident_pages(&path);
+    assert!(
+        resident < pages / 2,
+        "{resident} of {pages} pages still cached"
+    );
+    assert!(read_all() == bytes, "the second read differs");
+    drop(mount);
+    let _ = std::fs::remove_dir_all(&dir);
+    // With every block kept until evicted, the cache alone is 32 MiB.
+    assert!(peak <= 24 << 10, "daemon peak RSS {peak} KiB, over 24 MiB");
+}

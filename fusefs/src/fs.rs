@@ -588,14 +588,43 @@ impl SquashFs {
         for (block, pieces) in edges {
             self.background.store_pieces(block, pieces);
         }
-        match out.send(device.as_fd(), req.unique().0) {
-            // Answered; fuser's reply holds nothing (see `readdirplus`).
-            Ok(()) => std::mem::forget(reply),
+        let sent = out.send(device.as_fd(), req.unique().0);
+        drop(out);
+        match sent {
+            Ok(()) => {
+                // Answered; fuser's reply holds nothing (see `readdirplus`).
+                std::mem::forget(reply);
+                self.answered_whole(file, offset, end);
+            }
             Err(e) => match e.raw_os_error() {
                 // The request was interrupted, or the mount is gone: nobody waits.
                 Some(libc::ENOENT | libc::ENODEV) => std::mem::forget(reply),
                 _ => reply.error(Errno::EIO),
             },
+        }
+    }
+
+    /// After an answer to a READ of `offset..end`: the blocks it held whole are in the page
+    /// cache now, so the block cache need not keep them, and their buffers take the blocks
+    /// decoded next (a sequential read no longer fills 32 MiB of fresh memory, a page fault
+    /// per page, before the first buffer is reused). A block at either edge stays: the
+    /// READ beside this one, often already on its way, takes the rest of it.
+    fn answered_whole(&self, file: &OpenFile, offset: u64, end: u64) {
+        let data = &file.data;
+        let bs = u64::from(self.archive.superblock().block_size);
+        let stored = data.block_count() as u64;
+        let first = offset.div_ceil(bs);
+        let mut past = first;
+        for index in first..stored {
+            if ((index + 1) * bs).min(data.size()) > end {
+                break;
+            }
+            self.archive.forget_block(data, index as usize);
+            past = index + 1;
+        }
+        if past > first {
+            file.answered
+                .fetch_max(past, std::sync::atomic::Ordering::Relaxed);
         }
     }
 

@@ -23,6 +23,9 @@ pub struct OpenFile {
     /// (memory pressure, `POSIX_FADV_DONTNEED`), and a READ for a block means some of its
     /// pages are missing, so once a push is done the block may be pushed again.
     pushing: Vec<AtomicU64>,
+    /// One past the furthest block a READ's answer held whole (see `Fs::reply_gathered`):
+    /// the prefetch threads skip blocks before it, which a sequential reader has had.
+    pub answered: AtomicU64,
 }
 
 impl OpenFile {
@@ -34,6 +37,7 @@ impl OpenFile {
             data,
             streams: Streams::default(),
             pushing: (0..words).map(|_| AtomicU64::new(0)).collect(),
+            answered: AtomicU64::new(0),
         }
     }
 

@@ -118,7 +118,12 @@ impl Background {
                             for job in rx {
                                 match job {
                                     Prefetch::Block(file, index) => {
-                                        let _ = archive.data_block(&file.data, index);
+                                        // Queued before a READ took it: decoding it now
+                                        // would only put it back in the cache.
+                                        let answered = file.answered.load(Ordering::Relaxed);
+                                        if index as u64 >= answered {
+                                            let _ = archive.data_block(&file.data, index);
+                                        }
                                     }
                                     Prefetch::Ahead(files, skip) => ahead(&archive, &files, skip),
                                 }

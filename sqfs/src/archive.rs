@@ -400,6 +400,18 @@ impl Archive {
         data.load_block(&self.ctx, index)
     }
 
+    /// Lets the cache drop block `index` of a file now: for a reader that has taken the
+    /// block whole and will not ask for it again (a FUSE server, once the block is in the
+    /// kernel's page cache), so that a file read from start to end does not fill the
+    /// cache with blocks nobody asks for again, and their buffers take the next blocks.
+    /// Reading it again decodes it again.
+    ///
+    /// # Panics
+    /// If `index` is not below [`FileData::block_count`].
+    pub fn forget_block(&self, data: &FileData, index: usize) {
+        data.forget_block(&self.ctx, index);
+    }
+
     /// Block `index` of a file decompressed into `out`, bypassing the cache (for readers
     /// that take each block once); `Some(n)`: the bytes are `out[..n]`; None: a hole.
     ///

@@ -88,6 +88,19 @@ impl BlockCache {
         }
     }
 
+    /// Drops the block at `key` now, before its turn to be evicted: for a reader that has
+    /// taken it whole and will not ask again. Its buffer goes to the next fill.
+    pub fn forget(&self, key: u64) {
+        let mut shard = self.shard(key).lock().unwrap_or_else(|e| e.into_inner());
+        // A block still being filled is left to its filler.
+        if shard.map.get(&key).is_some_and(|e| e.slot.get().is_some()) {
+            let entry = shard.map.remove(&key).expect("present");
+            shard.bytes -= entry.charge;
+            shard.clock.retain(|&k| k != key);
+            self.keep_spare(entry);
+        }
+    }
+
     /// Keeps the buffer of an evicted entry for [`Self::spare`], if no reader holds the
     /// block and there is room.
     fn keep_spare(&self, entry: Entry) {
@@ -251,6 +264,23 @@ mod tests {
             .collect();
         assert_eq!(cache.spare(1024).capacity(), 0);
         drop(held);
+    }
+
+    #[test]
+    fn a_forgotten_block_leaves_at_once_and_its_buffer_is_reused() {
+        let cache = BlockCache::new(1 << 20);
+        let block = cache.get_or_fill(4096, 1024, || Ok(vec![7; 1024])).unwrap();
+        let at = block.as_ptr() as usize;
+        drop(block);
+        cache.forget(8192); // not cached: nothing happens
+        assert_eq!(cache.bytes(), 1024);
+        cache.forget(4096);
+        assert_eq!(cache.bytes(), 0);
+        let reused = cache.spare(1024);
+        assert_eq!(reused.as_ptr() as usize, at);
+        // Asked again, it is filled again.
+        let again = cache.get_or_fill(4096, 1024, || Ok(vec![8; 1024])).unwrap();
+        assert_eq!(again[0], 8);
     }
 
     #[test]

@@ -151,6 +151,14 @@ impl FileData {
         Ok(Some(data))
     }
 
+    /// Drops block `index` from the cache (see [`crate::Archive::forget_block`]).
+    pub(crate) fn forget_block(&self, ctx: &Context, index: usize) {
+        let (pos, block) = self.block(index);
+        if !block.is_hole() {
+            ctx.reader.cache().forget(pos);
+        }
+    }
+
     /// Block `index` decompressed into `out` without the cache (None for a hole); the
     /// block's bytes are `out[..n]`, checked to be exactly what the file needs.
     pub(crate) fn load_block_into(
