@@ -613,18 +613,12 @@ impl SquashFs {
         let data = &file.data;
         let bs = u64::from(self.archive.superblock().block_size);
         let stored = data.block_count() as u64;
-        let first = offset.div_ceil(bs);
-        let mut past = first;
-        for index in first..stored {
+        for index in offset.div_ceil(bs)..stored {
             if ((index + 1) * bs).min(data.size()) > end {
                 break;
             }
+            file.answered(index as usize);
             self.archive.forget_block(data, index as usize);
-            past = index + 1;
-        }
-        if past > first {
-            file.answered
-                .fetch_max(past, std::sync::atomic::Ordering::Relaxed);
         }
     }
 
@@ -850,6 +844,8 @@ impl Filesystem for SquashFs {
                         self.background.store(&file, first, base, block.clone());
                     }
                     reply.data(&block[start..stop]);
+                    drop(block);
+                    self.answered_whole(&file, offset, end);
                     return;
                 }
                 Ok(None) => {}

@@ -23,9 +23,10 @@ pub struct OpenFile {
     /// (memory pressure, `POSIX_FADV_DONTNEED`), and a READ for a block means some of its
     /// pages are missing, so once a push is done the block may be pushed again.
     pushing: Vec<AtomicU64>,
-    /// One past the furthest block a READ's answer held whole (see `Fs::reply_gathered`):
-    /// the prefetch threads skip blocks before it, which a sequential reader has had.
-    pub answered: AtomicU64,
+    /// Blocks a READ's answer held whole since their prefetch was queued, one bit each:
+    /// the prefetch threads skip them (decoding one would only put it back in the block
+    /// cache, which let it go: see `Fs::answered_whole`).
+    answered: Vec<AtomicU64>,
 }
 
 impl OpenFile {
@@ -37,8 +38,29 @@ impl OpenFile {
             data,
             streams: Streams::default(),
             pushing: (0..words).map(|_| AtomicU64::new(0)).collect(),
-            answered: AtomicU64::new(0),
+            answered: (0..words).map(|_| AtomicU64::new(0)).collect(),
         }
+    }
+
+    /// Block `index` is queued for the prefetch: it has not been answered since.
+    pub fn prefetch_queued(&self, index: usize) {
+        if let Some(word) = self.answered.get(index / 64) {
+            word.fetch_and(!(1u64 << (index % 64)), Ordering::AcqRel);
+        }
+    }
+
+    /// A READ's answer held block `index` whole.
+    pub fn answered(&self, index: usize) {
+        if let Some(word) = self.answered.get(index / 64) {
+            word.fetch_or(1u64 << (index % 64), Ordering::AcqRel);
+        }
+    }
+
+    /// Whether a READ's answer held block `index` whole since its prefetch was queued.
+    pub fn answered_since_queued(&self, index: usize) -> bool {
+        self.answered
+            .get(index / 64)
+            .is_some_and(|word| word.load(Ordering::Acquire) & (1u64 << (index % 64)) != 0)
     }
 
     /// Marks a push of block `index` in flight; false if one already is.
@@ -175,6 +197,29 @@ mod tests {
         let archive = sqfs::Archive::open(image).unwrap();
         let inode = archive.lookup_path("blocks.bin").unwrap();
         archive.file_data(&inode).unwrap()
+    }
+
+    #[test]
+    fn a_block_answered_since_its_prefetch_was_queued_is_skipped_only_until_queued_again() {
+        let at = MetaRef {
+            block: 0,
+            offset: 8,
+        };
+        let file = OpenFile::new(1, at, blocks_bin());
+        assert!(!file.answered_since_queued(2));
+        file.prefetch_queued(2);
+        file.answered(2);
+        assert!(
+            file.answered_since_queued(2),
+            "answered after it was queued"
+        );
+        assert!(!file.answered_since_queued(1) && !file.answered_since_queued(3));
+        // Read again later (the page cache let it go): queued again, decoded again.
+        file.prefetch_queued(2);
+        assert!(!file.answered_since_queued(2));
+        // Past the file's blocks: nothing, no panic.
+        file.answered(1 << 20);
+        assert!(!file.answered_since_queued(1 << 20));
     }
 
     #[test]

@@ -118,10 +118,7 @@ impl Background {
                             for job in rx {
                                 match job {
                                     Prefetch::Block(file, index) => {
-                                        // Queued before a READ took it: decoding it now
-                                        // would only put it back in the cache.
-                                        let answered = file.answered.load(Ordering::Relaxed);
-                                        if index as u64 >= answered {
+                                        if !file.answered_since_queued(index) {
                                             let _ = archive.data_block(&file.data, index);
                                         }
                                     }
@@ -162,6 +159,7 @@ impl Background {
     }
 
     pub fn prefetch(&self, file: &Arc<OpenFile>, index: usize) {
+        file.prefetch_queued(index);
         if let Some(jobs) = self.jobs() {
             let _ = jobs.try_send(Prefetch::Block(file.clone(), index));
         }

@@ -404,10 +404,7 @@ impl Archive {
     /// block whole and will not ask for it again (a FUSE server, once the block is in the
     /// kernel's page cache), so that a file read from start to end does not fill the
     /// cache with blocks nobody asks for again, and their buffers take the next blocks.
-    /// Reading it again decodes it again.
-    ///
-    /// # Panics
-    /// If `index` is not below [`FileData::block_count`].
+    /// Reading it again decodes it again. An `index` past the file's blocks is ignored.
     pub fn forget_block(&self, data: &FileData, index: usize) {
         data.forget_block(&self.ctx, index);
     }

@@ -96,7 +96,10 @@ impl BlockCache {
         if shard.map.get(&key).is_some_and(|e| e.slot.get().is_some()) {
             let entry = shard.map.remove(&key).expect("present");
             shard.bytes -= entry.charge;
-            shard.clock.retain(|&k| k != key);
+            // Blocks are forgotten soon after they come in: look from the newest end.
+            if let Some(at) = shard.clock.iter().rposition(|&k| k == key) {
+                shard.clock.remove(at);
+            }
             self.keep_spare(entry);
         }
     }

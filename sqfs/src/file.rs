@@ -153,6 +153,9 @@ impl FileData {
 
     /// Drops block `index` from the cache (see [`crate::Archive::forget_block`]).
     pub(crate) fn forget_block(&self, ctx: &Context, index: usize) {
+        if index >= self.blocks.len() {
+            return;
+        }
         let (pos, block) = self.block(index);
         if !block.is_hole() {
             ctx.reader.cache().forget(pos);

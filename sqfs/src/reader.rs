@@ -274,3 +274,58 @@ pub(crate) mod testing {
         BlockReader::new(source, d, 1 << 20, block_size)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::testing::reader;
+    use super::DataBlock;
+    use crate::compress::tests::text;
+    use crate::compress::{Compression, Encoding};
+
+    /// A block decoded into a buffer the cache kept from an evicted one holds exactly its
+    /// own bytes, however much more the buffer held before (a full block of 0xA5 here). The
+    /// block size is that of metadata blocks, whose buffers data blocks then share.
+    #[test]
+    fn a_short_block_in_a_reused_buffer_is_exactly_its_own_bytes() {
+        let block_size = 8192u32;
+        let short = text(3000);
+        for codec in [
+            Compression::Gzip,
+            Compression::Xz,
+            Compression::Zstd,
+            Compression::Lz4,
+            Compression::Lzo,
+        ] {
+            let mut stored = Vec::new();
+            let mut compressor = Encoding::new(codec, block_size).compressor().unwrap();
+            assert!(
+                compressor.compress(&short, &mut stored).unwrap(),
+                "{codec:?}"
+            );
+            // The compressed block at 64, the same bytes as they are after it.
+            let mut image = vec![0u8; 64];
+            image.extend(&stored);
+            let raw_at = image.len() as u64;
+            image.extend(&short);
+            let r = reader(&image, codec, block_size);
+            for (pos, stored, compressed) in [
+                (64, stored.len() as u32, true),
+                (raw_at, short.len() as u32, false),
+            ] {
+                while r.cache().spare(block_size as usize).capacity() > 0 {}
+                let stale = r
+                    .cache()
+                    .get_or_fill(1 << 40, block_size as usize, || {
+                        Ok(vec![0xA5; block_size as usize])
+                    })
+                    .unwrap();
+                let stale_at = stale.as_ptr();
+                drop(stale);
+                r.cache().forget(1 << 40);
+                let block = r.data_block(pos, DataBlock { stored, compressed }).unwrap();
+                assert!(*block == short, "{codec:?} compressed={compressed}");
+                assert_eq!(block.as_ptr(), stale_at, "{codec:?}: not the kept buffer");
+            }
+        }
+    }
+}
