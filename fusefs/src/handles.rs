@@ -18,65 +18,88 @@ pub struct OpenFile {
     pub data: FileData,
     /// Its sequential readers, for the prefetch.
     pub streams: Streams,
-    /// Blocks whose push into the kernel's page cache is queued or under way, one bit each.
+    /// Blocks whose push into the kernel's page cache is queued or under way.
     /// Only in-flight pushes are remembered: the kernel may drop pushed pages at any time
     /// (memory pressure, `POSIX_FADV_DONTNEED`), and a READ for a block means some of its
     /// pages are missing, so once a push is done the block may be pushed again.
-    pushing: Vec<AtomicU64>,
-    /// Blocks a READ's answer held whole since their prefetch was queued, one bit each:
-    /// the prefetch threads skip them (decoding one would only put it back in the block
-    /// cache, which let it go: see `Fs::answered_whole`).
-    answered: Vec<AtomicU64>,
+    pushing: BlockBits,
+    /// Blocks a READ's answer held whole since their prefetch was queued: the prefetch
+    /// threads skip them (decoding one would only put it back in the block cache, which
+    /// let it go: see `Fs::answered_whole`).
+    answered: BlockBits,
 }
 
 impl OpenFile {
     pub fn new(node: u64, inode: MetaRef, data: FileData) -> Self {
-        let words = data.block_count().div_ceil(64) + 1;
+        let blocks = data.block_count();
         OpenFile {
             node,
             inode,
             data,
             streams: Streams::default(),
-            pushing: (0..words).map(|_| AtomicU64::new(0)).collect(),
-            answered: (0..words).map(|_| AtomicU64::new(0)).collect(),
+            pushing: BlockBits::new(blocks),
+            answered: BlockBits::new(blocks),
         }
     }
 
     /// Block `index` is queued for the prefetch: it has not been answered since.
     pub fn prefetch_queued(&self, index: usize) {
-        if let Some(word) = self.answered.get(index / 64) {
-            word.fetch_and(!(1u64 << (index % 64)), Ordering::AcqRel);
-        }
+        self.answered.clear(index);
     }
 
     /// A READ's answer held block `index` whole.
     pub fn answered(&self, index: usize) {
-        if let Some(word) = self.answered.get(index / 64) {
-            word.fetch_or(1u64 << (index % 64), Ordering::AcqRel);
-        }
+        self.answered.set(index);
     }
 
     /// Whether a READ's answer held block `index` whole since its prefetch was queued.
     pub fn answered_since_queued(&self, index: usize) -> bool {
-        self.answered
-            .get(index / 64)
-            .is_some_and(|word| word.load(Ordering::Acquire) & (1u64 << (index % 64)) != 0)
+        self.answered.get(index)
     }
 
     /// Marks a push of block `index` in flight; false if one already is.
     pub fn start_push(&self, index: usize) -> bool {
-        let Some(word) = self.pushing.get(index / 64) else {
-            return false;
-        };
-        let bit = 1u64 << (index % 64);
-        word.fetch_or(bit, Ordering::AcqRel) & bit == 0
+        self.pushing.set(index)
     }
 
     /// The push of block `index` is over (done, failed or dropped).
     pub fn end_push(&self, index: usize) {
-        if let Some(word) = self.pushing.get(index / 64) {
+        self.pushing.clear(index);
+    }
+}
+
+/// One bit per block of a file, shared by threads. Blocks past the file's have no bit:
+/// they read as clear and cannot be set.
+struct BlockBits(Vec<AtomicU64>);
+
+impl BlockBits {
+    fn new(blocks: usize) -> Self {
+        BlockBits(
+            (0..blocks.div_ceil(64) + 1)
+                .map(|_| AtomicU64::new(0))
+                .collect(),
+        )
+    }
+
+    /// Sets block `index`'s bit; true if it was clear.
+    fn set(&self, index: usize) -> bool {
+        let bit = 1u64 << (index % 64);
+        self.0
+            .get(index / 64)
+            .is_some_and(|word| word.fetch_or(bit, Ordering::AcqRel) & bit == 0)
+    }
+
+    fn clear(&self, index: usize) {
+        if let Some(word) = self.0.get(index / 64) {
             word.fetch_and(!(1u64 << (index % 64)), Ordering::AcqRel);
         }
+    }
+
+    fn get(&self, index: usize) -> bool {
+        let bit = 1u64 << (index % 64);
+        self.0
+            .get(index / 64)
+            .is_some_and(|word| word.load(Ordering::Acquire) & bit != 0)
     }
 }
 
